@@ -1,0 +1,245 @@
+// Package config reads Lanyard's settings from LANYARD_* environment variables
+// into one validated Config. getenv is injected so tests never touch the process
+// environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lanyard-id/lanyard/internal/password"
+	"github.com/lanyard-id/lanyard/keys"
+)
+
+// MinSecretBytes is the shortest LANYARD_SECRET accepted: it keys the AEAD that
+// protects private signing keys and the refresh-token MAC.
+const MinSecretBytes = 32
+
+// Config is every setting Lanyard reads at start.
+type Config struct {
+	DatabaseURL string // "" means the embedded SQLite database in DataDir
+	DataDir     string
+	Addr        string
+	Issuer      string
+	Audience    string
+	Secret      []byte // nil with the embedded default: generated into DataDir at first start
+
+	AccessTTL          time.Duration
+	RefreshIdleTTL     time.Duration
+	RefreshAbsoluteTTL time.Duration
+	RefreshReuseGrace  time.Duration
+
+	SigningAlg keys.Algorithm
+
+	PasswordMinLength int // Unicode code points
+	PasswordMaxLength int
+	Argon2            password.Params
+	HashConcurrency   int           // argon2 hashes allowed at once
+	HashQueueWait     time.Duration // how long a request waits for a hashing slot before 503
+
+	CORSOrigins []string
+
+	MigrateOnStart  bool
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string // "json" or "text"
+}
+
+// Embedded reports whether Lanyard runs on the embedded SQLite database.
+func (c Config) Embedded() bool { return c.DatabaseURL == "" }
+
+// SQLitePath is the embedded database file.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "lanyard.db") }
+
+// Error names the variable whose value was rejected; its message is the single
+// line start-up prints.
+type Error struct {
+	Variable string
+	Reason   string
+}
+
+func (e *Error) Error() string { return e.Variable + ": " + e.Reason }
+
+// Load reads and validates the configuration. The first bad value stops it.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		DatabaseURL:        r.str("LANYARD_DATABASE_URL", ""),
+		DataDir:            r.str("LANYARD_DATA_DIR", "./lanyard-data"),
+		Addr:               r.str("LANYARD_ADDR", "127.0.0.1:8080"),
+		Issuer:             r.str("LANYARD_ISSUER", "http://localhost:8080"),
+		AccessTTL:          r.duration("LANYARD_ACCESS_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
+		RefreshIdleTTL:     r.duration("LANYARD_REFRESH_IDLE_TTL", 168*time.Hour, time.Minute, 10*365*24*time.Hour),
+		RefreshAbsoluteTTL: r.duration("LANYARD_REFRESH_ABSOLUTE_TTL", 720*time.Hour, time.Minute, 10*365*24*time.Hour),
+		RefreshReuseGrace:  r.duration("LANYARD_REFRESH_REUSE_GRACE", 10*time.Second, 0, 5*time.Minute),
+		PasswordMinLength:  r.integer("LANYARD_PASSWORD_MIN_LENGTH", 15, 8, 64),
+		PasswordMaxLength:  r.integer("LANYARD_PASSWORD_MAX_LENGTH", 1024, 64, 1024),
+		Argon2: password.Params{
+			MemoryKiB: uint32(r.integer("LANYARD_ARGON2_MEMORY_KIB", int(password.DefaultParams().MemoryKiB), 8*1024, 1024*1024)),
+			Time:      uint32(r.integer("LANYARD_ARGON2_TIME", int(password.DefaultParams().Time), 1, 16)),
+			Threads:   uint8(r.integer("LANYARD_ARGON2_THREADS", int(password.DefaultParams().Threads), 1, 16)),
+		},
+		HashConcurrency: r.integer("LANYARD_HASH_CONCURRENCY", runtime.NumCPU(), 1, 1024),
+		HashQueueWait:   r.duration("LANYARD_HASH_QUEUE_WAIT", 2*time.Second, 0, time.Minute),
+		MigrateOnStart:  r.boolean("LANYARD_MIGRATE", true),
+		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
+		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
+	}
+	c.Audience = r.str("LANYARD_AUDIENCE", c.Issuer)
+	if alg := r.str("LANYARD_SIGNING_ALG", string(keys.ES256)); r.err == nil {
+		parsed, err := keys.ParseAlgorithm(alg)
+		if err != nil {
+			r.fail("LANYARD_SIGNING_ALG", "must be ES256, EdDSA or RS256")
+		}
+		c.SigningAlg = parsed
+	}
+	if origins := r.str("LANYARD_CORS_ORIGINS", ""); origins != "" && r.err == nil {
+		c.CORSOrigins = r.origins("LANYARD_CORS_ORIGINS", origins)
+	}
+	if secret := getenv("LANYARD_SECRET"); secret != "" {
+		c.Secret = []byte(secret)
+	}
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	return c, c.validate()
+}
+
+// validate checks the rules that join several settings.
+func (c Config) validate() error {
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return &Error{"LANYARD_DATABASE_URL", "must be a postgres:// URL (leave it unset for the embedded database)"}
+		}
+		if len(c.Secret) == 0 {
+			return &Error{"LANYARD_SECRET", fmt.Sprintf("is required with LANYARD_DATABASE_URL: set at least %d random bytes, e.g. `openssl rand -base64 48`", MinSecretBytes)}
+		}
+	}
+	if c.Secret != nil && len(c.Secret) < MinSecretBytes {
+		return &Error{"LANYARD_SECRET", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.Secret))}
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return &Error{"LANYARD_ADDR", "must be host:port, e.g. 127.0.0.1:8080"}
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
+		return &Error{"LANYARD_ISSUER", "must be an absolute http(s) URL without query, fragment or trailing slash"}
+	}
+	if strings.TrimSpace(c.Audience) == "" {
+		return &Error{"LANYARD_AUDIENCE", "must not be blank"}
+	}
+	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
+		return &Error{"LANYARD_REFRESH_ABSOLUTE_TTL", "must be at least LANYARD_REFRESH_IDLE_TTL"}
+	}
+	if c.PasswordMinLength > c.PasswordMaxLength {
+		return &Error{"LANYARD_PASSWORD_MIN_LENGTH", "must not exceed LANYARD_PASSWORD_MAX_LENGTH"}
+	}
+	if err := c.Argon2.Validate(); err != nil {
+		return &Error{"LANYARD_ARGON2_MEMORY_KIB", err.Error()}
+	}
+	return nil
+}
+
+// reader parses variables and keeps the first failure, so Load reads straight
+// through and reports one clear line.
+type reader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *reader) fail(name, reason string) {
+	if r.err == nil {
+		r.err = &Error{name, reason}
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("must be a Go duration such as %s", def))
+		return def
+	}
+	if d < lo || d > hi {
+		r.fail(name, fmt.Sprintf("must be between %s and %s", lo, hi))
+		return def
+	}
+	return d
+}
+
+func (r *reader) integer(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+		return def
+	}
+	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "must be true or false")
+		return def
+	}
+	return b
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := r.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, "must be one of "+strings.Join(allowed, ", "))
+	return def
+}
+
+// origins parses a comma-separated list of exact browser origins
+// (scheme://host[:port]); anything else would never match an Origin header.
+func (r *reader) origins(name, list string) []string {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			r.fail(name, "each origin must look like https://app.example.com (scheme, host, optional port; no path)")
+			return nil
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// ErrNoSecret tells the caller to generate a dev secret (embedded mode only).
+var ErrNoSecret = errors.New("config: no secret configured")

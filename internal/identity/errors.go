@@ -1,0 +1,68 @@
+package identity
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, snake_case error code that clients may branch on. The HTTP
+// layer maps each code to a status in one table.
+type Code string
+
+const (
+	CodeValidation          Code = "validation_failed"
+	CodeInvalidCredentials  Code = "invalid_credentials"
+	CodeEmailTaken          Code = "email_taken"
+	CodeInvalidRefreshToken Code = "invalid_refresh_token"
+	CodeRefreshTokenReused  Code = "refresh_token_reused"
+	CodeSessionExpired      Code = "session_expired"
+	CodeUnauthorized        Code = "unauthorized"
+	CodeUnavailable         Code = "unavailable"
+	CodeInternal            Code = "internal"
+)
+
+// FieldError names a rejected field without echoing its value.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+// Error is the one error type use cases return to callers.
+type Error struct {
+	Code    Code
+	Message string // safe to show to a client
+	Fields  []FieldError
+	cause   error // logged, never shown
+}
+
+func (e *Error) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.cause)
+	}
+	return string(e.Code) + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// ErrorCode returns the code of err, CodeInternal for anything that is not an *Error.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Sentinels a Store returns.
+var (
+	ErrNotFound   = errors.New("identity: not found")
+	ErrEmailTaken = errors.New("identity: email taken")
+)
+
+func internal(cause error) *Error {
+	return &Error{Code: CodeInternal, Message: "internal error", cause: cause}
+}
+
+func invalidRefreshToken() *Error {
+	return &Error{Code: CodeInvalidRefreshToken, Message: "the refresh token is invalid or has been revoked"}
+}

@@ -1,0 +1,301 @@
+package identity
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lanyard-id/lanyard/internal/password"
+)
+
+// Config holds the rules the use cases enforce.
+type Config struct {
+	Issuer             string
+	Audience           string
+	AccessTTL          time.Duration
+	RefreshIdleTTL     time.Duration
+	RefreshAbsoluteTTL time.Duration
+	RefreshReuseGrace  time.Duration
+	PasswordMinLength  int // code points
+	PasswordMaxLength  int
+	// Secret is LANYARD_SECRET; the refresh-token MAC key is derived from it.
+	Secret []byte
+}
+
+// Service runs the use cases. It is safe for concurrent use.
+type Service struct {
+	cfg     Config
+	store   Store
+	hasher  Hasher
+	signer  Signer
+	refresh refreshTokenCodec
+	log     *slog.Logger
+	// Now is the clock; tests replace it to hit lifetime edges exactly.
+	Now func() time.Time
+}
+
+// NewService wires the use cases to their dependencies.
+func NewService(cfg Config, store Store, hasher Hasher, signer Signer, log *slog.Logger) (*Service, error) {
+	key, err := hkdf.Key(sha256.New, cfg.Secret, nil, "lanyard refresh-token mac v1", sha256.Size)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		cfg: cfg, store: store, hasher: hasher, signer: signer,
+		refresh: refreshTokenCodec{key: key},
+		log:     log,
+		Now:     Now,
+	}, nil
+}
+
+// Now is the production clock: UTC, truncated to the microsecond precision
+// both databases keep, so what is stored reads back equal.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Client describes the caller for the session record.
+type Client struct {
+	UserAgent string
+	IP        string
+}
+
+// Tokens is what signup, login and refresh return.
+type Tokens struct {
+	AccessToken      string
+	ExpiresIn        time.Duration
+	RefreshToken     string
+	RefreshExpiresIn time.Duration
+	User             User
+}
+
+// SignUpInput is the signup request.
+type SignUpInput struct {
+	Email    string
+	Password string
+	Name     *string
+}
+
+// SignUp creates an account and its first session.
+func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (Tokens, error) {
+	email, emailErr := normaliseEmail(in.Email)
+	var fields []FieldError
+	if emailErr != nil {
+		fields = append(fields, *emailErr)
+	}
+	if f := s.checkNewPassword("password", in.Password); f != nil {
+		fields = append(fields, *f)
+	}
+	name, nameErr := normaliseName(in.Name)
+	if nameErr != nil {
+		fields = append(fields, *nameErr)
+	}
+	if len(fields) > 0 {
+		return Tokens{}, &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: fields}
+	}
+	hash, err := s.hasher.Hash(ctx, in.Password)
+	if err != nil {
+		return Tokens{}, hashError(err)
+	}
+	now := s.Now()
+	user := User{ID: uuid.NewString(), Email: email, Name: name, CreatedAt: now}
+	session, token, err := s.newSession(user.ID, now, client)
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	if err := s.store.CreateUser(ctx, user, hash, session); err != nil {
+		if errors.Is(err, ErrEmailTaken) {
+			return Tokens{}, &Error{Code: CodeEmailTaken, Message: "an account with this email already exists"}
+		}
+		return Tokens{}, internal(err)
+	}
+	return s.issue(user, token, session.ExpiresAt, now)
+}
+
+// LogIn checks credentials and opens a session. An unknown email costs the
+// same hash work as a wrong password and fails with the same error.
+func (s *Service) LogIn(ctx context.Context, email, password string, client Client) (Tokens, error) {
+	invalid := &Error{Code: CodeInvalidCredentials, Message: "the email or password is incorrect"}
+	normalised, emailErr := normaliseEmail(email)
+	if emailErr != nil || len([]rune(password)) > s.cfg.PasswordMaxLength {
+		// Still spend the hash so malformed input is not a faster oracle.
+		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			return Tokens{}, hashError(err)
+		}
+		return Tokens{}, invalid
+	}
+	user, hash, err := s.store.FindCredentials(ctx, normalised)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+			return Tokens{}, hashError(err)
+		}
+		return Tokens{}, invalid
+	case err != nil:
+		return Tokens{}, internal(err)
+	}
+	ok, needsRehash, err := s.hasher.Verify(ctx, password, hash)
+	if err != nil {
+		return Tokens{}, hashError(err)
+	}
+	if !ok {
+		return Tokens{}, invalid
+	}
+	now := s.Now()
+	if needsRehash {
+		s.rehash(ctx, user.ID, password, now)
+	}
+	session, token, err := s.newSession(user.ID, now, client)
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	if err := s.store.CreateSession(ctx, session); err != nil {
+		return Tokens{}, internal(err)
+	}
+	return s.issue(user, token, session.ExpiresAt, now)
+}
+
+// rehash upgrades a stored hash to the configured argon2 parameters. It is
+// best effort: the login has already succeeded and must not fail because of it.
+func (s *Service) rehash(ctx context.Context, userID, password string, now time.Time) {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err == nil {
+		err = s.store.SetPasswordHash(ctx, userID, hash, now)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "password rehash skipped", "user_id", userID, "error", err)
+	}
+}
+
+// Refresh rotates a refresh token. The success path is one store statement.
+func (s *Service) Refresh(ctx context.Context, presented string) (Tokens, error) {
+	tok, ok := s.refresh.decode(presented)
+	if !ok {
+		return Tokens{}, invalidRefreshToken()
+	}
+	now := s.Now()
+	rot, err := s.store.RotateSession(ctx, RotateRequest{
+		SessionID:  tok.sessionID.String(),
+		SecretHash: tok.secretHash(),
+		Generation: tok.generation,
+		Now:        now,
+		GraceStart: now.Add(-s.cfg.RefreshReuseGrace),
+		IdleCutoff: now.Add(-s.cfg.RefreshIdleTTL),
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Tokens{}, s.explainRefreshFailure(ctx, tok, now)
+	}
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	if rot.Reused {
+		s.log.WarnContext(ctx, "refresh token reuse: session revoked",
+			"session_id", tok.sessionID.String(), "user_id", rot.User.ID, "presented_generation", tok.generation, "live_generation", rot.Generation)
+		return Tokens{}, reused()
+	}
+	tok.generation = rot.Generation
+	return s.issue(rot.User, tok, rot.ExpiresAt, now)
+}
+
+func reused() *Error {
+	return &Error{Code: CodeRefreshTokenReused, Message: "this refresh token was already used; the session has been revoked"}
+}
+
+// explainRefreshFailure runs only when rotation matched nothing, to pick the
+// error code a client can act on.
+func (s *Service) explainRefreshFailure(ctx context.Context, tok refreshToken, now time.Time) error {
+	st, err := s.store.SessionState(ctx, tok.sessionID.String(), tok.secretHash())
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return internal(err)
+	case !st.Exists:
+		return invalidRefreshToken()
+	case st.RevokeReason == "reuse":
+		return reused()
+	case st.RevokeReason != "":
+		return invalidRefreshToken()
+	case !now.Before(st.ExpiresAt) || !st.LastUsedAt.After(now.Add(-s.cfg.RefreshIdleTTL)):
+		return &Error{Code: CodeSessionExpired, Message: "the session has expired; sign in again"}
+	default:
+		// A generation newer than the live one cannot be minted without the
+		// server key; treat it like any other unusable token.
+		return invalidRefreshToken()
+	}
+}
+
+// LogOut ends the session a refresh token belongs to. It is idempotent and
+// says nothing about whether the token was valid.
+func (s *Service) LogOut(ctx context.Context, presented string) error {
+	tok, ok := s.refresh.decode(presented)
+	if !ok {
+		return nil
+	}
+	if err := s.store.RevokeSession(ctx, tok.sessionID.String(), tok.secretHash(), "logout", s.Now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// Me returns the user an access token names, fresh from the store.
+func (s *Service) Me(ctx context.Context, claims AccessClaims) (User, error) {
+	user, err := s.store.UserByID(ctx, claims.Subject)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, &Error{Code: CodeUnauthorized, Message: "the access token's user no longer exists"}
+	}
+	if err != nil {
+		return User{}, internal(err)
+	}
+	return user, nil
+}
+
+func (s *Service) newSession(userID string, now time.Time, client Client) (NewSession, refreshToken, error) {
+	secret, err := newSessionSecret()
+	if err != nil {
+		return NewSession{}, refreshToken{}, err
+	}
+	tok := refreshToken{sessionID: uuid.New(), secret: secret}
+	return NewSession{
+		ID:         tok.sessionID.String(),
+		UserID:     userID,
+		SecretHash: tok.secretHash(),
+		CreatedAt:  now,
+		ExpiresAt:  now.Add(s.cfg.RefreshAbsoluteTTL),
+		UserAgent:  truncate(client.UserAgent, 512),
+		IP:         truncate(client.IP, 45),
+	}, tok, nil
+}
+
+// issue mints the access token and encodes the refresh token of tok's generation.
+func (s *Service) issue(user User, tok refreshToken, sessionExpiresAt, now time.Time) (Tokens, error) {
+	access, err := s.mintAccessToken(user, tok.sessionID.String(), now)
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	refreshLife := min(sessionExpiresAt.Sub(now), s.cfg.RefreshIdleTTL)
+	return Tokens{
+		AccessToken:      access,
+		ExpiresIn:        s.cfg.AccessTTL,
+		RefreshToken:     s.refresh.encode(tok),
+		RefreshExpiresIn: refreshLife,
+		User:             user,
+	}, nil
+}
+
+func hashError(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, password.ErrBusy) {
+		return &Error{Code: CodeUnavailable, Message: "too many sign-ins in progress; retry shortly", cause: err}
+	}
+	return internal(err)
+}
+
+// truncate keeps at most n bytes of s without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

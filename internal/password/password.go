@@ -1,0 +1,353 @@
+// Package password hashes and verifies user passwords with argon2id, stored
+// as PHC strings, behind a cap on how many hashes may run at once.
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Params are argon2id cost parameters.
+type Params struct {
+	MemoryKiB uint32 // default 19456 (OWASP / contract)
+	Time      uint32 // default 2
+	Threads   uint8  // default 1
+}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+
+	// maxMemoryKiB is 4 GiB: the most a sane configuration could ask for.
+	maxMemoryKiB = 4 * 1024 * 1024
+
+	// Limits on what a stored PHC string may ask of us. A stored string is
+	// input we did not necessarily produce (imports, a tampered row), and
+	// its m/t/p decide how much memory and CPU one Verify burns while
+	// holding a slot. The limits sit far above any cost a login path can
+	// afford (1 GiB is ~54x the 19 MiB default; t=16 is 8x the default),
+	// so they never reject an honest hash, yet one hostile row costs at
+	// most 1 GiB instead of the 4 GiB argon2's uint32 KiB allows. A hasher
+	// configured above a limit still accepts its own parameters.
+	parseMaxMemoryKiB = 1024 * 1024
+	parseMaxTime      = 16
+	parseMaxThreads   = 16
+
+	// Salt and key lengths accepted from stored strings: 8 bytes is the
+	// argon2 minimum salt, 16 the usual minimum tag; 64 bounds both.
+	minSaltLen, maxSaltLen = 8, 64
+	minKeyLen, maxKeyLen   = 16, 64
+
+	// maxPHCLen bounds the input before any splitting or decoding; the
+	// longest acceptable string is well under 200 bytes.
+	maxPHCLen = 256
+)
+
+// DefaultParams returns the OWASP-recommended argon2id parameters
+// (19 MiB, 2 passes, 1 lane) that the service contract specifies.
+func DefaultParams() Params {
+	return Params{MemoryKiB: 19456, Time: 2, Threads: 1}
+}
+
+// Validate reports whether p is usable: argon2 needs at least 8 KiB per lane
+// and at least one pass and lane; more than 4 GiB is treated as a typo.
+func (p Params) Validate() error {
+	switch {
+	case p.Threads < 1:
+		return errors.New("password: Threads must be at least 1")
+	case p.Time < 1:
+		return errors.New("password: Time must be at least 1")
+	case p.MemoryKiB < 8*uint32(p.Threads):
+		return fmt.Errorf("password: MemoryKiB must be at least 8*Threads (%d)", 8*uint32(p.Threads))
+	case p.MemoryKiB > maxMemoryKiB:
+		return fmt.Errorf("password: MemoryKiB must be at most %d (4 GiB)", maxMemoryKiB)
+	}
+	return nil
+}
+
+// ErrBusy is returned when the bounded wait for a hashing slot expires, so
+// overload turns into a fast 503 instead of an ever-growing queue.
+var ErrBusy = errors.New("password: too many hashes in progress")
+
+// Hasher hashes and verifies passwords. It is safe for concurrent use.
+type Hasher struct {
+	params  Params
+	sem     chan struct{} // buffered-channel semaphore: one token per running hash
+	maxWait time.Duration
+
+	// Parse limits: the package limits, raised to the hasher's own
+	// parameters so it can always verify what it produced.
+	limMemory  uint32
+	limTime    uint32
+	limThreads uint32
+
+	dummy    string // PHC of a random password, for VerifyDummy
+	inFlight atomic.Int64
+
+	// testHook, if set, runs while a slot is held, before the argon2 work.
+	// Tests use it to hold slots and observe InFlight without sleeping.
+	testHook func()
+}
+
+// NewHasher returns a Hasher using p. maxConcurrent is how many hashes may
+// run at once (<= 0 means runtime.NumCPU()), because each hash pins a core
+// and MemoryKiB of RAM. maxWait is how long a caller waits for a slot before
+// ErrBusy; 0 means do not wait at all, negative is an error.
+func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if maxWait < 0 {
+		return nil, errors.New("password: maxWait must not be negative")
+	}
+	if maxConcurrent <= 0 {
+		maxConcurrent = runtime.NumCPU()
+	}
+	h := &Hasher{
+		sem:     make(chan struct{}, maxConcurrent),
+		maxWait: maxWait,
+	}
+	h.setParams(p)
+	// A random secret nobody knows, so VerifyDummy can never succeed.
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("password: reading random secret: %w", err)
+	}
+	dummy, err := h.hash(string(secret))
+	if err != nil {
+		return nil, err
+	}
+	h.dummy = dummy
+	return h, nil
+}
+
+// setParams sets the parameters and the parse limits derived from them.
+func (h *Hasher) setParams(p Params) {
+	h.params = p
+	h.limMemory = max(parseMaxMemoryKiB, p.MemoryKiB)
+	h.limTime = max(parseMaxTime, p.Time)
+	h.limThreads = max(parseMaxThreads, uint32(p.Threads))
+}
+
+// Normalize returns the NFKC form of password, so that visually identical
+// input (ligatures, fullwidth forms, composed vs decomposed accents) typed on
+// different keyboards hashes the same.
+func Normalize(password string) string {
+	return norm.NFKC.String(password)
+}
+
+// CodePoints counts Unicode code points after normalisation; length rules
+// are in code points because bytes penalise non-Latin scripts.
+func CodePoints(password string) int {
+	return utf8.RuneCountInString(Normalize(password))
+}
+
+// InFlight returns how many hashes are running now.
+func (h *Hasher) InFlight() int {
+	return int(h.inFlight.Load())
+}
+
+// Hash NFKC-normalises password and returns its PHC string:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return h.hash(password)
+}
+
+// Verify NFKC-normalises password and checks it against phc in constant
+// time. needsRehash is true when ok and the stored parameters (or salt/key
+// length) differ from the hasher's; it is never true for a wrong password, so
+// a caller cannot be tricked into storing an attacker's password as a rehash.
+// A malformed or unsupported phc returns an error before taking a slot.
+func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok bool, needsRehash bool, err error) {
+	d, err := h.parse(phc)
+	if err != nil {
+		return false, false, err
+	}
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	if !h.check(password, d) {
+		return false, false, nil
+	}
+	return true, d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
+}
+
+// VerifyDummy does the same work as Verify against a hash made at
+// construction with the current parameters and always reports a mismatch.
+// Used for unknown accounts so they cost the same as wrong passwords and
+// response time does not reveal which emails exist.
+func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	_, _, err := h.Verify(ctx, password, h.dummy)
+	return err
+}
+
+// acquire takes a slot, waiting at most maxWait. A context that is already
+// done wins even if a slot is free, so cancelled requests do no work.
+func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case h.sem <- struct{}{}:
+	default:
+		// Slow path only: avoid a timer per call when a slot is free.
+		if h.maxWait == 0 {
+			return nil, ErrBusy
+		}
+		t := time.NewTimer(h.maxWait)
+		defer t.Stop()
+		select {
+		case h.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+			return nil, ErrBusy
+		}
+	}
+	// Counted only while the token is held, so InFlight never exceeds the cap.
+	h.inFlight.Add(1)
+	if h.testHook != nil {
+		h.testHook()
+	}
+	return func() {
+		h.inFlight.Add(-1)
+		<-h.sem
+	}, nil
+}
+
+// hash does the argon2 work without the cap.
+func (h *Hasher) hash(password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("password: reading salt: %w", err)
+	}
+	p := h.params
+	key := argon2.IDKey([]byte(Normalize(password)), salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.MemoryKiB, p.Time, p.Threads,
+		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// decoded is a parsed PHC string.
+type decoded struct {
+	params Params
+	salt   []byte
+	key    []byte
+}
+
+// check recomputes the key with the stored parameters and salt.
+func (h *Hasher) check(password string, d decoded) bool {
+	p := d.params
+	got := argon2.IDKey([]byte(Normalize(password)), d.salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(d.key)))
+	return subtle.ConstantTimeCompare(got, d.key) == 1
+}
+
+// b64 is the PHC encoding. Strict rejects non-zero trailing bits; the
+// re-encode check in decodeB64 also rejects the CR/LF it would skip.
+var b64 = base64.RawStdEncoding.Strict()
+
+// errMalformed wraps every parse failure so callers can tell bad data apart.
+var errMalformed = errors.New("password: malformed PHC string")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errMalformed, fmt.Sprintf(format, args...))
+}
+
+// parse accepts exactly $argon2id$v=19$m=M,t=T,p=P$salt$key, with canonical
+// decimals and base64, and parameters within the hasher's limits.
+func (h *Hasher) parse(phc string) (decoded, error) {
+	var d decoded
+	if len(phc) > maxPHCLen {
+		return d, malformed("longer than %d bytes", maxPHCLen)
+	}
+	parts := strings.Split(phc, "$")
+	if len(parts) != 6 || parts[0] != "" {
+		return d, malformed("want 5 '$'-separated fields")
+	}
+	if parts[1] != "argon2id" {
+		return d, fmt.Errorf("password: unsupported algorithm %q", parts[1])
+	}
+	if parts[2] != "v=19" {
+		return d, fmt.Errorf("password: unsupported argon2 version %q", parts[2])
+	}
+	kv := strings.Split(parts[3], ",")
+	if len(kv) != 3 {
+		return d, malformed("want parameters m,t,p")
+	}
+	m, err := param(kv[0], "m", h.limMemory)
+	if err != nil {
+		return d, err
+	}
+	t, err := param(kv[1], "t", h.limTime)
+	if err != nil {
+		return d, err
+	}
+	p, err := param(kv[2], "p", h.limThreads)
+	if err != nil {
+		return d, err
+	}
+	// param already rejected t or p of zero, on which argon2.IDKey panics.
+	if m < 8*p {
+		return d, malformed("m=%d below 8*p", m)
+	}
+	d.params = Params{MemoryKiB: m, Time: t, Threads: uint8(p)} // p <= limThreads <= 255
+	if d.salt, err = decodeB64(parts[4], "salt", minSaltLen, maxSaltLen); err != nil {
+		return d, err
+	}
+	if d.key, err = decodeB64(parts[5], "hash", minKeyLen, maxKeyLen); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// param parses "name=N" with N a canonical decimal (no sign, no leading
+// zeros) in [1, limit].
+func param(s, name string, limit uint32) (uint32, error) {
+	v, ok := strings.CutPrefix(s, name+"=")
+	if !ok {
+		return 0, malformed("want %s= in %q", name, s)
+	}
+	if v == "" || (len(v) > 1 && v[0] == '0') {
+		return 0, malformed("non-canonical %s value %q", name, v)
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0, malformed("bad %s value %q", name, v)
+	}
+	if n < 1 || n > uint64(limit) {
+		return 0, malformed("%s=%d outside [1, %d]", name, n, limit)
+	}
+	return uint32(n), nil
+}
+
+// decodeB64 decodes canonical unpadded standard base64 of a bounded length.
+func decodeB64(s, what string, minLen, maxLen int) ([]byte, error) {
+	b, err := b64.DecodeString(s)
+	if err != nil || b64.EncodeToString(b) != s {
+		return nil, malformed("bad base64 %s", what)
+	}
+	if len(b) < minLen || len(b) > maxLen {
+		return nil, malformed("%s length %d outside [%d, %d]", what, len(b), minLen, maxLen)
+	}
+	return b, nil
+}

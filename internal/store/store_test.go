@@ -1,0 +1,265 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/store"
+	"github.com/lanyard-id/lanyard/internal/testdb"
+)
+
+const testHash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+
+var t0 = time.Date(2026, 11, 21, 12, 0, 0, 123456000, time.UTC)
+
+// TestConformance runs one suite against every database Lanyard supports.
+func TestConformance(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			s := testdb.Open(t, d)
+			t.Run("users", func(t *testing.T) { testUsers(t, s) })
+			t.Run("rotation", func(t *testing.T) { testRotation(t, s) })
+			t.Run("revocation", func(t *testing.T) { testRevocation(t, s) })
+			t.Run("signing keys", func(t *testing.T) { testSigningKeys(t, s) })
+		})
+	}
+}
+
+type fixture struct {
+	user    identity.User
+	session identity.NewSession
+}
+
+func newFixture(email string) fixture {
+	secret := sha256.Sum256([]byte(uuid.NewString()))
+	name := "Ada Lovelace"
+	u := identity.User{ID: uuid.NewString(), Email: email, Name: &name, CreatedAt: t0}
+	return fixture{user: u, session: identity.NewSession{
+		ID: uuid.NewString(), UserID: u.ID, SecretHash: secret[:],
+		CreatedAt: t0, ExpiresAt: t0.Add(720 * time.Hour), UserAgent: "test-agent/1.0", IP: "127.0.0.1",
+	}}
+}
+
+func create(t *testing.T, s *store.Store, email string) fixture {
+	t.Helper()
+	f := newFixture(email)
+	require.NoError(t, s.CreateUser(context.Background(), f.user, testHash, f.session))
+	return f
+}
+
+func countRows(t *testing.T, s *store.Store, table, where string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, s.DB().Table(table).Where(where, args...).Count(&n).Error)
+	return n
+}
+
+func testUsers(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := create(t, s, "ada@example.com")
+
+	got, hash, err := s.FindCredentials(ctx, "ada@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, testHash, hash)
+	assert.Equal(t, f.user, got, "round trip keeps every field, times to the microsecond")
+	assert.Nil(t, got.Profile)
+
+	_, _, err = s.FindCredentials(ctx, "nobody@example.com")
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+
+	byID, err := s.UserByID(ctx, f.user.ID)
+	require.NoError(t, err)
+	assert.Equal(t, f.user, byID)
+	for _, id := range []string{uuid.NewString(), "not-a-uuid", "'; DROP TABLE users; --"} {
+		_, err = s.UserByID(ctx, id)
+		assert.ErrorIs(t, err, identity.ErrNotFound, id)
+	}
+
+	// The unique index ignores case even if a writer forgot to normalise, and
+	// a rejected signup leaves neither the user nor its session behind.
+	dup := newFixture("ADA@example.com")
+	assert.ErrorIs(t, s.CreateUser(ctx, dup.user, testHash, dup.session), identity.ErrEmailTaken)
+	assert.Zero(t, countRows(t, s, "users", "id = ?", dup.user.ID))
+	assert.Zero(t, countRows(t, s, "sessions", "id = ?", dup.session.ID))
+
+	// A session for a user that does not exist violates the foreign key.
+	orphan := newFixture("orphan@example.com")
+	assert.Error(t, s.CreateSession(ctx, orphan.session))
+
+	// CHECK constraints hold even against a buggy writer.
+	assert.Error(t, s.DB().Exec(`INSERT INTO profiles (user_id, python_proficiency, updated_at) VALUES (?, 'guru', ?)`, f.user.ID, t0).Error)
+	assert.Error(t, s.DB().Exec(`INSERT INTO profiles (user_id, python_proficiency, developer_role, updated_at) VALUES (?, 'none', 'student', ?)`, f.user.ID, t0).Error,
+		"completed_at must be set when both answers are")
+
+	require.NoError(t, s.SetPasswordHash(ctx, f.user.ID, testHash+"x", t0))
+	_, hash, err = s.FindCredentials(ctx, "ada@example.com")
+	require.NoError(t, err)
+	assert.Equal(t, testHash+"x", hash)
+}
+
+func rotate(s *store.Store, f fixture, gen int64, now time.Time) (identity.Rotation, error) {
+	return s.RotateSession(context.Background(), identity.RotateRequest{
+		SessionID: f.session.ID, SecretHash: f.session.SecretHash, Generation: gen,
+		Now: now, GraceStart: now.Add(-10 * time.Second), IdleCutoff: now.Add(-168 * time.Hour),
+	})
+}
+
+func testRotation(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := create(t, s, "rot@example.com")
+
+	r, err := rotate(s, f, 0, t0.Add(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), r.Generation)
+	assert.False(t, r.Reused)
+	assert.Equal(t, f.session.ExpiresAt, r.ExpiresAt, "rotation never extends the absolute lifetime")
+	assert.Equal(t, f.user, r.User)
+
+	// The immediate parent inside grace gets the live generation back, unchanged.
+	r, err = rotate(s, f, 0, t0.Add(time.Minute+9*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), r.Generation)
+	assert.False(t, r.Reused)
+
+	// Refresh re-reads the profile.
+	done := t0.Add(2 * time.Minute)
+	require.NoError(t, s.DB().Exec(`INSERT INTO profiles (user_id, python_proficiency, developer_role, completed_at, updated_at) VALUES (?, 'advanced', 'researcher', ?, ?)`,
+		f.user.ID, done, done).Error)
+	r, err = rotate(s, f, 1, t0.Add(3*time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), r.Generation)
+	require.NotNil(t, r.User.Profile)
+	assert.True(t, r.User.ProfileComplete())
+	assert.Equal(t, "advanced", r.User.Profile.PythonProficiency)
+	assert.Equal(t, "researcher", r.User.Profile.DeveloperRole)
+	assert.Equal(t, done, *r.User.Profile.CompletedAt)
+
+	// A wrong secret hash matches nothing and changes nothing.
+	wrong := f
+	wrong.session.SecretHash = make([]byte, 32)
+	_, err = rotate(s, wrong, 2, t0.Add(4*time.Minute))
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+	st, err := s.SessionState(ctx, f.session.ID, f.session.SecretHash)
+	require.NoError(t, err)
+	assert.Empty(t, st.RevokeReason)
+
+	// The parent after grace is reuse: the session is revoked.
+	r, err = rotate(s, f, 1, t0.Add(3*time.Minute+11*time.Second))
+	require.NoError(t, err)
+	assert.True(t, r.Reused)
+	_, err = rotate(s, f, 2, t0.Add(4*time.Minute))
+	assert.ErrorIs(t, err, identity.ErrNotFound, "the live token dies with its session")
+	st, err = s.SessionState(ctx, f.session.ID, f.session.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, "reuse", st.RevokeReason)
+
+	// Two generations old, even within grace, is reuse.
+	g := create(t, s, "grand@example.com")
+	for gen := int64(0); gen < 2; gen++ {
+		_, err = rotate(s, g, gen, t0.Add(time.Duration(gen+1)*time.Second))
+		require.NoError(t, err)
+	}
+	r, err = rotate(s, g, 0, t0.Add(3*time.Second))
+	require.NoError(t, err)
+	assert.True(t, r.Reused)
+
+	// Lifetimes: past the absolute end, or idle too long, nothing matches.
+	e := create(t, s, "expiry@example.com")
+	_, err = rotate(s, e, 0, e.session.ExpiresAt)
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+	_, err = rotate(s, e, 0, t0.Add(168*time.Hour))
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+	_, err = rotate(s, e, 0, t0.Add(168*time.Hour-time.Microsecond))
+	assert.NoError(t, err, "one microsecond before the idle cutoff still rotates")
+	st, err = s.SessionState(ctx, e.session.ID, e.session.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, t0.Add(168*time.Hour-time.Microsecond), st.LastUsedAt)
+}
+
+func testRevocation(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := create(t, s, "rev@example.com")
+	wrong := make([]byte, 32)
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, wrong, "logout", t0))
+	st, err := s.SessionState(ctx, f.session.ID, f.session.SecretHash)
+	require.NoError(t, err)
+	assert.Empty(t, st.RevokeReason, "a wrong secret does not end someone else's session")
+
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(time.Second)))
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(2*time.Second)), "idempotent")
+	st, err = s.SessionState(ctx, f.session.ID, f.session.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, "logout", st.RevokeReason)
+	_, err = rotate(s, f, 0, t0.Add(3*time.Second))
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+
+	_, err = s.SessionState(ctx, uuid.NewString(), f.session.SecretHash)
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+}
+
+func testSigningKeys(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	now := t0
+	k := identity.SigningKeyRecord{KID: "kid-1", Alg: "ES256", State: identity.KeyStateCurrent, Sealed: []byte{1, 2, 3}, CreatedAt: now, ActivatedAt: &now}
+	require.NoError(t, s.InsertSigningKey(ctx, k))
+	second := k
+	second.KID = "kid-2"
+	assert.ErrorIs(t, s.InsertSigningKey(ctx, second), identity.ErrKeyConflict, "only one current key")
+	assert.ErrorIs(t, s.InsertSigningKey(ctx, k), identity.ErrKeyConflict, "kid is unique")
+	bad := second
+	bad.State = "bogus"
+	assert.Error(t, s.InsertSigningKey(ctx, bad))
+
+	got, err := s.SigningKeys(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, k.KID, got[0].KID)
+	assert.Equal(t, k.Sealed, got[0].Sealed)
+	assert.Equal(t, now, got[0].CreatedAt)
+	require.NotNil(t, got[0].ActivatedAt)
+	assert.True(t, now.Equal(*got[0].ActivatedAt))
+}
+
+// TestConcurrentRotationPostgres: twenty racing refreshes of one token make
+// one advance and nineteen grace answers, and never revoke.
+func TestConcurrentRotationPostgres(t *testing.T) {
+	s := testdb.Open(t, store.Postgres)
+	f := create(t, s, "race@example.com")
+	const n = 20
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		gens  = make([]int64, n)
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := rotate(s, f, 0, t0.Add(time.Second))
+			gens[i], errs[i] = r.Generation, err
+			if err == nil && r.Reused {
+				gens[i] = -1
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i])
+		assert.Equal(t, int64(1), gens[i], "caller %d", i)
+	}
+	r, err := rotate(s, f, 1, t0.Add(2*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), r.Generation, "the one successor is live")
+}

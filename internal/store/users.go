@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/lanyard-id/lanyard/internal/identity"
+)
+
+// userWithProfile is one row of users LEFT JOIN profiles.
+type userWithProfile struct {
+	ID                string
+	Email             string
+	Name              *string
+	CreatedAt         dbTime
+	PasswordHash      string
+	PythonProficiency *string
+	DeveloperRole     *string
+	CompletedAt       nullTime
+}
+
+func (r userWithProfile) user() identity.User {
+	u := identity.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt.Time}
+	if r.PythonProficiency != nil || r.DeveloperRole != nil {
+		u.Profile = &identity.Profile{CompletedAt: r.CompletedAt.ptr()}
+		if r.PythonProficiency != nil {
+			u.Profile.PythonProficiency = *r.PythonProficiency
+		}
+		if r.DeveloperRole != nil {
+			u.Profile.DeveloperRole = *r.DeveloperRole
+		}
+	}
+	return u
+}
+
+const selectUserWithProfile = `
+SELECT u.id, u.email, u.name, u.created_at, u.password_hash,
+       p.python_proficiency, p.developer_role, p.completed_at
+FROM users u LEFT JOIN profiles p ON p.user_id = u.id
+`
+
+// CreateUser inserts the user and its first session in one transaction, so a
+// failed signup leaves nothing behind.
+func (s *Store) CreateUser(ctx context.Context, u identity.User, passwordHash string, first identity.NewSession) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&userRow{
+			ID: u.ID, Email: u.Email, Name: u.Name, PasswordHash: passwordHash,
+			CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt,
+		}).Error; err != nil {
+			return err
+		}
+		return tx.Create(newSessionRow(first)).Error
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return identity.ErrEmailTaken
+	}
+	return err
+}
+
+// FindCredentials looks a user up by normalised email through the
+// lower(email) unique index.
+func (s *Store) FindCredentials(ctx context.Context, email string) (identity.User, string, error) {
+	var row userWithProfile
+	res := s.db.WithContext(ctx).Raw(selectUserWithProfile+"WHERE lower(u.email) = ?", email).Scan(&row)
+	if res.Error != nil {
+		return identity.User{}, "", res.Error
+	}
+	if res.RowsAffected == 0 {
+		return identity.User{}, "", identity.ErrNotFound
+	}
+	return row.user(), row.PasswordHash, nil
+}
+
+// UserByID returns a user with its profile.
+func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return identity.User{}, identity.ErrNotFound // Postgres would reject a non-UUID with an error
+	}
+	var row userWithProfile
+	res := s.db.WithContext(ctx).Raw(selectUserWithProfile+"WHERE u.id = ?", id).Scan(&row)
+	if res.Error != nil {
+		return identity.User{}, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return identity.User{}, identity.ErrNotFound
+	}
+	return row.user(), nil
+}
+
+// SetPasswordHash replaces a user's password hash.
+func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
+	return s.db.WithContext(ctx).Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, at, userID).Error
+}
