@@ -4,7 +4,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -44,7 +43,9 @@ type Config struct {
 	HashConcurrency   int           // argon2 hashes allowed at once
 	HashQueueWait     time.Duration // how long a request waits for a hashing slot before 503
 
-	CORSOrigins []string
+	CORSOrigins    []string
+	TrustedProxies []string // CIDRs or IPs whose X-Forwarded-For is believed
+	DBMaxConns     int
 
 	MigrateOnStart  bool
 	ShutdownTimeout time.Duration
@@ -88,6 +89,7 @@ func Load(getenv func(string) string) (Config, error) {
 		},
 		HashConcurrency: r.integer("LANYARD_HASH_CONCURRENCY", runtime.NumCPU(), 1, 1024),
 		HashQueueWait:   r.duration("LANYARD_HASH_QUEUE_WAIT", 2*time.Second, 0, time.Minute),
+		DBMaxConns:      r.integer("LANYARD_DB_MAX_CONNS", 20, 2, 1000),
 		MigrateOnStart:  r.boolean("LANYARD_MIGRATE", true),
 		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
 		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
@@ -103,6 +105,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if origins := r.str("LANYARD_CORS_ORIGINS", ""); origins != "" && r.err == nil {
 		c.CORSOrigins = r.origins("LANYARD_CORS_ORIGINS", origins)
+	}
+	if proxies := r.str("LANYARD_TRUSTED_PROXIES", ""); proxies != "" {
+		for _, p := range strings.Split(proxies, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.TrustedProxies = append(c.TrustedProxies, p)
+			}
+		}
 	}
 	if secret := getenv("LANYARD_SECRET"); secret != "" {
 		c.Secret = []byte(secret)
@@ -135,6 +144,13 @@ func (c Config) validate() error {
 	}
 	if strings.TrimSpace(c.Audience) == "" {
 		return &Error{"LANYARD_AUDIENCE", "must not be blank"}
+	}
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				return &Error{"LANYARD_TRUSTED_PROXIES", "must be a comma-separated list of IP addresses or CIDR ranges"}
+			}
+		}
 	}
 	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		return &Error{"LANYARD_REFRESH_ABSOLUTE_TTL", "must be at least LANYARD_REFRESH_IDLE_TTL"}
@@ -240,6 +256,3 @@ func (r *reader) origins(name, list string) []string {
 	}
 	return out
 }
-
-// ErrNoSecret tells the caller to generate a dev secret (embedded mode only).
-var ErrNoSecret = errors.New("config: no secret configured")

@@ -92,4 +92,3 @@ func Open(t testing.TB, dialect store.Dialect) *store.Store {
 
 // Dialects are the databases every store-backed test runs on.
 var Dialects = []store.Dialect{store.Postgres, store.SQLite}
-

@@ -1,0 +1,368 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lanyard-id/lanyard/api"
+	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/password"
+	"github.com/lanyard-id/lanyard/internal/store"
+	"github.com/lanyard-id/lanyard/internal/testdb"
+)
+
+func forEachDialect(t *testing.T, f func(t *testing.T, d store.Dialect)) {
+	for _, d := range testdb.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			f(t, d)
+		})
+	}
+}
+
+// TestRoutesMatchSpec fails when openapi.yaml and the served routes disagree.
+func TestRoutesMatchSpec(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	doc, err := api.GetSwagger()
+	require.NoError(t, err)
+	var spec []string
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			spec = append(spec, method+" "+strings.NewReplacer("{", ":", "}", "").Replace(path))
+		}
+	}
+	served := s.api.Routes()
+	slices.Sort(spec)
+	slices.Sort(served)
+	assert.Equal(t, spec, served)
+}
+
+func decodeClaims(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	require.NoError(t, err)
+	var h map[string]any
+	require.NoError(t, json.Unmarshal(header, &h))
+	assert.Equal(t, "ES256", h["alg"])
+	assert.Equal(t, "at+jwt", h["typ"])
+	assert.NotEmpty(t, h["kid"])
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var c map[string]any
+	require.NoError(t, json.Unmarshal(payload, &c))
+	return c
+}
+
+func TestAuthFlow(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		s := newTestServer(t, d)
+		name := "Ada Lovelace"
+		res := s.post(t, "/v1/auth/signup", map[string]any{"email": "  Ada@Example.COM ", "password": goodPassword, "name": name})
+		require.Equal(t, http.StatusCreated, res.status, string(res.body))
+		assert.Equal(t, "no-store", res.header.Get("Cache-Control"))
+		body := res.json(t)
+		assert.Equal(t, "Bearer", body["token_type"])
+		assert.EqualValues(t, 900, body["expires_in"])
+		assert.EqualValues(t, 168*3600, body["refresh_expires_in"])
+		user := body["user"].(map[string]any)
+		assert.Equal(t, "ada@example.com", user["email"])
+		assert.Equal(t, name, user["name"])
+		assert.Equal(t, false, user["profile_complete"])
+		assert.Nil(t, user["profile"])
+		assert.Contains(t, user, "profile", "profile is present as null")
+		tk := res.tokens(t)
+
+		claims := decodeClaims(t, tk.Access)
+		assert.Equal(t, issuer, claims["iss"])
+		assert.Equal(t, issuer, claims["aud"])
+		assert.Equal(t, user["id"], claims["sub"])
+		assert.Equal(t, "ada@example.com", claims["email"])
+		assert.Equal(t, false, claims["profile_complete"])
+		assert.NotContains(t, claims, "profile")
+		assert.NotEmpty(t, claims["sid"])
+		assert.Equal(t, claims["iat"], claims["nbf"])
+		assert.EqualValues(t, claims["iat"].(float64)+900, claims["exp"])
+		jti, err := base64.RawURLEncoding.DecodeString(claims["jti"].(string))
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, len(jti), 16, "jti carries at least 128 bits")
+
+		// The refresh token carries at least 256 bits and is not stored.
+		assert.True(t, strings.HasPrefix(tk.Refresh, "lrt_"))
+		var stored int64
+		require.NoError(t, s.store.DB().Raw(`SELECT count(*) FROM sessions WHERE secret_hash = ?`, []byte(tk.Refresh)).Scan(&stored).Error)
+		assert.Zero(t, stored)
+
+		me := s.do(t, http.MethodGet, "/v1/me", nil, "Authorization", "Bearer "+tk.Access)
+		require.Equal(t, http.StatusOK, me.status, string(me.body))
+		assert.Equal(t, user, me.json(t))
+
+		// Login is case-insensitive on email and opens a second session.
+		login := s.post(t, "/v1/auth/login", map[string]any{"email": "ADA@example.com", "password": goodPassword})
+		require.Equal(t, http.StatusOK, login.status, string(login.body))
+		assert.Equal(t, "no-store", login.header.Get("Cache-Control"))
+		assert.NotEqual(t, claims["sid"], decodeClaims(t, login.tokens(t).Access)["sid"])
+		assert.EqualValues(t, 2, s.count(t, "sessions"))
+
+		ref := s.refresh(t, tk.Refresh)
+		require.Equal(t, http.StatusOK, ref.status, string(ref.body))
+		next := ref.tokens(t)
+		assert.NotEqual(t, tk.Refresh, next.Refresh)
+		assert.Equal(t, claims["sid"], decodeClaims(t, next.Access)["sid"], "rotation keeps the session")
+		assert.Equal(t, user, ref.json(t)["user"])
+
+		out := s.post(t, "/v1/auth/logout", map[string]string{"refresh_token": next.Refresh})
+		assert.Equal(t, http.StatusNoContent, out.status)
+		assert.Empty(t, out.body)
+		again := s.post(t, "/v1/auth/logout", map[string]string{"refresh_token": next.Refresh})
+		assert.Equal(t, http.StatusNoContent, again.status, "logout is idempotent")
+		after := s.refresh(t, next.Refresh)
+		assert.Equal(t, http.StatusUnauthorized, after.status)
+		assert.Equal(t, "invalid_refresh_token", after.json(t)["code"])
+
+		// Garbage logs out "successfully" too, revealing nothing.
+		assert.Equal(t, http.StatusNoContent, s.post(t, "/v1/auth/logout", map[string]string{"refresh_token": "nonsense"}).status)
+	})
+}
+
+func TestRefreshReuseAndGrace(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		s := newTestServer(t, d)
+		first := s.signUp(t, "grace@example.com")
+
+		a := s.refresh(t, first.Refresh)
+		require.Equal(t, http.StatusOK, a.status)
+		s.clock.Advance(9 * time.Second)
+		b := s.refresh(t, first.Refresh) // a retry, or a second tab, inside grace
+		require.Equal(t, http.StatusOK, b.status, string(b.body))
+		assert.Equal(t, a.tokens(t).Refresh, b.tokens(t).Refresh, "the parent gets the same successor: no fork")
+
+		s.clock.Advance(2 * time.Second) // grace is over
+		reuse := s.refresh(t, first.Refresh)
+		assert.Equal(t, http.StatusUnauthorized, reuse.status)
+		assert.Equal(t, "refresh_token_reused", reuse.json(t)["code"])
+		live := s.refresh(t, a.tokens(t).Refresh)
+		assert.Equal(t, http.StatusUnauthorized, live.status, "reuse revokes the whole session")
+		assert.Equal(t, "refresh_token_reused", live.json(t)["code"])
+
+		// Two generations old is reuse even inside grace.
+		g0 := s.signUp(t, "generations@example.com")
+		g1 := s.refresh(t, g0.Refresh).tokens(t)
+		g2 := s.refresh(t, g1.Refresh).tokens(t)
+		res := s.refresh(t, g0.Refresh)
+		assert.Equal(t, "refresh_token_reused", res.json(t)["code"])
+		assert.Equal(t, http.StatusUnauthorized, s.refresh(t, g2.Refresh).status)
+
+		// Lifetimes: idle past 7 days is session_expired.
+		idle := s.signUp(t, "idle@example.com")
+		s.clock.Advance(168 * time.Hour)
+		res = s.refresh(t, idle.Refresh)
+		assert.Equal(t, http.StatusUnauthorized, res.status)
+		assert.Equal(t, "session_expired", res.json(t)["code"])
+	})
+}
+
+func TestRefreshRejectsForgeries(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	tk := s.signUp(t, "forge@example.com")
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tk.Refresh, "lrt_"))
+	require.NoError(t, err)
+	bump := slices.Clone(raw)
+	bump[24]++ // advance the generation without the server key
+	flip := slices.Clone(raw)
+	flip[len(flip)-1] ^= 1
+	for name, token := range map[string]string{
+		"generation bumped": "lrt_" + base64.RawURLEncoding.EncodeToString(bump),
+		"tag flipped":       "lrt_" + base64.RawURLEncoding.EncodeToString(flip),
+		"no prefix":         strings.TrimPrefix(tk.Refresh, "lrt_"),
+		"truncated":         tk.Refresh[:len(tk.Refresh)-2],
+		"sql":               "lrt_' OR '1'='1",
+		"garbage":           "x",
+	} {
+		res := s.refresh(t, token)
+		assert.Equal(t, http.StatusUnauthorized, res.status, name)
+		assert.Equal(t, "invalid_refresh_token", res.json(t)["code"], name)
+	}
+	assert.Equal(t, http.StatusOK, s.refresh(t, tk.Refresh).status, "forgeries did not disturb the session")
+}
+
+func TestLoginFailuresAreIndistinguishable(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		s := newTestServer(t, d)
+		s.signUp(t, "known@example.com")
+		wrong := s.post(t, "/v1/auth/login", map[string]any{"email": "known@example.com", "password": "not the right password"})
+		unknown := s.post(t, "/v1/auth/login", map[string]any{"email": "unknown@example.com", "password": "not the right password"})
+		malformed := s.post(t, "/v1/auth/login", map[string]any{"email": "not-an-email", "password": "not the right password"})
+		assert.Equal(t, http.StatusUnauthorized, wrong.status)
+		assert.Equal(t, "invalid_credentials", wrong.json(t)["code"])
+		assert.Equal(t, wrong.body, unknown.body, "byte-identical")
+		assert.Equal(t, wrong.body, malformed.body, "byte-identical")
+		assert.NotContains(t, wrong.header, "Www-Authenticate")
+	})
+}
+
+// countingHasher proves the unknown-email path does the same hash work.
+type countingHasher struct {
+	identity.Hasher
+	mu      sync.Mutex
+	verify  int
+	dummies int
+}
+
+func (c *countingHasher) VerifyDummy(ctx context.Context, pw string) error {
+	c.mu.Lock()
+	c.dummies++
+	c.mu.Unlock()
+	return c.Hasher.VerifyDummy(ctx, pw)
+}
+
+func (c *countingHasher) Verify(ctx context.Context, pw, phc string) (bool, bool, error) {
+	c.mu.Lock()
+	c.verify++
+	c.mu.Unlock()
+	return c.Hasher.Verify(ctx, pw, phc)
+}
+
+func TestUnknownEmailCostsAHash(t *testing.T) {
+	h := &countingHasher{Hasher: fastHasher(t)}
+	s := newTestServer(t, store.SQLite, withHasher(h))
+	s.post(t, "/v1/auth/login", map[string]any{"email": "ghost@example.com", "password": "whatever password"})
+	assert.Equal(t, 1, h.dummies)
+	assert.Equal(t, 0, h.verify)
+}
+
+// busyHasher answers like a password.Hasher whose slots are all taken.
+type busyHasher struct{ identity.Hasher }
+
+func (busyHasher) Hash(context.Context, string) (string, error) { return "", password.ErrBusy }
+func (busyHasher) Verify(context.Context, string, string) (bool, bool, error) {
+	return false, false, password.ErrBusy
+}
+func (busyHasher) VerifyDummy(context.Context, string) error { return password.ErrBusy }
+
+func TestHashCapAnswers503(t *testing.T) {
+	s := newTestServer(t, store.SQLite, withHasher(busyHasher{}))
+	for _, path := range []string{"/v1/auth/signup", "/v1/auth/login"} {
+		res := s.post(t, path, map[string]any{"email": "busy@example.com", "password": goodPassword})
+		assert.Equal(t, http.StatusServiceUnavailable, res.status, path)
+		assert.Equal(t, "unavailable", res.json(t)["code"])
+		assert.Equal(t, "2", res.header.Get("Retry-After"))
+	}
+	assert.Zero(t, s.count(t, "users"))
+}
+
+func TestMe(t *testing.T) {
+	s := newTestServer(t, store.Postgres)
+	tk := s.signUp(t, "me@example.com")
+	other := newTestServer(t, store.SQLite) // another issuer's key
+	foreign := other.signUp(t, "me@example.com")
+	parts := strings.Split(tk.Access, ".")
+	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"x"}`)) + "." + parts[2]
+	for name, header := range map[string]string{
+		"missing":        "",
+		"wrong scheme":   "Basic " + tk.Access,
+		"empty bearer":   "Bearer ",
+		"garbage":        "Bearer abc.def.ghi",
+		"tampered":       "Bearer " + tampered,
+		"foreign issuer": "Bearer " + foreign.Access,
+		"refresh token":  "Bearer " + tk.Refresh,
+	} {
+		res := s.do(t, http.MethodGet, "/v1/me", nil, "Authorization", header)
+		assert.Equal(t, http.StatusUnauthorized, res.status, name)
+		assert.Equal(t, "unauthorized", res.json(t)["code"], name)
+		assert.Equal(t, `Bearer realm="lanyard", error="invalid_token"`, res.header.Get("WWW-Authenticate"), name)
+	}
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/v1/me", nil, "Authorization", "bearer "+tk.Access).status, "scheme is case-insensitive")
+
+	s.clock.Advance(15*time.Minute + 31*time.Second)
+	res := s.do(t, http.MethodGet, "/v1/me", nil, "Authorization", "Bearer "+tk.Access)
+	assert.Equal(t, http.StatusUnauthorized, res.status, "expired")
+}
+
+func TestWellKnown(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	res := s.do(t, http.MethodGet, "/.well-known/jwks.json", nil, "Origin", "https://anywhere.example")
+	require.Equal(t, http.StatusOK, res.status)
+	assert.Equal(t, "public, max-age=300", res.header.Get("Cache-Control"))
+	assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"))
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	require.NoError(t, json.Unmarshal(res.body, &set))
+	require.Len(t, set.Keys, 1)
+	k := set.Keys[0]
+	assert.Equal(t, "sig", k["use"])
+	assert.Equal(t, "ES256", k["alg"])
+	assert.Equal(t, s.ring.Ring().SigningKeyID(), k["kid"])
+	for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+		assert.NotContains(t, k, private)
+	}
+
+	res = s.do(t, http.MethodGet, "/.well-known/openid-configuration", nil)
+	require.Equal(t, http.StatusOK, res.status)
+	d := res.json(t)
+	assert.Equal(t, issuer, d["issuer"])
+	assert.Equal(t, issuer+"/.well-known/jwks.json", d["jwks_uri"])
+	assert.Equal(t, issuer+"/v1/auth/refresh", d["token_endpoint"])
+	assert.Equal(t, []any{"ES256"}, d["id_token_signing_alg_values_supported"])
+	assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"))
+}
+
+func TestHealthReadinessMetrics(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/healthz", nil).status)
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/readyz", nil).status)
+	s.api.SetReady(false)
+	res := s.do(t, http.MethodGet, "/readyz", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, res.status)
+	assert.Equal(t, "unavailable", res.json(t)["code"])
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/healthz", nil).status, "alive while draining")
+	s.api.SetReady(true)
+
+	s.signUp(t, "metrics@example.com")
+	s.post(t, "/v1/auth/login", map[string]any{"email": "metrics@example.com", "password": goodPassword})
+	s.post(t, "/v1/auth/login", map[string]any{"email": "metrics@example.com", "password": "wrong wrong wrong"})
+	s.refresh(t, "garbage")
+	m := string(s.do(t, http.MethodGet, "/metrics", nil).body)
+	for _, line := range []string{
+		`lanyard_logins_total{result="success"} 1`,
+		`lanyard_logins_total{result="invalid_credentials"} 1`,
+		`lanyard_refreshes_total{result="invalid_refresh_token"} 1`,
+		`lanyard_http_requests_total{method="POST",route="/v1/auth/signup",status="201"} 1`,
+		`lanyard_http_requests_total{method="POST",route="/v1/auth/login",status="401"} 1`,
+		`lanyard_http_request_duration_seconds_count{method="POST",route="/v1/auth/login"} 2`,
+		`lanyard_password_hashes_in_flight 0`,
+	} {
+		assert.Contains(t, m, line)
+	}
+	assert.NotContains(t, m, "metrics@example.com")
+}
+
+func TestCORS(t *testing.T) {
+	s := newTestServer(t, store.SQLite, withCORS("https://app.example.com"))
+	res := s.do(t, http.MethodOptions, "/v1/auth/login", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
+	assert.Equal(t, http.StatusNoContent, res.status)
+	assert.Equal(t, "https://app.example.com", res.header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, res.header.Get("Access-Control-Allow-Methods"), "POST")
+	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "authorization")
+	assert.Contains(t, res.header.Values("Vary"), "Origin")
+
+	for _, origin := range []string{"https://evil.example.com", "https://app.example.com.evil.com", "http://app.example.com", "null"} {
+		res = s.do(t, http.MethodOptions, "/v1/auth/login", nil, "Origin", origin, "Access-Control-Request-Method", "POST")
+		assert.Empty(t, res.header.Get("Access-Control-Allow-Origin"), origin)
+	}
+	res = s.do(t, http.MethodGet, "/healthz", nil, "Origin", "https://app.example.com")
+	assert.Equal(t, "https://app.example.com", res.header.Get("Access-Control-Allow-Origin"))
+	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
+}

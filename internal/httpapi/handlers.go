@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanyard-id/lanyard/api"
+	"github.com/lanyard-id/lanyard/internal/identity"
+)
+
+// handlers implements api.StrictServerInterface. Failures are returned as
+// errors and rendered by writeProblem, so status codes live in one table.
+type handlers struct{ s *Server }
+
+var _ api.StrictServerInterface = (*handlers)(nil)
+
+// ginContext recovers the gin context the generated strict server passes as ctx.
+func ginContext(ctx context.Context) *gin.Context {
+	c, _ := ctx.(*gin.Context)
+	return c
+}
+
+func client(ctx context.Context) identity.Client {
+	c := ginContext(ctx)
+	return identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}
+}
+
+func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api.SignUpResponseObject, error) {
+	tokens, err := h.s.deps.Service.SignUp(ctx, identity.SignUpInput{
+		Email: req.Body.Email, Password: req.Body.Password, Name: req.Body.Name,
+	}, client(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.SignUp201JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+}
+
+func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.LogInResponseObject, error) {
+	tokens, err := h.s.deps.Service.LogIn(ctx, req.Body.Email, req.Body.Password, client(ctx))
+	h.s.metrics.logins.WithLabelValues(result(err)).Inc()
+	if err != nil {
+		return nil, err
+	}
+	return api.LogIn200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+}
+
+func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionRequestObject) (api.RefreshSessionResponseObject, error) {
+	tokens, err := h.s.deps.Service.Refresh(ctx, req.Body.RefreshToken)
+	h.s.metrics.refresh.WithLabelValues(result(err)).Inc()
+	if err != nil {
+		return nil, err
+	}
+	return api.RefreshSession200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+}
+
+func (h *handlers) LogOut(ctx context.Context, req api.LogOutRequestObject) (api.LogOutResponseObject, error) {
+	if err := h.s.deps.Service.LogOut(ctx, req.Body.RefreshToken); err != nil {
+		return nil, err
+	}
+	return api.LogOut204Response{}, nil
+}
+
+func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
+	user, err := h.s.deps.Service.Me(ctx, claimsFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.GetMe200JSONResponse(userResponse(user)), nil
+}
+
+func (h *handlers) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	return jwksResponse(h.s.deps.Keys.Ring().JWKS()), nil
+}
+
+func (h *handlers) GetOpenIDConfiguration(context.Context, api.GetOpenIDConfigurationRequestObject) (api.GetOpenIDConfigurationResponseObject, error) {
+	return discoveryResponse(h.s.discovery), nil
+}
+
+func (h *handlers) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200JSONResponse{Status: "ok"}, nil
+}
+
+func (h *handlers) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	if !h.s.ready.Load() {
+		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: starting or shutting down"}
+	}
+	if err := h.s.deps.DB.Ping(ctx); err != nil {
+		ginContext(ctx).Error(err) //nolint:errcheck // logged, not shown
+		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database does not answer"}
+	}
+	if h.s.deps.Keys.Ring() == nil {
+		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: no signing key loaded"}
+	}
+	return api.GetReadiness200JSONResponse{Status: "ok"}, nil
+}
+
+func (h *handlers) GetMetrics(ctx context.Context, _ api.GetMetricsRequestObject) (api.GetMetricsResponseObject, error) {
+	return metricsResponse{handler: promhttp.HandlerFor(h.s.metrics.registry, promhttp.HandlerOpts{}), req: ginContext(ctx).Request}, nil
+}
+
+// result labels an outcome for the login and refresh counters.
+func result(err error) string {
+	if err == nil {
+		return "success"
+	}
+	return string(identity.ErrorCode(err))
+}
+
+func tokenResponse(t identity.Tokens) api.TokenIssuedJSONResponse {
+	return api.TokenIssuedJSONResponse{
+		Headers: api.TokenIssuedResponseHeaders{CacheControl: "no-store"},
+		Body: api.TokenResponse{
+			AccessToken:      t.AccessToken,
+			TokenType:        api.TokenResponseTokenTypeBearer,
+			ExpiresIn:        int(t.ExpiresIn.Seconds()),
+			RefreshToken:     t.RefreshToken,
+			RefreshExpiresIn: int(t.RefreshExpiresIn.Seconds()),
+			User:             userResponse(t.User),
+		},
+	}
+}
+
+func userResponse(u identity.User) api.User {
+	out := api.User{
+		Id:              uuid.MustParse(u.ID),
+		Email:           u.Email,
+		Name:            u.Name,
+		CreatedAt:       u.CreatedAt,
+		ProfileComplete: u.ProfileComplete(),
+	}
+	if u.ProfileComplete() {
+		out.Profile = &api.Profile{
+			PythonProficiency: api.PythonProficiency(u.Profile.PythonProficiency),
+			DeveloperRole:     api.DeveloperRole(u.Profile.DeveloperRole),
+			CompletedAt:       u.Profile.CompletedAt,
+		}
+	}
+	return out
+}
+
+const claimsKey = "lanyard.claims"
+
+// requireBearer authenticates the operations whose spec requires a bearer
+// token and leaves the claims on the context.
+func (s *Server) requireBearer(c *gin.Context) {
+	if !s.bearer[c.Request.Method+" "+c.FullPath()] {
+		return
+	}
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		fail(c, identity.CodeUnauthorized, "a valid access token is required")
+		return
+	}
+	claims, err := s.deps.Service.Authenticate(strings.TrimSpace(token))
+	if err != nil {
+		writeProblem(c, err)
+		return
+	}
+	c.Set(claimsKey, claims)
+}
+
+func claimsFrom(ctx context.Context) identity.AccessClaims {
+	v, _ := ginContext(ctx).Get(claimsKey)
+	claims, _ := v.(identity.AccessClaims)
+	return claims
+}
+
+// Custom response objects: the JWKS and discovery bytes are prepared once,
+// not marshalled per request, and metrics go through promhttp for its
+// content negotiation.
+
+type jwksResponse []byte
+
+func (b jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	return writePrepared(w, b)
+}
+
+type discoveryResponse []byte
+
+func (b discoveryResponse) VisitGetOpenIDConfigurationResponse(w http.ResponseWriter) error {
+	return writePrepared(w, b)
+}
+
+func writePrepared(w http.ResponseWriter, body []byte) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(body)
+	return err
+}
+
+type metricsResponse struct {
+	handler http.Handler
+	req     *http.Request
+}
+
+func (m metricsResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+	m.handler.ServeHTTP(w, m.req)
+	return nil
+}

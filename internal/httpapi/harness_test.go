@@ -1,0 +1,174 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lanyard-id/lanyard/internal/httpapi"
+	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/password"
+	"github.com/lanyard-id/lanyard/internal/store"
+	"github.com/lanyard-id/lanyard/internal/testdb"
+	"github.com/lanyard-id/lanyard/keys"
+)
+
+const issuer = "https://id.example.test"
+
+// clock is a settable clock for lifetime edges.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+type testServer struct {
+	*httptest.Server
+	api   *httpapi.Server
+	store *store.Store
+	svc   *identity.Service
+	clock *clock
+	ring  *identity.KeyRing
+}
+
+type option func(*serverOptions)
+
+type serverOptions struct {
+	cfg    identity.Config
+	hasher identity.Hasher
+	cors   []string
+}
+
+func withHasher(h identity.Hasher) option { return func(o *serverOptions) { o.hasher = h } }
+func withCORS(origins ...string) option   { return func(o *serverOptions) { o.cors = origins } }
+
+func fastHasher(t testing.TB) *password.Hasher {
+	h, err := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 4, time.Second)
+	require.NoError(t, err)
+	return h
+}
+
+func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testServer {
+	t.Helper()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	o := serverOptions{
+		cfg: identity.Config{
+			Issuer: issuer, Audience: issuer,
+			AccessTTL: 15 * time.Minute, RefreshIdleTTL: 168 * time.Hour, RefreshAbsoluteTTL: 720 * time.Hour,
+			RefreshReuseGrace: 10 * time.Second, PasswordMinLength: 15, PasswordMaxLength: 1024,
+			Secret: secret,
+		},
+		hasher: fastHasher(t),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	st := testdb.Open(t, dialect)
+	clk := &clock{now: identity.Now()}
+	sealer, err := keys.NewSealer(secret)
+	require.NoError(t, err)
+	ring, _, err := identity.LoadKeyRing(context.Background(), st, sealer, keys.ES256, clk.Now())
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := identity.NewService(o.cfg, st, o.hasher, ring, log)
+	require.NoError(t, err)
+	svc.Now = clk.Now
+	srv, err := httpapi.New(httpapi.Deps{
+		Service: svc, Keys: ring, DB: st, Log: log, Issuer: issuer, CORSOrigins: o.cors,
+		HashesInFlight: func() int { return 0 },
+	})
+	require.NoError(t, err)
+	srv.SetReady(true)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), string(r.body))
+	return m
+}
+
+func (s *testServer) do(t testing.TB, method, path string, body []byte, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := s.Client().Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (s *testServer) post(t testing.TB, path string, v any) response {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return s.do(t, http.MethodPost, path, b)
+}
+
+type tokens struct {
+	Access  string `json:"access_token"`
+	Refresh string `json:"refresh_token"`
+	User    struct {
+		ID string `json:"id"`
+	} `json:"user"`
+}
+
+func (r response) tokens(t testing.TB) tokens {
+	t.Helper()
+	var tk tokens
+	require.NoError(t, json.Unmarshal(r.body, &tk), string(r.body))
+	require.NotEmpty(t, tk.Access)
+	require.NotEmpty(t, tk.Refresh)
+	return tk
+}
+
+const goodPassword = "correct horse battery staple"
+
+func (s *testServer) signUp(t testing.TB, email string) tokens {
+	t.Helper()
+	res := s.post(t, "/v1/auth/signup", map[string]any{"email": email, "password": goodPassword})
+	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	return res.tokens(t)
+}
+
+func (s *testServer) refresh(t testing.TB, token string) response {
+	t.Helper()
+	return s.post(t, "/v1/auth/refresh", map[string]string{"refresh_token": token})
+}
+
+func (s *testServer) count(t testing.TB, table string) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, s.store.DB().Table(table).Count(&n).Error)
+	return n
+}

@@ -1,0 +1,130 @@
+// Package httpapi is Lanyard's HTTP face: a gin engine serving the strict
+// server generated from openapi.yaml by calling the identity use cases, with
+// the middleware every request passes (request id, logging, metrics, panic
+// recovery, CORS, body limits, strict JSON, spec validation, bearer auth). It
+// maps domain error codes to problem+json in one place (problem.go).
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/gin-gonic/gin"
+
+	"github.com/lanyard-id/lanyard/api"
+	"github.com/lanyard-id/lanyard/internal/identity"
+)
+
+// Pinger reports whether the database answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the HTTP layer needs.
+type Deps struct {
+	Service        *identity.Service
+	Keys           *identity.KeyRing
+	DB             Pinger
+	Log            *slog.Logger
+	Issuer         string
+	CORSOrigins    []string
+	TrustedProxies []string
+	HashesInFlight func() int
+}
+
+// Server is the HTTP handler plus its readiness switch.
+type Server struct {
+	deps      Deps
+	engine    *gin.Engine
+	metrics   *metrics
+	ready     atomic.Bool
+	discovery []byte
+	bearer    map[string]bool
+}
+
+// New builds the engine with every route in one place.
+func New(deps Deps) (*Server, error) {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{deps: deps, metrics: newMetrics(deps.HashesInFlight)}
+	discovery, err := discoveryDocument(deps.Issuer, deps.Keys.Ring().Algorithm())
+	if err != nil {
+		return nil, err
+	}
+	s.discovery = discovery
+
+	doc, err := api.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded openapi spec: %w", err)
+	}
+	s.bearer = bearerRoutes(doc)
+	validator, err := newSpecValidator(doc)
+	if err != nil {
+		return nil, fmt.Errorf("build request validator: %w", err)
+	}
+
+	e := gin.New()
+	// The strict handlers receive the *gin.Context as their context; let it
+	// fall back to the request's so cancellation and deadlines reach the store.
+	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = true
+	e.RemoveExtraSlash = false
+	if err := e.SetTrustedProxies(deps.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
+	}
+	e.Use(requestID(), observe(deps.Log, s.metrics), recoverPanics(deps.Log), cors(deps.CORSOrigins), strictBody(), validator.middleware())
+	e.NoRoute(func(c *gin.Context) { fail(c, codeNotFound, "no such endpoint") })
+	e.NoMethod(func(c *gin.Context) { fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
+
+	strict := api.NewStrictHandlerWithOptions(&handlers{s}, nil, api.StrictGinServerOptions{
+		// Bodies were already checked by strictBody and the validator, so a
+		// failure to bind here is still the client's: say so without detail.
+		RequestErrorHandlerFunc:  func(c *gin.Context, err error) { fail(c, codeInvalidJSON, "the request body could not be decoded") },
+		HandlerErrorFunc:         writeProblem,
+		ResponseErrorHandlerFunc: writeProblem,
+	})
+	api.RegisterHandlersWithOptions(e, strict, api.GinServerOptions{
+		Middlewares: []api.MiddlewareFunc{s.requireBearer},
+		ErrorHandler: func(c *gin.Context, err error, status int) {
+			fail(c, codeInvalidJSON, "the request parameters are invalid")
+		},
+	})
+	s.engine = e
+	return s, nil
+}
+
+// Handler returns the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// SetReady flips readiness; shutdown turns it off before draining.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Routes lists "METHOD path" for every route served (for the spec test).
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.engine.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+// bearerRoutes lists "METHOD /gin/path" for operations whose spec requires
+// a bearer token; requireBearer guards exactly those.
+func bearerRoutes(doc *openapi3.T) map[string]bool {
+	out := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			sec := op.Security
+			if sec == nil {
+				sec = &doc.Security
+			}
+			if len(*sec) > 0 {
+				out[method+" "+ginPath(path)] = true
+			}
+		}
+	}
+	return out
+}
