@@ -1,0 +1,195 @@
+package keys
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+)
+
+// ErrInvalidToken is returned (wrapped with details) for every token Verify
+// rejects. Callers should treat all such errors alike; the details are
+// for logs only.
+var ErrInvalidToken = errors.New("keys: invalid token")
+
+// Ring is an immutable snapshot: the key that signs now plus every key
+// whose public part is published. It is safe for concurrent use.
+type Ring struct {
+	signing *SigningKey
+	byKid   map[string]*SigningKey
+	// byHeader maps the exact base64url protected header this package
+	// emits for each key to that key, so verifying our own tokens needs
+	// no base64 decode or JSON parse of the header.
+	byHeader map[string]*SigningKey
+	jwks     []byte
+}
+
+// NewRing builds a ring that signs with signing and publishes signing plus
+// every key in published. Keys with the same kid collapse to one.
+func NewRing(signing *SigningKey, published ...*SigningKey) (*Ring, error) {
+	if signing == nil {
+		return nil, errors.New("keys: ring needs a signing key")
+	}
+	r := &Ring{
+		signing:  signing,
+		byKid:    make(map[string]*SigningKey, 1+len(published)),
+		byHeader: make(map[string]*SigningKey, 1+len(published)),
+	}
+	// The signing key comes first so it leads the JWKS.
+	all := append([]*SigningKey{signing}, published...)
+	pubs := make([]json.RawMessage, 0, len(all))
+	for _, k := range all {
+		if k == nil {
+			return nil, errors.New("keys: nil published key")
+		}
+		if _, dup := r.byKid[k.kid]; dup {
+			continue
+		}
+		r.byKid[k.kid] = k
+		r.byHeader[strings.TrimSuffix(k.hdrPrefix, ".")] = k
+		pubs = append(pubs, k.pubJSON)
+	}
+	jwks, err := json.Marshal(struct {
+		Keys []json.RawMessage `json:"keys"`
+	}{pubs})
+	if err != nil {
+		return nil, fmt.Errorf("keys: marshal jwks: %w", err)
+	}
+	r.jwks = jwks
+	return r, nil
+}
+
+// SigningKeyID returns the kid of the key that signs new tokens.
+func (r *Ring) SigningKeyID() string { return r.signing.kid }
+
+// Algorithm returns the algorithm of the signing key.
+func (r *Ring) Algorithm() Algorithm { return r.signing.alg }
+
+// JWKS returns the JSON Web Key Set of the published keys, public members
+// only, each with kid, alg and use "sig". The bytes are prepared once in
+// NewRing and shared by every call: callers must not modify them.
+func (r *Ring) JWKS() []byte { return r.jwks }
+
+// Sign signs payload (marshalled JWT claims) as a compact JWS with the
+// protected header {"alg":...,"kid":...,"typ":"at+jwt"}.
+func (r *Ring) Sign(payload []byte) (string, error) {
+	k := r.signing
+	// One allocation sized for the whole token: header, payload and
+	// signature are appended in place and the signing input is its prefix.
+	n := len(k.hdrPrefix) + b64.EncodedLen(len(payload)) + 1 + b64.EncodedLen(k.sigLen)
+	buf := make([]byte, 0, n)
+	buf = append(buf, k.hdrPrefix...)
+	buf = b64.AppendEncode(buf, payload)
+	sig, err := k.sign(buf)
+	if err != nil {
+		return "", fmt.Errorf("keys: sign: %w", err)
+	}
+	buf = append(buf, '.')
+	buf = b64.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// Verify checks a compact JWS minted for this ring and returns its
+// payload: the header must parse, typ must be at+jwt, kid must name a
+// published key, alg must equal that key's algorithm (so "none" and HS*
+// never verify), and the signature must be valid. Every failure wraps
+// ErrInvalidToken.
+func (r *Ring) Verify(token string) ([]byte, error) {
+	h := strings.IndexByte(token, '.')
+	if h < 0 {
+		return nil, invalid("not a compact JWS")
+	}
+	p := strings.IndexByte(token[h+1:], '.')
+	if p < 0 {
+		return nil, invalid("not a compact JWS")
+	}
+	p += h + 1
+	if strings.IndexByte(token[p+1:], '.') >= 0 {
+		return nil, invalid("not a compact JWS")
+	}
+	hdr, payload, sig := token[:h], token[h+1:p], token[p+1:]
+
+	k, ok := r.byHeader[hdr]
+	if !ok {
+		var err error
+		if k, err = r.keyForHeader(hdr); err != nil {
+			return nil, err
+		}
+	}
+
+	// Length is checked on the encoded form first so a hostile token
+	// cannot make us decode a large signature.
+	if len(sig) != b64.EncodedLen(k.sigLen) {
+		return nil, invalid("bad signature length")
+	}
+	var sigBuf [512]byte // covers RSA up to 4096 bits without allocating
+	var sigBytes []byte
+	if k.sigLen <= len(sigBuf) {
+		sigBytes = sigBuf[:k.sigLen]
+	} else {
+		sigBytes = make([]byte, k.sigLen)
+	}
+	if _, err := b64.Decode(sigBytes, []byte(sig)); err != nil {
+		return nil, invalid("bad signature encoding")
+	}
+	if err := k.verify([]byte(token[:p]), sigBytes); err != nil {
+		return nil, invalid("bad signature")
+	}
+	out, err := b64.DecodeString(payload)
+	if err != nil {
+		return nil, invalid("bad payload encoding")
+	}
+	return out, nil
+}
+
+// keyForHeader is the slow path for a header that is not byte-identical
+// to one this package emits (e.g. another serializer, or a forgery). It
+// applies the same rules in full.
+func (r *Ring) keyForHeader(enc string) (*SigningKey, error) {
+	raw, err := b64.DecodeString(enc)
+	if err != nil {
+		return nil, invalid("bad header encoding")
+	}
+	// jwsbb's parser is case-sensitive and keeps the last duplicate,
+	// unlike encoding/json which would also accept "ALG" for "alg".
+	h := jwsbb.HeaderParse(raw)
+	// We implement no critical extensions, and b64=false (RFC 7797) would
+	// change what was signed; refuse both rather than misinterpret them.
+	if jwsbb.HeaderHas(h, "crit") || jwsbb.HeaderHas(h, "b64") {
+		return nil, invalid("unsupported header parameter")
+	}
+	// alg is read first, so a header that is not a JSON object fails here.
+	alg, err := jwsbb.HeaderGetString(h, "alg")
+	if err != nil {
+		return nil, invalid("header alg: %v", err)
+	}
+	typ, err := jwsbb.HeaderGetString(h, "typ")
+	if err != nil {
+		return nil, invalid("header typ: %v", err)
+	}
+	// RFC 9068 §4: at+jwt, with the optional "application/" prefix;
+	// media types compare case-insensitively.
+	if !strings.EqualFold(typ, tokenType) && !strings.EqualFold(typ, "application/"+tokenType) {
+		return nil, invalid("typ %q is not %s", typ, tokenType)
+	}
+	kid, err := jwsbb.HeaderGetString(h, "kid")
+	if err != nil {
+		return nil, invalid("header kid: %v", err)
+	}
+	k, ok := r.byKid[kid]
+	if !ok {
+		return nil, invalid("unknown kid %q", kid)
+	}
+	// The key, not the token, decides the algorithm: this is what stops
+	// alg=none, HS256-with-the-public-key and cross-algorithm confusion.
+	if alg != string(k.alg) {
+		return nil, invalid("alg %q does not match key alg %s", alg, k.alg)
+	}
+	return k, nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
+}
