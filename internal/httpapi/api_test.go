@@ -366,3 +366,43 @@ func TestCORS(t *testing.T) {
 	assert.Equal(t, "https://app.example.com", res.header.Get("Access-Control-Allow-Origin"))
 	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
 }
+
+// TestParallelRefreshPostgres: twenty tabs refresh one token at once. All get
+// 200 and the one same successor; the session survives and that successor is
+// live; a token two generations old then revokes the session.
+func TestParallelRefreshPostgres(t *testing.T) {
+	s := newTestServer(t, store.Postgres)
+	first := s.signUp(t, "tabs@example.com")
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		results = make([]response, n)
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			results[i] = s.refresh(t, first.Refresh)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	successor := ""
+	for i, r := range results {
+		require.Equal(t, http.StatusOK, r.status, "refresh %d: %s", i, r.body)
+		tk := r.tokens(t)
+		if successor == "" {
+			successor = tk.Refresh
+		}
+		assert.Equal(t, successor, tk.Refresh, "refresh %d forked the session", i)
+	}
+	next := s.refresh(t, successor)
+	require.Equal(t, http.StatusOK, next.status, "the successor is live: %s", next.body)
+
+	old := s.refresh(t, first.Refresh) // two generations old now
+	assert.Equal(t, http.StatusUnauthorized, old.status)
+	assert.Equal(t, "refresh_token_reused", old.json(t)["code"])
+	assert.Equal(t, http.StatusUnauthorized, s.refresh(t, next.tokens(t).Refresh).status, "the session is revoked")
+}

@@ -25,13 +25,20 @@ func ginContext(ctx context.Context) *gin.Context {
 	return c
 }
 
+// requestContext is the context to hand to use cases. Never the *gin.Context
+// itself: gin recycles it for the next request, while database/sql may still
+// watch a context after the query returns (a data race the race detector found).
+func requestContext(ctx context.Context) context.Context {
+	return ginContext(ctx).Request.Context()
+}
+
 func client(ctx context.Context) identity.Client {
 	c := ginContext(ctx)
 	return identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}
 }
 
 func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api.SignUpResponseObject, error) {
-	tokens, err := h.s.deps.Service.SignUp(ctx, identity.SignUpInput{
+	tokens, err := h.s.deps.Service.SignUp(requestContext(ctx), identity.SignUpInput{
 		Email: req.Body.Email, Password: req.Body.Password, Name: req.Body.Name,
 	}, client(ctx))
 	if err != nil {
@@ -41,7 +48,7 @@ func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api
 }
 
 func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.LogInResponseObject, error) {
-	tokens, err := h.s.deps.Service.LogIn(ctx, req.Body.Email, req.Body.Password, client(ctx))
+	tokens, err := h.s.deps.Service.LogIn(requestContext(ctx), req.Body.Email, req.Body.Password, client(ctx))
 	h.s.metrics.logins.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return nil, err
@@ -50,7 +57,7 @@ func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.L
 }
 
 func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionRequestObject) (api.RefreshSessionResponseObject, error) {
-	tokens, err := h.s.deps.Service.Refresh(ctx, req.Body.RefreshToken)
+	tokens, err := h.s.deps.Service.Refresh(requestContext(ctx), req.Body.RefreshToken)
 	h.s.metrics.refresh.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return nil, err
@@ -59,14 +66,14 @@ func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionReq
 }
 
 func (h *handlers) LogOut(ctx context.Context, req api.LogOutRequestObject) (api.LogOutResponseObject, error) {
-	if err := h.s.deps.Service.LogOut(ctx, req.Body.RefreshToken); err != nil {
+	if err := h.s.deps.Service.LogOut(requestContext(ctx), req.Body.RefreshToken); err != nil {
 		return nil, err
 	}
 	return api.LogOut204Response{}, nil
 }
 
 func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
-	user, err := h.s.deps.Service.Me(ctx, claimsFrom(ctx))
+	user, err := h.s.deps.Service.Me(requestContext(ctx), claimsFrom(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +96,7 @@ func (h *handlers) GetReadiness(ctx context.Context, _ api.GetReadinessRequestOb
 	if !h.s.ready.Load() {
 		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: starting or shutting down"}
 	}
-	if err := h.s.deps.DB.Ping(ctx); err != nil {
+	if err := h.s.deps.DB.Ping(requestContext(ctx)); err != nil {
 		ginContext(ctx).Error(err) //nolint:errcheck // logged, not shown
 		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database does not answer"}
 	}

@@ -67,9 +67,6 @@ func New(deps Deps) (*Server, error) {
 	}
 
 	e := gin.New()
-	// The strict handlers receive the *gin.Context as their context; let it
-	// fall back to the request's so cancellation and deadlines reach the store.
-	e.ContextWithFallback = true
 	e.HandleMethodNotAllowed = true
 	e.RemoveExtraSlash = false
 	if err := e.SetTrustedProxies(deps.TrustedProxies); err != nil {

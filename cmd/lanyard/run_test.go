@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lanyard-id/lanyard/internal/config"
+	"github.com/lanyard-id/lanyard/internal/testdb"
+)
+
+// lanyard is one run() of the real program on a free port.
+type lanyard struct {
+	url    string
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	logs   []map[string]any
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// start runs `lanyard serve` and waits for its "listening" log line.
+func start(t *testing.T, vars map[string]string) *lanyard {
+	t.Helper()
+	vars["LANYARD_ADDR"] = "127.0.0.1:0"
+	if vars["LANYARD_DATA_DIR"] == "" {
+		vars["LANYARD_DATA_DIR"] = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	l := &lanyard{cancel: cancel, done: make(chan error, 1)}
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) != nil {
+				continue
+			}
+			l.mu.Lock()
+			l.logs = append(l.logs, rec)
+			l.mu.Unlock()
+			if rec["msg"] == "listening" {
+				listening <- rec["addr"].(string)
+			}
+		}
+	}()
+	go func() {
+		err := run(ctx, []string{"serve"}, env(vars), pw, io.Discard)
+		pw.Close()
+		l.done <- err
+	}()
+	select {
+	case l.url = <-listening:
+	case err := <-l.done:
+		t.Fatalf("lanyard exited before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("lanyard did not start listening within 60s")
+	}
+	t.Cleanup(func() { l.stop(t) })
+	return l
+}
+
+// listeningField reads a field of the "listening" log record.
+func (l *lanyard) listeningField(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, rec := range l.logs {
+		if rec["msg"] == "listening" {
+			v, _ := rec[name].(string)
+			return v
+		}
+	}
+	return ""
+}
+
+// stop cancels run (as SIGTERM does) and waits for a clean return.
+func (l *lanyard) stop(t *testing.T) {
+	t.Helper()
+	if l.cancel == nil {
+		return
+	}
+	l.cancel()
+	l.cancel = nil
+	select {
+	case err := <-l.done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("lanyard did not stop within 60s")
+	}
+}
+
+func (l *lanyard) post(t *testing.T, path string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(l.url+path, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+func (l *lanyard) get(t *testing.T, path, bearer string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, l.url+path, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out
+}
+
+// TestFullFlow drives the real program on each database: sign up, /v1/me,
+// refresh, logout, restart (the key and secret persist), and offline
+// verification by Debian's PyJWT against the served JWKS.
+func TestFullFlow(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			vars := map[string]string{"LANYARD_ISSUER": "http://lanyard.test", "LANYARD_DATA_DIR": t.TempDir()}
+			if name == "postgres" {
+				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+				vars["LANYARD_SECRET"] = strings.Repeat("s3cr3t-", 6)
+			}
+			l := start(t, vars)
+			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "flow@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusCreated, status, body)
+			access, refresh := body["access_token"].(string), body["refresh_token"].(string)
+			userID := body["user"].(map[string]any)["id"].(string)
+
+			status, me := l.get(t, "/v1/me", access)
+			require.Equal(t, http.StatusOK, status)
+			assert.Equal(t, userID, me["id"])
+
+			out := pyjwtVerify(t, l.url, access, "http://lanyard.test")
+			assert.Equal(t, userID, out["sub"])
+			assert.Equal(t, false, out["profile_complete"])
+			assert.NotEmpty(t, out["sid"])
+
+			status, body = l.post(t, "/v1/auth/refresh", map[string]any{"refresh_token": refresh})
+			require.Equal(t, http.StatusOK, status, body)
+			refresh = body["refresh_token"].(string)
+			assert.Equal(t, out["sid"], pyjwtVerify(t, l.url, body["access_token"].(string), "http://lanyard.test")["sid"])
+
+			if name == "sqlite" {
+				info, err := os.Stat(filepath.Join(vars["LANYARD_DATA_DIR"], "secret"))
+				require.NoError(t, err)
+				assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the generated secret is private")
+			}
+
+			// A restart keeps the signing key: the old token still verifies.
+			l.stop(t)
+			l = start(t, vars)
+			status, _ = l.get(t, "/v1/me", access)
+			assert.Equal(t, http.StatusOK, status, "a token from before the restart is still valid")
+			assert.Equal(t, out["kid"], pyjwtVerify(t, l.url, access, "http://lanyard.test")["kid"])
+
+			status, _ = l.post(t, "/v1/auth/logout", map[string]any{"refresh_token": refresh})
+			assert.Equal(t, http.StatusNoContent, status)
+			status, body = l.post(t, "/v1/auth/refresh", map[string]any{"refresh_token": refresh})
+			assert.Equal(t, http.StatusUnauthorized, status)
+			assert.Equal(t, "invalid_refresh_token", body["code"])
+
+			// PyJWT refuses a tampered token and a wrong audience.
+			parts := strings.Split(access, ".")
+			tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+			assert.Error(t, pyjwtRun(t, l.url, tampered, "http://lanyard.test", "http://lanyard.test"))
+			assert.Error(t, pyjwtRun(t, l.url, access, "http://lanyard.test", "https://other.example"))
+		})
+	}
+}
+
+const python = "/usr/bin/python3"
+
+func pyjwtRun(t *testing.T, base, token, issuer, audience string) error {
+	t.Helper()
+	_, err := pyjwtOutput(t, base, token, issuer, audience)
+	return err
+}
+
+func pyjwtOutput(t *testing.T, base, token, issuer, audience string) ([]byte, error) {
+	t.Helper()
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf("%s with python3-jwt is required (apt-get install python3-jwt; .ci/run does): %v", python, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "testdata/verify_pyjwt.py", base+"/.well-known/jwks.json", token, issuer, audience)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, errors.New(stderr.String())
+	}
+	return out, nil
+}
+
+func pyjwtVerify(t *testing.T, base, token, issuer string) map[string]any {
+	t.Helper()
+	out, err := pyjwtOutput(t, base, token, issuer, issuer)
+	require.NoError(t, err, "PyJWT rejected the token")
+	var claims map[string]any
+	require.NoError(t, json.Unmarshal(out, &claims))
+	return claims
+}
+
+// TestConfigErrors: a bad value stops start-up with one line naming the variable.
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]map[string]string{
+		"LANYARD_ACCESS_TTL":          {"LANYARD_ACCESS_TTL": "fifteen minutes"},
+		"LANYARD_SIGNING_ALG":         {"LANYARD_SIGNING_ALG": "HS256"},
+		"LANYARD_SECRET":              {"LANYARD_DATABASE_URL": "postgres://127.0.0.1/x"},
+		"LANYARD_DATABASE_URL":        {"LANYARD_DATABASE_URL": "mysql://x"},
+		"LANYARD_PASSWORD_MIN_LENGTH": {"LANYARD_PASSWORD_MIN_LENGTH": "4"},
+		"LANYARD_CORS_ORIGINS":        {"LANYARD_CORS_ORIGINS": "https://ok.example, *"},
+		"LANYARD_ISSUER":              {"LANYARD_ISSUER": "localhost:8080"},
+	}
+	for variable, vars := range cases {
+		t.Run(variable, func(t *testing.T) {
+			vars["LANYARD_DATA_DIR"] = t.TempDir()
+			err := run(context.Background(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+			var cfgErr *config.Error
+			require.ErrorAs(t, err, &cfgErr)
+			assert.Equal(t, variable, cfgErr.Variable)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+	short := map[string]string{"LANYARD_SECRET": "too-short", "LANYARD_DATA_DIR": t.TempDir()}
+	err := run(context.Background(), []string{"serve"}, env(short), io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "LANYARD_SECRET: must be at least 32 bytes")
+}
+
+// TestCommands covers migrate, keys list, version and help on both databases.
+func TestCommands(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir()}
+			if name == "postgres" {
+				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+				vars["LANYARD_SECRET"] = strings.Repeat("k", 32)
+			}
+			var out bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"migrate"}, env(vars), &out, io.Discard))
+			assert.Contains(t, out.String(), "applied 00001_init.sql")
+			out.Reset()
+			require.NoError(t, run(context.Background(), []string{"migrate"}, env(vars), &out, io.Discard))
+			assert.Equal(t, "database is up to date\n", out.String())
+
+			l := start(t, vars)
+			kid := l.listeningField("kid")
+			l.stop(t)
+			out.Reset()
+			require.NoError(t, run(context.Background(), []string{"keys", "list"}, env(vars), &out, io.Discard))
+			assert.Contains(t, out.String(), "KID")
+			assert.Regexp(t, kid+`\s+ES256\s+current`, out.String())
+		})
+	}
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"--help"}, env(map[string]string{}), &out, io.Discard))
+	for _, cmd := range []string{"serve", "migrate", "keys list", "version"} {
+		assert.Contains(t, out.String(), cmd)
+	}
+	out.Reset()
+	require.NoError(t, run(context.Background(), []string{"version"}, env(map[string]string{}), &out, io.Discard))
+	assert.True(t, strings.HasPrefix(out.String(), "lanyard "))
+	assert.Error(t, run(context.Background(), []string{"frobnicate"}, env(map[string]string{}), io.Discard, io.Discard))
+}
+
+// TestGracefulShutdown: SIGTERM while a login is hashing. The login still
+// completes with tokens, run returns cleanly, and nothing new is accepted.
+func TestGracefulShutdown(t *testing.T) {
+	vars := map[string]string{
+		// A deliberately slow hash keeps the login in flight while we stop.
+		"LANYARD_ARGON2_MEMORY_KIB": "131072", "LANYARD_ARGON2_TIME": "4",
+	}
+	l := start(t, vars)
+	status, _ := l.post(t, "/v1/auth/signup", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
+	require.Equal(t, http.StatusCreated, status)
+
+	type result struct {
+		status int
+		body   map[string]any
+	}
+	login := make(chan result, 1)
+	go func() {
+		s, b := l.post(t, "/v1/auth/login", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
+		login <- result{s, b}
+	}()
+	require.Eventually(t, func() bool {
+		res, err := http.Get(l.url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(b), "lanyard_password_hashes_in_flight 1")
+	}, 30*time.Second, 5*time.Millisecond, "the login never started hashing")
+
+	l.cancel() // what SIGTERM does through signal.NotifyContext
+	r := <-login
+	assert.Equal(t, http.StatusOK, r.status, "the in-flight login finished")
+	assert.NotEmpty(t, r.body["refresh_token"])
+	select {
+	case err := <-l.done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not return after shutdown")
+	}
+	l.cancel = nil
+	_, err := http.Get(l.url + "/healthz")
+	assert.Error(t, err, "no longer accepting connections")
+
+	var sawShutdown bool
+	l.mu.Lock()
+	for _, rec := range l.logs {
+		sawShutdown = sawShutdown || rec["msg"] == "shutting down"
+	}
+	l.mu.Unlock()
+	assert.True(t, sawShutdown)
+}
