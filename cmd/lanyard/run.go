@@ -29,6 +29,7 @@ Usage:
   lanyard [serve]      run the HTTP service (migrates the database first unless LANYARD_MIGRATE=false)
   lanyard migrate      apply pending database migrations and exit
   lanyard keys list    show the signing keys: kid, algorithm, state and dates
+  lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
   lanyard version      print the version
   lanyard help         show this help
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("usage: lanyard keys list")
 		}
 		return listKeys(ctx, getenv, stdout)
+	case "healthcheck":
+		return healthcheck(ctx, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "lanyard", buildVersion())
 		return nil
@@ -63,6 +66,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// healthcheck asks the server on LANYARD_ADDR for /healthz. Distroless
+// images have no curl, so the binary checks itself.
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(cfg.Addr)
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %d", res.StatusCode)
+	}
+	return nil
 }
 
 func buildVersion() string {

@@ -164,9 +164,11 @@ func TestFullFlow(t *testing.T) {
 			assert.Equal(t, out["sid"], pyjwtVerify(t, l.url, body["access_token"].(string), "http://lanyard.test")["sid"])
 
 			if name == "sqlite" {
-				info, err := os.Stat(filepath.Join(vars["LANYARD_DATA_DIR"], "secret"))
-				require.NoError(t, err)
-				assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "the generated secret is private")
+				for _, f := range []string{"secret", "lanyard.db", "lanyard.db-wal"} {
+					info, err := os.Stat(filepath.Join(vars["LANYARD_DATA_DIR"], f))
+					require.NoError(t, err)
+					assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "%s is private", f)
+				}
 			}
 
 			// A restart keeps the signing key: the old token still verifies.
@@ -269,7 +271,10 @@ func TestCommands(t *testing.T) {
 
 			l := start(t, vars)
 			kid := l.listeningField("kid")
+			port := l.url[strings.LastIndex(l.url, ":")+1:]
+			require.NoError(t, run(context.Background(), []string{"healthcheck"}, env(map[string]string{"LANYARD_ADDR": "0.0.0.0:" + port}), io.Discard, io.Discard))
 			l.stop(t)
+			assert.Error(t, run(context.Background(), []string{"healthcheck"}, env(map[string]string{"LANYARD_ADDR": "127.0.0.1:" + port}), io.Discard, io.Discard), "nothing listens any more")
 			out.Reset()
 			require.NoError(t, run(context.Background(), []string{"keys", "list"}, env(vars), &out, io.Discard))
 			assert.Contains(t, out.String(), "KID")

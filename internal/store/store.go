@@ -70,6 +70,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
+		// The file holds password hashes and sealed keys: create it private
+		// (SQLite gives its -wal and -shm files the same mode).
+		f, err := os.OpenFile(opts.SQLitePath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create database file: %w", err)
+		}
+		f.Close()
 		// WAL lets readers run beside the writer; the busy timeout and a single
 		// connection make concurrent writers queue instead of failing with SQLITE_BUSY.
 		dsn := "file:" + opts.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"

@@ -1,0 +1,61 @@
+package identity
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRefreshTokenCodec(t *testing.T) {
+	codec := refreshTokenCodec{key: []byte("0123456789abcdef0123456789abcdef")}
+	secret, err := newSessionSecret()
+	require.NoError(t, err)
+	tok := refreshToken{sessionID: uuid.New(), generation: 41, secret: secret}
+
+	s := codec.encode(tok)
+	assert.True(t, strings.HasPrefix(s, "lrt_"))
+	got, ok := codec.decode(s)
+	require.True(t, ok)
+	assert.Equal(t, tok, got)
+	assert.Equal(t, s, codec.encode(got), "deterministic: the successor can be re-derived")
+
+	next := tok
+	next.generation++
+	assert.NotEqual(t, s, codec.encode(next), "each generation has its own token")
+
+	other := refreshTokenCodec{key: []byte("another key, another key, anothe")}
+	_, ok = other.decode(s)
+	assert.False(t, ok, "a token from another secret is rejected")
+
+	for _, bad := range []string{"", "lrt_", s[:len(s)-1], s + "A", "xyz_" + s[4:], strings.ToUpper(s), s[:10] + "!" + s[11:]} {
+		_, ok := codec.decode(bad)
+		assert.False(t, ok, bad)
+	}
+}
+
+func TestNormaliseEmail(t *testing.T) {
+	for in, want := range map[string]string{
+		"ada@example.com":             "ada@example.com",
+		"  Ada.Lovelace@Example.COM ": "ada.lovelace@example.com",
+		"a+tag@sub.example.co.uk":     "a+tag@sub.example.co.uk",
+	} {
+		got, err := normaliseEmail(in)
+		assert.Nil(t, err, in)
+		assert.Equal(t, want, got)
+	}
+	for _, bad := range []string{
+		"", "ada", "ada@", "@example.com", "ada@localhost", "Ada <ada@example.com>", "ada@example.com.",
+		"ada@@example.com", "a\nb@example.com", strings.Repeat("a", 65) + "@example.com",
+		strings.Repeat("a", 60) + "@" + strings.Repeat("b", 190) + ".com",
+	} {
+		_, err := normaliseEmail(bad)
+		require.NotNil(t, err, bad)
+		assert.Equal(t, "email", err.Field)
+		if bad != "" {
+			assert.NotContains(t, err.Message, bad)
+		}
+	}
+}
