@@ -197,18 +197,18 @@ const python = "/usr/bin/python3"
 
 func pyjwtRun(t *testing.T, base, token, issuer, audience string) error {
 	t.Helper()
-	_, err := pyjwtOutput(t, base, token, issuer, audience)
+	_, err := pyjwtOutput(t, base, token, issuer, audience, "ES256")
 	return err
 }
 
-func pyjwtOutput(t *testing.T, base, token, issuer, audience string) ([]byte, error) {
+func pyjwtOutput(t *testing.T, base, token, issuer, audience, alg string) ([]byte, error) {
 	t.Helper()
 	if _, err := os.Stat(python); err != nil {
 		t.Fatalf("%s with python3-jwt is required (apt-get install python3-jwt; .ci/run does): %v", python, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, "testdata/verify_pyjwt.py", base+"/.well-known/jwks.json", token, issuer, audience)
+	cmd := exec.CommandContext(ctx, python, "testdata/verify_pyjwt.py", base+"/.well-known/jwks.json", token, issuer, audience, alg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -220,7 +220,12 @@ func pyjwtOutput(t *testing.T, base, token, issuer, audience string) ([]byte, er
 
 func pyjwtVerify(t *testing.T, base, token, issuer string) map[string]any {
 	t.Helper()
-	out, err := pyjwtOutput(t, base, token, issuer, issuer)
+	return pyjwtVerifyAlg(t, base, token, issuer, "ES256")
+}
+
+func pyjwtVerifyAlg(t *testing.T, base, token, issuer, alg string) map[string]any {
+	t.Helper()
+	out, err := pyjwtOutput(t, base, token, issuer, issuer, alg)
 	require.NoError(t, err, "PyJWT rejected the token")
 	var claims map[string]any
 	require.NoError(t, json.Unmarshal(out, &claims))
@@ -343,4 +348,37 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	l.mu.Unlock()
 	assert.True(t, sawShutdown)
+}
+
+// TestSigningAlgorithms: EdDSA and RS256 are selectable; PyJWT verifies both,
+// and the JWKS and discovery name the algorithm.
+func TestSigningAlgorithms(t *testing.T) {
+	for _, alg := range []string{"EdDSA", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			l := start(t, map[string]string{"LANYARD_SIGNING_ALG": alg, "LANYARD_ISSUER": "http://lanyard.test"})
+			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "alg@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusCreated, status)
+			claims := pyjwtVerifyAlg(t, l.url, body["access_token"].(string), "http://lanyard.test", alg)
+			assert.Equal(t, body["user"].(map[string]any)["id"], claims["sub"])
+			_, jwks := l.get(t, "/.well-known/jwks.json", "")
+			key := jwks["keys"].([]any)[0].(map[string]any)
+			assert.Equal(t, alg, key["alg"])
+			_, discovery := l.get(t, "/.well-known/openid-configuration", "")
+			assert.Equal(t, []any{alg}, discovery["id_token_signing_alg_values_supported"])
+			// Verifiers pinned to ES256 refuse these tokens: the allow-list matters.
+			_, err := pyjwtOutput(t, l.url, body["access_token"].(string), "http://lanyard.test", "http://lanyard.test", "ES256")
+			assert.Error(t, err)
+		})
+	}
+}
+
+// TestHeaderLimit: an oversized header block is refused before any handler.
+func TestHeaderLimit(t *testing.T) {
+	l := start(t, map[string]string{})
+	req, _ := http.NewRequest(http.MethodGet, l.url+"/healthz", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -405,4 +407,33 @@ func TestParallelRefreshPostgres(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, old.status)
 	assert.Equal(t, "refresh_token_reused", old.json(t)["code"])
 	assert.Equal(t, http.StatusUnauthorized, s.refresh(t, next.tokens(t).Refresh).status, "the session is revoked")
+}
+
+// TestLoginRehashes: a login under new argon2 parameters upgrades the stored
+// hash, and the password keeps working.
+func TestLoginRehashes(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	s.signUp(t, "rehash@example.com")
+	storedHash := func() string {
+		var h string
+		require.NoError(t, s.store.DB().Raw(`SELECT password_hash FROM users`).Scan(&h).Error)
+		return h
+	}
+	assert.Contains(t, storedHash(), "m=64,t=1,p=1")
+
+	stronger, err := password.NewHasher(password.Params{MemoryKiB: 128, Time: 2, Threads: 1}, 2, time.Second)
+	require.NoError(t, err)
+	svc, err := identity.NewService(identity.Config{
+		Issuer: issuer, Audience: issuer, AccessTTL: time.Minute, RefreshIdleTTL: time.Hour, RefreshAbsoluteTTL: time.Hour,
+		PasswordMinLength: 15, PasswordMaxLength: 1024, Secret: make([]byte, 32),
+	}, s.store, stronger, s.ring, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	_, err = svc.LogIn(context.Background(), "rehash@example.com", goodPassword, identity.Client{})
+	require.NoError(t, err)
+	assert.Contains(t, storedHash(), "m=128,t=2,p=1")
+	_, err = svc.LogIn(context.Background(), "rehash@example.com", goodPassword, identity.Client{})
+	assert.NoError(t, err, "the upgraded hash verifies")
+	_, err = svc.LogIn(context.Background(), "rehash@example.com", "a wrong password!", identity.Client{})
+	assert.Equal(t, identity.CodeInvalidCredentials, identity.ErrorCode(err))
+	assert.Contains(t, storedHash(), "m=128,t=2,p=1", "a failed login never rewrites the hash")
 }

@@ -6,7 +6,7 @@ import sys
 
 import jwt
 
-jwks_url, token, issuer, audience = sys.argv[1:5]
+jwks_url, token, issuer, audience, alg = sys.argv[1:6]
 header = jwt.get_unverified_header(token)
 if header.get("typ") != "at+jwt":
     sys.exit("wrong typ")
@@ -14,7 +14,7 @@ signing_key = jwt.PyJWKClient(jwks_url).get_signing_key_from_jwt(token)
 claims = jwt.decode(
     token,
     signing_key.key,
-    algorithms=["ES256"],
+    algorithms=[alg],
     issuer=issuer,
     audience=audience,
     leeway=30,
