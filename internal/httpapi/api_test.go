@@ -437,3 +437,14 @@ func TestLoginRehashes(t *testing.T) {
 	assert.Equal(t, identity.CodeInvalidCredentials, identity.ErrorCode(err))
 	assert.Contains(t, storedHash(), "m=128,t=2,p=1", "a failed login never rewrites the hash")
 }
+
+func TestUnknownRoutes(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	res := s.do(t, http.MethodPost, "/v1/auth/nope", []byte(`not json`), "Content-Type", "text/plain")
+	assert.Equal(t, http.StatusNotFound, res.status)
+	assert.Equal(t, "not_found", res.json(t)["code"])
+	res = s.do(t, http.MethodPut, "/v1/auth/login", []byte(`{}`))
+	assert.Equal(t, http.StatusMethodNotAllowed, res.status)
+	assert.Equal(t, "method_not_allowed", res.json(t)["code"])
+	assert.Equal(t, "application/problem+json", res.header.Get("Content-Type"))
+}

@@ -100,9 +100,6 @@ func (h *handlers) GetReadiness(ctx context.Context, _ api.GetReadinessRequestOb
 		ginContext(ctx).Error(err) //nolint:errcheck // logged, not shown
 		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database does not answer"}
 	}
-	if h.s.deps.Keys.Ring() == nil {
-		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: no signing key loaded"}
-	}
 	return api.GetReadiness200JSONResponse{Status: "ok"}, nil
 }
 

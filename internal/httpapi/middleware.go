@@ -144,6 +144,10 @@ func strictBody() gin.HandlerFunc {
 			c.Next()
 			return
 		}
+		if c.FullPath() == "" { // no such route: let it answer 404 or 405 first
+			c.Next()
+			return
+		}
 		if c.Request.ContentLength > MaxBodyBytes {
 			fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")
 			return
