@@ -261,12 +261,21 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return err
 	case <-ctx.Done():
 	}
-	// Readiness goes false first so a load balancer stops sending traffic;
-	// Shutdown then stops accepting and waits for in-flight requests, whose
-	// contexts stay alive (BaseContext drops the signal's cancellation) so no
-	// refresh is cut off half-way.
+	// Readiness goes false first so a load balancer stops sending traffic
+	// (give it LANYARD_SHUTDOWN_DRAIN to notice); Shutdown then stops
+	// accepting and waits for in-flight requests, whose contexts stay alive
+	// (BaseContext drops the signal's cancellation) so no refresh is cut off
+	// half-way.
 	api.SetReady(false)
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	log.Info("shutting down", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
+	if cfg.ShutdownDrain > 0 {
+		drain := time.NewTimer(cfg.ShutdownDrain)
+		select {
+		case <-drain.C:
+		case err := <-served:
+			return err
+		}
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

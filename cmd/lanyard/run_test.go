@@ -303,6 +303,7 @@ func TestGracefulShutdown(t *testing.T) {
 	vars := map[string]string{
 		// A deliberately slow hash keeps the login in flight while we stop.
 		"LANYARD_ARGON2_MEMORY_KIB": "131072", "LANYARD_ARGON2_TIME": "4",
+		"LANYARD_SHUTDOWN_DRAIN": "3s",
 	}
 	l := start(t, vars)
 	status, _ := l.post(t, "/v1/auth/signup", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
@@ -328,6 +329,15 @@ func TestGracefulShutdown(t *testing.T) {
 	}, 30*time.Second, 5*time.Millisecond, "the login never started hashing")
 
 	l.cancel() // what SIGTERM does through signal.NotifyContext
+	// Readiness goes false first, while the listener still answers.
+	require.Eventually(t, func() bool {
+		res, err := http.Get(l.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusServiceUnavailable
+	}, 30*time.Second, 5*time.Millisecond, "readiness never went false during the drain")
 	r := <-login
 	assert.Equal(t, http.StatusOK, r.status, "the in-flight login finished")
 	assert.NotEmpty(t, r.body["refresh_token"])

@@ -49,6 +49,7 @@ type Config struct {
 
 	MigrateOnStart  bool
 	ShutdownTimeout time.Duration
+	ShutdownDrain   time.Duration // readiness reports 503 this long before the listener closes
 	LogLevel        string
 	LogFormat       string // "json" or "text"
 }
@@ -92,6 +93,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DBMaxConns:      r.integer("LANYARD_DB_MAX_CONNS", 20, 2, 1000),
 		MigrateOnStart:  r.boolean("LANYARD_MIGRATE", true),
 		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
+		ShutdownDrain:   r.duration("LANYARD_SHUTDOWN_DRAIN", 0, 0, 5*time.Minute),
 		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
 	}
