@@ -44,6 +44,19 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// cpuSeconds is the process's user+system CPU time so far.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
+}
+
 // statusKiB reads a "VmRSS:"-style line of /proc/<pid>/status.
 func statusKiB(pid int, field string) (int, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -97,7 +110,9 @@ func flood(bin string, clients int, duration time.Duration, dbURL string) error 
 	if !ready {
 		return fmt.Errorf("lanyard did not become ready")
 	}
-	creds, _ := json.Marshal(map[string]string{"email": "flood@example.com", "password": "correct horse battery staple"})
+	// A fresh address per run, so runs against one Postgres database never collide.
+	email := fmt.Sprintf("flood-%d@example.com", time.Now().UnixNano())
+	creds, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse battery staple"})
 	res, err := client.Post(base+"/v1/auth/signup", "application/json", bytes.NewReader(creds))
 	if err != nil {
 		return err
@@ -113,6 +128,10 @@ func flood(bin string, clients int, duration time.Duration, dbURL string) error 
 		return err
 	}
 
+	cpuBefore, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var ok, busy, other atomic.Int64
@@ -146,6 +165,10 @@ func flood(bin string, clients int, duration time.Duration, dbURL string) error 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuAfter, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
 	peakKiB, err := statusKiB(pid, "VmHWM")
 	if err != nil {
 		return err
@@ -158,6 +181,10 @@ func flood(bin string, clients int, duration time.Duration, dbURL string) error 
 	growthMiB := float64(peakKiB-baseKiB) / 1024
 	fmt.Printf("clients=%d duration=%s hash_cap=%d\n", clients, elapsed.Round(time.Millisecond), hashCap)
 	fmt.Printf("logins ok=%d (%.1f/s) 503=%d other=%d\n", ok.Load(), float64(ok.Load())/elapsed.Seconds(), busy.Load(), other.Load())
+	if ok.Load() > 0 {
+		fmt.Printf("server cpu=%.1fs (%.0f%% of %d CPUs), %.1f ms per successful login\n", cpuAfter-cpuBefore,
+			100*(cpuAfter-cpuBefore)/elapsed.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU(), 1000*(cpuAfter-cpuBefore)/float64(ok.Load()))
+	}
 	fmt.Printf("rss base=%.1f MiB peak=%.1f MiB growth=%.1f MiB budget(cap*19+64)=%.0f MiB within=%v\n",
 		float64(baseKiB)/1024, float64(peakKiB)/1024, growthMiB, budgetMiB, growthMiB <= budgetMiB)
 	if other.Load() > 0 {
