@@ -384,7 +384,7 @@ type OpenIDConfigurationSubjectTypesSupported string
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Problem struct {
 	// Code Stable machine-readable error code (see the list above).
 	//
@@ -566,7 +566,7 @@ type User struct {
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type BadRequest = Problem
 
 // Conflict An error, as an RFC 9457 problem details object, sent as
@@ -579,7 +579,7 @@ type BadRequest = Problem
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Conflict = Problem
 
 // Internal An error, as an RFC 9457 problem details object, sent as
@@ -592,7 +592,7 @@ type Conflict = Problem
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Internal = Problem
 
 // PayloadTooLarge An error, as an RFC 9457 problem details object, sent as
@@ -605,7 +605,7 @@ type Internal = Problem
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type PayloadTooLarge = Problem
 
 // TokenIssued A new session, or a rotated one.
@@ -621,7 +621,7 @@ type TokenIssued = TokenResponse
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Unauthorized = Problem
 
 // Unavailable An error, as an RFC 9457 problem details object, sent as
@@ -634,7 +634,7 @@ type Unauthorized = Problem
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Unavailable = Problem
 
 // UnsupportedMediaType An error, as an RFC 9457 problem details object, sent as
@@ -647,7 +647,7 @@ type Unavailable = Problem
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
-// Example: {"code":"validation_failed","detail":"The request body failed validation.","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
 
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
@@ -1956,158 +1956,159 @@ func (sh *strictHandler) GetMe(ctx *gin.Context) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lchs30u6roCZ/VUjtkCZ1sS2qUnVkWY5ly5ZWlziJ6cMBZ0AS1hCYDDCiGJerztOcfY99lPMkp7oB",
-	"zJ2yEsf/1ta/W7WORM7g0uhudH990ScvlMtECia08kafvJSpRArF8JdnNLpgv2VMafgtlEIzgT/SJIl5",
-	"SDWX4lGSymnMln/7qKSA79gdXSaxGYCLWxrzaOK+U9lySdO1N/KuFoxMZbQmXBEhNVmxOO7NZLpkEXl1",
-	"efbW871bGmfMTBwxb1QdzPcipimP7VCpWWZlSNoYlMjpRxbqvud7SlOdKW+0Oxj4nuY6hhme0Yi4Dfue",
-	"XifwIZ3KTI+mMRU33ufPuCwe4dYnM8pjFlU3dkiWbDllKTFfkuLxli01x7pvX40RYSMsTWWqvNH7T96M",
-	"szjyRl5ClVrJFAZbMqXoHKZaZjAMI1STmFGlyXCPhAua0lCzVJFYirn3+cOfJ8xn31Phgi0pbO+/Ujbz",
-	"Rt53jwrmemS+VY/ODb+YVyKmwpQnSJ57TjIMWaLpNGYjEpTZICCdGvOMBRy0T2RqeaB07l34NGjQPCAd",
-	"6g6Nq7FYcqW4mPskEzdCroRP5IzoBSOrVIo5gd3j+DLT8M1UZiJSByQwJxGQmCutxoLRcEGscJDpmuDp",
-	"+GTF9QLeZOFCcjEnVKyJyqZLrrU524x1+2Phffa9IylmMQ//hPCVWIwtKY8nmt6witAcCqCqzITGFRG9",
-	"4Irgs4RGUcqUIjROGY3WhN3BhqpCs1/wRr7Kdsb4C9giKO0hGBH6x5f+2fdOhGapoPFXEZO7QaqUzAS7",
-	"S1gIB4hMQGQYZmnKojLR9soC5VZDLll6y1JyDK99Qwq6hRvy1dfbJ7k6DmmacgZiR9w7CoSMXP791IdP",
-	"labhDdEpDVkXCXtO17Gk0ZWUpzSds6+ib2LGmmgpJzGO9gU9r6Uk+GCFPYc7BaWt2iLHQnO9JldSklM7",
-	"8rcidmMXwQj1R33x+F1K9IIK/F4ZXjDaToFWmrEVec2fkZmEx5hiJJWZZspQ/kreMHGiVGbuoA1Uz+/e",
-	"B+0Lx7ywRkDb7g6JYkpxKUaEEsFWuFwFJ3HDhG8/S9ksZWqRfygi3GCmWNofi7cMthnScMEi0gmO4Ife",
-	"kRQ6lfGICNlTWqYsQDXoewtGI5aiOVF5Ej6oLS1e0bUiQT7CgVkAyY0agrcgXAxTZhcAjAMHw1Ogok4z",
-	"VmYBJrKlN3rvuSG9DznbKJ1yuDORRteCZnohU/77vWfxEFspTFnEhOY0VlXL4h1eP0bRyZS4W550Yjnn",
-	"onuPxVQesiZQzeG4IlyEMk0bltKwkKrKfjeaSm5+yw4TPI3qpq7NHVvlGNKxv963qeqgDT1RHs6aEfje",
-	"V26pMuskZZlqGoAqYULXlrCiiqQsiekaeP6e7bVOcO/uYGh34cHTB1aZoJSSBVVkypggTEQs6pNTOSdc",
-	"EDqnXHwlLewUE3aXGOmpG/huDTj1vbuuD1XbcHkz9pG/dCdZTXyLbbwxxiBIiGW8isIjnSmjKUudXm7Z",
-	"WlZdQWE3GH4kdoDKqFwRp5O+amd/xXV2mOkFKA+jwqwT0icBbC8gmsWxIqvFejQWY9ErzPOSzgmcijLX",
-	"oDXVRFTonEiigC6pDheEirEgzsTrE6ch8DWF7xlD3L2tCE0Zvq9lHBGa0FT3K2upyFRQMKK7lsvSFEmm",
-	"7A0BPhEsRUtCScxvCz7sCLzCON696AxwrfJvQSCR5btmGW0iXVkF3agykpQpJjT4NcRwOrgdikcMlz4H",
-	"M4ysuIjkyoj9aiHjjcKPq6mJWoMc7l0gL4twYzyKGWySTpWMM81gMTGfMc2XzAxaZvKgLhRm3DqDOzcL",
-	"BlvS2LhvPpg6c/ivXV7uyRkTiCtCs4gzEbKGdfDu3bteiVlZ00C4BCJLYdcFhpd2ckZomyD6JGHpWLy/",
-	"eHFEHj/ZG3zoLLRO1OjRo9Vq1U9nYY9FXMu0L9P5o3QWwv/hue5oLIJnlgiMxssfxl5MxZqm0djzjdH9",
-	"wzi/ynCusRf4hMZKktWCCSLkWBR8AExAOlQhJZNURlmoCRgZ4L8D94R8xsEuJG+lNk9P12MRxHJ+IgL0",
-	"e+0pX5rjDXyyWvBw4UQPnKuCBjixIXDJFnLmuveHd+ZttJpuKY/Bsf8qtyErjdO4OdJbHjJguGmm1n1y",
-	"la6tIKmFTHW8rvpoJc/h0r56XRn9WzkNpT2Au5Cvks40S0lwwXS67h3CLwFRLJQiUn1yzPUCj0uSJRXr",
-	"scg16oKqBTOakQvgmDk6xlIYIQJThIcUfIyQJuSGsUSBkgM1PRazWMqIzFK5JOxuQTOl4QpcsqVM112U",
-	"SKM3zRjWujIGSCeimk6pYmORiZTRcAE7Mp4jnwsY54atCfhHRj9WZbi0zTbxxW2DPl5RDhp6JlMGtEIg",
-	"xdkB91jzjnOGvrfkgi/BuB/mZwoO75ylOXOqLElkqln0hkWcXuFDX8Wl+YCTJYw4wXnv83Bz0K7mz1W9",
-	"3b2yUZDPQXDV5MrM8e3Ytm1TGxxe4XQTVSSo7ynoe4W9gszwnN2yWCYsvZBxizZ/B+p7CuObz6dM5V7m",
-	"94qsZHqDAKl14ZTOwCABfpPT6ZojlKnkTK9oyiZMzLlgLIXjoJpOVMjhHsGHlnH561ROpeahqnzGFKNp",
-	"uMBfWJSFVCOcI0E8W3xG33vBWRwZ1KexsTPBSiCvwxD7xPjNLFxIu9Mabgi7TVIgmObGp7SI8Kcv4awW",
-	"/QylCFkq0CtHcyvwSeBUSuCT//d//i+I7PEy0WtzS9nrCDFObhaFA4JLYmwRH7zJOIsM1glawZhzZsoR",
-	"2heCLpnjD9xe5ONQFr02iCp8MhY0juWKRfZ1cFWVZjQyiqS4oUoQeIP0OSbeylBcGfMSLRGSMJnESNhi",
-	"7Icg6c37rqyX3tuDKdZSsIiBqmGdLxmN9eLSinkD7CAL/J5QoVYsrSzxU64cPIlyXuUKlQ/pZEPetAEb",
-	"1SXbt9pW+urd67YFJtk05qFB4N+xKXnN1qQDptSTveGTbp+ciXjtHnLnCRcWsrm1fEdjISRJUn5LNXN8",
-	"2gki5Ez45zf4J8IfI/z5Nw7/Sr2A/9wEXThRGHEscCq1AO/ljZ1uusbrCHbkHJjjo4B0ji+39x53RyQI",
-	"09uA/ECC89723mMY8Q7+WQfG7D17fQ4PR88vD8sPH0fbe3vDffO4efLi8jAgnQs3LNhfAYPvxuJIyjTi",
-	"goJJCt6NvYYMLeAqfbybpXEeOEhohMLkKPmU/PMfj+1NWj1nGs/bZf/Vu0tC47lMuV4sjUEAVOAK8QOc",
-	"qaw5kRie7+E+Pd/DXbRqtTC9bc54lKW3jHSQsLA/Q7Ubtlbd8ixIYZwFidc6fovQnhv+YXfm1iIdJHXX",
-	"LyiHapFqzVJ4/n+/P+z9Snu/D3r7k96Hv/1Xm4a44S1KE7iXRwfGSbUKOLjhUUCM/eKiRGjyqoKqYPYY",
-	"N37JxSkTc70oGx2lWfW6fVZ4snIeR57vnb0+x6M4bCWUaI70RkZZnKm/hECZYpvhV8XnQeXi5fPWNd41",
-	"h/iZhLkwGI7BmJ3VEUDNDnLP162+hcy/NCf+iilqmhMO1jCVjzJp6LdBkV62adKKCr1kulCj5J//2OsC",
-	"61ka3bKUzxxWAzJWuxjgIwwWo3LIRRsFNxdB5H9ve7C91xsMe8O9Hh1Ot8Mdz/KoYUDkATxcPEpv9nTn",
-	"7NXO8+27F8Nn86e32XRfn7Lh/OWb33968pg9vcrUfnb+8vbip+NrD8/Au5u8OP79Ittf7jx+efp2ojP2",
-	"eG//9G3y87vHydH6UvObXz6+Pnl3skcH3ucPjWvMbKVNv8E3B0SmEWI0xuwE5wMII3SfXLKYheAhGwEG",
-	"EnHNlupLhjDcc58LWzpN6bp52LCqtrM9Bd+qlE4BahzWTOPz0rZmNFasbmUfFVha7TjRSoO1RPR/2Y/7",
-	"oVwiv1oLaORZMJ8sZKrgRgFGXhOlKQzSIKsdso2uFpP7vhZu7ZMjuUxoyiISUsV6XCgmFNf8lhn3eibT",
-	"JdUuGA2akN45Tbi9t9siosXq29bhvjVoR7hg4Q2LjAOotLEcjXdHYpyFdBDqkWBvoNvBlDFfaSXsoZjG",
-	"G6m0uuFge/cLirt2/m6L+Q428ILM9J9jhmYAwF48DrjTkjAR1RilFoLx4lRPDn99G97+ePRxcHwVf7z9",
-	"+HJHvbpYP74+zP93In87fH41fKU+/rKaXE957+Pg/OrJO/l2L9Ja8Zsnr8PD4Wny6ll8tX35y7Mp/fX6",
-	"xXC6/2T+5Kg3vz376fWMvuxd/P3kLH63/2p1cfSY/nQaDpos14gP3SeEF+ZhDFQ2qF8dqY30ZwkTJ8+P",
-	"pJjxeZaaxJwGkz3nKpS3ICVLpik4hKRjXiRHUggQpuKRYX9AHhFQyE93h7vWRh0LcGpUt0+OYvAkbeiR",
-	"z4VMWW7t6gVbOwQO3KIDssSv6ZpMwdmJMGRztWCp9Y9I4HBWk8HCRJRILnQwIqcGhUPMV0jBai7RJ2+e",
-	"UqHRPVeT3GlvJZoD7iYWspnQeD5BF7P25rGzBBEJT72Rt9A6GT16FMuQxgup9Ojp4OnA872Pqxs1yVK+",
-	"6ZFHfUziQd/wETzct2leLnbbtvB8wSrD8217xtyLyAq4JUexjQu5HT4CGj+yVPHqL07g28mS6YWManMB",
-	"2b3mRbWB8HWmC96Pq0cx9j5YIAU1Fw5TmJjELYgkLAUNqyr3WEOlVm+tBx/yF/0H5fQP3HyEG0wADJl+",
-	"zpLIHci+J88tqq0O0PMvg+3G4THmssvsYYqVZjIsnW/xj/snDRpYtm3bpPmOXF+cHhD2W0ZjUKxo9HOl",
-	"AhLGlC9h65UtVG47YPeWRRSiUJ/2+uLUERMISDrBOBsMdkKzFPyZtQtK0H3IzJtlqb6SC6tTwUbapPgO",
-	"aiqHVFRTzp4+UdKapaDyQiqcFuT6j3HsRinf5Im8H1vxN5IUqGwaOJhK0aWBCgmPEOphqMxD1Nb9NjYr",
-	"aZIvrbSuau45aHeV59Lceug1pRR0++TEBG3UWNgkRwTegk8VFfI58E14Z8Fgk8seE6GMWETODjO9INv9",
-	"gYsyWTzQiNiXGOmBGvGecwFVWei3BhFwZ8BT5jyQtYog9B9hm5qBYCW+JIWN07pHTjbz4EP1aZtJ4vD1",
-	"Jr2ECaj5iKcKtDH2d/ee5JCriRwom9/qO3B9LIJNoYmgT56lVIQLIoWN4SMIZcP5Zr2jtixZv5Z664/F",
-	"JvQfUeN6DpzfnhsAw5TzO/1NYXt/QyAdBqjHtP1aRNongZB6MpOZwF8Mr07gMwso4zAp1WwS8yXX+Rh5",
-	"TA7XZZMoweGJbHRNYV7yAaa9SQHiaKw3gsYbKj+dMqpN3qXBvoHWoFnhBnx5dXVODLbasNi+aZZ47os1",
-	"U8RtZkrFyfua5PC6QWT21QjvISXJkoYLLlgvZTTCD0xKLdKso5hJfIi50oRO5S3rVsH5NlqVoRva+/3D",
-	"ewvefNhqhYccaevre5ktqSgt6y6JqTB3HepyrlzerwiZi9aEUmhwS0vZtDKtB26qXv0Dj7QJjtozboaT",
-	"4rWxp1qk+gCYljCh0zXYkblmQVF5MDBSima13dsbQhiwzxL74xH7JGUJo5pVHVhkuCW9MyHbvf39UgDX",
-	"MGMthJuzZ4PLFjLVxCZ4uUvY7RpGIR1dW1eySKmqM1or19cvoVbwojRXYSIrJiJFgpLYBAbkQ33/z3/s",
-	"9rf7w+7BWKClzUWEmF8RectVeWWRZSms3uq9lM0YcuoX4UsbpTb0zE8zlxPfiPOGi23G4w10kGIqaYqh",
-	"jMQ855vww3RNpjS8YTbUn7BUSUFjrhixsfd+XU3CT3AH4e4K3PJqsD/a2R4NB7/icm00eZJiOLk1kJus",
-	"9UKKCS4o5EyEa5f1j9ebZm3KrDx7M6bIRHmrKwp8bt8wJ7yzs7Pvk+uro+4BCUQWxwFZLXgM9rFFLyu2",
-	"fUQ162m+hLOAp032jEl1aNFl1U3fL8bVgPvndnJ8IVcA3zgvvVBnp5YxG+v0q1Rt5a3GRE2FLVdYGpRn",
-	"BSDGooh5tRyiQMfd96ZszoVARqicue/R6JaKsGK/FUS2iNSfg/MOa2CeliSVmmr2HwCvHcCrvN4SK6mS",
-	"k93RUMeYkJCykPFbFmHScK0ygHRkQn/LWB3/3RtufzFud8nnIkv+7OnbEgrMdX0oti/oEpZwGFFyKm9Z",
-	"TFGL/3sj/mZPLUBsEtM1Zoj0yVliyHpQzvMJ4Dt063PliemTmsz5LRO1A90uGQt/NNzgA+dcC46mKP6D",
-	"DqOyOXpvX7w+IgI2HnOFRpY/FlOmV8wmyoQWdGZRHp/oBKeHb385vHg+OT+8vHx3dvF88ubk7eT0+O2P",
-	"Vy/BJ9naitiMZrEmw72tLZ+YxOMpi+WKPO3mlTXloY2VNBZtYx/+nI9N3MAwRsh4DNfTcLC92+2TQ7Ee",
-	"iyKn5QA9cZBkhYxN0ixmqk8Oi/BJkZUsFRsLUxQJh2LSUxyitzsYtFZgSmHqI8einG+0gsHyLCAwPGzc",
-	"vbRdO1MHs4OMinFPImqKyAe/Y/ke0SUzYI+NDqHhPBahXDJlsh7BJk5iLHFDi+rbR4SqdVctag30hHVz",
-	"MQOT2msigsU2M78MKlko5EZE+d0VcDMcKg01Irogs31yyUQElgdVJDgsA3ojYtN+DTxVnsCAVGB9umCH",
-	"Wsgsjqzna0YzCvagsO0QEwQnmMjZLOYYsQCGf4npFFtbIxLQeB6QToAAbwCGoeXZAxIg2Gsymy/M13wG",
-	"Z+gYo+vb7IxODqdips+Caocxcw0P6XUyImOP6r99XOmxF9hVHMWUL9XW1shUEihloaoCFi4J78nl5fXx",
-	"RdD1C6Q4MA8GhGM5A7wa5SGjSIbZEgxZk5GfTe3gDo/sXF+fPK+MhqVzPLLZRDSL7BsuG760mMPr5yfH",
-	"b4+OSyJeLNyWJHCqERSZzoKR+YaASQkOtsmxVRwGxXKNRIYLNE2ns8CsSJkBzFDsLglG5gPyt1Kmf8/c",
-	"sK5OoLzAo6Pjy8vJ1dVpaYnDPVCKprgRx/2oeTAilGSC/5a5mAfQpsi7235KUioiuSRTrt17ijvauIAo",
-	"dyVRdAmLS6VSRni4FCr33e3TdlOY/Tgq3zPVCxCfsn7LxBmrwYhMpYwZFT6hBuu0aWwHBAx0IoGoJW+A",
-	"KxKZUF0xGhDzU9NIBkqVbeTPge8GR0UHTNYyvFsaaj3qhA9R+JJjBS+7/DJKYilvssTKwU8Fcr9g4Q2I",
-	"JdKSzwXVWcrySE0hY3AhR6b+ACTQt3Ls4vNUEATdejFX2gggomtK4aMZvEEFXAXAWo8M3+EsVJOlVJo8",
-	"HhA8t5ixFV3DPYQVHUa4BWORGosSGTQYBLh61XJmdZ+ZrV8tpj+G/Iy/enH9+8nwLT9RJ0ud/Hp08vjk",
-	"48nqzcdr/eb5sabbP+2d8BWPXsark4+S//Lz34EZBydi0GfrV0m48wbGkNHLi9UZf3o7/XH/4y/v7uR0",
-	"5+3g7ON8dfb8kM/+3g+3YzFdvhhEP7+KW1EdhDTVhIvNCfGZ0DxuFtnYV40GbBVKn+wPBiW9WsU49hF0",
-	"uSdPviiH/COrxPKDqo1u1slnJBOZYpHVtFHMxqJFf1wcv7g4vnw5OXl+elzTIk9IRNeq65OQJollwpUp",
-	"81kiDFfNlfhe5TVN5YKmMhEeD3afPpwOm+5bYa8/oliYMl1SYtt7j1F7wcqY0KlM1l1XmSTYyqY9O1VG",
-	"NQnOzy6vSCMihGYc3qtw3eqxqD0XY8pJ0CeXXMxj1Gojgj0q3GGkTGepULaE26ilS20CdSah2yy+iPuZ",
-	"shGTVkMiPmcKO2JwXZepf6WzujF81Q7RuRiVMXYqiYzmo1YIAO6IL/m91wprS6rGYcVOq6ysIvp1DmuV",
-	"PLuMNvPyWrWFuQ+NwdHufoYpwrCtmNpgNEBMbbOLihmEg+l+9Jhus95OOJz1dmdPaG+fbUe9vfDpdEif",
-	"zHbZ48Fmd7YAD/8FAF/ljjDwWhP5K1GoFffThQdtgD/zQh322wjvNS+DP+6ptznjjXH5Bs/X2qPGfDLh",
-	"8zzvoWQa3ZMCkfHWGowve/sHNXdeMCThRp/+i1BoiZ9oHJ/NMBj2hbInfOHzB/9B8HW+YnPRtZh5mxHb",
-	"QlKbvNc4mNyS1K3rKJt9pDOVemGUMlhwkodMkSWNDNJlZ7dGazNYHuUybo/MLzN9y2ILMje1EHYMCLOU",
-	"6/UlkNgIkak4BU+z+O2FY59X7668RsnZH/RKTSlRUP4mwLwdw69j4TBAsCPz3k+NimTwNG14uahhduDG",
-	"WFh0Y1gvhcaCh3plcr7oTYXApdJbPB9z8eQUXWidmGo8LmayySFF3hUY2xxj7XrtamFHtqoJbXiSJbhG",
-	"/JkLa2fbanvMQDQNlURUSpY1HV3mTKM/YepmqKmn7cUIsW5tlXUCOA0UIYdOCXBwvrfxvIOudcudL0LQ",
-	"6y8Zp7bQBg4CPX6wF1ECEpZSLVNgb6kw5xLxK5J7Ozb7CE2jrS2LNmxtFa5LUWCgSF4lhFYUIcGGjKui",
-	"lVdIYwTPHNkTrI1GOPjAkGZrq2LxIj3qJqG21WdbWwWwY3GqTLGtLVhLZ4Px1+2Tc+MLYpldDg1V7Wx0",
-	"wHyDVmI/AXNklS4CvrEhm60EOu3ZF110E7/7jhxJcQvzS6EMQ7jGS8AqOcw+lRG3iROYs9S5vnrRe9rt",
-	"50/bB1wqAmwJl6pIcGSCf72rdcJGjZLY4ABbqWHFJcG73ERzK1JqOWt3uEc25a4UDSeKEkOgaDkeT1P0",
-	"mFP20TTRug/aRN/+Em8hizcq0gly/BCzUdxVFnSJMRZaQGYcB0PshnwWX9ic6EM67138+CFtC+C5bjcn",
-	"EbWJLUQJesMmIVXMtfzIkzACm7gUEHNlFsnOKHy1NCOHXcMHGEs24J2JIgd98oxGhIskQyGwu6Mw0O7d",
-	"HTKReT1m9BY4iCQ01ZzGZJVyzciULbiIDggle3d39lHbywzGyLMvkIzPmOKRhZKL3lAxV3CYIL1GpSDU",
-	"Ckxl0IWQCstKuKrBbjmpCHukqQzcKXi465PdwV57ohFuZm8wQOVS5BTBwq5q7apgB2uysUMWvnNYTaG1",
-	"jYBMaxI4xLXN5slBgrW9x9AJRTwFXUyyCSIokLkyUuCDbnLtCYxzOUIdhuR2jSp4yOCutSq3Up1k6MDt",
-	"oKD7za3n0oqsNvV875alylxsw/6gj+FHmTBBE+6NvJ3+oL9jknwWaFBsyCQfffLmTG/IZ26UV7139VUP",
-	"ER0sZ+2ORVGFhRcJKnQLctvNNGxlcs7DG5c9beIdFjVzSGuR723KDL9XtmgJtKzpcKHJQsZWaVcwbkUE",
-	"aHRafLricWzuesHu9Fh0SrcdjA+HlSlGlDTt0RRJYIFcg50w46mCgzcaXaMpBDsdC8Nb5rKyYexFXvpY",
-	"7dp0mOcCmxUtGdOqUhlutm8jCCmbMR0uLGijSScF/8jm6HVdCwijibmYm/yYUvuSXJJPwCH9kWkssfOr",
-	"fW63B4O/rIEejr+htymWgzJ0tB/e1e6lXGFNeSmHeknX5ngcWXzC+vM+CQz7gfV616Nz9sPOYACMYjEN",
-	"vO3LDQcRVzNwj63/LdjBUpbrsVCaplq5/h2Grg9osuG1rKa1EUzJMfBG77Gcw7XfstW9pdYhinSAxF0Y",
-	"ic4VuCl5XMX7AGNVFAAoCh71wnq9T6sueOOKfWwVg1rQBPTXWLy/r/qn0BFmtr5g+pFKWKhK08NrvXyl",
-	"veFk0F/oZdwdi0fkvSseeoi2gee6COcrTUUEBuerd1djEfNpSrF3J1xUM24jwybs870ytMPoZi2MRWOD",
-	"9ZW8BtM6d5bFscv+P0/lLY9Mw4bWfP+xyJO3jV4vSj6csmsXyLaCrG8on23TbRDXlnjdn5Pc0JWAVeTW",
-	"DUo6rXLb7f/3iVmz3u0e8TJ9J37fKEWHaCMpsj0YgN2OFCg6V+Htx1Xud4JPKuaYb9knRyZII+RYRCxh",
-	"ImIiXI/wRuKmBRi4lwKGAFuXKT/vDQZmFwZ7Ujqb8XADs5meGt+SvypdOzYwVokMFDbU9+47nFO75dKR",
-	"5PtS9kyWTKc8VPdpNvjeKbbzVIJlyjJFNLvT2D3BpnYY6G4sOjV/C557lMSUiwNiDbIfBv1Bf/cAm58o",
-	"pn/I9Kz3FHzRI2d4iyJ9k5gqSiFtIz9sCWXxRfOL0RLdDSdnd/DloysWWj20QmC+Iy+PT8/JXE7m0rAN",
-	"U+Rthq1F5IyUPkQLxaR069i2k+6PxXfk6pfz49oAc5rN2VhUPxxuG5u2Loz+V57P/RxTen2Zk20j76DD",
-	"8DBxtj1/Sg3E4K7BvsXOQ1YmeOfagGFH9bwPmMWRyp3AuLLNwPrkDHz3FVeM7A12qtUX/bG4LikBSaPe",
-	"lMZUhCx1fXBsgNcYpzTiJS2xgaUu3GP/Sn1wge6aloaK2Nd5b7CzadR8mY/KXenu44XyJjeyQClIaMQm",
-	"kaqFFax63tDEk4rIt5jc2nRJ8Yk1HWk5fQk9l8NaE0/DGUWJjBl/znQpc8P63h2EWdtqibqI1UxlVnrL",
-	"+LDKlG6aIbDHJygnje1LgasRNSo1lreN41v45lTOT5wBzJR+JqP1X8YrlRYRn6tovI1AtfHp/YxS7hL+",
-	"2fd2H/JO6Q9/4CvDB/Fj0Y4WXho+gInrvePxvb2HTNbSmw8l5wGby/8SwF8tarYhMeJnTfkoyR9Qqil5",
-	"MtObRe/YobJ5l4dGGwjTsFYRLU1Xtcq3iigtk7FYyfQGMWKNIaT+/fCR7TufT6o0XY/FRjypHebJ8Z2u",
-	"TSk6idgykSAuLpvIyiWHW2Y3l8fyzCuwJPkt890S0d+oN4otwBKwMN2f71DSFhUZcNyQmnRkOhaxnM+x",
-	"vXOmS7hnbEfB3mGKzpi9VW4ZjdE5WuR+cEM5nGX622mHUtOQB6mH3Xa8K0+MU641t0zLbcSxjSxC3f0/",
-	"qzL+DaT/Hkk+NmaKIdP9guvaRGyW3LtwQcUcMeuqwM4wjbf+NxSsjbS1Jdhqa8u9Ysu0zV/qyLtCN/vc",
-	"YyPpEWbmFPnPRT4PgswrmRtrbiibJmevTNN2mAObtwaJTCiqno51cXx9eTz58eKwkno6HBAwCVeSaDrN",
-	"lZJRQS5n0SY0x1LpHPzuEoxcqywMmW1d7Trrm/UVRCg3yrUoJ6wSUWiKFEXVOdMjl4lbDW3lYuCy6Qt1",
-	"tDsYIkzfGvtyiyq63LtSgM2paqRTS1Urp15mihl0tfH+4bPLs9Prq/oYO4NikByJhytoQTWGQBY0SbDZ",
-	"hst3taERdqfzOF9rV29yWDQXouWe4Jow03Q4T8xrjbCBiVavyjb0yoN0Diimut50fWPHdRNbuL/pOtw3",
-	"RsX75f5ORgiJNJFPQRhNY46B2kwxEjHNQqBPt61mYWhDNW1l6ShUx4idwKaxVc+SUaHK8kSoxYBGCCrR",
-	"NCq3CoQTj+V8LPK/ZuCw/XrPdHst53Frm39jPVSTm6NIB40PfyxsLkbXXoGF5MVKIrCPMIxLG7Fqqu1e",
-	"u6j0Dv9G91utjO4/9u+/m/17gVkH9Wvu/utTYfHcPS4nphupsm8G16ZN0M9TVzC1g4u6NYm3a5E922nc",
-	"s5WVFuVUcGHaP1ZkBDFXI5iYsKC3pfa/G0q7hAOUxqKtZuwLlV+luggbOB+LStWXi90OB9u7rkWY+TsY",
-	"bZVaJxqBmLcvXh/1XImavfCwU7zVKTSdS7HNowNXe4yXBQabMQEKzGW8jMfiUNT+5hoqcuc/LGjlyFp0",
-	"6n6t70efHJqBbHpIeE+BYYuGuuRzcZ18I81UrfB8kGIa/vcopv0vv5L/fb7/mUrJKJASM27URyYjtRUD",
-	"vbCp8XmNFjY6b/nDPWCF2EtaSx+ByDzmNhY5KNpR0kqYu7oxmYKXOgjDtW6uc5AGGUcs7fo2z3BD3mdn",
-	"Q/5p15bTbCh9aYHavyUgatPgWwMjJmGgx4XRvn/68v0qT7Cak/r+w+cKP/3oIMnKUktMtWTAUjhkests",
-	"051afqYMaezquUwIEDFzq/IbZYV9z/eyNN7YXhFWaKdvFN+YHE8fVDfhws9vPFsu4uxnTNu2ifgoFp/9",
-	"T18+IGL7xKn2P59TGnPJWkZsi+7DukyMtqf0Oi5HYV1s0rTmz9MhSrMUocrmZC6M5pfCAzBZM1hixndp",
-	"pc4+pxFxIYfylCUs/fOHz/8/AAD//w==",
+	"7L0Lbhs51ii8FaLmA0bylBTJjySW0cDvOE7HaXec8aMz3VF+F1VFSYxLZDXJsqwOAtzV3NnHLOWu5OIc",
+	"kvVSyXZ3Ot9gcL8BJm1LVeTh4Xm//DmI5SKTggmjg9HnQDGdSaEZ/vKCJufs15xpA7/FUhgm8EeaZSmP",
+	"qeFSPMmUnKRs8bdPWgr4jt3RRZbaBbi4pSlPrv13Ol8sqFoFo+ByzshEJivCNRHSkCVL095UqgVLyJuL",
+	"s7dBGNzSNGd244QFo/piYZAwQ3kajAIzZ0RZMB9aUhtqch2MdgeDMDDcpLDuC5oQf8wwMKsMPqQTmZvR",
+	"JKXiJvjyBYHhCR74ekp5ypL6cQ7Jgi0mTBH7JSkfbznI+lobTsM1cYcOwoApJZUORh8+B1PO0iQYBRnV",
+	"eikVfLtgWtMZrL7IAQ+MUENSRrUhwz0Sz6misWFKk1SKWfDl4x/HxZcw0PGcLSic6L8Umwaj4C9PSip6",
+	"Yr/VT95ZwrCvJEzHimeIEXv7bVdG45hlhk5SNiJR9b4j0mlc6VjAnYZEKvsmXjGRk08sNl34NFpDc0Q6",
+	"1N8T12Ox4FpzMQtJLm6EXIqQyCkB/C+VFDMCp8f1ZW7gm4nMRaIPSGRvIiIp10aPBaPxnDguIJMVwdsJ",
+	"yZKbObzJ4rnkYkaoWBGdTxbcGEsgOev2xyL4EgZHUkxTHv8BLqtQFVtQnl4besNq3EEFYFXmwiBExMy5",
+	"JvgsoaliNFkRdgcHqbHHfkkSBXDt9PAnUENUAT0akfsgThLFtG5A3gcoToRhStD0q3DI/SJ1BPqPCd48",
+	"kXGcK4Vs6zG2V2UiDwq5YOqWKXIMb31D9HnwLO5ywe4yFgORIbh9UsjamCrFGbBacSQNjEUu/n4awqfa",
+	"0PiGGEVj1kWsvqOrVNLkUspTqmbsq5Cb2bWujZTXKa72gBDHhxQxcyrI8Cn5gb+o0uhwp8S4E1nkWBhu",
+	"VuRSSnLqdvhWSF87TTQiDx0CvteWJqyk06RjD2axfSlvmDjROrfqZQOmC2X6qDPgmudOq7ed5JBopjWX",
+	"YkQoEWyJoGlNDLwYus8Umyqm58WHIsHD5Jqp/li8ZXCkmMZzlpBOdAQ/9I6kMEqmIyJkTxupWITiLgzm",
+	"jCZMoX1QexI+aICWLulKk6hY4cACQAorhaC2AwUwYQ6AfhAGcAkcOHRkVM6q181EvghGHwK/ZPCxIBFt",
+	"FAfdiDi6EjQ3c6n4b/fexWOMn1ixhAnDaarrRsN7VDNWsklFvDYnnVTOuOjeYwJVl2ww0fpyaEXEUimG",
+	"QrwU8sOSgWrH3WgE+e0dNVzjZdTPdGVVaZ1gSMf9et+Z6ouuiYbqcqVdBAedU00mDKniVt7UxPIfOGMN",
+	"jGvFcr1u6+mMCdOAaUk1USxL6Qp44J7ztm5QOy7XLWt7lQePHzhJgmz7J5/frXrN7jLLQU2r3W/LRPLA",
+	"SZtLNe60Cr975IBoPgN9S+iMcvF1J8kbLFwe40dr+AHxeDqqCj3SmTCqmCJK5obptqPldQhKY4G0LIf3",
+	"6QTSV5zoz1Bbh7mZg+Cw4st5K30SwbEiYliaarKcr0ZjMRa90gSvyJvIiyer7pxdJpJS3iQSBfKCmnhO",
+	"qBgL4u25PvHiAV/T+J41tv3bmlDF8H0j04TQjCrTr8FS45+oJECvfquMk0imnXYAvwdAMZJQkvLbkv46",
+	"AtUXR72LBj83uvgWeA9JvWvBaGPfGhR0o3jIFNNMGPBdiCVwcC00TxiCPgOziyy5SOTScvhyLtMWPkdw",
+	"LDQNFltDh38X0MsSPBhPUgaHpBMt09wwACblU2b4gtlFq8QdNZnBrtukb+9KwWILmloXLSRTqWbwXwde",
+	"4a1NpbJmPc0TzkTM1iyD9+/f9yrEytaNgwtAshQOLjCwjGczQokDum7LZEyNxYfzV0fk6bO9wcfO3JhM",
+	"j548WS6XfTWNeyzhRqq+VLMnahrD/+G57mgsohcOCYymi+/GQUrFiqpkHITWyP5uXOgx3GscRCGhqZZk",
+	"OWeCCDkWJR0AEZAO1YjJTMkkjw0BAwN8dKCemE85090+eSuNfXqyGosolbMTEaFv6275wl5vFJLlnMdz",
+	"z3rgSZU4wI0tgit2kDfPg999smCjxXRLeQrO+1e5CXllnarGkJIs0IfmM9HjAkwAQN4MHMIDophRK6Ln",
+	"Upl0VXPMKm4C+GM8ZuSqtsW38hAqBwHfQK0cz9OpYYpE5wBx7xB+iYhmsRSJ7pNjbuZ4Z/a0Y1GI1TnV",
+	"c2bFY+XkwAHOYkAkkw4lMc3IDWOZBkkHsnospqmUCZkquSDsbk5zbUD/LdhCqlUX2dIKT7uGi8ZYg6OT",
+	"UEMnVLOxyIViNJ7Diay7yGcC1rlhKwLOkBWSdUauHLONh/HYIJSXlIOYnkrFAFcYMQF0PWDOe/IZhsGC",
+	"C74A635Y3Cl4uTOmCgrVeZZJZVjyI0s4vcSHvopUiwWvF7DiNe5boVrNnKdUcwvBnGs6dFXPdq9qGBRb",
+	"EASaXNotvh3Vtp1pg3MrvHyimkTNI0X9oLRZkBZesluWyoypc5m2SPT3IMInsL79fMJ04WX+VZOlVDdA",
+	"Dd6F0yYHowTITU4mK44hSy2nZkkVu2ZixgVjCm6DGnqtYw66BB9apNWvlZxIw2Nd+4xpRlU8x19YksfU",
+	"YAhHAne2+Ixh8IqzNLGRnrWDnQlWiQj7WGGfWL+ZxXPpTtqID8JpMwUIM9z6lC7y+/mheKqLcsZSxEwJ",
+	"9MrR5IpCEnmJEoXk//yv/w0ce7zIzMpqKqeSMJbJLVAFyVp7JARvMs0TG9MEoWBNOrvlCG0MQRfM0wce",
+	"LwlxKReltpFT+GQsaJrKJUvc6yDVtWE0sXKk1FKVUPca6ovYdytBcW1NTLRGSMZkliJiy7UfEzFf13lV",
+	"sfTBXUwJS0kiNiQNcL5mNDXzC8fma8EOMsfvCRV6yVQNxM+FcAgk8nmdKnSxpOcNedMW2KiD7N5qg/TN",
+	"+x/aAMzyScpjG2l/zybkB7YiHTCnnu0Nn3X75EykK/+Qv0/QV0jmzvodjYWQJFP8lhrm6bQTJUiZ8M+v",
+	"8E+CPyb4868c/pVmDv+5ibpwo7DiWOBWeg4ezI9uu8kKtRGcyDsxx0cR6RxfbO897Y5IFKvbiHxHone9",
+	"7b2nsOId/LOKrOl79sM7eDh5eXFYffg42d7bG+7bx+2T5xeHEemc+2XBBosYfDcWR1KqhAsKZil4OE4L",
+	"WVyAJn26m6u0SBBkNEFm8ph8Tv71z6dOkdbvmaazdt5/8/6C0HQmFTfzhbUHAAtcY7gAd6pKTkRGEAZ4",
+	"ziAM8BStUi1Wt+s7HuXqlpEOIhbOZ7F2w1a6W90FMYy7IPJa129h2neWftid1Vqkg6juhiXmUCxSY5iC",
+	"5///D4e9X2jvt0Fv/7r38W//1SYhbniL0ATq5cmBdVSdAI5ueBIRa774bBCavbrEKlg9Nsy44OKUiZmZ",
+	"V22Oyq5m1b4rPFm7j6MgDM5+eIdXcdiKKLG+0o8yydNc/ykIyjXbHH7VfBbVFC+ftcJ4t77EP0hcMIOl",
+	"GMzNORkB2Owg9Xwd9C1o/nl946/YoiE54WItUYXIkxZ/GwTpRZskrYnQC2ZKMUr+9c+9LpCew9EtU3zq",
+	"4zXAYw3FAB9hUhiFQ8HayLgFCyL9B9uD7b3eYNgb7vXocLId7wSORi0BIg3g5eJVBtPnO2dvdl5u370a",
+	"vpg9v80n++aUDWevf/ztp2dP2fPLXO/n717fnv90fBXgHQR316+OfzvP9xc7T1+fvr02OXu6t3/6NvvH",
+	"+6fZ0erC8JufP/1w8v5kjw6CLx/X1Jg9Spt8g28OiFQJxmms2Qm+ByBGmD65YCmLwUu2DAwo4oYt9EOG",
+	"MOi5L6UtrRRdrV82QNV2t6fgWlXqI0CMA8w0fVc51pSmmjWt7KMynta4TrTSAJaE/n/u434sF0ivzgIa",
+	"BS6YT+ZSadAoQMgrog2FRdbQ6pZsw6uLy/21kV/tkyO5yKhiCYmpZuBtM6G54bcsXQHAU6kW1PikM0hC",
+	"eucl4fbebguLltC3weG/tRGPeM7iG5ZY/08bazla546kuAvpYLhHgr2BbgfT1nyltbSHZgY1UgW64WB7",
+	"9wHB3bh/f8TiBBtoQebmjxHD5VrY0ikeH7wzkjCRNAilkYMJUmWuD395G99+f/RpcHyZfrr99HpHvzlf",
+	"Pb06LP53In89fHk5fKM//by8vprw3qfBu8tn7+XbvcQYzW+e/RAfDk+zNy/Sy+2Ln19M6C9Xr4aT/Wez",
+	"Z0e92e3ZTz9M6eve+d9PztL3+2+W50dP6U+n8WCd5NYSRPcx4bl9GBOVa9ivr9SG+rOMiZOXR1JM+SxX",
+	"tuZmjchech3LW+CSBTMUHELSsS+SIykEMFP5yLA/IE8ICOTnu8NdZ6OOBTg1utsnRyl4ki71yGdCKlZY",
+	"u2bOVj4KB27RAVng13RFJuDsJAkYq5dzppx/RCIfa7WVKkwkmeTCRCNyaiNxGPcVUrCGS/Q5mCkqDLrn",
+	"+rpw2luR5oN31y5ic03T2TW6mI03j70liNFwFYyCuTHZ6MmTVMY0nUttRs8HzwdBGHxa3ujrXPFNjzzp",
+	"Y7EO+oZP4OG+C3P43G0b4AXAOsf7bXvG6kUkBTySx9hGQG6HTwDHTxxWguaL1/Dt9YKZuUwaewHag3VF",
+	"tQHxTaKLPozrVzEOPrpACkouXKY0MYkHiGRMgYTVNT22JlLrWuvRl/yg/6C9/AHNR7iNCYAh0y9IEqkD",
+	"yffkpYts6wP0/KsBd+vwWHPZl/IwzSo7WZIujvj7/ZM1HDiybTuk/Y5cnZ8eEPZrTlMQrGj0c60jEqeU",
+	"L+DotSPUtB2QewsQJSs0t706P/XIBASSTjTOB4Od2IKCP7N2Rom6j9l5My81ITl3MhVspE2C76AhckhN",
+	"NBXkGRItnVkKIi+mwktBbn4fxW7k8k2eyIexY3/LSZHOJ5EPU2m6sKFCwhMM9TAU5jFK634bmVUkyUOQ",
+	"NkXNPRftVXnBza2X3hBKUbdPTmziRo+FK2bEwFv0uSZCvkShTfHMGRxy0WMilglLyNlhbuZkuz/wmSYX",
+	"D7Qs9hAhPVIi3nMvICpL+baGBDwZ0JS9DyStMhH9e8imYSA4jq9w4dpt3cMnm2nwsfK0zSTx8fV1fAmb",
+	"VAsxnirQxtjf3XtWhFxt4kC7OtbQB9fHItqUmYj65IWiIp4TKVweH4NQLqVv4R21VcOGjRLbcCw2Rf8x",
+	"atysdwvb6wNgmWpBZ7gpdR9uSKbDAs28dtjISockEtJcT2Uu8BdLq9fwmQso4zKKGnad8gU3xRpFSg7h",
+	"coWT4PAkLrmmsf74AMvepAB2tNYbQeMNhZ9RjBpba2lj34BrkKygAV9fXr4jNra6ZrH92QXghfu1Xv3t",
+	"ClFqft3X1H03bSB7lLWEHiKPLGg854L1FKMJfmALZxFNHc1svUPKtSF0Im9Ztx6Pb0NPNVpDe799/ODi",
+	"NR+3WiNCHptN+F7nCyoqYN1lKRVWvaH45tpX94qY+QRNLIWhNuPsi2alauZq6o78ekZmrTGg3wa3v+P1",
+	"DFK6siZUCyMfAJ0SJoxagelYCBPkjkfHQioJrDZVvSFrAeesUDxecUgUyxg1rO6zIsEt6J1N0u7t71dS",
+	"tpYYG0nbgjzXqGwulSGunsvrXX9qWIV0TAOubK6obhJaK9U39U5rvKKyV2kVayYSTaIK20Q2roci/l//",
+	"3O1v94fdg7FA45qLBMN8ZbKtkN41IKtcWFfkPcWmDCn1wYily0tbfBa3WfBJaNl5gy6b8nQDHqSYSKow",
+	"e5HZ50KbcZisyITGN8wl9zOmtBQ05ZoRl23vNyUj/ARqB09XhiovB/ujne3RcPALgusSyNcKM8itudts",
+	"ZeZSXCNAMWciXvnKftRohrUJs+ru62lEJqpHXVKgc/eGveGdnZ39kFxdHnUPSCTyNI3Ics5TMIldwLJm",
+	"zifUsJ7hC7gLeNoWzdjihhZZVj/0/Wxcz7F/aUfHA+UB+Ma7ygtNcmpZcw3OsI7VVtpa22hdYMsldv0U",
+	"hQAYVtHEvlrNSqCvHgYTNuNCICHU7jwMaHJLRVwz2UokuyDUH4vgHTbid0YSJQ017H9idu0xu9rrLemR",
+	"OjrZHY1NijUIisWM37IES4QbzQCkIzP6a86aId+94faDqboLPhN59kdv33VNYInrY8P5gi4AhMOEklN5",
+	"y1KKUvw/O8hvz9QSe81SusKikD45yyxaD6qlPRF8h558ITyxatKQGb9lonGh2xVj4fdmGEKgnCvB0RTF",
+	"f9BH1K4q7+2rH46IgIOnXKORFY7FhJklc7UxsYszs6RISXSi08O3Px+ev7x+d3hx8f7s/OX1jydvr0+P",
+	"335/+RrckK2thE1pnhoy3NvaComtN56wVC7J827RTFNd2lpJY9G29uE/irWJXxjWiBlPQT0NB9u73T45",
+	"FKuxKMtYDtD5Bk7WSNhE5SnTfXJYZkzKYmSp2VjYfke4FFuR4oN4u4NBa3OlFLb1cSyqJUZLWKwo/AHD",
+	"w6XaK8d1O3WwIMiKGP8kBkox2MHvWHFG9MJsfMclhNBwHotYLpi2dY5gE2cpdrKhRfXtk0D1VqsWsQZy",
+	"wnm2WHNJnZpIANj1Yi8biCwF8loS+f0lUDNcKo0NBnGBZ/vkgokELA+qSXRYjeGNiKv2tRGp6gY2LgXW",
+	"p89v6LnM08Q5u3Y1K2APStsOw4Dg9xI5naYckxRA8K+xgmJra0Qims4i0okwphuBYeho9oBEGN+1Bc3n",
+	"9ms+hTv0hNENXUFGp4igYnHPnBofVuYGHjKrbETGATV/+7Q04yByUByllC/01tbINhBo7aJTZSS4wrwn",
+	"FxdXx+dRNyyDw5F9MCIcuxjg1aTIEiUyzhdgyNpC/HziFvchyM7V1cnL2mrYLccTV0BE88S94YvgK8Ac",
+	"Xr08OX57dFxh8RJw14nAqcE4yGQajew3BExKcLBtVa3msCh2aWQynqNpOplGFiJtF7BLsbssGtkPyN8q",
+	"Bf49q2F9e0AVwKOj44uL68vL0wqIwz0QitgmYNf9ZHg0IpTkgv+a+zQH4KYstdt+ThQViVyQCTf+Pc09",
+	"bnwOlPumJ7oA4JTU2jIPl0IXvrt72h0KCx5HVT1TV4D4lPNbrr2xGo3IRMqUURESasObrnLtgICBTiQg",
+	"teINcE0Sm50rVwNkfl43kgFTVRv5SxT6xVHQAZG1LO9BQ6lHPfNh4L3iWMHLvqSMklTKmzxzfPBTGayf",
+	"s/gG2BJxyWeCmlyxIjlT8hgo5MS2HQAHho6PfUqeCoJxtl7KtbEMiAE1rfHRHN6gAlQBkNYTS3e4CzVk",
+	"IbUhTwcE7y1lbElXoIewkcMyt2As0WNRQYMBgwCh1y131vSZ2erNfPJ9zM/4m1dXv50M3/ITfbIw2S9H",
+	"J09PPp0sf/x0ZX58eWzo9k97J3zJk9fp8uST5D//4+9AjIMTMeiz1Zss3vkR1pDJ6/PlGX9+O/l+/9PP",
+	"7+/kZOft4OzTbHn28pBP/96Pt1MxWbwaJP94k7ZGdTCKqa+52FwCnwvD0/XeGveqlYCtTBmS/cGgIlfr",
+	"MY59DLrcUxlfdjz+HijXWhQ9nHxKcpFrljhJm6RsLFrkx/nxq/Pji9fXJy9PjxtS5BlJ6Ep3QxLTLHNE",
+	"uLTdPQsMw9XLI/6qi1amah9TFQlPB7vPH4+HTfpWOPVHNIsVMxUhtr33FKUXQMaEUTJbdX1DkmBLV+ns",
+	"RRk1JHp3dnFJ1pJAaMahXgV1a8ai8VyKVSZRn1xwMUtRqo0Ijp/wl6GYyZXQrmvbiqULY3NztobbAl+m",
+	"+myjiK2kIQmfMY3DLrhp8tS/01ndmLFqD9H5tJQ1dmq1i/aj1hAA6IiH/N4rjd0kdeOwZqfVIKuxfpPC",
+	"WjnPgdFmXl7ptsz2oTU42t3PWGEYtjWmNhgNMKa22UXFosHBZD95SrdZbyceTnu702e0t8+2k95e/Hwy",
+	"pM+mu+zpYLM7WwYP/w0BvpqOsOG19chfBUOtcT9TetA28GdfaIb9Nob31pXB7/fU25zxtXX5Bs/X2aPW",
+	"fLIZ86LUoWIa3VP1kPPWtouHvf2DhjsvGKJwo0//YCi0Qk80Tc+mmAx7oNMJX/jyMXxU+LqA2Cq6FjNv",
+	"c8S25NR12lu7mMKSNK1wVM0+0plIM7dCGSw4yWOmyYImNtLldndG63p+PCl43F1ZWCX6FmBLNK9LIRwQ",
+	"EOeKm9UFoNgykW00BU+z/O2VJ5837y+DtS6z3+mV2u6hqPpNhKU6ll7HwscAwY4sxjqtNSKDp+kyymXr",
+	"sg9ujIWLbgybHdDY49BsSC6A3tT/W+m4xfuxiqfA6NyYzDbgcTGV6xRSllqBsc0xvW5WOD6Gx2zkGpns",
+	"vIQ8Qxj97ARrZ7smeyw6tEOTRFKpj7VDXGbMoD9hW2WobaDtpRhi3dqqygRwGiiGHDqVgIP3va3nHXWd",
+	"W+59EYJef8U4db01cBHo8YO9iByQMUWNVEDeUmOZJcavSOHtuIIjNI22tly0YWurdF3KngJNisYgtKII",
+	"iTYUWZVTumKaYvDMoz3DlmgMBx9Y1Gxt1SxexEfTJDSu4WxrqwzsuDhVrtnWFsDS2WD8dfvknfUFsbOu",
+	"CA3V7Wx0wEIbrcQxAvbKasMDQmtDrk8Q6LQXXHTRTfzLX8iRFLewvxTaEoSfqwSkUoTZJzLhrlYCy5Q6",
+	"V5eves+7/eJp94AvRYAjIaiaREc2+de7XGVstNYEGx3glDRssiSoy202t8aljrJ2h3tkU7lKOWei7CoE",
+	"jNZ6cBV6zIp9srOy7gttom9/gVrIxRs16URF/BALULwqi7rEGgstQWZcB1PsFn0uvrC5tod0Pvj88WOm",
+	"FcBz3W6BIupqWYgW9IZdx1QzP+mjKMKIXK1SRKzKLOubkfkalUU+dg0fYC7ZBu9sFjnqkxc0IVxkOTKB",
+	"Ox2FhXbv7pCI7Ospo7dAQSSjynCakqXihpEJm3ORHBBK9u7u3KNuZBmsUVRfIBpfMM0TF0oux0GlXMNl",
+	"AvdakYKhViAqG12IqXCkhFANdqt1RDgKTefgTsHD3ZDsDvbaa4vwMHuDAQqXsowIALtsTKiCE6zIxqFY",
+	"+M5hvWrWjfqxE0ngEleumqcIEqycHkMnFOMp6GKSTSGCMjJXjRSEIJv8QALrXI5QhiG6/XwKHjPQtU7k",
+	"1hqSLB64WxRkv9V6vqzISdMgDG6Z0laxDfuDPqYfZcYEzXgwCnb6g/6OLfKZo0GxoXh89DmYMbOhhHmt",
+	"o+qDb6l6DOtgB2t3LMrGK1QkKNBdkNsdZs1WJu94fOMLpm2+w0XNfKS1LPG2nYV/1a5PCaSsnalkyFym",
+	"TmjXYtyaCJDotPx0ydPU6nrB7sxYdCraDtaHy8o1I1raiWiaZAAgN2AnTLnScPFWohs0heCkY2Fpyyor",
+	"l8aeF92O1SFNYGP58l8L0YIxo2vN4Pb4LoOg2JSZeO6CNoZ0FPhHriyv64c+WEnMxczWx1SmlhScfAIO",
+	"6ffMYFddWJ9Vuz0Y/Gkz83D9DWNLsQOUoaP9+EF2r+US28grZdMLurLX49ESEtaf9UlkyQ+s17senbHv",
+	"dgYDIBQX00BtX50niHE1G+5xLb8lOTjMcjMW2lBltJ/YYfH6iLEaQQs0rfNfKo5BMPqAHRx+2pZr6K0M",
+	"C9GkAyjuwkp0psFNKfIqwUdYqyYAQFDwpBc3W3xaZcGPvr/HNS7oOc1Afo3Fh/safkoZYXfrC2ae6IzF",
+	"urI9vNYrIO0Nrwf9uVmk3bF4Qj74fqHHSBt4rovhfG2oSMDgfPP+cixSPlEUR3SCoppylxm2aZ+/aos7",
+	"zG420lg0tbG+itdgp+JO8zT1Bf/vlLzliZ3R0FriPxZFvbaV62WXhxd27QzZ1oP1DfmzbbsN7NqSr/tj",
+	"nBv7rq8a3/pFSaeVb7v9/z42W29xu4e97KiJ3zZy0SHaSJpsDwZgtyMGyoFVqP24LvxO8EnFDOst++TI",
+	"JmmEHIuEZUwkTMSrEWokbid/gXspYAmwdZkOi5FgYHZhskfR6ZTHG4jNjtH4lvRVG9SxgbAqaKBwoH5w",
+	"3+WcuiNXrqQ4l3Z3smBG8VjfJ9ngey/Y3ikJlinLNTHszuDABFfaYUN3Y9Fp+Fvw3JMspVwcEGeQfTfo",
+	"D/q7BzjvRDPzXW6mvecHhOmYZlzMvssFMEosFcPKfqlQmHhQipExOlYUjG6qbzReJTfgSXjjXZQloMQ2",
+	"XwrpZgDiICkXo7S/WEnT3XD7buuHr788bP3iS6b7C3l9fPqOzOT1TFrSY5q8zXEiiZySyodo5diycJO6",
+	"sdP9sfgLufz53XFjgRnNZ2ws6h8Ot61d3GTo8Cvv+H6qq7y+KNC2kf7Q6XicSHD3Xhk7BvoKRxt7L1vb",
+	"BKAfHoYD14vpYS4WVZ0fxrUbIdYnZ+D/L7lmZG+wU2/a6I/FVUWQSJr0JjSlImbKj89xSWJr4NKEVyTN",
+	"BpI694/9O2XKObp8Rlos4jjovcHOplULMJ9UZ9ndRwvVQ24kgUqi0bJNJnULKTgRv2H+JxVJ6OJ6Kztc",
+	"JSTO/KTVEij0fg4b8z8tZZSdNXb9GTOV6g/nv3cwVNvWgtTFeM9E5pW3rB+sbcenXQLHg4JwMjj5FKga",
+	"I0+VAfRuwHwL3ZzK2Yk3opk2L2Sy+tNopTZZ4ks9ou+yWG10ej+hVIeLfwmD3ce8U/kDIPjK8FH0WE6y",
+	"hZeGjyDi5ph5fG/vMZu1TPRDznnE4Yq/GPBns9qpnBVh+HX+qPAfYGqd82RuNrPesY/sFsMh1qZH2Fm3",
+	"mhhph7HVvtVEG5mNxVKqG4wzG0xD9e8PQU3dgEi/qTZ0NRYbY1LtoaIiRtR1ZUknCVtkEtjFVyQ5vuSg",
+	"ZXYLfqzuvARrlN+y0IOIPktzxmwZcAEr1f91Dy1dY5INsFtUk45UY5HK2QwnQuemEjtN3So4ckzTKXNa",
+	"5ZbRFB2seeFLrwmHs9x8O+lQmTXyKPGw2x4zK4rrtJ/mLVV12DhOoMVwef+Pioz/AO6/h5OPrZli0XQ/",
+	"4/rpEps59y6eUzHDuHedYadYCtz80wvORtraEmy5teVfcd3d9o96FAOl1+fj4wzqEVb3lDXUZU0QBqqX",
+	"sjDW/FKu1M6pTDuxmAOZtyaabDqrWdJ1fnx1cXz9/flhrXx1OCBgEi4lMXRSCCUrgnzdoyuKTqU2RQC9",
+	"SzD7rfM4Zm7qtR/Ab+ErkVAdr+sipQAlRrIpYhRF59SMfDVvPT1WsIGvyC/F0e5giKH+1vyZB6ocjO/b",
+	"CTaXu5FOo9ytWr6Za2YjtGvvH764ODu9umyusTMoFymi+aCC5tRgGmVOswxndPiaWZdeYXemyBW2DgQn",
+	"h+VMIlodJ24Is6OKi+K+1iwdmGjNZm6LryLR54PN1DTntW8c1m7zE/fPawd9Y0V8WB0LZZmQSJs9FYRR",
+	"lXJM9uaakYQZFgN+um19D0OX7mnrZkemOsb4CxwaJ/wsGBW6yk+EujjSCANTVCXVCYNw46mcjYX/+wdF",
+	"fqA5bt2p5SL37Wp4nIdq63s06aDxEY6Fq+foOhVYcl6qJSYHMJTjS0+cmGrTa+e1sePfSL81WvH+x/79",
+	"T7N/z7Fyoanm7lefGhvw7nE5sWRJV30zUJuuyL8of8HyEC6a1iRq17ICt7OmZ2uQli1ZoDDd3ziyjFiI",
+	"ESxumNPbytTgDe1hwgeUxqKt7+yB7rFKb4VLvo9FrXPM53+Hg+1dP1nM/gmNtm6vE4OBmLevfjjq+TY3",
+	"p/BwvryTKVTNpNjmyYHvX0ZlgQlrLKICcxmV8VgcisbfZkNB7v2HOa1dWYtM3W+MC+mTQ7uQKzGJ72lS",
+	"bJFQF3wmrrJvJJnqXaKPEkzD/x7BtP/wK8Xf8ft/UyhZAVIhxo3yyFa1tsZAz115fdHnhfPR1//UCFoh",
+	"TkkbGWIgssjbjUURFO1o6TjMq24syOCVwcOg1q06B26QacJUN3S1ihtqRzsbali7riVnQ/tMS6j9WwZE",
+	"XSl9a3LFFh30uLDS9w8r36/yBOt1rR8+fqnR0/c+JFkDtUJUCwYkhUuqW+YG9zRqPGVMU98TZtOIGDN3",
+	"In+tNbEfhEGu0o1TGQFCt/1aA4+tEw1BdBMuwkLjuZYTbz9j6bcr5ke2+BJ+fviCiBsvp9v/8k5lzQVr",
+	"WbGtQgDgsnnenjartJrJ9flNO9G/KKmo7FKmO9c386m4sJIegM3WkyV2fV+a6u1zmhCfcqhuWYmlf/n4",
+	"5f8GAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

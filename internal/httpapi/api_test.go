@@ -1,11 +1,14 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -447,4 +450,54 @@ func TestUnknownRoutes(t *testing.T) {
 	assert.Equal(t, http.StatusMethodNotAllowed, res.status)
 	assert.Equal(t, "method_not_allowed", res.json(t)["code"])
 	assert.Equal(t, "application/problem+json", res.header.Get("Content-Type"))
+}
+
+// TestHostileRequestMetadata: headers and methods a client controls never
+// cause a 500 or unbounded metric labels, HEAD works, and paths are exact.
+func TestHostileRequestMetadata(t *testing.T) {
+	s := newTestServer(t, store.Postgres)
+	// net/http's client refuses such a header, so write the request by hand;
+	// the server accepts bytes 0x80-0xFF in header values.
+	body := `{"email":"ua@example.com","password":"` + goodPassword + `"}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1/auth/signup HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla\xff\xfe/5.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	require.NoError(t, err)
+	raw, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	raw.Body.Close()
+	require.Equal(t, http.StatusCreated, raw.StatusCode)
+	var ua string
+	require.NoError(t, s.store.DB().Raw(`SELECT user_agent FROM sessions`).Scan(&ua).Error)
+	assert.Equal(t, "Mozilla\uFFFD/5.0", ua, "invalid bytes become one replacement character")
+
+	head := s.do(t, http.MethodHead, "/healthz", nil)
+	assert.Equal(t, http.StatusOK, head.status)
+	assert.Empty(t, head.body)
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodHead, "/.well-known/jwks.json", nil).status)
+
+	for _, path := range []string{"/v1/auth/login/", "/healthz/", "/V1/ME"} {
+		res := s.do(t, http.MethodPost, path, []byte(`{}`))
+		assert.Equal(t, http.StatusNotFound, res.status, path)
+		assert.Equal(t, "application/problem+json", res.header.Get("Content-Type"), path)
+	}
+
+	for i := range 3 {
+		s.do(t, fmt.Sprintf("BREW%d", i), "/healthz", nil)
+	}
+	m := string(s.do(t, http.MethodGet, "/metrics", nil).body)
+	assert.NotContains(t, m, "BREW")
+	assert.Contains(t, m, `method="other"`)
+}
+
+// TestPasswordLengthCountedAfterNFKC: login measures length the way signup
+// does, so a decomposed password that fit at signup still logs in.
+func TestPasswordLengthCountedAfterNFKC(t *testing.T) {
+	s := newTestServer(t, store.SQLite, func(o *serverOptions) { o.cfg.PasswordMaxLength = 64 })
+	decomposed := strings.Repeat("e\u0301", 40) // 80 code points as sent, 40 after NFKC
+	res := s.post(t, "/v1/auth/signup", map[string]any{"email": "nfd@example.com", "password": decomposed})
+	require.Equal(t, http.StatusCreated, res.status, string(res.body))
+	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": decomposed}).status)
+	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": strings.Repeat("\u00e9", 40)}).status)
 }

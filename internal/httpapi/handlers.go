@@ -77,6 +77,7 @@ func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.Get
 	if err != nil {
 		return nil, err
 	}
+	ginContext(ctx).Header("Cache-Control", "no-store") // personal data
 	return api.GetMe200JSONResponse(userResponse(user)), nil
 }
 

@@ -54,15 +54,19 @@ func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 			route = "unmatched"
 		}
 		status := c.Writer.Status()
-		m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
-		m.duration.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
+		method := methodLabel(c.Request.Method)
+		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status == http.StatusServiceUnavailable:
+			level = slog.LevelWarn // load shedding and draining are expected, not faults
+		case status >= 500:
 			level = slog.LevelError
 		}
 		attrs := []slog.Attr{
 			slog.String("request_id", c.GetString(requestIDHeader)),
-			slog.String("method", c.Request.Method),
+			slog.String("method", method),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
@@ -73,6 +77,16 @@ func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 		}
 		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
 	}
+}
+
+// methodLabel keeps metric labels bounded: net/http accepts any token as a
+// method, and each new label value would be a new time series forever.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // recoverPanics turns a panic into a logged 500 problem without internals.
@@ -133,6 +147,16 @@ func cors(allowed []string) gin.HandlerFunc {
 	}
 }
 
+// utf8Charset accepts no charset (JSON is UTF-8 by definition, RFC 8259) or
+// any common spelling of UTF-8.
+func utf8Charset(charset string) bool {
+	switch strings.ToLower(charset) {
+	case "", "utf-8", "utf8":
+		return true
+	}
+	return false
+}
+
 // strictBody enforces the body rules on requests that carry one: JSON media
 // type (415), the size cap (413), and strict JSON (400). The checked bytes
 // replace the body for the validator and the handler.
@@ -153,7 +177,7 @@ func strictBody() gin.HandlerFunc {
 			return
 		}
 		mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if err != nil || mediaType != "application/json" || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
+		if err != nil || mediaType != "application/json" || !utf8Charset(params["charset"]) {
 			fail(c, codeUnsupportedMediaType, "send the request body as application/json")
 			return
 		}

@@ -61,14 +61,14 @@ func New(deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("load embedded openapi spec: %w", err)
 	}
 	s.bearer = bearerRoutes(doc)
-	validator, err := newSpecValidator(doc)
-	if err != nil {
-		return nil, fmt.Errorf("build request validator: %w", err)
-	}
+	validator := newSpecValidator(doc)
 
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.RemoveExtraSlash = false
+	// Answer a wrong path with a 404 problem, not a redirect a JSON client
+	// would follow without CORS headers.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	if err := e.SetTrustedProxies(deps.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
 	}
@@ -93,8 +93,17 @@ func New(deps Deps) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the http.Handler to serve.
-func (s *Server) Handler() http.Handler { return s.engine }
+// Handler returns the http.Handler to serve. HEAD is answered as GET (RFC
+// 9110 §9.3.2 requires it of every GET resource); net/http drops the body.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		s.engine.ServeHTTP(w, r)
+	})
+}
 
 // SetReady flips readiness; shutdown turns it off before draining.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

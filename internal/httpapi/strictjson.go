@@ -24,6 +24,7 @@ var (
 	errNULCharacter  = errJSON{"strings must not contain NUL characters"}
 	errNotAnObject   = errJSON{"the request body must be a JSON object"}
 	errTooDeepNested = errJSON{"the request body nests too deeply"}
+	errLoneSurrogate = errJSON{"strings must not contain unpaired UTF-16 surrogate escapes"}
 )
 
 // maxJSONDepth bounds nesting; no Lanyard request needs more than two levels.
@@ -55,7 +56,61 @@ func checkStrictJSON(body []byte) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errTrailingData
 	}
+	if hasLoneSurrogate(body) {
+		return errLoneSurrogate
+	}
 	return nil
+}
+
+// hasLoneSurrogate finds \uD800-\uDFFF escapes that are not a high+low pair.
+// encoding/json turns each into U+FFFD, so "\ud800" and "\udfff" would
+// silently become the same password. body is already known to be valid JSON.
+func hasLoneSurrogate(body []byte) bool {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch {
+		case body[i] == '"':
+			inString = !inString
+		case inString && body[i] == '\\':
+			if body[i+1] != 'u' {
+				i++ // a one-character escape such as \" or \\
+				continue
+			}
+			code := hex4(body[i+2 : i+6])
+			switch {
+			case code >= 0xD800 && code <= 0xDBFF:
+				if i+11 >= len(body) || body[i+6] != '\\' || body[i+7] != 'u' {
+					return true
+				}
+				if low := hex4(body[i+8 : i+12]); low < 0xDC00 || low > 0xDFFF {
+					return true
+				}
+				i += 11
+			case code >= 0xDC00 && code <= 0xDFFF:
+				return true
+			default:
+				i += 5
+			}
+		}
+	}
+	return false
+}
+
+// hex4 parses four hex digits (already validated by the JSON decoder).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			r |= rune(c-'A') + 10
+		}
+	}
+	return r
 }
 
 // checkObject reads an object's members after its opening brace.

@@ -35,6 +35,14 @@ func TestCheckStrictJSON(t *testing.T) {
 		{"nul in key", `{"a\u0000":1}`, errNULCharacter},
 		{"nul in array", `{"a":["\u0000"]}`, errNULCharacter},
 		{"too deep", deep, errTooDeepNested},
+		{"surrogate pair", `{"a":"\ud83d\ude00","b":"\\ud800"}`, nil},
+		{"escaped backslash before u", `{"a":"\\\\ud800"}`, nil},
+		{"lone high", `{"a":"x\ud800y"}`, errLoneSurrogate},
+		{"lone high at end", `{"a":"\uD800"}`, errLoneSurrogate},
+		{"lone low", `{"a":"\udfff"}`, errLoneSurrogate},
+		{"high then non-low", `{"a":"\ud800\u0041"}`, errLoneSurrogate},
+		{"reversed pair", `{"a":"\ude00\ud83d"}`, errLoneSurrogate},
+		{"in key", `{"\ud800":1}`, errLoneSurrogate},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/gin-gonic/gin"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
@@ -19,29 +18,24 @@ import (
 
 // specValidator checks requests against openapi.yaml before handlers run.
 type specValidator struct {
-	router routers.Router
-	// needsValidation holds "METHOD /gin/path" for operations with a body or
-	// parameters; the others (JWKS, health) skip route matching entirely.
-	needsValidation map[string]bool
+	// routes maps "METHOD /gin/path" to its operation, for operations with a
+	// body or parameters; the others (JWKS, health) skip validation. The
+	// route comes from gin's own match rather than a second router, so the
+	// two can never disagree about which operation a request is (a
+	// percent-encoded path once slipped past a second router unvalidated).
+	routes map[string]*routers.Route
 }
 
-func newSpecValidator(doc *openapi3.T) (*specValidator, error) {
-	// Match on path alone: the servers list names a sample host, and Lanyard
-	// is reached under whatever host its operator gives it.
-	doc.Servers = nil
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		return nil, err
-	}
-	v := &specValidator{router: router, needsValidation: map[string]bool{}}
+func newSpecValidator(doc *openapi3.T) *specValidator {
+	v := &specValidator{routes: map[string]*routers.Route{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if op.RequestBody != nil || len(op.Parameters) > 0 || len(item.Parameters) > 0 {
-				v.needsValidation[method+" "+ginPath(path)] = true
+				v.routes[method+" "+ginPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
 			}
 		}
 	}
-	return v, nil
+	return v
 }
 
 // ginPath turns /a/{id} into gin's /a/:id.
@@ -57,16 +51,16 @@ func ginPath(openapiPath string) string {
 
 func (v *specValidator) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if !v.needsValidation[c.Request.Method+" "+c.FullPath()] {
+		route, ok := v.routes[c.Request.Method+" "+c.FullPath()]
+		if !ok {
 			c.Next()
 			return
 		}
-		route, pathParams, err := v.router.FindRoute(c.Request)
-		if err != nil {
-			c.Next() // gin matched it, so the spec test keeps the two in step
-			return
+		pathParams := make(map[string]string, len(c.Params))
+		for _, p := range c.Params {
+			pathParams[p.Key] = p.Value
 		}
-		err = openapi3filter.ValidateRequest(c.Request.Context(), &openapi3filter.RequestValidationInput{
+		err := openapi3filter.ValidateRequest(c.Request.Context(), &openapi3filter.RequestValidationInput{
 			Request:    c.Request,
 			PathParams: pathParams,
 			Route:      route,

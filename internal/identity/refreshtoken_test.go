@@ -50,6 +50,7 @@ func TestNormaliseEmail(t *testing.T) {
 		"", "ada", "ada@", "@example.com", "ada@localhost", "Ada <ada@example.com>", "ada@example.com.",
 		"ada@@example.com", "a\nb@example.com", strings.Repeat("a", 65) + "@example.com",
 		strings.Repeat("a", 60) + "@" + strings.Repeat("b", 190) + ".com",
+		"a@[127.0.0.1]", "ad\u200ba@example.com", "ada\U000E0041@example.com", "\u202eada@example.com",
 	} {
 		_, err := normaliseEmail(bad)
 		require.NotNil(t, err, bad)

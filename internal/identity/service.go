@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -118,12 +119,12 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 
 // LogIn checks credentials and opens a session. An unknown email costs the
 // same hash work as a wrong password and fails with the same error.
-func (s *Service) LogIn(ctx context.Context, email, password string, client Client) (Tokens, error) {
+func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (Tokens, error) {
 	invalid := &Error{Code: CodeInvalidCredentials, Message: "the email or password is incorrect"}
 	normalised, emailErr := normaliseEmail(email)
-	if emailErr != nil || len([]rune(password)) > s.cfg.PasswordMaxLength {
+	if emailErr != nil || password.CodePoints(pw) > s.cfg.PasswordMaxLength {
 		// Still spend the hash so malformed input is not a faster oracle.
-		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return Tokens{}, hashError(err)
 		}
 		return Tokens{}, invalid
@@ -131,14 +132,14 @@ func (s *Service) LogIn(ctx context.Context, email, password string, client Clie
 	user, hash, err := s.store.FindCredentials(ctx, normalised)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		if err := s.hasher.VerifyDummy(ctx, password); err != nil {
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return Tokens{}, hashError(err)
 		}
 		return Tokens{}, invalid
 	case err != nil:
 		return Tokens{}, internal(err)
 	}
-	ok, needsRehash, err := s.hasher.Verify(ctx, password, hash)
+	ok, needsRehash, err := s.hasher.Verify(ctx, pw, hash)
 	if err != nil {
 		return Tokens{}, hashError(err)
 	}
@@ -147,7 +148,7 @@ func (s *Service) LogIn(ctx context.Context, email, password string, client Clie
 	}
 	now := s.Now()
 	if needsRehash {
-		s.rehash(ctx, user.ID, password, now)
+		s.rehash(ctx, user.ID, pw, now)
 	}
 	session, token, err := s.newSession(user.ID, now, client)
 	if err != nil {
@@ -264,8 +265,8 @@ func (s *Service) newSession(userID string, now time.Time, client Client) (NewSe
 		SecretHash: tok.secretHash(),
 		CreatedAt:  now,
 		ExpiresAt:  now.Add(s.cfg.RefreshAbsoluteTTL),
-		UserAgent:  truncate(client.UserAgent, 512),
-		IP:         truncate(client.IP, 45),
+		UserAgent:  printable(client.UserAgent, 512),
+		IP:         printable(client.IP, 45),
 	}, tok, nil
 }
 
@@ -275,7 +276,8 @@ func (s *Service) issue(user User, tok refreshToken, sessionExpiresAt, now time.
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
-	refreshLife := min(sessionExpiresAt.Sub(now), s.cfg.RefreshIdleTTL)
+	// Never reported as 0 while the session is live (the schema says >= 1).
+	refreshLife := max(min(sessionExpiresAt.Sub(now), s.cfg.RefreshIdleTTL).Round(time.Second), time.Second)
 	return Tokens{
 		AccessToken:      access,
 		ExpiresIn:        s.cfg.AccessTTL,
@@ -292,10 +294,18 @@ func hashError(err error) error {
 	return internal(err)
 }
 
-// truncate keeps at most n bytes of s without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// printable makes a client-supplied header safe to store and show: valid
+// UTF-8 (Postgres rejects anything else, and net/http passes bytes 0x80-0xFF
+// through), no control characters, at most n bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "")
 	}
-	return strings.ToValidUTF8(s[:n], "")
+	return s
 }

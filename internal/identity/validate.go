@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/lanyard-id/lanyard/internal/password"
 )
 
@@ -24,8 +26,9 @@ const (
 // case-insensitive unique index agree with every lookup.
 func normaliseEmail(raw string) (string, *FieldError) {
 	bad := &FieldError{Field: "email", Message: emailFieldMessage}
-	email := strings.TrimSpace(raw)
-	if email == "" || len(email) > maxEmailLength || !utf8.ValidString(email) || strings.ContainsFunc(email, unicode.IsControl) {
+	// NFC first, so "é" typed composed or decomposed is one account.
+	email := norm.NFC.String(strings.TrimSpace(raw))
+	if email == "" || len(email) > maxEmailLength || !utf8.ValidString(email) || strings.ContainsFunc(email, invisible) {
 		return "", bad
 	}
 	addr, err := mail.ParseAddress(email)
@@ -34,10 +37,23 @@ func normaliseEmail(raw string) (string, *FieldError) {
 	}
 	at := strings.LastIndexByte(email, '@')
 	local, domain := email[:at], email[at+1:]
-	if len(local) > maxEmailLocalPart || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
+	if len(local) > maxEmailLocalPart || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") ||
+		strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, "[") {
 		return "", bad
 	}
 	return strings.ToLower(email), nil
+}
+
+// invisible reports control and format characters (zero-width, bidi
+// overrides, tag characters): nothing a real address contains, and the way
+// to make two addresses that look the same.
+func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
+// bidiControl reports the explicit direction controls that can make a name
+// display as something else. Other format characters (the zero-width
+// joiner in emoji sequences) are legitimate in names.
+func bidiControl(r rune) bool {
+	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F
 }
 
 func normaliseName(raw *string) (*string, *FieldError) {
@@ -48,7 +64,7 @@ func normaliseName(raw *string) (*string, *FieldError) {
 	if name == "" {
 		return nil, nil
 	}
-	if utf8.RuneCountInString(name) > maxNameCodePoints || strings.ContainsFunc(name, unicode.IsControl) {
+	if utf8.RuneCountInString(name) > maxNameCodePoints || strings.ContainsFunc(name, unicode.IsControl) || strings.ContainsFunc(name, bidiControl) {
 		return nil, &FieldError{Field: "name", Message: fmt.Sprintf(nameFieldMessageFm, maxNameCodePoints)}
 	}
 	return &name, nil
