@@ -188,6 +188,21 @@ func (e OpenIDConfigurationSubjectTypesSupported) Valid() bool {
 	}
 }
 
+// Defines values for ProfileUpdatedTokenType.
+const (
+	ProfileUpdatedTokenTypeBearer ProfileUpdatedTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the ProfileUpdatedTokenType enum.
+func (e ProfileUpdatedTokenType) Valid() bool {
+	switch e {
+	case ProfileUpdatedTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PythonProficiency.
 const (
 	PythonProficiencyAdvanced     PythonProficiency = "advanced"
@@ -431,6 +446,50 @@ type Profile struct {
 	PythonProficiency PythonProficiency `json:"python_proficiency"`
 }
 
+// ProfileRequest Both onboarding answers.
+//
+// Example: {"developer_role":"robotics_engineer","python_proficiency":"intermediate"}
+type ProfileRequest struct {
+	// DeveloperRole What best describes the user's work.
+	DeveloperRole DeveloperRole `json:"developer_role"`
+
+	// PythonProficiency How well the user knows Python.
+	PythonProficiency PythonProficiency `json:"python_proficiency"`
+}
+
+// ProfileState The onboarding profile as stored.
+//
+// Example: {"profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"profile_complete":true}
+type ProfileState struct {
+	// Profile The onboarding profile; `null` until onboarding is done.
+	Profile *Profile `json:"profile"`
+
+	// ProfileComplete True once both answers are given.
+	ProfileComplete bool `json:"profile_complete"`
+}
+
+// ProfileUpdated The stored profile and a fresh access token for the same session.
+//
+// Example: {"access_token":"eyJhbGciOiJFUzI1NiIsImtpZCI6IjIwMjUtMDEta2V5IiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJodHRwOi8vbG9jYWxob3N0OjgwODAifQ.c2lnbmF0dXJl","expires_in":900,"profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"token_type":"Bearer"}
+type ProfileUpdated struct {
+	// AccessToken A new access token for the same session (`sid`), with
+	// `profile_complete: true` and the `profile` claim. Same format as
+	// `TokenResponse.access_token`.
+	AccessToken string `json:"access_token"`
+
+	// ExpiresIn Seconds until the access token expires.
+	ExpiresIn int `json:"expires_in"`
+
+	// Profile The onboarding profile, used by backends to personalise content.
+	//
+	// Example: {"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"}
+	Profile   Profile                 `json:"profile"`
+	TokenType ProfileUpdatedTokenType `json:"token_type"`
+}
+
+// ProfileUpdatedTokenType defines model for ProfileUpdated.TokenType.
+type ProfileUpdatedTokenType string
+
 // PythonProficiency How well the user knows Python.
 type PythonProficiency string
 
@@ -662,6 +721,9 @@ type RefreshSessionJSONRequestBody = RefreshRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignupRequest
 
+// PutProfileJSONRequestBody defines body for PutProfile for application/json ContentType.
+type PutProfileJSONRequestBody = ProfileRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJWKS Public signing keys (JWKS)
@@ -694,6 +756,12 @@ type ServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(c *gin.Context)
+	// GetProfile Get the onboarding profile
+	// (GET /v1/me/profile)
+	GetProfile(c *gin.Context)
+	// PutProfile Complete or change the onboarding profile
+	// (PUT /v1/me/profile)
+	PutProfile(c *gin.Context)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -835,6 +903,32 @@ func (siw *ServerInterfaceWrapper) GetMe(c *gin.Context) {
 	siw.Handler.GetMe(c)
 }
 
+// GetProfile operation middleware
+func (siw *ServerInterfaceWrapper) GetProfile(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.GetProfile(c)
+}
+
+// PutProfile operation middleware
+func (siw *ServerInterfaceWrapper) PutProfile(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.PutProfile(c)
+}
+
 // GinServerOptions provides options for the Gin server.
 type GinServerOptions struct {
 	BaseURL      string
@@ -872,6 +966,8 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshSession)
 	router.POST(options.BaseURL+"/v1/auth/signup", wrapper.SignUp)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe)
+	router.GET(options.BaseURL+"/v1/me/profile", wrapper.GetProfile)
+	router.PUT(options.BaseURL+"/v1/me/profile", wrapper.PutProfile)
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
@@ -1548,6 +1644,183 @@ func (response GetMe500ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type GetProfileRequestObject struct {
+}
+
+type GetProfileResponseObject interface {
+	VisitGetProfileResponse(w http.ResponseWriter) error
+}
+
+type GetProfile200ResponseHeaders struct {
+	CacheControl string
+}
+
+type GetProfile200JSONResponse struct {
+	Body    ProfileState
+	Headers GetProfile200ResponseHeaders
+}
+
+func (response GetProfile200JSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile401ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProfile500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile500ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfileRequestObject struct {
+	Body *PutProfileJSONRequestBody
+}
+
+type PutProfileResponseObject interface {
+	VisitPutProfileResponse(w http.ResponseWriter) error
+}
+
+type PutProfile200ResponseHeaders struct {
+	CacheControl string
+}
+
+type PutProfile200JSONResponse struct {
+	Body    ProfileUpdated
+	Headers PutProfile200ResponseHeaders
+}
+
+func (response PutProfile200JSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfile400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile400ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfile401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile401ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfile413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile413ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfile415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile415ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProfile500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile500ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS Public signing keys (JWKS)
@@ -1580,6 +1853,12 @@ type StrictServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
+	// GetProfile Get the onboarding profile
+	// (GET /v1/me/profile)
+	GetProfile(ctx context.Context, request GetProfileRequestObject) (GetProfileResponseObject, error)
+	// PutProfile Complete or change the onboarding profile
+	// (PUT /v1/me/profile)
+	PutProfile(ctx context.Context, request PutProfileRequestObject) (PutProfileResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx *gin.Context, request any) (any, error)
@@ -1951,164 +2230,238 @@ func (sh *strictHandler) GetMe(ctx *gin.Context) {
 	}
 }
 
+// GetProfile operation middleware
+func (sh *strictHandler) GetProfile(ctx *gin.Context) {
+	var request GetProfileRequestObject
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProfile(ctx, request.(GetProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProfile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(GetProfileResponseObject); ok {
+		if err := validResponse.VisitGetProfileResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// PutProfile operation middleware
+func (sh *strictHandler) PutProfile(ctx *gin.Context) {
+	var request PutProfileRequestObject
+
+	var body PutProfileJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PutProfile(ctx, request.(PutProfileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PutProfile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(PutProfileResponseObject); ok {
+		if err := validResponse.VisitPutProfileResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L0Lbhs51ii8FaLmA0bylBTJjySW0cDvOE7HaXec8aMz3VF+F1VFSYxLZDXJsqwOAtzV3NnHLOWu5OIc",
-	"kvVSyXZ3Ot9gcL8BJm1LVeTh4Xm//DmI5SKTggmjg9HnQDGdSaEZ/vKCJufs15xpA7/FUhgm8EeaZSmP",
-	"qeFSPMmUnKRs8bdPWgr4jt3RRZbaBbi4pSlPrv13Ol8sqFoFo+ByzshEJivCNRHSkCVL095UqgVLyJuL",
-	"s7dBGNzSNGd244QFo/piYZAwQ3kajAIzZ0RZMB9aUhtqch2MdgeDMDDcpLDuC5oQf8wwMKsMPqQTmZvR",
-	"JKXiJvjyBYHhCR74ekp5ypL6cQ7Jgi0mTBH7JSkfbznI+lobTsM1cYcOwoApJZUORh8+B1PO0iQYBRnV",
-	"eikVfLtgWtMZrL7IAQ+MUENSRrUhwz0Sz6misWFKk1SKWfDl4x/HxZcw0PGcLSic6L8Umwaj4C9PSip6",
-	"Yr/VT95ZwrCvJEzHimeIEXv7bVdG45hlhk5SNiJR9b4j0mlc6VjAnYZEKvsmXjGRk08sNl34NFpDc0Q6",
-	"1N8T12Ox4FpzMQtJLm6EXIqQyCkB/C+VFDMCp8f1ZW7gm4nMRaIPSGRvIiIp10aPBaPxnDguIJMVwdsJ",
-	"yZKbObzJ4rnkYkaoWBGdTxbcGEsgOev2xyL4EgZHUkxTHv8BLqtQFVtQnl4besNq3EEFYFXmwiBExMy5",
-	"JvgsoaliNFkRdgcHqbHHfkkSBXDt9PAnUENUAT0akfsgThLFtG5A3gcoToRhStD0q3DI/SJ1BPqPCd48",
-	"kXGcK4Vs6zG2V2UiDwq5YOqWKXIMb31D9HnwLO5ywe4yFgORIbh9UsjamCrFGbBacSQNjEUu/n4awqfa",
-	"0PiGGEVj1kWsvqOrVNLkUspTqmbsq5Cb2bWujZTXKa72gBDHhxQxcyrI8Cn5gb+o0uhwp8S4E1nkWBhu",
-	"VuRSSnLqdvhWSF87TTQiDx0CvteWJqyk06RjD2axfSlvmDjROrfqZQOmC2X6qDPgmudOq7ed5JBopjWX",
-	"YkQoEWyJoGlNDLwYus8Umyqm58WHIsHD5Jqp/li8ZXCkmMZzlpBOdAQ/9I6kMEqmIyJkTxupWITiLgzm",
-	"jCZMoX1QexI+aICWLulKk6hY4cACQAorhaC2AwUwYQ6AfhAGcAkcOHRkVM6q181EvghGHwK/ZPCxIBFt",
-	"FAfdiDi6EjQ3c6n4b/fexWOMn1ixhAnDaarrRsN7VDNWsklFvDYnnVTOuOjeYwJVl2ww0fpyaEXEUimG",
-	"QrwU8sOSgWrH3WgE+e0dNVzjZdTPdGVVaZ1gSMf9et+Z6ouuiYbqcqVdBAedU00mDKniVt7UxPIfOGMN",
-	"jGvFcr1u6+mMCdOAaUk1USxL6Qp44J7ztm5QOy7XLWt7lQePHzhJgmz7J5/frXrN7jLLQU2r3W/LRPLA",
-	"SZtLNe60Cr975IBoPgN9S+iMcvF1J8kbLFwe40dr+AHxeDqqCj3SmTCqmCJK5obptqPldQhKY4G0LIf3",
-	"6QTSV5zoz1Bbh7mZg+Cw4st5K30SwbEiYliaarKcr0ZjMRa90gSvyJvIiyer7pxdJpJS3iQSBfKCmnhO",
-	"qBgL4u25PvHiAV/T+J41tv3bmlDF8H0j04TQjCrTr8FS45+oJECvfquMk0imnXYAvwdAMZJQkvLbkv46",
-	"AtUXR72LBj83uvgWeA9JvWvBaGPfGhR0o3jIFNNMGPBdiCVwcC00TxiCPgOziyy5SOTScvhyLtMWPkdw",
-	"LDQNFltDh38X0MsSPBhPUgaHpBMt09wwACblU2b4gtlFq8QdNZnBrtukb+9KwWILmloXLSRTqWbwXwde",
-	"4a1NpbJmPc0TzkTM1iyD9+/f9yrEytaNgwtAshQOLjCwjGczQokDum7LZEyNxYfzV0fk6bO9wcfO3JhM",
-	"j548WS6XfTWNeyzhRqq+VLMnahrD/+G57mgsohcOCYymi+/GQUrFiqpkHITWyP5uXOgx3GscRCGhqZZk",
-	"OWeCCDkWJR0AEZAO1YjJTMkkjw0BAwN8dKCemE85090+eSuNfXqyGosolbMTEaFv6275wl5vFJLlnMdz",
-	"z3rgSZU4wI0tgit2kDfPg999smCjxXRLeQrO+1e5CXllnarGkJIs0IfmM9HjAkwAQN4MHMIDophRK6Ln",
-	"Upl0VXPMKm4C+GM8ZuSqtsW38hAqBwHfQK0cz9OpYYpE5wBx7xB+iYhmsRSJ7pNjbuZ4Z/a0Y1GI1TnV",
-	"c2bFY+XkwAHOYkAkkw4lMc3IDWOZBkkHsnospqmUCZkquSDsbk5zbUD/LdhCqlUX2dIKT7uGi8ZYg6OT",
-	"UEMnVLOxyIViNJ7Diay7yGcC1rlhKwLOkBWSdUauHLONh/HYIJSXlIOYnkrFAFcYMQF0PWDOe/IZhsGC",
-	"C74A635Y3Cl4uTOmCgrVeZZJZVjyI0s4vcSHvopUiwWvF7DiNe5boVrNnKdUcwvBnGs6dFXPdq9qGBRb",
-	"EASaXNotvh3Vtp1pg3MrvHyimkTNI0X9oLRZkBZesluWyoypc5m2SPT3IMInsL79fMJ04WX+VZOlVDdA",
-	"Dd6F0yYHowTITU4mK44hSy2nZkkVu2ZixgVjCm6DGnqtYw66BB9apNWvlZxIw2Nd+4xpRlU8x19YksfU",
-	"YAhHAne2+Ixh8IqzNLGRnrWDnQlWiQj7WGGfWL+ZxXPpTtqID8JpMwUIM9z6lC7y+/mheKqLcsZSxEwJ",
-	"9MrR5IpCEnmJEoXk//yv/w0ce7zIzMpqKqeSMJbJLVAFyVp7JARvMs0TG9MEoWBNOrvlCG0MQRfM0wce",
-	"LwlxKReltpFT+GQsaJrKJUvc6yDVtWE0sXKk1FKVUPca6ovYdytBcW1NTLRGSMZkliJiy7UfEzFf13lV",
-	"sfTBXUwJS0kiNiQNcL5mNDXzC8fma8EOMsfvCRV6yVQNxM+FcAgk8nmdKnSxpOcNedMW2KiD7N5qg/TN",
-	"+x/aAMzyScpjG2l/zybkB7YiHTCnnu0Nn3X75EykK/+Qv0/QV0jmzvodjYWQJFP8lhrm6bQTJUiZ8M+v",
-	"8E+CPyb4868c/pVmDv+5ibpwo7DiWOBWeg4ezI9uu8kKtRGcyDsxx0cR6RxfbO897Y5IFKvbiHxHone9",
-	"7b2nsOId/LOKrOl79sM7eDh5eXFYffg42d7bG+7bx+2T5xeHEemc+2XBBosYfDcWR1KqhAsKZil4OE4L",
-	"WVyAJn26m6u0SBBkNEFm8ph8Tv71z6dOkdbvmaazdt5/8/6C0HQmFTfzhbUHAAtcY7gAd6pKTkRGEAZ4",
-	"ziAM8BStUi1Wt+s7HuXqlpEOIhbOZ7F2w1a6W90FMYy7IPJa129h2neWftid1Vqkg6juhiXmUCxSY5iC",
-	"5///D4e9X2jvt0Fv/7r38W//1SYhbniL0ATq5cmBdVSdAI5ueBIRa774bBCavbrEKlg9Nsy44OKUiZmZ",
-	"V22Oyq5m1b4rPFm7j6MgDM5+eIdXcdiKKLG+0o8yydNc/ykIyjXbHH7VfBbVFC+ftcJ4t77EP0hcMIOl",
-	"GMzNORkB2Owg9Xwd9C1o/nl946/YoiE54WItUYXIkxZ/GwTpRZskrYnQC2ZKMUr+9c+9LpCew9EtU3zq",
-	"4zXAYw3FAB9hUhiFQ8HayLgFCyL9B9uD7b3eYNgb7vXocLId7wSORi0BIg3g5eJVBtPnO2dvdl5u370a",
-	"vpg9v80n++aUDWevf/ztp2dP2fPLXO/n717fnv90fBXgHQR316+OfzvP9xc7T1+fvr02OXu6t3/6NvvH",
-	"+6fZ0erC8JufP/1w8v5kjw6CLx/X1Jg9Spt8g28OiFQJxmms2Qm+ByBGmD65YCmLwUu2DAwo4oYt9EOG",
-	"MOi5L6UtrRRdrV82QNV2t6fgWlXqI0CMA8w0fVc51pSmmjWt7KMynta4TrTSAJaE/n/u434sF0ivzgIa",
-	"BS6YT+ZSadAoQMgrog2FRdbQ6pZsw6uLy/21kV/tkyO5yKhiCYmpZuBtM6G54bcsXQHAU6kW1PikM0hC",
-	"eucl4fbebguLltC3weG/tRGPeM7iG5ZY/08bazla546kuAvpYLhHgr2BbgfT1nyltbSHZgY1UgW64WB7",
-	"9wHB3bh/f8TiBBtoQebmjxHD5VrY0ikeH7wzkjCRNAilkYMJUmWuD395G99+f/RpcHyZfrr99HpHvzlf",
-	"Pb06LP53In89fHk5fKM//by8vprw3qfBu8tn7+XbvcQYzW+e/RAfDk+zNy/Sy+2Ln19M6C9Xr4aT/Wez",
-	"Z0e92e3ZTz9M6eve+d9PztL3+2+W50dP6U+n8WCd5NYSRPcx4bl9GBOVa9ivr9SG+rOMiZOXR1JM+SxX",
-	"tuZmjchech3LW+CSBTMUHELSsS+SIykEMFP5yLA/IE8ICOTnu8NdZ6OOBTg1utsnRyl4ki71yGdCKlZY",
-	"u2bOVj4KB27RAVng13RFJuDsJAkYq5dzppx/RCIfa7WVKkwkmeTCRCNyaiNxGPcVUrCGS/Q5mCkqDLrn",
-	"+rpw2luR5oN31y5ic03T2TW6mI03j70liNFwFYyCuTHZ6MmTVMY0nUttRs8HzwdBGHxa3ujrXPFNjzzp",
-	"Y7EO+oZP4OG+C3P43G0b4AXAOsf7bXvG6kUkBTySx9hGQG6HTwDHTxxWguaL1/Dt9YKZuUwaewHag3VF",
-	"tQHxTaKLPozrVzEOPrpACkouXKY0MYkHiGRMgYTVNT22JlLrWuvRl/yg/6C9/AHNR7iNCYAh0y9IEqkD",
-	"yffkpYts6wP0/KsBd+vwWHPZl/IwzSo7WZIujvj7/ZM1HDiybTuk/Y5cnZ8eEPZrTlMQrGj0c60jEqeU",
-	"L+DotSPUtB2QewsQJSs0t706P/XIBASSTjTOB4Od2IKCP7N2Rom6j9l5My81ITl3MhVspE2C76AhckhN",
-	"NBXkGRItnVkKIi+mwktBbn4fxW7k8k2eyIexY3/LSZHOJ5EPU2m6sKFCwhMM9TAU5jFK634bmVUkyUOQ",
-	"NkXNPRftVXnBza2X3hBKUbdPTmziRo+FK2bEwFv0uSZCvkShTfHMGRxy0WMilglLyNlhbuZkuz/wmSYX",
-	"D7Qs9hAhPVIi3nMvICpL+baGBDwZ0JS9DyStMhH9e8imYSA4jq9w4dpt3cMnm2nwsfK0zSTx8fV1fAmb",
-	"VAsxnirQxtjf3XtWhFxt4kC7OtbQB9fHItqUmYj65IWiIp4TKVweH4NQLqVv4R21VcOGjRLbcCw2Rf8x",
-	"atysdwvb6wNgmWpBZ7gpdR9uSKbDAs28dtjISockEtJcT2Uu8BdLq9fwmQso4zKKGnad8gU3xRpFSg7h",
-	"coWT4PAkLrmmsf74AMvepAB2tNYbQeMNhZ9RjBpba2lj34BrkKygAV9fXr4jNra6ZrH92QXghfu1Xv3t",
-	"ClFqft3X1H03bSB7lLWEHiKPLGg854L1FKMJfmALZxFNHc1svUPKtSF0Im9Ztx6Pb0NPNVpDe799/ODi",
-	"NR+3WiNCHptN+F7nCyoqYN1lKRVWvaH45tpX94qY+QRNLIWhNuPsi2alauZq6o78ekZmrTGg3wa3v+P1",
-	"DFK6siZUCyMfAJ0SJoxagelYCBPkjkfHQioJrDZVvSFrAeesUDxecUgUyxg1rO6zIsEt6J1N0u7t71dS",
-	"tpYYG0nbgjzXqGwulSGunsvrXX9qWIV0TAOubK6obhJaK9U39U5rvKKyV2kVayYSTaIK20Q2roci/l//",
-	"3O1v94fdg7FA45qLBMN8ZbKtkN41IKtcWFfkPcWmDCn1wYily0tbfBa3WfBJaNl5gy6b8nQDHqSYSKow",
-	"e5HZ50KbcZisyITGN8wl9zOmtBQ05ZoRl23vNyUj/ARqB09XhiovB/ujne3RcPALgusSyNcKM8itudts",
-	"ZeZSXCNAMWciXvnKftRohrUJs+ru62lEJqpHXVKgc/eGveGdnZ39kFxdHnUPSCTyNI3Ics5TMIldwLJm",
-	"zifUsJ7hC7gLeNoWzdjihhZZVj/0/Wxcz7F/aUfHA+UB+Ma7ygtNcmpZcw3OsI7VVtpa22hdYMsldv0U",
-	"hQAYVtHEvlrNSqCvHgYTNuNCICHU7jwMaHJLRVwz2UokuyDUH4vgHTbid0YSJQ017H9idu0xu9rrLemR",
-	"OjrZHY1NijUIisWM37IES4QbzQCkIzP6a86aId+94faDqboLPhN59kdv33VNYInrY8P5gi4AhMOEklN5",
-	"y1KKUvw/O8hvz9QSe81SusKikD45yyxaD6qlPRF8h558ITyxatKQGb9lonGh2xVj4fdmGEKgnCvB0RTF",
-	"f9BH1K4q7+2rH46IgIOnXKORFY7FhJklc7UxsYszs6RISXSi08O3Px+ev7x+d3hx8f7s/OX1jydvr0+P",
-	"335/+RrckK2thE1pnhoy3NvaComtN56wVC7J827RTFNd2lpJY9G29uE/irWJXxjWiBlPQT0NB9u73T45",
-	"FKuxKMtYDtD5Bk7WSNhE5SnTfXJYZkzKYmSp2VjYfke4FFuR4oN4u4NBa3OlFLb1cSyqJUZLWKwo/AHD",
-	"w6XaK8d1O3WwIMiKGP8kBkox2MHvWHFG9MJsfMclhNBwHotYLpi2dY5gE2cpdrKhRfXtk0D1VqsWsQZy",
-	"wnm2WHNJnZpIANj1Yi8biCwF8loS+f0lUDNcKo0NBnGBZ/vkgokELA+qSXRYjeGNiKv2tRGp6gY2LgXW",
-	"p89v6LnM08Q5u3Y1K2APStsOw4Dg9xI5naYckxRA8K+xgmJra0Qims4i0okwphuBYeho9oBEGN+1Bc3n",
-	"9ms+hTv0hNENXUFGp4igYnHPnBofVuYGHjKrbETGATV/+7Q04yByUByllC/01tbINhBo7aJTZSS4wrwn",
-	"FxdXx+dRNyyDw5F9MCIcuxjg1aTIEiUyzhdgyNpC/HziFvchyM7V1cnL2mrYLccTV0BE88S94YvgK8Ac",
-	"Xr08OX57dFxh8RJw14nAqcE4yGQajew3BExKcLBtVa3msCh2aWQynqNpOplGFiJtF7BLsbssGtkPyN8q",
-	"Bf49q2F9e0AVwKOj44uL68vL0wqIwz0QitgmYNf9ZHg0IpTkgv+a+zQH4KYstdt+ThQViVyQCTf+Pc09",
-	"bnwOlPumJ7oA4JTU2jIPl0IXvrt72h0KCx5HVT1TV4D4lPNbrr2xGo3IRMqUURESasObrnLtgICBTiQg",
-	"teINcE0Sm50rVwNkfl43kgFTVRv5SxT6xVHQAZG1LO9BQ6lHPfNh4L3iWMHLvqSMklTKmzxzfPBTGayf",
-	"s/gG2BJxyWeCmlyxIjlT8hgo5MS2HQAHho6PfUqeCoJxtl7KtbEMiAE1rfHRHN6gAlQBkNYTS3e4CzVk",
-	"IbUhTwcE7y1lbElXoIewkcMyt2As0WNRQYMBgwCh1y131vSZ2erNfPJ9zM/4m1dXv50M3/ITfbIw2S9H",
-	"J09PPp0sf/x0ZX58eWzo9k97J3zJk9fp8uST5D//4+9AjIMTMeiz1Zss3vkR1pDJ6/PlGX9+O/l+/9PP",
-	"7+/kZOft4OzTbHn28pBP/96Pt1MxWbwaJP94k7ZGdTCKqa+52FwCnwvD0/XeGveqlYCtTBmS/cGgIlfr",
-	"MY59DLrcUxlfdjz+HijXWhQ9nHxKcpFrljhJm6RsLFrkx/nxq/Pji9fXJy9PjxtS5BlJ6Ep3QxLTLHNE",
-	"uLTdPQsMw9XLI/6qi1amah9TFQlPB7vPH4+HTfpWOPVHNIsVMxUhtr33FKUXQMaEUTJbdX1DkmBLV+ns",
-	"RRk1JHp3dnFJ1pJAaMahXgV1a8ai8VyKVSZRn1xwMUtRqo0Ijp/wl6GYyZXQrmvbiqULY3NztobbAl+m",
-	"+myjiK2kIQmfMY3DLrhp8tS/01ndmLFqD9H5tJQ1dmq1i/aj1hAA6IiH/N4rjd0kdeOwZqfVIKuxfpPC",
-	"WjnPgdFmXl7ptsz2oTU42t3PWGEYtjWmNhgNMKa22UXFosHBZD95SrdZbyceTnu702e0t8+2k95e/Hwy",
-	"pM+mu+zpYLM7WwYP/w0BvpqOsOG19chfBUOtcT9TetA28GdfaIb9Nob31pXB7/fU25zxtXX5Bs/X2aPW",
-	"fLIZ86LUoWIa3VP1kPPWtouHvf2DhjsvGKJwo0//YCi0Qk80Tc+mmAx7oNMJX/jyMXxU+LqA2Cq6FjNv",
-	"c8S25NR12lu7mMKSNK1wVM0+0plIM7dCGSw4yWOmyYImNtLldndG63p+PCl43F1ZWCX6FmBLNK9LIRwQ",
-	"EOeKm9UFoNgykW00BU+z/O2VJ5837y+DtS6z3+mV2u6hqPpNhKU6ll7HwscAwY4sxjqtNSKDp+kyymXr",
-	"sg9ujIWLbgybHdDY49BsSC6A3tT/W+m4xfuxiqfA6NyYzDbgcTGV6xRSllqBsc0xvW5WOD6Gx2zkGpns",
-	"vIQ8Qxj97ARrZ7smeyw6tEOTRFKpj7VDXGbMoD9hW2WobaDtpRhi3dqqygRwGiiGHDqVgIP3va3nHXWd",
-	"W+59EYJef8U4db01cBHo8YO9iByQMUWNVEDeUmOZJcavSOHtuIIjNI22tly0YWurdF3KngJNisYgtKII",
-	"iTYUWZVTumKaYvDMoz3DlmgMBx9Y1Gxt1SxexEfTJDSu4WxrqwzsuDhVrtnWFsDS2WD8dfvknfUFsbOu",
-	"CA3V7Wx0wEIbrcQxAvbKasMDQmtDrk8Q6LQXXHTRTfzLX8iRFLewvxTaEoSfqwSkUoTZJzLhrlYCy5Q6",
-	"V5eves+7/eJp94AvRYAjIaiaREc2+de7XGVstNYEGx3glDRssiSoy202t8aljrJ2h3tkU7lKOWei7CoE",
-	"jNZ6cBV6zIp9srOy7gttom9/gVrIxRs16URF/BALULwqi7rEGgstQWZcB1PsFn0uvrC5tod0Pvj88WOm",
-	"FcBz3W6BIupqWYgW9IZdx1QzP+mjKMKIXK1SRKzKLOubkfkalUU+dg0fYC7ZBu9sFjnqkxc0IVxkOTKB",
-	"Ox2FhXbv7pCI7Ospo7dAQSSjynCakqXihpEJm3ORHBBK9u7u3KNuZBmsUVRfIBpfMM0TF0oux0GlXMNl",
-	"AvdakYKhViAqG12IqXCkhFANdqt1RDgKTefgTsHD3ZDsDvbaa4vwMHuDAQqXsowIALtsTKiCE6zIxqFY",
-	"+M5hvWrWjfqxE0ngEleumqcIEqycHkMnFOMp6GKSTSGCMjJXjRSEIJv8QALrXI5QhiG6/XwKHjPQtU7k",
-	"1hqSLB64WxRkv9V6vqzISdMgDG6Z0laxDfuDPqYfZcYEzXgwCnb6g/6OLfKZo0GxoXh89DmYMbOhhHmt",
-	"o+qDb6l6DOtgB2t3LMrGK1QkKNBdkNsdZs1WJu94fOMLpm2+w0XNfKS1LPG2nYV/1a5PCaSsnalkyFym",
-	"TmjXYtyaCJDotPx0ydPU6nrB7sxYdCraDtaHy8o1I1raiWiaZAAgN2AnTLnScPFWohs0heCkY2Fpyyor",
-	"l8aeF92O1SFNYGP58l8L0YIxo2vN4Pb4LoOg2JSZeO6CNoZ0FPhHriyv64c+WEnMxczWx1SmlhScfAIO",
-	"6ffMYFddWJ9Vuz0Y/Gkz83D9DWNLsQOUoaP9+EF2r+US28grZdMLurLX49ESEtaf9UlkyQ+s17senbHv",
-	"dgYDIBQX00BtX50niHE1G+5xLb8lOTjMcjMW2lBltJ/YYfH6iLEaQQs0rfNfKo5BMPqAHRx+2pZr6K0M",
-	"C9GkAyjuwkp0psFNKfIqwUdYqyYAQFDwpBc3W3xaZcGPvr/HNS7oOc1Afo3Fh/safkoZYXfrC2ae6IzF",
-	"urI9vNYrIO0Nrwf9uVmk3bF4Qj74fqHHSBt4rovhfG2oSMDgfPP+cixSPlEUR3SCoppylxm2aZ+/aos7",
-	"zG420lg0tbG+itdgp+JO8zT1Bf/vlLzliZ3R0FriPxZFvbaV62WXhxd27QzZ1oP1DfmzbbsN7NqSr/tj",
-	"nBv7rq8a3/pFSaeVb7v9/z42W29xu4e97KiJ3zZy0SHaSJpsDwZgtyMGyoFVqP24LvxO8EnFDOst++TI",
-	"JmmEHIuEZUwkTMSrEWokbid/gXspYAmwdZkOi5FgYHZhskfR6ZTHG4jNjtH4lvRVG9SxgbAqaKBwoH5w",
-	"3+WcuiNXrqQ4l3Z3smBG8VjfJ9ngey/Y3ikJlinLNTHszuDABFfaYUN3Y9Fp+Fvw3JMspVwcEGeQfTfo",
-	"D/q7BzjvRDPzXW6mvecHhOmYZlzMvssFMEosFcPKfqlQmHhQipExOlYUjG6qbzReJTfgSXjjXZQloMQ2",
-	"XwrpZgDiICkXo7S/WEnT3XD7buuHr788bP3iS6b7C3l9fPqOzOT1TFrSY5q8zXEiiZySyodo5diycJO6",
-	"sdP9sfgLufz53XFjgRnNZ2ws6h8Ot61d3GTo8Cvv+H6qq7y+KNC2kf7Q6XicSHD3Xhk7BvoKRxt7L1vb",
-	"BKAfHoYD14vpYS4WVZ0fxrUbIdYnZ+D/L7lmZG+wU2/a6I/FVUWQSJr0JjSlImbKj89xSWJr4NKEVyTN",
-	"BpI694/9O2XKObp8Rlos4jjovcHOplULMJ9UZ9ndRwvVQ24kgUqi0bJNJnULKTgRv2H+JxVJ6OJ6Kztc",
-	"JSTO/KTVEij0fg4b8z8tZZSdNXb9GTOV6g/nv3cwVNvWgtTFeM9E5pW3rB+sbcenXQLHg4JwMjj5FKga",
-	"I0+VAfRuwHwL3ZzK2Yk3opk2L2Sy+tNopTZZ4ks9ou+yWG10ej+hVIeLfwmD3ce8U/kDIPjK8FH0WE6y",
-	"hZeGjyDi5ph5fG/vMZu1TPRDznnE4Yq/GPBns9qpnBVh+HX+qPAfYGqd82RuNrPesY/sFsMh1qZH2Fm3",
-	"mhhph7HVvtVEG5mNxVKqG4wzG0xD9e8PQU3dgEi/qTZ0NRYbY1LtoaIiRtR1ZUknCVtkEtjFVyQ5vuSg",
-	"ZXYLfqzuvARrlN+y0IOIPktzxmwZcAEr1f91Dy1dY5INsFtUk45UY5HK2QwnQuemEjtN3So4ckzTKXNa",
-	"5ZbRFB2seeFLrwmHs9x8O+lQmTXyKPGw2x4zK4rrtJ/mLVV12DhOoMVwef+Pioz/AO6/h5OPrZli0XQ/",
-	"4/rpEps59y6eUzHDuHedYadYCtz80wvORtraEmy5teVfcd3d9o96FAOl1+fj4wzqEVb3lDXUZU0QBqqX",
-	"sjDW/FKu1M6pTDuxmAOZtyaabDqrWdJ1fnx1cXz9/flhrXx1OCBgEi4lMXRSCCUrgnzdoyuKTqU2RQC9",
-	"SzD7rfM4Zm7qtR/Ab+ErkVAdr+sipQAlRrIpYhRF59SMfDVvPT1WsIGvyC/F0e5giKH+1vyZB6ocjO/b",
-	"CTaXu5FOo9ytWr6Za2YjtGvvH764ODu9umyusTMoFymi+aCC5tRgGmVOswxndPiaWZdeYXemyBW2DgQn",
-	"h+VMIlodJ24Is6OKi+K+1iwdmGjNZm6LryLR54PN1DTntW8c1m7zE/fPawd9Y0V8WB0LZZmQSJs9FYRR",
-	"lXJM9uaakYQZFgN+um19D0OX7mnrZkemOsb4CxwaJ/wsGBW6yk+EujjSCANTVCXVCYNw46mcjYX/+wdF",
-	"fqA5bt2p5SL37Wp4nIdq63s06aDxEY6Fq+foOhVYcl6qJSYHMJTjS0+cmGrTa+e1sePfSL81WvH+x/79",
-	"T7N/z7Fyoanm7lefGhvw7nE5sWRJV30zUJuuyL8of8HyEC6a1iRq17ICt7OmZ2uQli1ZoDDd3ziyjFiI",
-	"ESxumNPbytTgDe1hwgeUxqKt7+yB7rFKb4VLvo9FrXPM53+Hg+1dP1nM/gmNtm6vE4OBmLevfjjq+TY3",
-	"p/BwvryTKVTNpNjmyYHvX0ZlgQlrLKICcxmV8VgcisbfZkNB7v2HOa1dWYtM3W+MC+mTQ7uQKzGJ72lS",
-	"bJFQF3wmrrJvJJnqXaKPEkzD/x7BtP/wK8Xf8ft/UyhZAVIhxo3yyFa1tsZAz115fdHnhfPR1//UCFoh",
-	"TkkbGWIgssjbjUURFO1o6TjMq24syOCVwcOg1q06B26QacJUN3S1ihtqRzsbali7riVnQ/tMS6j9WwZE",
-	"XSl9a3LFFh30uLDS9w8r36/yBOt1rR8+fqnR0/c+JFkDtUJUCwYkhUuqW+YG9zRqPGVMU98TZtOIGDN3",
-	"In+tNbEfhEGu0o1TGQFCt/1aA4+tEw1BdBMuwkLjuZYTbz9j6bcr5ke2+BJ+fviCiBsvp9v/8k5lzQVr",
-	"WbGtQgDgsnnenjartJrJ9flNO9G/KKmo7FKmO9c386m4sJIegM3WkyV2fV+a6u1zmhCfcqhuWYmlf/n4",
-	"5f8GAAD//w==",
+	"7H2Lcts4tuCvoDi3qiUPpUh+JLFcXbWO43ScdscePzrTE2VFiIQkxBTAJkDL6q5U7dfs/Md8yn7J1jkA",
+	"+JbtzuPOzO5M1aQtiQQPDs77xd+9UC4TKZjQyhv97qVMJVIohh9e0OiC/ZoxpeFTKIVmAv+kSRLzkGou",
+	"xZMkldOYLf/8UUkBv7E7ukxiswAXtzTm0cT9prLlkqZrb+RdLRiZymhNuCJCarJicdybyXTJIvLm8uyt",
+	"53u3NM6YeXDEvFF1Md+LmKY89kaeXjCSGjAfWlJpqjPljXYHA9/TXMew7gsaEbdN39PrBL6kU5np0TSm",
+	"4sb79AmB4RFueDKjPGZRdTuHZMmWU5YS8yMpLm/ZSHOtDbvhithNe77H0lSmyhu9/92bcRZH3shLqFIr",
+	"mcKvS6YUncPqywzwwAjVJGZUaTLcI+GCpjTULFUklmLuffrw+bj45HsqXLAlhR39V8pm3sj705OCip6Y",
+	"X9WTc0MY5paIqTDlCWLEnH7bkdEwZImm05iNSFA+74B0akc6FnCmPpGpuROPmMjpRxbqLnwbNNAckA51",
+	"58TVWCy5UlzMfZKJGyFXwidyRgD/q1SKOYHd4/oy0/DLVGYiUgckMCcRkJgrrcaC0XBBLBeQ6Zrg6fhk",
+	"xfUC7mThQnIxJ1SsicqmS661IZCMdftj4X3yvSMpZjEPP4PLSlTFlpTHE01vWIU7qACsykxohIjoBVcE",
+	"ryU0ThmN1oTdwUYq7LFfkEQOXDs9fAVqCEqgByNyH8RRlDKlapD3AYoToVkqaPxFOORukSoC3dcET57I",
+	"MMzSFNnWYWyvzEQOFHLJ0luWkmO46xuiz4FncJcJdpewEIgMwe2TXNaGNE05A1bLt6SAscjlX059+FZp",
+	"Gt4QndKQdRGr53QdSxpdSXlK0zn7IuQmZq2JlnIS42oPCHG8KCV6QQUZPiU/8hdlGh3uFBi3IoscC831",
+	"mlxJSU7tE74V0hu7CUbkoU3A78rQhJF0inTMxgy2r+QNEydKZUa9bMB0rkwftQdc88Jq9badHBLFlOJS",
+	"jAglgq0QNKWIhht9+13KZilTi/xLEeFmMsXS/li8ZbClkIYLFpFOcAR/9I6k0KmMR0TIntIyZQGKO99b",
+	"MBqxFO2DypXwRQ20eEXXigT5CgcGAJJbKQS1HSiAKbMA9D3fg0PgwKEjnWasfNxMZEtv9N5zS3ofchJR",
+	"OuWgGxFH14JmeiFT/tu9Z/EY4ydMWcSE5jRWVaPhHaoZI9lkSpw2J51Yzrno3mMClZesMVFzObQiQpmm",
+	"DIV4IeSHBQNVtrvRCHKPt9QwwcOo7unaqNIqwZCO/XjfnqqLNkRDebnCLoKNLqgiU4ZUcStvKmL5M/ZY",
+	"AWOSskw1bT2VMKFrMK2oIilLYroGHrhnv60PqGyXq5a1ncqDyw+sJEG2/cr7t6tO2F1iOKhutbvHMhE9",
+	"sNP6UrUzLcNvLzkgis9B3xI6p1x82U6yGgsX2/jJGH5API6OykKPdKaMpiwlqcw0U21by6oQFMYCaVkO",
+	"z9MKpC/Y0ddQW4eZXoDgMOLLeit9EsC2AqJZHCuyWqxHYzEWvcIEL8mbwIkno+6sXSaiQt5EEgXykupw",
+	"QagYC+LsuT5x4gFvU3ifMbbd3YrQlOH9WsYRoQlNdb8CS4V/goIAnfotM04kmbLaAfweAEVLQknMbwv6",
+	"6whUXxz1Lhr8XKv8V+A9JPWuAaONfStQ0I3iIUmZYkKD70IMgYNroXjEEPQ5mF1kxUUkV4bDVwsZt/A5",
+	"gmOgqbFYAx3uXkAvi3BjPIoZbJJOlYwzzQCYmM+Y5ktmFi0Td1BnBrNunb6dKwWLLWlsXDSfzGQ6h/9a",
+	"8HJvbSZTY9bTLOJMhKxhGbx7965XIlbWNA4uAclSWLjAwNKOzQglFuiqLZOwdCzeX7w6Ik+f7Q0+dBZa",
+	"J2r05Mlqteqns7DHIq5l2pfp/Ek6C+H/cF13NBbBC4sERuPl92MvpmJN02js+cbI/n6c6zF81tgLfEJj",
+	"JclqwQQRciwKOgAiIB2qEJNJKqMs1AQMDPDRgXpCPuNMdfvkrdTm6ul6LIJYzk9EgL6tPeVLc7yBT1YL",
+	"Hi4c64EnVeAAH2wQXLKDnHnu/eGdeRstplvKY3Dev8hNyErrlDWGlGSJPjSfix4XYAIA8ubgEB6QlOl0",
+	"TdRCpjpeVxyzkpsA/hgPGbmuPOJbeQiljYBvkK4tz9OZZikJLgDi3iF8CIhioRSR6pNjrhd4Zma3Y5GL",
+	"1QVVC2bEY2nnwAHWYkAkkw4lIU3IDWOJAkkHsnosZrGUEZmlcknY3YJmSoP+W7KlTNddZEsjPM0aNhpj",
+	"DI5ORDWdUsXGIhMpo+ECdmTcRT4XsM4NWxNwhoyQrDJyaZttPIzbBqG8ohzE9EymDHCFERNA1wPmvCOf",
+	"oe8tueBLsO6H+ZmClztnaU6hKksSmWoW/cQiTq/woi8i1XzByRJWnOBzS1SrmPWUKm4hmHN1h67s2e6V",
+	"DYP8EQSBJlfmEd+Oatv2tMG5FU4+UUWC+paCvlfYLEgLL9kti2XC0gsZt0j0dyDCp7C++X7KVO5lfqfI",
+	"SqY3QA3OhVM6A6MEyE1Op2uOIUslZ3pFUzZhYs4FYymcBtV0okIOugQvWsbln1M5lZqHqvIdU4ym4QI/",
+	"sCgLqcYQjgTubPEZfe8VZ3FkIj2NjZ0JVooIu1hhnxi/mYULaXdaiw/CbpMUEKa58Slt5Pf3h+KpNsoZ",
+	"ShGyVKBXjiZX4JPASZTAJ//nf/1v4NjjZaLXRlNZlYSxTG6AyknW2CM+eJNxFpmYJggFY9KZR47QxhB0",
+	"yRx94PYiH5eyUWoTOYVvxoLGsVyxyN4OUl1pRiMjRwotVQp1N1Cfx75bCYorY2KiNUISJpMYEVus/ZiI",
+	"eVPnlcXSe3swBSwFiZiQNMD5mtFYLy4tmzeCHWSBvxMq1IqlFRB/z4WDJ5HPq1Sh8iUdb8ibtsBGFWR7",
+	"Vxukb9792AZgkk1jHppI+zs2JT+yNemAOfVsb/is2ydnIl67i9x5gr5CMrfW72gshCRJym+pZo5OO0GE",
+	"lAn//Ar/RPhnhH//yuFfqRfwn5ugCycKK44FPkotwIP5yT5uukZtBDtyTszxUUA6x5fbe0+7IxKE6W1A",
+	"vifBeW977ymseAf/rANj+p79eA4XRy8vD8sXH0fbe3vDfXO5ufLi8jAgnQu3LNhgAYPfxuJIyjTigoJZ",
+	"Ch6O1UIGF6BJn+5maZwnCBIaITM5TD4n//j7U6tIq+dM43k77795d0loPJcp14ulsQcAC1xhuACfVJac",
+	"iAzP93Cfnu/hLlqlWpjeNp94lKW3jHQQsbA/g7Ubtlbd8lMQw/gURF7r+i1Me27oh90ZrUU6iOquX2AO",
+	"xSLVmqVw/f98f9j7G+39NujtT3of/vxfbRLihrcITaBeHh0YR9UK4OCGRwEx5ovLBqHZqwqsgtVjwoxL",
+	"Lk6ZmOtF2eYoPVWv258KV1bO48jzvbMfz/EoDlsRJZor/SSjLM7UV0FQptjm8Kvi86CiePm8Fca75hJ/",
+	"JWHODIZiMDdnZQRgs4PU82XQt6D5l+aDv+ARNckJB2uIykeeNPjbIEgv2yRpRYReMl2IUfKPv+91gfQs",
+	"jm5ZymcuXgM8VlMM8BUmhVE45KyNjJuzINK/tz3Y3usNhr3hXo8Op9vhjmdp1BAg0gAeLh6lN3u+c/Zm",
+	"5+X23avhi/nz22y6r0/ZcP76p99+fvaUPb/K1H52/vr24ufjaw/PwLubvDr+7SLbX+48fX36dqIz9nRv",
+	"//Rt8td3T5Oj9aXmN798/PHk3ckeHXifPjTUmNlKm3yDXw6ITCOM0xizE3wPQIzQfXLJYhaCl2wYGFDE",
+	"NVuqhwxh0HOfCls6Tem6edgAVdvZnoJrVaqPADEOMNP4vLStGY0Vq1vZR0U8rXacaKUBLBH9H/brfiiX",
+	"SK/WAhp5NphPFjJVoFGAkNdEaQqLNNBql2zDq43LfVfLr/bJkVwmNGURCali4G0zobjmtyxeA8AzmS6p",
+	"dklnkIT0zknC7b3dFhYtoG+Dw/1qIh7hgoU3LDL+n9LGcjTOHYnxKaSD4R4J9ga6HUwZ85VW0h6KadRI",
+	"JeiGg+3dBwR37fzdFvMdbKAFmenPI4arRtjSKh4XvNOSMBHVCKWWg/HiVE8O//Y2vP3h6OPg+Cr+ePvx",
+	"9Y56c7F+en2Y/+9E/nr48mr4Rn38ZTW5nvLex8H51bN38u1epLXiN89+DA+Hp8mbF/HV9uUvL6b0b9ev",
+	"htP9Z/NnR7357dnPP87o697FX07O4nf7b1YXR0/pz6fhoElyjQTRfUx4YS7GRGUD+9WV2lB/ljBx8vJI",
+	"ihmfZ6mpuWkQ2UuuQnkLXLJkmoJDSDrmRnIkhQBmKi4Z9gfkCQGB/Hx3uGtt1LEAp0Z1++QoBk/Sph75",
+	"XMiU5dauXrC1i8KBW3RAlvgzXZMpODtRBMbq1YKl1j8igYu1mkoVJqJEcqGDETk1kTiM+wopWM0l+t2b",
+	"p1RodM/VJHfaW5HmgncTG7GZ0Hg+QRezduexswQxGp56I2+hdTJ68iSWIY0XUunR88Hzged7H1c3apKl",
+	"fNMlT/pYrIO+4RO4uG/DHC532wZ4DrDK8HzbrjF6EUkBt+QwthGQ2+ETwPETixWvfuMEfp0smV7IqPYs",
+	"QLvXVFQbEF8nuuD9uHoUY++DDaSg5MJlChOTOIBIwlKQsKqixxoitaq1Hn3ID/oPyskf0HyEm5gAGDL9",
+	"nCSROpB8T17ayLY6QM+/HHA3Do8xl10pD1Os9CRD0vkW/7h/0sCBJdu2TZrfyPXF6QFhv2Y0BsGKRj9X",
+	"KiBhTPkStl7ZQkXbAbm3AFGwQv2x1xenDpmAQNIJxtlgsBMaUPBv1s4oQfcxT97MS3VILqxMBRtpk+A7",
+	"qIkcUhFNOXn6RElrloLIC6lwUpDrP0axG7l8kyfyfmzZ33BSoLJp4MJUii5NqJDwCEM9DIV5iNK630Zm",
+	"JUnyEKR1UXPPQTtVnnNz66HXhFLQ7ZMTk7hRY2GLGTHwFvxeESGfAt+keBYMNrnsMRHKiEXk7DDTC7Ld",
+	"H7hMk40HGhZ7iJAeKRHvORcQlYV8ayABdwY0Zc4DSatIRP8RsqkZCJbjS1zYOK17+GQzDT5WnraZJC6+",
+	"3sSXMEk1H+OpAm2M/d29Z3nI1SQOlK1j9V1wfSyCTZmJoE9epFSECyKFzeNjEMqm9A28o7ZqWL9WYuuP",
+	"xaboP0aN6/Vufnt9ACxTLuj0N6Xu/Q3JdFigntf2a1lpnwRC6slMZgI/GFqdwHc2oIzLpFSzScyXXOdr",
+	"5Ck5hMsWToLDE9nkmsL64wMse5MC2NFYbwSNNxR+OmVUm1pLE/sGXINkBQ34+urqnJjYasNi+9oF4Ln7",
+	"1az+toUoFb/uS+q+6zaQ2UojoYfII0saLrhgvZTRCL8whbOIpo5ipt4h5koTOpW3rFuNx7ehpxytob3f",
+	"Pry38ZoPW60RIYfNOnyvsyUVJbDukpgKo95QfHPlqntFyFyCJpRCU5NxdkWzMq3naqqOfDMj02gM6LfB",
+	"7c64mUGK18aEamHkA6BTwoRO12A65sIEuePRsZBSAqtNVW/IWsA+SxSPR+yTlCWMalb1WZHglvTOJGn3",
+	"9vdLKVtDjLWkbU6eDSpbyFQTW8/l9K7bNaxCOroGV7JIqaoTWivV1/VOa7yi9KzCKlZMRIoEJbYJTFwP",
+	"Rfw//r7b3+4PuwdjgcY1FxGG+YpkWy69K0CWubCqyHspmzGk1AcjljYvbfCZn2bOJ75h5w26bMbjDXiQ",
+	"YippitmLxFznm4zDdE2mNLxhNrmfsFRJQWOuGLHZ9n5dMsJfoHZwd0Wo8mqwP9rZHg0Hf0NwbQJ5kmIG",
+	"uTV3m6z1QooJAhRyJsK1q+xHjaZZmzArP72ZRmSivNUVBTq3d5gT3tnZ2ffJ9dVR94AEIovjgKwWPAaT",
+	"2AYsK+Z8RDXrab6Es4CrTdGMKW5okWXVTd/PxtUc+6d2dDxQHoB3nJduqJNTy5oNOP0qVu+hrc8Lm72Q",
+	"elE+FZM2rcdTvxXF/Jseyj2ncKlby+za2RzsV6yfr4clk0Jc/BNYGh49cc81DNU4uRKENI7PZmhQPVAt",
+	"gzeA8fQY3OQSIBOax+ULuCKRFJj628D1xak0d9M4mTSDx4eMTGVeNmBs2Dm/ZWUDYyplzGgzuupw0fK4",
+	"eyjlOgH5tSGUZKiioBMREUqMM1gpGp3ZmjN02625X6Mlc30e4WbrN4vpDyE/429eXf92MnzLT9TJUid/",
+	"Ozp5evLxZPXTx2v908tjTbd/3jvhKx69jlcnHyX/5a9/SamIBidi0GfrN0m48xOsIaPXF6sz/vx2+sP+",
+	"x1/e3cnpztvB2cf56uzlIZ/9pR9ux2K6fDWI/vomRrjAE1ETLrzRPlgr/0RKN+6SPR5Tv9mUUFXsNVOQ",
+	"9Vaf1hMhnUDxKOiadsaxCOp0MiJAv0HeEeQusPG0PrmE1YziM45spSGpX4bSmj5No7iE+k0VhIbXGqXJ",
+	"9labrN9YHlg5zUfJguohFDElexoPFt8UnFc5p8qylZ238mNDJzQdHrnCrtm8kA7TEoqYW8tZfYx1+96U",
+	"zbkQSIsVsvM9Gt1SEVZCHsUZ2STO56nyw1r+S0uSSlBH/8l5tR985fYW3q6ik93RUMdYw5eykPFbFmGL",
+	"Ta2ZjnRkQn/NWD1lujfcfrDU5ZLPRZZ87ulbUYQtIo9Nhwu6BBAOI0pO5S2LKXpB/95JcrOnltxlEtM1",
+	"FlX2yVli0HpQLo0N4DeMhOfOB3Yd6MISKD+85Gz/0Qy9D5RzLTiGcvAfjLEqW9X+9tWPR0TAxmOuMEjh",
+	"j8WU6RWztaWhzdOyKE/pd4LTw7e/HF68nJwfXl6+O7t4Ofnp5O3k9PjtD1evA38strYiNqNZrMlwb2vL",
+	"J6ZfZ8piuSLPu7nqKS9togxj0bb24V/ztYlbGNYIGY/BShsOtne7fXIo1mNRlIEeYPAaOFkhYZM0i5nq",
+	"k8Oi4qBo5pGKjYWZFwCHYkwzlwTbHQxahxNIYUYHgJYtSnRXsFheOAuOuy1VK23XPqmDBbVGxLgrMdGI",
+	"yQJ+x/I9YhTT5EdsQQUGnsYilEumTJ+AFIwkMXaCo1r+9kUU1VblDSaLNUywZ4FaNRERa1X/MQvozbsr",
+	"oGY4VBpqTIICz/bJJRMReO5UkeCwnAMbEdstYzI65QeYvA6YMK4+QC1kFkc2WGxWMwL2oIiNYBptDb/K",
+	"2SzmmOQHgn+NFYhbWyMS0HgekE6AOdGATNeOZg9IgPlR0xB0YX7mMzhDRxhd3xY0dvIMJBbHLqh2aVmu",
+	"4SK9TkZk7FH9548rPfYCC8URmHBqa2tkGvCUstmdIpNaYt6Ty8vr4wswFfPkamAuDAjHLkC4NcqrLCIZ",
+	"ZksmbHefyqZ2cZfC61xfn7ysrIbd5jyyBbg0i+wdromsBMzh9cuT47dHxyUWLwC3nXycaswjTGfByPxC",
+	"NF9igNrYlIrDotjlmMhwgaGd6SwwECmzgFmK3SXByHxB/lyyQntGw7r2ujKAR0fHl5eTq6vTEojDPRCK",
+	"2GZn1v2oeTAilGSC/5q5MgHATVGqvv2cgHcjl2TKtbsPbPZqAyB3TcNgjtMwlUoZ5uFSqDz27fwwsyls",
+	"GBiV9UxVAeJVdYcgGBHrbfqEmvSgrfw+QFfBeKwtTnF5NUDm701XCDBV9qE+Bb5bHAUdEFnL8g40lHrU",
+	"MR8mrkuBSbjZlWRTEkt5kyWWD34ukt0LFt4AWyIu+VxQnaUsL24oeAwUcmTa9oADfcvHrqSNCoJ5ql7M",
+	"lTYMiAkppfDSDO6gAlQBkNYTQ3f4FKrJUipNng4InlvM2IquQQ9hI6RhbsFYpMaihAYNBgFCr1rOrB5z",
+	"/ue62t/AATQSsJUpfbI/GJTkajVHgK7+/a6jM9f/CJSNFn8HJ5+RTGSKRVbSRjEbixb5cXH86uL48vXk",
+	"5OXpcU2KPCMRXauuT0KaJJYIV6Y7dolprGp54XcqbwUu9wGXkfB0sPv88XjYpG+FVX9EsTBluiTEtvee",
+	"ovQCyJjQqUzWXdfQK9jKdgo5UUY1Cc7PLq9Io4gCzTjUq6Bu9VjUrouxSjPok0su5jFKtRHB8U3uMFKm",
+	"s1QoO/XEiKVLbWpbTA+UAb4olTGNlqYSlUR8zhQOi+K6zlP/TGd1Y8VHe4rLlXUYY6dS+78xvoH14+lD",
+	"fu+1wm7MqnH4yAhIncJaOc+C0WZeXqu2yrBDY3C0u59himnM1rDeYDTAsN5mFxWL7gfT/egp3Wa9nXA4",
+	"6+3OntHePtuOenvh8+mQPpvtsqeDze7sv3w0vYyh1ryZLjxokzgzN9TTZhvTY01l8Mc99TZnvLEu3+D5",
+	"WnvUmE+m4iwvFSyZRvdUDWa8tW3xYW//oObOC4Yo3OjTP5hK/H8w96Hb81Mls490MD+CQhksOMlDpsiS",
+	"RibS9UCKxJTeWKLBI/PLRN8CbIHmphTCATthlnK9vgQUGyYygxrA0yw+vXLk8+bdldfo0v6DXqnpvg0q",
+	"wXYsdTX0OhYuBgh2ZD4WsTHIAzxNW5FVjP5wwY2xsNGNYX2CCPYI1gd65EBvmp9RmliB52MUT47RhdaJ",
+	"aWDnYiabFFKUKoOxzbE8Ta9x/BoP2cg2Apt5Q1mCMLrZQ8bOtkNqsGjfDB3EVFYRCIPPc6bRnzCtptQM",
+	"oOjFGGLd2irLBHAaKIYcOqWAg/O9jecddK1b7nwRgl5/yTi1valwEOjxg72IHJCwlGqZAnlLhW0KGL8i",
+	"ubdjC3bRNNrastGGra3CdSl68hTJG2vRiiIk2FCkXEy5DGmMwTOH9gRHimA4+MCgZmurYvEiPuomobYN",
+	"21tbRWDHxqkyxba2AJbOBuOv2yfnxhfEaoA8NFS1s9EB8020EsfwmCOrDN/xjQ3ZnMDTaS9Y7KKb+Kc/",
+	"kSMpbuH5UihDEG4uIZBKHmafyojbWkMs8+1cX73qPe/286vtBa6UD7aEoCoSHJnimd7VOmGjxhCJ4ACn",
+	"jOKQAoK63FRDVbjUUtbucI9sKvcs5jQVXfmA0coMixQ95pR9NLMm7wttom9/iVrIxhsV6QR5/BALOJ0q",
+	"C7rEGAstQWZcB0vUDPpsfGFzbSzpvHf1V4+Z9gPXdbs5iqitBSVK0Bs2CaliblJWXsQY2FrfgBiVWfQH",
+	"IfPVKnNd7Bq+wFosE7wzVVhBn7ygEeEiyZAJ7O4oLLR7d4dEZG6PGb0FCiIJTTWnMVmlXDMyZQsuogNC",
+	"yd7dnb3UjvyENfLqRUTjC6Z4ZEPJxTjFmCs4TOBeI1Iw1ApEZaILIRWWlBCqwW65DhdHiaoM3Cm4uOuT",
+	"3cFee20ubmZvMEDhUpThAmBXtQmPsIM12ThUEu85rHad2FF5ZqIXHOLaVsPmQYK11WPohGI8BV1MsilE",
+	"UETmypECH2STG+hjnMsRyjBEt5vvxEMGutaK3EpDr8EDt4uC7LcpcFuWa6Wp53u3LFVGsQ37gz6mH2XC",
+	"BE24N/J2+oP+jimSXaBBsaH5avS7N2d6QwtQoyP5vWtJfgzr4ASI7lgUjcuoSFCg2yC33UzDVibnPLxx",
+	"DUcm32GjZi7SWrRImc7875Tt8wUpa2YSarKQsRXalRi3IgIkOi2+XfE4NrpesDs9Fp2StoP14bAyxYiS",
+	"ZqKoIgkAyDXYCTOeKjh4I9E1mkKw07EwtGWUlU1jL/JpAeUhh2BjufYZA9GSMa0qw1TM9m0GIWUzpsOF",
+	"Ddpo0knBP7Jl7V03NMlIYi7mpr60NPUr5+QTcEh/YBq70v3qrPftweCrzZzF9TeM/cYJCgwd7ccPgn0t",
+	"VziGpdR2tKRrczwOLT5h/XmfBIb8wHq969E5+35nMABCsTEN1PblebwYVzPhHjsyoyAHi1mux0Jpmmrl",
+	"Jl4ZvD5iLJXXAk3r/LSSY+CN3mMHpJtWaQdilIZtKdIBFHdhJTpX4KbkeRXvA6xVEQAgKHjUC+stsq2y",
+	"4CfXH2sb/9SCJiC/xuL9fQ2zhYwwT+sLpp+ohIWq9Hi4rZdD2htOBv2FXsbdsXhC3rt+28dIG7iui+F8",
+	"pamIwOB88+5qLGI+TSmOuAZFNeM2M2zSPt8pgzvMbtbSWDQ2sb6S12Cmys+yOHYNc+epvOWRmXHU2iI3",
+	"Fnm/k5HrRZekE3btDNnWw/wN+bPtcRvYtSVf93mcG7qu6QrfukVJp5Vvu/3/PjZrtojfw15mVNNvG7no",
+	"0BZjbg8GYLcjBoqBj6j9uMr9TvBJxRz7FfrkyCRphByLiCVMREyE6xFqJG4mZ4J7KWAJsHWZ8vORmmB2",
+	"YbInpbMZDzcQmxlD9S3pqzLoagNhldBAYUN9777DObVbLh1Jvi9lz2TJdMpDdZ9kg9+dYDtPJVimLFNE",
+	"szuNA4dsaYcJ3Y1Fp+ZvwXVPkphycUCsQfb9oD/o7x7gvDDF9PeZnvWeHxCmQppwMf8+E8AooUwZdsbJ",
+	"FIWJAyUfuabClILRTdWNwqPkGjwJZ7yLooWCmOEFQtoZujiI0cYozQcjabobTt8++uHjLzZbPfiC6f5E",
+	"Xh+fnpO5nMylIT2myNsMJ3rJGSl9iVaOaavSsX1tQ38s/kSufjk/ri0wp9mcjUX1y+F2W2lok7L+6Bnf",
+	"T3Wl25c52jbSHzodjxMJ9txLYztBX+GrAZyXrUwC0A3fxBeW5NM3bSyqPH+TKzuCs0/OwP9fccXI3mCn",
+	"2vTYH4vrkiCRNOpNaUxFyFI3fs4miY2BSyNekjQbSOrCXfbPlCkX6PJpabCIr1PYG+xsWjUH80l5Fux9",
+	"tFDe5EYSKCUaDdskUrWQghXxG+ZnUxH5Nq63NsPJfGLNT1ougULv57A2P9tQRtGZatafM12q/rD+ewdD",
+	"tW0tvF2M90xlVrrL+MHKTEwwS+B4bRBOGieHA1Vj5Kn0Ahf7gpYWujmV8xNnRDOlX8ho/dVopTKZ6VM1",
+	"om+zWG10ej+hlF/O8cn3dh9zT+kFWnjL8FH0WEyCh5uGjyDi+mta8L69xzysZSIucs4jNpe/cedrs9qp",
+	"nOdh+CZ/lPgPMNXkPJnpzax37CK7+XClxvQlMyteES3NMNPKr9j2lIzFSqY3GGfWmIbq3x+Cylsr7EOV",
+	"puux2BiTag8V5TGiri1LOonYMpHALq4iyfIlBy2zm/Nj+ckrsEb5LfMdiOiz1Ge0FwEXsFLd27GUtI29",
+	"JsBuUE06Mh2LWM7n+EaFTJdip7FdBUd2KjpjVqvcMhqjg7XIfemGcDjL9LeTDqVZXY8SD7sbep1ccZ1y",
+	"b8OQafllHTjBHcPl/c8VGf8G3H8PJx8bM8Wg6X7GddOZNnPuXbigYo5x7yrDzrAUuNHPZGykrS3BVltb",
+	"7hY7HcW8FCt/IUPz/TL4DocRVvcUNdRFTRAGqlcyN9bcUrbUzqpMM/GfA5m3JppMOqte0nVxfH15PPnh",
+	"4rBSvjocEDAJV5JoOs2FkhFBru7RFkXHUuk8gN413YEqC0Nm3xrhXmBj4CuQUB5PbyOlACVGsiliFEXn",
+	"TI9cNW81PZazgavIL8TR7mCIof7W/JkDqnixjGsn2FzuRjq1crdy+WammInQNu4/fHF5dnp9VV9jZ1As",
+	"kkfzQQUtqMY0yoImCc64cjWzNr3C7nSeK2x9oQY5LGb60fLrODRhZtR/XtzXmqUDE60+DMXgK0/0uWAz",
+	"1fX3nWx82YnJT9z/vhPQN0bE++WxioYJiTTZU0EYTWOOyd5MMRIxzULAT7et72Fo0z1t02CQqY4x/gKb",
+	"xgl5S0aFKvMToTaONMLAFE2j8oReOPFYzsfCvT8ozw/UX1di1XKe+7Y1PNZDNfU9inTQ+PDHwtZzdK0K",
+	"LDgvVhKTAxjKcaUnVky16bWLyms7vpF+q7Xi/cf+/Xezfy+wcqGu5u5Xnwob8O5xObFkSZV9M1Cbtsg/",
+	"L3/B8hAu6tYkateiArfT0LMVSIuWLFCY9h2BhhFzMYLFDQt6W5q6v6E9TLiA0li09Z090D1W6q2wyfex",
+	"qHSOufzvcLC96yZzmldQtXV7nWgMxLx99eNRz7W5WYWH72exMoWmcym2eXTg5n+gsrCt8Rh4mc9RGY/F",
+	"oai92xQFufMfFrRyZC0ydb82bqtPDs1CtsQkvKdJsUVCXfK5uE6+kWSqdok+SjAN/3sE0/7Dt+Tvwf3/",
+	"UygZAVIixo3yyFS1tsZAL2x5fd7nhe8Xab6qC60Qq6S19DEQmeftxiIPinaUtBzmVDcWZPDS4H5Q60ad",
+	"AzfIOGJp17e1ihtqRzsbali7tiVnQ/tMS6j9WwZEbSl9a3LFFB30uDDS97OV7xd5gtW61vcfPlXo6QcX",
+	"kqyAWiKqJSuT1JNS6fLGGpbqWt+p1vlUFVrK4+uj4lzLfdQby5jbT/w8n+rwzY69Mq1nc27N7BU0PG6k",
+	"/2Xv3f0679T9VyXBJpXUydD3kky3dXVpVRm+g2/SLPo0AjuE3jZgp2DkgKenizNCcyKvVAc74oYl+F7D",
+	"mIIf6pwJclWq08tf5G0n64zFIwa54CczzcU2lVu5qOj6gcEupgRPlynLJgJmKdI0NlOORUjjuNxSGbmX",
+	"M9ooaam/0hqMbl8l63EsMOZoNh71CRhIIluaKYuVF2a6V0cBhuuW0VhsarMXdOmiNNhuX0Qr7HJ2nGML",
+	"h59nFQ7/+gZSbSDa4123r/l0N95pk2553ICnfxGJ8x8n9XMk45ETSNJJoEcKSvOU9JbZQbW1ngwZ0tj1",
+	"cJuyH9TB1kVrjBIAIsjSeONbCABo+/iGaDZ9HT64WoQLP5cxtkXUyUVs1bLNd2jGfvIftixMqT7267a+",
+	"aba05pK1rNhW0QdwmbqsntLruFx55eqRzBvs8hLI0lOK8qTmw1zpjF9K58PDmsUNZn3XSuLiaTQirkSg",
+	"/MhS7vvTh0//NwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

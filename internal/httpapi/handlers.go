@@ -138,13 +138,7 @@ func userResponse(u identity.User) api.User {
 		CreatedAt:       u.CreatedAt,
 		ProfileComplete: u.ProfileComplete(),
 	}
-	if u.ProfileComplete() {
-		out.Profile = &api.Profile{
-			PythonProficiency: api.PythonProficiency(u.Profile.PythonProficiency),
-			DeveloperRole:     api.DeveloperRole(u.Profile.DeveloperRole),
-			CompletedAt:       u.Profile.CompletedAt,
-		}
-	}
+	out.Profile = profileResponse(u.Profile)
 	return out
 }
 
@@ -208,4 +202,46 @@ type metricsResponse struct {
 func (m metricsResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 	m.handler.ServeHTTP(w, m.req)
 	return nil
+}
+
+func (h *handlers) GetProfile(ctx context.Context, _ api.GetProfileRequestObject) (api.GetProfileResponseObject, error) {
+	user, err := h.s.deps.Service.Me(requestContext(ctx), claimsFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.GetProfile200JSONResponse{
+		Headers: api.GetProfile200ResponseHeaders{CacheControl: "no-store"},
+		Body:    api.ProfileState{Profile: profileResponse(user.Profile), ProfileComplete: user.ProfileComplete()},
+	}, nil
+}
+
+func (h *handlers) PutProfile(ctx context.Context, req api.PutProfileRequestObject) (api.PutProfileResponseObject, error) {
+	update, err := h.s.deps.Service.UpdateProfile(requestContext(ctx), claimsFrom(ctx), identity.Profile{
+		PythonProficiency: string(req.Body.PythonProficiency),
+		DeveloperRole:     string(req.Body.DeveloperRole),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.PutProfile200JSONResponse{
+		Headers: api.PutProfile200ResponseHeaders{CacheControl: "no-store"},
+		Body: api.ProfileUpdated{
+			Profile:     *profileResponse(&update.Profile),
+			AccessToken: update.AccessToken,
+			TokenType:   api.ProfileUpdatedTokenTypeBearer,
+			ExpiresIn:   int(update.ExpiresIn.Seconds()),
+		},
+	}, nil
+}
+
+// profileResponse renders a complete profile; nil until onboarding is done.
+func profileResponse(p *identity.Profile) *api.Profile {
+	if p == nil || !p.Complete() {
+		return nil
+	}
+	return &api.Profile{
+		PythonProficiency: api.PythonProficiency(p.PythonProficiency),
+		DeveloperRole:     api.DeveloperRole(p.DeveloperRole),
+		CompletedAt:       p.CompletedAt,
+	}
 }

@@ -90,6 +90,9 @@ type Store interface {
 	// ended or unknown session is not an error (logout is idempotent).
 	RevokeSession(ctx context.Context, id string, secretHash []byte, reason string, at time.Time) error
 	UserByID(ctx context.Context, id string) (User, error)
+	// UpsertProfile stores both answers; completed_at is set the first time
+	// and kept afterwards. ErrNotFound when the user does not exist.
+	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
 }
 
@@ -105,3 +108,10 @@ type Signer interface {
 	Sign(payload []byte) (string, error)
 	Verify(token string) ([]byte, error)
 }
+
+// The onboarding answers, as the contract enumerates them.
+var (
+	PythonProficiencies = []string{"none", "beginner", "intermediate", "advanced"}
+	DeveloperRoles      = []string{"student", "hobbyist", "software_engineer", "data_scientist",
+		"ml_engineer", "robotics_engineer", "researcher", "educator", "other"}
+)

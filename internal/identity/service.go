@@ -244,11 +244,8 @@ func (s *Service) LogOut(ctx context.Context, presented string) error {
 // Me returns the user an access token names, fresh from the store.
 func (s *Service) Me(ctx context.Context, claims AccessClaims) (User, error) {
 	user, err := s.store.UserByID(ctx, claims.Subject)
-	if errors.Is(err, ErrNotFound) {
-		return User{}, &Error{Code: CodeUnauthorized, Message: "the access token's user no longer exists"}
-	}
 	if err != nil {
-		return User{}, internal(err)
+		return User{}, userError(err)
 	}
 	return user, nil
 }

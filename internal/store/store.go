@@ -147,3 +147,14 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	}
 	return applied, nil
 }
+
+// translate maps a driver error to GORM's portable sentinels
+// (gorm.ErrDuplicatedKey, gorm.ErrForeignKeyViolated, …). GORM does this
+// itself for Create and friends, but not for errors surfacing through
+// Raw(…).Scan, so statements with RETURNING go through here.
+func (s *Store) translate(err error) error {
+	if t, ok := s.db.Dialector.(gorm.ErrorTranslator); ok && err != nil {
+		return t.Translate(err)
+	}
+	return err
+}

@@ -30,6 +30,7 @@ func TestConformance(t *testing.T) {
 			t.Run("rotation", func(t *testing.T) { testRotation(t, s) })
 			t.Run("revocation", func(t *testing.T) { testRevocation(t, s) })
 			t.Run("signing keys", func(t *testing.T) { testSigningKeys(t, s) })
+			t.Run("profiles", func(t *testing.T) { testProfiles(t, s) })
 		})
 	}
 }
@@ -262,4 +263,32 @@ func TestConcurrentRotationPostgres(t *testing.T) {
 	r, err := rotate(s, f, 1, t0.Add(2*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), r.Generation, "the one successor is live")
+}
+
+func testProfiles(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	f := create(t, s, "profile@example.com")
+	first := t0.Add(time.Hour)
+	p, err := s.UpsertProfile(ctx, f.user.ID, identity.Profile{PythonProficiency: "beginner", DeveloperRole: "student"}, first)
+	require.NoError(t, err)
+	assert.Equal(t, "beginner", p.PythonProficiency)
+	assert.Equal(t, "student", p.DeveloperRole)
+	require.NotNil(t, p.CompletedAt)
+	assert.Equal(t, first, *p.CompletedAt)
+
+	p, err = s.UpsertProfile(ctx, f.user.ID, identity.Profile{PythonProficiency: "advanced", DeveloperRole: "researcher"}, first.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, "advanced", p.PythonProficiency)
+	assert.Equal(t, first, *p.CompletedAt, "completion time is kept on later changes")
+
+	u, err := s.UserByID(ctx, f.user.ID)
+	require.NoError(t, err)
+	require.NotNil(t, u.Profile)
+	assert.Equal(t, p, *u.Profile)
+	assert.True(t, u.ProfileComplete())
+
+	_, err = s.UpsertProfile(ctx, uuid.NewString(), identity.Profile{PythonProficiency: "none", DeveloperRole: "other"}, first)
+	assert.ErrorIs(t, err, identity.ErrNotFound, "no profile for a user that does not exist")
+	_, err = s.UpsertProfile(ctx, f.user.ID, identity.Profile{PythonProficiency: "guru", DeveloperRole: "other"}, first)
+	assert.Error(t, err, "the CHECK constraint holds")
 }
