@@ -594,7 +594,8 @@ type User struct {
 	// CreatedAt When the account was created (RFC 3339, UTC).
 	CreatedAt time.Time `json:"created_at"`
 
-	// Email The account's email address.
+	// Email The account's email address as stored: trimmed, NFC-normalised and
+	// lower-cased (sign-in compares addresses case-insensitively).
 	Email string `json:"email"`
 
 	// Id The user id; the `sub` claim of the user's access tokens.
