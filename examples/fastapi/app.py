@@ -1,0 +1,74 @@
+"""A tiny FastAPI backend that trusts Lanyard access tokens.
+
+    LANYARD_ISSUER=http://127.0.0.1:8080 /usr/bin/python3 -m uvicorn app:app --port 8000
+
+Routes:
+    GET /public                 open to anyone
+    GET /me                     any signed-in user (401 without a valid access token)
+    GET /chapters/personalised  needs a complete onboarding profile (401, then 403 profile_incomplete)
+
+The personalised chapter is built from the token's ``profile`` claim alone: no
+database, no call to Lanyard per request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from fastapi import Depends, FastAPI
+
+import lanyard_auth
+from lanyard_auth import require_auth, require_complete_profile
+
+app = FastAPI(title="Lanyard FastAPI example")
+lanyard_auth.install(app)
+
+# How the first chapter opens, by python_proficiency.
+OPENINGS = {
+    "none": "Start here: what a program is, and your first line of Python.",
+    "beginner": "A quick refresher on variables, loops and functions, then on to the robot.",
+    "intermediate": "Skip the basics: we go straight to classes, modules and the robot's API.",
+    "advanced": "The short version: the robot's API, its concurrency model and where to extend it.",
+}
+
+# What the examples are about, by developer_role.
+EXAMPLES = {
+    "student": "a line-following robot for a class project",
+    "hobbyist": "a weekend rover built from a kit",
+    "software_engineer": "a tested, packaged controller service",
+    "data_scientist": "logging sensor data and plotting it",
+    "ml_engineer": "training a small model on the robot's camera frames",
+    "robotics_engineer": "closed-loop motor control with ROS 2",
+    "researcher": "a reproducible experiment with recorded runs",
+    "educator": "a lesson plan your students can follow",
+    "other": "a small robot that avoids obstacles",
+}
+
+
+@app.get("/public")
+def public() -> Dict[str, Any]:
+    return {"message": "anyone can read this"}
+
+
+@app.get("/me")
+def me(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:
+    return {
+        "user_id": claims["sub"],
+        "email": claims.get("email"),
+        "profile_complete": claims["profile_complete"],
+    }
+
+
+@app.get("/chapters/personalised")
+def personalised_chapter(claims: Dict[str, Any] = Depends(require_complete_profile)) -> Dict[str, Any]:
+    profile = claims["profile"]
+    level, role = profile["python_proficiency"], profile["developer_role"]
+    return {
+        "chapter": 1,
+        "title": "Your first robot program",
+        "python_proficiency": level,
+        "developer_role": role,
+        # Values added to Lanyard later fall back to the general text instead of failing.
+        "opening": OPENINGS.get(level, OPENINGS["beginner"]),
+        "example": EXAMPLES.get(role, EXAMPLES["other"]),
+    }

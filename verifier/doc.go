@@ -1,0 +1,54 @@
+// Package verifier checks Lanyard access tokens offline, so a Go backend
+// can trust a request's user without calling Lanyard.
+//
+// A Verifier fetches Lanyard's public keys from its JWKS URL, caches them,
+// and checks each token's signature, algorithm, "typ", issuer, audience,
+// validity window and required claims. RequireAuth and
+// RequireCompleteProfile wrap net/http handlers and answer failures the
+// way the Lanyard contract says (401 invalid_token, 403
+// profile_incomplete, both as application/problem+json). Gin users import
+// the sibling package ginverifier instead.
+//
+// Copy-paste start:
+//
+//	v, err := verifier.New(ctx, verifier.Config{
+//		JWKSURL:  "https://id.example.com/.well-known/jwks.json",
+//		Issuer:   "https://id.example.com",
+//		Audience: "https://id.example.com", // LANYARD_AUDIENCE; the issuer unless set
+//	})
+//	if err != nil {
+//		log.Fatal(err) // only a bad Config fails New
+//	}
+//	mux := http.NewServeMux()
+//	mux.Handle("GET /lessons", v.RequireCompleteProfile(http.HandlerFunc(
+//		func(w http.ResponseWriter, r *http.Request) {
+//			c, _ := verifier.ClaimsFromContext(r.Context())
+//			fmt.Fprintf(w, "lessons for a %s\n", c.Profile.DeveloperRole)
+//		})))
+//
+// # Keys and Lanyard outages
+//
+// Keys are parsed once per fetch and cached by kid; a fetched set is fresh
+// for Config.CacheTTL. A token naming a kid the cache does not hold
+// triggers one refetch, shared by every request that
+// is waiting for it and rate-limited to one per Config.RefetchCooldown,
+// so a flood of forged kids cannot turn a backend into a load generator
+// against Lanyard. When the cache is older than CacheTTL, requests keep
+// verifying with the cached keys while one background refetch runs. A
+// failed fetch never discards keys: while Lanyard is unreachable, tokens
+// signed by known keys keep verifying and only unknown kids fail.
+//
+// # Errors
+//
+// Every rejection wraps ErrInvalidToken; the wrapped message says why, for
+// logs. Clients are told only "missing bearer token" or "invalid or
+// expired access token", never the reason. The middleware does not log;
+// to log reasons, write a small middleware around VerifyRequest and
+// WriteUnauthorized (ginverifier records them with gin's c.Error).
+//
+// # Startup
+//
+// New makes one fetch but does not fail when Lanyard is unreachable, so
+// a backend and Lanyard can start in any order. To refuse to start
+// without keys, call Refresh after New and treat its error as fatal.
+package verifier
