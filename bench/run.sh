@@ -19,6 +19,7 @@ dburl=$(printf '%s' "$admin" | sed -E "s#/[^/?]+(\?|$)#/$benchdb\1#")
 
 go test -c -o "$tmp/identity.test" ./internal/identity
 go test -c -o "$tmp/httpapi.test" ./internal/httpapi
+go test -c -o "$tmp/verifier.test" ./verifier
 go build -o "$tmp/lanyard" ./cmd/lanyard
 go build -o "$tmp/loginflood" ./bench/loginflood
 
@@ -32,6 +33,7 @@ echo "rounds: $rounds; $(nproc) CPUs; $(go version)"
 for i in $(seq "$rounds"); do
   echo "round $i/$rounds"
   (cd internal/identity && "$tmp/identity.test" -test.run '^$' -test.bench 'MintAccessToken|RawECDSASign' -test.benchtime 2s) >> "$out/mint.txt"
+  (cd verifier && "$tmp/verifier.test" -test.run '^$' -test.bench '^Benchmark(Verify|RawECDSAVerify)$' -test.benchtime 2s) >> "$out/verify.txt"
   # Raw argon2id on every CPU, then logins from a separate process (16 clients)
   # right after it, so the two share the box's conditions as far as possible.
   (cd internal/httpapi && "$tmp/httpapi.test" -test.run '^$' -test.bench 'RawArgon2idParallel' -test.benchtime 5s) >> "$out/login.txt"
@@ -58,7 +60,12 @@ mid() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR+1)/2] : (v[NR
     "$(median "$out/mint.txt" BenchmarkMintAccessToken ns/op | awk '{ print $1/1000 }')" \
     "$(median "$out/mint.txt" BenchmarkRawECDSASign ns/op | awk '{ print $1/1000 }')" \
     "$(pairs "$out/mint.txt" BenchmarkRawECDSASign ns/op BenchmarkMintAccessToken ns/op | mid)" \
-    "$(pairs "$out/mint.txt" BenchmarkRawECDSASign ns/op BenchmarkMintAccessToken ns/op | list 1)"
+    "$(pairs "$out/mint.txt" BenchmarkRawECDSASign ns/op BenchmarkMintAccessToken ns/op | awk '{ printf "%.2fx ", $1 }')"
+  printf "token verification %.1f µs (verifier package, cached JWKS) vs raw ecdsa.Verify %.1f µs -> %.2fx (goal <= 1.3x); per round: %s\n" \
+    "$(median "$out/verify.txt" BenchmarkVerify ns/op | awk '{ print $1/1000 }')" \
+    "$(median "$out/verify.txt" BenchmarkRawECDSAVerify ns/op | awk '{ print $1/1000 }')" \
+    "$(pairs "$out/verify.txt" BenchmarkRawECDSAVerify ns/op BenchmarkVerify ns/op | mid)" \
+    "$(pairs "$out/verify.txt" BenchmarkRawECDSAVerify ns/op BenchmarkVerify ns/op | awk '{ printf "%.2fx ", $1 }')"
   printf "login throughput   %.1f logins/s (16 clients, separate process, Postgres) vs raw argon2id %.1f hashes/s -> %.0f%% (goal >= 90%%); per round: %s\n" \
     "$(median "$out/login.txt" BenchmarkLoginExternal logins/s)" "$(median "$out/login.txt" BenchmarkRawArgon2idParallel hashes/s)" \
     "$(pairs "$out/login.txt" BenchmarkRawArgon2idParallel hashes/s BenchmarkLoginExternal logins/s | mid | awk '{ print 100*$1 }')" \
