@@ -389,6 +389,16 @@ type OpenIDConfigurationIdTokenSigningAlgValuesSupported string
 // OpenIDConfigurationSubjectTypesSupported defines model for OpenIDConfiguration.SubjectTypesSupported.
 type OpenIDConfigurationSubjectTypesSupported string
 
+// PasswordChange The current password and the new one.
+//
+// Example: {"current_password":"correct horse battery staple","new_password":"a new, longer passphrase for 2026"}
+type PasswordChange struct {
+	CurrentPassword string `json:"current_password"`
+
+	// NewPassword Same rules as at sign-up (default at least 15 code points after NFKC).
+	NewPassword string `json:"new_password"`
+}
+
 // Problem An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
 //
@@ -503,6 +513,31 @@ type RefreshRequest struct {
 
 // RefreshToken A refresh token exactly as received in a token response (opaque).
 type RefreshToken = string
+
+// Session A refresh session (one sign-in on one device).
+type Session struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Current True for the session of the access token used.
+	Current bool `json:"current"`
+
+	// Id The session id; the `sid` claim of its access tokens.
+	Id openapi_types.UUID `json:"id"`
+
+	// Ip The client IP at sign-in (as seen through LANYARD_TRUSTED_PROXIES).
+	Ip *string `json:"ip"`
+
+	// LastUsedAt The last sign-in or refresh.
+	LastUsedAt time.Time `json:"last_used_at"`
+
+	// UserAgent The User-Agent at sign-in (sanitised, at most 512 bytes).
+	UserAgent *string `json:"user_agent"`
+}
+
+// SessionList Example: {"sessions":[{"created_at":"2025-01-15T09:30:00Z","current":true,"id":"7d1c0f9e-2b3a-4c5d-8e6f-9a0b1c2d3e4f","ip":"203.0.113.7","last_used_at":"2025-01-15T10:02:41Z","user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}]}
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+}
 
 // SignupRequest A new account.
 //
@@ -655,6 +690,19 @@ type Conflict = Problem
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Internal = Problem
 
+// NotFound An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type NotFound = Problem
+
 // PayloadTooLarge An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
 //
@@ -722,6 +770,9 @@ type RefreshSessionJSONRequestBody = RefreshRequest
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignupRequest
 
+// ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
+type ChangePasswordJSONRequestBody = PasswordChange
+
 // PutProfileJSONRequestBody defines body for PutProfile for application/json ContentType.
 type PutProfileJSONRequestBody = ProfileRequest
 
@@ -757,12 +808,24 @@ type ServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(c *gin.Context)
+	// ChangePassword Change my password
+	// (POST /v1/me/password)
+	ChangePassword(c *gin.Context)
 	// GetProfile Get the onboarding profile
 	// (GET /v1/me/profile)
 	GetProfile(c *gin.Context)
 	// PutProfile Complete or change the onboarding profile
 	// (PUT /v1/me/profile)
 	PutProfile(c *gin.Context)
+	// EndOtherSessions End all my other sessions
+	// (DELETE /v1/me/sessions)
+	EndOtherSessions(c *gin.Context)
+	// ListSessions List my sessions
+	// (GET /v1/me/sessions)
+	ListSessions(c *gin.Context)
+	// EndSession End one of my sessions
+	// (DELETE /v1/me/sessions/{id})
+	EndSession(c *gin.Context, id openapi_types.UUID)
 }
 
 // ServerInterfaceWrapper converts contexts to parameters.
@@ -904,6 +967,19 @@ func (siw *ServerInterfaceWrapper) GetMe(c *gin.Context) {
 	siw.Handler.GetMe(c)
 }
 
+// ChangePassword operation middleware
+func (siw *ServerInterfaceWrapper) ChangePassword(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ChangePassword(c)
+}
+
 // GetProfile operation middleware
 func (siw *ServerInterfaceWrapper) GetProfile(c *gin.Context) {
 
@@ -928,6 +1004,57 @@ func (siw *ServerInterfaceWrapper) PutProfile(c *gin.Context) {
 	}
 
 	siw.Handler.PutProfile(c)
+}
+
+// EndOtherSessions operation middleware
+func (siw *ServerInterfaceWrapper) EndOtherSessions(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.EndOtherSessions(c)
+}
+
+// ListSessions operation middleware
+func (siw *ServerInterfaceWrapper) ListSessions(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ListSessions(c)
+}
+
+// EndSession operation middleware
+func (siw *ServerInterfaceWrapper) EndSession(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.EndSession(c, id)
 }
 
 // GinServerOptions provides options for the Gin server.
@@ -967,8 +1094,12 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshSession)
 	router.POST(options.BaseURL+"/v1/auth/signup", wrapper.SignUp)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe)
+	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword)
 	router.GET(options.BaseURL+"/v1/me/profile", wrapper.GetProfile)
 	router.PUT(options.BaseURL+"/v1/me/profile", wrapper.PutProfile)
+	router.DELETE(options.BaseURL+"/v1/me/sessions", wrapper.EndOtherSessions)
+	router.GET(options.BaseURL+"/v1/me/sessions", wrapper.ListSessions)
+	router.DELETE(options.BaseURL+"/v1/me/sessions/:id", wrapper.EndSession)
 }
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
@@ -976,6 +1107,8 @@ type BadRequestApplicationProblemPlusJSONResponse Problem
 type ConflictApplicationProblemPlusJSONResponse Problem
 
 type InternalApplicationProblemPlusJSONResponse Problem
+
+type NotFoundApplicationProblemPlusJSONResponse Problem
 
 type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
@@ -1645,6 +1778,122 @@ func (response GetMe500ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type ChangePasswordRequestObject struct {
+	Body *ChangePasswordJSONRequestBody
+}
+
+type ChangePasswordResponseObject interface {
+	VisitChangePasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangePassword204Response struct {
+}
+
+func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ChangePassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword413ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword500ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword503ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetProfileRequestObject struct {
 }
 
@@ -1822,6 +2071,203 @@ func (response PutProfile500ApplicationProblemPlusJSONResponse) VisitPutProfileR
 	return err
 }
 
+type EndOtherSessionsRequestObject struct {
+}
+
+type EndOtherSessionsResponseObject interface {
+	VisitEndOtherSessionsResponse(w http.ResponseWriter) error
+}
+
+type EndOtherSessions204Response struct {
+}
+
+func (response EndOtherSessions204Response) VisitEndOtherSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EndOtherSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EndOtherSessions401ApplicationProblemPlusJSONResponse) VisitEndOtherSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndOtherSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response EndOtherSessions500ApplicationProblemPlusJSONResponse) VisitEndOtherSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessionsRequestObject struct {
+}
+
+type ListSessionsResponseObject interface {
+	VisitListSessionsResponse(w http.ResponseWriter) error
+}
+
+type ListSessions200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListSessions200JSONResponse struct {
+	Body    SessionList
+	Headers ListSessions200ResponseHeaders
+}
+
+func (response ListSessions200JSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessions401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListSessions401ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListSessions500ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSessionRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type EndSessionResponseObject interface {
+	VisitEndSessionResponse(w http.ResponseWriter) error
+}
+
+type EndSession204Response struct {
+}
+
+func (response EndSession204Response) VisitEndSessionResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type EndSession400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response EndSession400ApplicationProblemPlusJSONResponse) VisitEndSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSession401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response EndSession401ApplicationProblemPlusJSONResponse) VisitEndSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSession404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response EndSession404ApplicationProblemPlusJSONResponse) VisitEndSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSession500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response EndSession500ApplicationProblemPlusJSONResponse) VisitEndSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJWKS Public signing keys (JWKS)
@@ -1854,12 +2300,24 @@ type StrictServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
+	// ChangePassword Change my password
+	// (POST /v1/me/password)
+	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
 	// GetProfile Get the onboarding profile
 	// (GET /v1/me/profile)
 	GetProfile(ctx context.Context, request GetProfileRequestObject) (GetProfileResponseObject, error)
 	// PutProfile Complete or change the onboarding profile
 	// (PUT /v1/me/profile)
 	PutProfile(ctx context.Context, request PutProfileRequestObject) (PutProfileResponseObject, error)
+	// EndOtherSessions End all my other sessions
+	// (DELETE /v1/me/sessions)
+	EndOtherSessions(ctx context.Context, request EndOtherSessionsRequestObject) (EndOtherSessionsResponseObject, error)
+	// ListSessions List my sessions
+	// (GET /v1/me/sessions)
+	ListSessions(ctx context.Context, request ListSessionsRequestObject) (ListSessionsResponseObject, error)
+	// EndSession End one of my sessions
+	// (DELETE /v1/me/sessions/{id})
+	EndSession(ctx context.Context, request EndSessionRequestObject) (EndSessionResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx *gin.Context, request any) (any, error)
@@ -2231,6 +2689,48 @@ func (sh *strictHandler) GetMe(ctx *gin.Context) {
 	}
 }
 
+// ChangePassword operation middleware
+func (sh *strictHandler) ChangePassword(ctx *gin.Context) {
+	var request ChangePasswordRequestObject
+
+	var body ChangePasswordJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangePassword(ctx, request.(ChangePasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangePassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ChangePasswordResponseObject); ok {
+		if err := validResponse.VisitChangePasswordResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // GetProfile operation middleware
 func (sh *strictHandler) GetProfile(ctx *gin.Context) {
 	var request GetProfileRequestObject
@@ -2297,172 +2797,262 @@ func (sh *strictHandler) PutProfile(ctx *gin.Context) {
 	}
 }
 
+// EndOtherSessions operation middleware
+func (sh *strictHandler) EndOtherSessions(ctx *gin.Context) {
+	var request EndOtherSessionsRequestObject
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EndOtherSessions(ctx, request.(EndOtherSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EndOtherSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(EndOtherSessionsResponseObject); ok {
+		if err := validResponse.VisitEndOtherSessionsResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListSessions operation middleware
+func (sh *strictHandler) ListSessions(ctx *gin.Context) {
+	var request ListSessionsRequestObject
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListSessions(ctx, request.(ListSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ListSessionsResponseObject); ok {
+		if err := validResponse.VisitListSessionsResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// EndSession operation middleware
+func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
+	var request EndSessionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.EndSession(ctx, request.(EndSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "EndSession")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(EndSessionResponseObject); ok {
+		if err := validResponse.VisitEndSessionResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lcts4tuCvoDi3qiUPpUiOnYdcXbWO43ScdscePzrTE2VNiIQkxBTABkDL6q5U7dfs/Md8yn7J1jkA",
-	"+BJlu/O4M7M7UzVpSyLBg4PzfvH3IJaLTAomjA5GvweK6UwKzfDDC5qcsV9zpg18iqUwTOCfNMtSHlPD",
-	"pXiUKTlJ2eLPH7UU8Bu7pYsstQtwcUNTnlz533S+WFC1CkbBxZyRiUxWhGsipCFLlqa9qVQLlpA35ydv",
-	"gzC4oWnO7IMTFozqi4VBwgzlaTAKzJwRZcG8b0ltqMl1MNoZDMLAcJPCui9oQvw2w8CsMviSTmRuRpOU",
-	"iuvg0ycEhie44asp5SlL6tvZJwu2mDBF7I+kvLxlI+trbdgN18RtOggDppRUOhi9/z2YcpYmwSjIqNZL",
-	"qeDXBdOazmD1RQ54YIQakjKqDRnuknhOFY0NU5qkUsyCTx8+HxefwkDHc7agsKP/UmwajII/PSqp6JH9",
-	"VT86tYRhb0mYjhXPECP29NuOjMYxywydpGxEoup5R6TTONKxgDMNiVT2TjxiIicfWWy68G20huaIdKg/",
-	"J67HYsG15mIWklxcC7kUIZFTAvhfKilmBHaP68vcwC8TmYtE75HInkREUq6NHgtG4zlxXEAmK4KnE5Il",
-	"N3O4k8VzycWMULEiOp8suDGWQHLW7Y9F8CkMDqSYpjz+DC6rUBVbUJ5eGXrNatxBBWBV5sIgRMTMuSZ4",
-	"LaGpYjRZEXYLG6mxx/OSJArg2unhK1BDVAE9GpG7IE4SxbRuQN4HKI6EYUrQ9ItwyP0idQT6rwmePJFx",
-	"nCuFbOsxtltlIg8KOWfqhilyCHd9Q/R58CzucsFuMxYDkSG4fVLI2pgqxRmwWrElDYxFzv9yHMK32tD4",
-	"mhhFY9ZFrJ7SVSppciHlMVUz9kXIzexaV0bKqxRXu0eI40WKmDkVZPiE/MhfVGl0+LjEuBNZ5FAYblbk",
-	"Qkpy7J7wrZC+tptoRO7bBPyuLU1YSadJx27MYvtCXjNxpHVu1csGTBfK9EF7wDXPnFZv28k+0UxrLsWI",
-	"UCLYEkHTmhi4MXTfKTZVTM+LL0WCm8k1U/2xeMtgSzGN5ywhnegA/ugdSGGUTEdEyJ42UrEIxV0YzBlN",
-	"mEL7oHYlfNEALV3SlSZRscKeBYAUVgpBbQcKYMIcAP0gDOAQOHDoyKicVY+biXwRjN4HfsngQ0Ei2igO",
-	"uhFxdClobuZS8d/uPIuHGD+xYgkThtNU142Gd6hmrGSTinhtTjqpnHHRvcMEqi7ZYKL15dCKiKVSDIV4",
-	"KeSHJQPVtrvRCPKPd9RwhYdR39OlVaV1giEd9/GuPdUXXRMN1eVKuwg2OqeaTBhSxY28ronlz9hjDYwr",
-	"xXK9buvpjAnTgGlJNVEsS+kKeOCO/bY+oLZdrlvW9ioPLt9zkgTZ9ivv3616xW4zy0FNq90/lonknp02",
-	"l2qcaRV+d8ke0XwG+pbQGeXiy3aSN1i43MZP1vAD4vF0VBV6pDNhVDFFlMwN021by+sQlMYCaVkOz9MJ",
-	"pC/Y0ddQW/u5mYPgsOLLeSt9EsG2ImJYmmqynK9GYzEWvdIEr8ibyIsnq+6cXSaSUt4kEgXygpp4TqgY",
-	"C+LtuT7x4gFv03ifNbb93ZpQxfB+I9OE0Iwq06/BUuOfqCRAr36rjJNIpp12AL8HQDGSUJLym5L+OgLV",
-	"F0e9iwY/N7r4FXgPSb1rwWhj3xoUdKN4yBTTTBjwXYglcHAtNE8Ygj4Ds4ssuUjk0nL4ci7TFj5HcCw0",
-	"DRZbQ4e/F9DLEtwYT1IGm6QTLdPcMAAm5VNm+ILZRavEHTWZwa7bpG/vSsFiC5paFy0kU6lm8F8HXuGt",
-	"TaWyZj3NE85EzNYsg3fv3vUqxMrWjYNzQLIUDi4wsIxnM0KJA7puy2RMjcX7s1cH5MnT3cGHztyYTI8e",
-	"PVoul301jXss4UaqvlSzR2oaw//huu5oLKIXDgmMpovvx0FKxYqqZByE1sj+flzoMXzWOIhCQlMtyXLO",
-	"BBFyLEo6ACIgHaoRk5mSSR4bAgYG+OhAPTGfcqa7ffJWGnv1ZDUWUSpnRyJC39ad8rk93igkyzmP5571",
-	"wJMqcYAPtgiu2EHePA/+8M6CjRbTDeUpOO9f5CbklXWqGkNKskAfms9EjwswAQB5M3AI94hiRq2Inktl",
-	"0lXNMau4CeCP8ZiRy9ojvpWHUNkI+AZq5XieTg1TJDoDiHv78CEimsVSJLpPDrmZ45nZ3Y5FIVbnVM+Z",
-	"FY+VnQMHOIsBkUw6lMQ0I9eMZRokHcjqsZimUiZkquSCsNs5zbUB/bdgC6lWXWRLKzztGi4aYw2OTkIN",
-	"nVDNxiIXitF4Djuy7iKfCVjnmq0IOENWSNYZubLNNh7GbYNQXlIOYnoqFQNcYcQE0HWPOe/JZxgGCy74",
-	"Aqz7YXGm4OXOmCooVOdZJpVhyU8s4fQCL/oiUi0WvFrAilf43ArVauY8pZpbCOZc06Grera7VcOgeARB",
-	"oMmFfcS3o9q2PW1wboWXT1STqLmlqB+UNgvSwkt2w1KZMXUm0xaJ/g5E+ATWt99PmC68zO80WUp1DdTg",
-	"XThtcjBKgNzkZLLiGLLUcmqWVLErJmZcMKbgNKihVzrmoEvwokVa/VnJiTQ81rXvmGZUxXP8wJI8pgZD",
-	"OBK4s8VnDINXnKWJjfSsbexEsEpE2McK+8T6zSyeS7fTRnwQdpspQJjh1qd0kd/f74unuihnLEXMlECv",
-	"HE2uKCSRlyhRSP7P//rfwLGHi8ysrKZyKgljmdwCVZCstUdC8CbTPLExTRAK1qSzjxyhjSHognn6wO0l",
-	"IS7lotQ2cgrfjAVNU7lkibsdpLo2jCZWjpRaqhLqXkN9EftuJSiurYmJ1gjJmMxSRGy59kMi5us6ryqW",
-	"3ruDKWEpScSGpAHO14ymZn7u2Hwt2EHm+DuhQi+ZqoH4eyEcAol8XqcKXSzpeUNetwU26iC7u9ogffPu",
-	"xzYAs3yS8thG2t+xCfmRrUgHzKmnu8On3T45EenKX+TPE/QVkrmzfkdjISTJFL+hhnk67UQJUib88yv8",
-	"k+CfCf79K4d/pZnDf66jLpworDgW+Cg9Bw/mJ/e4yQq1EezIOzGHBxHpHJ5v7z7pjkgUq5uIfE+i0972",
-	"7hNY8Rb+WUXW9D358RQuTl6e71cvPky2d3eHz+3l9sqz8/2IdM78smCDRQx+G4sDKVXCBQWzFDwcp4Us",
-	"LkCTPtnJVVokCDKaIDN5TD4j//j7E6dI6+dM01k77795d05oOpOKm/nC2gOABa4xXIBPqkpOREYQBrjP",
-	"IAxwF61SLVY36088yNUNIx1ELOzPYu2arXS3+hTEMD4Fkde6fgvTnlr6YbdWa5EOoroblphDsUiNYQqu",
-	"/5/v93t/o73fBr3nV70Pf/6vNglxzVuEJlAvT/aso+oEcHTNk4hY88Vng9Ds1SVWweqxYcYFF8dMzMy8",
-	"anNUnmpW7U+FK2vncRCEwcmPp3gU+62IEusr/SSTPM31V0FQrtnm8Kvms6imePmsFcbb9SX+SuKCGSzF",
-	"YG7OyQjAZgep58ugb0HzL+sP/oJHNCQnHKwlqhB50uJvgyA9b5OkNRF6zkwpRsk//r7bBdJzOLphik99",
-	"vAZ4rKEY4CtMCqNwKFgbGbdgQaT/YHuwvdsbDHvD3R4dTrbjx4GjUUuASAN4uHiUwfTZ45M3j19u374a",
-	"vpg9u8knz80xG85e//Tbz0+fsGcXuX6en76+Ofv58DLAMwhur14d/naWP188fvL6+O2VydmT3efHb7O/",
-	"vnuSHazODb/+5eOPR++Odukg+PRhTY3ZrbTJN/hlj0iVYJzGmp3gewBihOmTc5ayGLxky8CAIm7YQt9n",
-	"CIOe+1Ta0krR1fphA1RtZ3sMrlWlPgLEOMBM09PKtqY01axpZR+U8bTGcaKVBrAk9H+4r/uxXCC9Ogto",
-	"FLhgPplLpUGjACGviDYUFllDq1uyDa8uLvddI7/aJwdykVHFEhJTzcDbZkJzw29YugKAp1ItqPFJZ5CE",
-	"9NZLwu3dnRYWLaFvg8P/aiMe8ZzF1yyx/p821nK0zh1J8Smkg+EeCfYGuh1MW/OV1tIemhnUSBXohoPt",
-	"nXsEd+P8/RaLHWygBZmbzyOGi7WwpVM8PnhnJGEiaRBKIwcTpMpc7f/tbXzzw8HHweFF+vHm4+vH+s3Z",
-	"6snlfvG/I/nr/suL4Rv98Zfl1eWE9z4OTi+evpNvdxNjNL9++mO8PzzO3rxIL7bPf3kxoX+7fDWcPH86",
-	"e3rQm92c/PzjlL7unf3l6CR99/zN8uzgCf35OB6sk9xaguguJjyzF2Oicg379ZXaUH+SMXH08kCKKZ/l",
-	"ytbcrBHZS65jeQNcsmCGgkNIOvZGciCFAGYqLxn2B+QRAYH8bGe442zUsQCnRnf75CAFT9KlHvlMSMUK",
-	"a9fM2cpH4cAt2iML/JmuyAScnSQBY/VizpTzj0jkY622UoWJJJNcmGhEjm0kDuO+QgrWcIl+D2aKCoPu",
-	"ub4qnPZWpPng3ZWL2FzRdHaFLmbjzkNvCWI0XAWjYG5MNnr0KJUxTedSm9GzwbNBEAYfl9f6Kld80yWP",
-	"+lisg77hI7i478IcPnfbBngBsM7xfNuusXoRSQG35DG2EZCb4SPA8SOHlaB54xX8erVgZi6TxrMA7cG6",
-	"otqA+CbRRe/H9aMYBx9cIAUlFy5TmpjEA0QypkDC6poeWxOpda314EO+13/QXv6A5iPcxgTAkOkXJInU",
-	"geR79NJFtvUeev7VgLt1eKy57Et5mGaVJ1mSLrb4x/2TNRw4sm3bpP2NXJ4d7xH2a05TEKxo9HOtIxKn",
-	"lC9g67Ut1LQdkHsLECUrNB97eXbskQkIJJ1onA8Gj2MLCv7N2hkl6j7kyZt5qQnJmZOpYCNtEnx7DZFD",
-	"aqKpIM+QaOnMUhB5MRVeCnLzxyh2I5dv8kTejx37W06KdD6JfJhK04UNFRKeYKiHoTCPUVr328isIknu",
-	"g7Qpau44aK/KC25uPfSGUIq6fXJkEzd6LFwxIwbeot9rIuRTFNoUz5zBJhc9JmKZsISc7OdmTrb7A59p",
-	"cvFAy2L3EdIDJeId5wKispRva0jAnQFN2fNA0ioT0X+EbBoGguP4CheundYdfLKZBh8qT9tMEh9fX8eX",
-	"sEm1EOOpAm2M5zu7T4uQq00caFfHGvrg+lhEmzITUZ+8UFTEcyKFy+NjEMql9C28o7Zq2LBRYhuOxabo",
-	"P0aNm/VuYXt9ACxTLegMN6Xuww3JdFigmdcOG1npkERCmqupzAV+sLR6Bd+5gDIuo6hhVylfcFOsUaTk",
-	"EC5XOAkOT+KSaxrrj/ew7E0KYEdrvRE03lD4GcWosbWWNvYNuAbJChrw9cXFKbGx1TWL7WsXgBfu13r1",
-	"tytEqfl1X1L33bSB7FbWEnqIPLKg8ZwL1lOMJviFLZxFNHU0s/UOKdeG0Im8Yd16PL4NPdVoDe399uG9",
-	"i9d82GqNCHlsNuF7nS+oqIB1m6VUWPWG4ptrX90rYuYTNLEUhtqMsy+alaqZq6k78usZmbXGgH4b3P6M",
-	"1zNI6cqaUC2MvAd0SpgwagWmYyFMkDseHAupJLDaVPWGrAXss0LxeMQhUSxj1LC6z4oEt6C3Nkm7+/x5",
-	"JWVribGRtC3Ic43K5lIZ4uq5vN71u4ZVSMc04MrmiuomobVSfVPvtMYrKs8qrWLNRKJJVGGbyMb1UMT/",
-	"4+87/e3+sLs3Fmhcc5FgmK9MthXSuwZklQvriryn2JQhpd4bsXR5aYvP4jQLPgktO2/QZVOebsCDFBNJ",
-	"FWYvMntdaDMOkxWZ0PiaueR+xpSWgqZcM+Ky7f2mZIS/QO3g7spQ5cXg+ejx9mg4+BuC6xLIVwozyK25",
-	"22xl5lJcIUAxZyJe+cp+1GiGtQmz6tPX04hMVLe6pEDn7g57wo8fP34eksuLg+4eiUSephFZznkKJrEL",
-	"WNbM+YQa1jN8AWcBV9uiGVvc0CLL6pu+m43rOfZP7ei4pzwA7zit3NAkp5Y11+AM61i9g7Y+L2z2Qpp5",
-	"9VRs2rQZT/1WFPNveih3nMK5aS2za2dzsF+xfr4ZlsxKcfFPYGl49JV/rmWotZOrQEjT9GSKBtU91TJ4",
-	"AxhPD8FNIQFyYXhavYBrkkiBqb8NXF+eyvpu1k5G5fD4mJGJLMoGrA074zesamBMpEwZXY+uely0PO4O",
-	"SrnMQH5tCCVZqijpRCSEEusM1opGp67mDN12Z+43aMleX0S42erNfPJDzE/4m1eXvx0N3/IjfbQw2d8O",
-	"jp4cfTxa/vTx0vz08tDQ7Z93j/iSJ6/T5dFHyX/5618UFcngSAz6bPUmix//BGvI5PXZ8oQ/u5n88Pzj",
-	"L+9u5eTx28HJx9ny5OU+n/6lH2+nYrJ4NUj++iZFuMAT0VdcBKPnYK38EyndukvueGz95rqEqmNvPQXZ",
-	"bPVpPRHSiTRPoq5tZxyLqEknIwL0GxUdQf4CF0/rk3NYzSo+68jWGpL6VSid6bNuFFdQv6mC0PLaWmmy",
-	"u9Ul6zeWB9ZO80GyoH4IZUzJnca9xTcl59XOqbZsbeet/LimE9YdHrnErtmikA7TEprYW6tZfYx1h8GE",
-	"zbgQSIs1sgsDmtxQEddCHuUZuSTO56ny/Ub+y0iiJKij/+S82g++dnsLb9fRyW5pbFKs4VMsZvyGJdhi",
-	"02imIx2Z0V9z1kyZ7g637y11OeczkWefe/pOFGGLyEPT4YIuAIT9hJJjecNSil7Qv3eS3O6pJXeZpXSF",
-	"RZV9cpJZtO5VS2Mj+A0j4YXzgV0HprQEqg+vONt/NEMfAuVcCo6hHPwHY6zaVbW/ffXjARGw8ZRrDFKE",
-	"YzFhZslcbWns8rQsKVL6neh4/+0v+2cvr073z8/fnZy9vPrp6O3V8eHbHy5eR+FYbG0lbErz1JDh7tZW",
-	"SGy/zoSlckmedQvVU13aRhnGom3t/b8WaxO/MKwRM56ClTYcbO90+2RfrMaiLAPdw+A1cLJGwiYqT5nu",
-	"k/2y4qBs5pGajYWdFwCHYk0znwTbGQxahxNIYUcHgJYtS3SXsFhROAuOuytVq2zXPamDBbVWxPgrMdGI",
-	"yQJ+y4o9YhTT5kdcQQUGnsYilgumbZ+AFIxkKXaCo1r+9kUU9VblDSaLM0ywZ4E6NZEQZ1X/MQvozbsL",
-	"oGY4VBobTIICz/bJORMJeO5Uk2i/mgMbEdctYzM61QfYvA6YML4+QM9lniYuWGxXswJ2r4yNYBptBb/K",
-	"6TTlmOQHgn+NFYhbWyMS0XQWkU6EOdGITFaeZvdIhPlR2xB0Zn/mUzhDTxjd0BU0dooMJBbHzqnxaVlu",
-	"4CKzykZkHFDz549LMw4iB8UBmHB6a2tkG/C0dtmdMpNaYd6j8/PLwzMwFYvkamQvjAjHLkC4NSmqLBIZ",
-	"5wsmXHefziducZ/C61xeHr2srYbd5jxxBbg0T9wdvomsAsz+5cujw7cHhxUWLwF3nXycGswjTKbRyP5C",
-	"DF9ggNralJrDotjlmMl4jqGdyTSyEGm7gF2K3WbRyH5B/lyxQntWw/r2uiqABweH5+dXFxfHFRCHuyAU",
-	"sc3OrvvR8GhEKMkF/zX3ZQKAm7JUffsZAe9GLsiEG38f2Oz1BkDum4bBHKexklpb5uFS6CL27f0wuyls",
-	"GBhV9UxdAeJVTYcgGhHnbYaE2vSgq/zeQ1fBeqwtTnF1NUDm7+uuEGCq6kN9ikK/OAo6ILKW5T1oKPWo",
-	"Zz5MXFcCk3CzL8mmJJXyOs8cH/xcJrvnLL4GtkRc8pmgJlesKG4oeQwUcmLb9oADQ8fHvqSNCoJ5ql7K",
-	"tbEMiAkprfHSHO6gAlQBkNYjS3f4FGrIQmpDngwInlvK2JKuQA9hI6RlbsFYoseiggYDBgFCr1vOrBlz",
-	"/ue62t/AAbQSsJUpQ/J8MKjI1XqOAF39u11Hb67/ESjXWvw9nHxKcpFrljhJm6RsLFrkx9nhq7PD89dX",
-	"Ry+PDxtS5ClJ6Ep3QxLTLHNEuLTdsQtMY9XLC7/TRStwtQ+4ioQng51nD8fDJn0rnPojmsWKmYoQ2959",
-	"gtILIGPCKJmtur6hV7Cl6xTyoowaEp2enF+QtSIKNONQr4K6NWPRuC7FKs2oT865mKUo1UYExzf5w1DM",
-	"5EpoN/XEiqVzY2tbbA+UBb4slbGNlrYSlSR8xjQOi+KmyVP/TGd1Y8VHe4rLl3VYY6dW+78xvoH14+o+",
-	"v/dSYzdm3Th8YASkSWGtnOfAaDMvL3VbZdi+NTja3c9YYRqzNaw3GA0wrLfZRcWi+8HkefKEbrPe43g4",
-	"7e1Mn9Lec7ad9HbjZ5MhfTrdYU8Gm93Zf/loehVDrXkzU3rQNnFmb2imzTamx9aVwR/21MtkxYgYxRc4",
-	"muDtq4Oed1RZYpVtKpdM9cCbT0jH9Zlb9wBEs1uN6RZ/v9sos/L+zhr0fIN/7axea6TZuraiILFigN1R",
-	"m5jz1ubI+2MKe42ggWB4UBsjB/cmLP8fzLCY9ixYxbgkHczCoOgHO1HymGmyoImNp92TiLEFPo5o8MjC",
-	"Kmu1AFuieV3W4RifOFfcrM4BxZZV7TgI8GfLT688+bx5dxGs9YL/Qd/X9vhGtZA+FtRaeh0LH2kEa7UY",
-	"vrg2LgT8WVf3VQ4Y8SGUsXAxlGFzTgl2IjbHhhRAb5rSUZmLgedj1VuB0bkxmW2T52Iq1ymkLIgGk55j",
-	"EZxZ4ZA3HrORaze2U43yDGH0E46sNe9G4WBrgJVVmDArw23wecYMei22oZXaMRe9FAO5W1tVmQCuCcXA",
-	"RqcS1vAevvXvo65z/r3HQzC2UDGBXQcsHATGFcAqRQ7ImKJGKiBvqbEZAqNkpPCpXFkwGmBbWy6msbVV",
-	"Okhl558mRfsu2mqERBtKoctZmjFNMUTn0Z7h4BIMOu9Z1Gxt1exqxEfT8DSuLXxrqwwfuWhYrtnWFsDS",
-	"2WBidvvk1HqcWHNQBKDq1jy6eaGNieKwH3tktRE/obVU1+f8dNrLIrvojP7pT+RAiht4vhTaEoSffgik",
-	"UgTzJzLhrqIRi4k7lxeves+6/eJqd4EvGIQtIaiaRAe2RKd3scrYaG1URbSHs0xxFAJBi8HWXNW41FHW",
-	"znCXbCoqLadBlb3/gNHapAyFfrliH+1Ey7sCqBhBOEct5KKamnSiIkqJZaJelUVdYk2SllA2roOFcBZ9",
-	"LoqxuQKXdN77Kq+HzBSC67rdAkXUVZwSLeg1uwLbws/jKkolI1dRHBGrMssuJGS+Rv2vj5DDF1jxZUOE",
-	"ttYr6pMXNCFcZDkygdsdhYV2bm+RiOztKaM3QEEko8pwmpKl4oaRCZtzkewRSnZvb92lbrAorFHUSCIa",
-	"XzDNExewLoc2plzDYQL3WpGCAV0gKhvDiKlwpIRQDXaq1b44sFTn4LTBxd2Q7Ax22yuAcTO7gwEKl7LY",
-	"FwC7aMyRhB2syMbRlXjPfr23xQ3ks3PD4BBXrua2CEWsnB5DVxejNujIkk2BiDL+V41HhCCb/Ngg68KO",
-	"UIYhuv0UKR4z0LVO5Nbahi0euFsUZL9LtLviXydNgzC4YUpbxTbsD/qY5JQZEzTjwSh43B/0H9tS3Dka",
-	"FBtavEa/BzNmNjQarfU9v/eNzw9hHZwz0R2Lsj0aFQkKdBdKd5tZs5XJKY+vfVuTzaq42JyP55aNWLb/",
-	"/zvtuolBytrJh4bMZeqEdi2SrokAiU7Lb5c8Ta2uF+zWjEWnou1gfTisXDOipZ1bqkkGAHIDdsKUKw0H",
-	"byW6QVMIdjoWlrassnLJ8nkxk6A6ShFsLN+kYyFaMGZ0bWSL3b7LUyg2ZSaeu9CQIR0FXpgrnu/60UxW",
-	"EnMxs1WsldliBScfgdv7AzPY+x7WJ8pvDwZfbbItrr9huDjOaWDozj983OxrucRhL5XmpgVd2ePxaAkJ",
-	"68/6JLLkB9brbY/O2PePBwMgFBc5QW1fnfqL0TsbVHKDOUpycJjlZiy0ocpoP1fL4vUBw6+CFmhap7RV",
-	"HINg9B77LP1MTDd2ozLSS5MOoLgLK9GZBjelyN4EH2CtmgAAQcGTXtxsxG2VBT/5LlzXXqjnNAP5NRbv",
-	"72rLLWWEfVpfMPNIZyzWlcfDbb0C0t7watCfm0XaHYtH5L3v6n2ItIHrupg00IaKBAzON+8uxiLlE0Vx",
-	"kDYoqil3+WebXPpOW9xhDrWRLKOpjShWvAY7u36ap6lvyztV8oYndpJSayPeWBRdVVaul72YXti1M2Rb",
-	"p/Q35M+2x21g15as4Odxbux7s2t86xclnVa+7fb/+9hsvRH9DvayA6F+28hF+67kc3swALsdMVCOlUTt",
-	"x3Xhd4JPKmbYFdEnBzYVJORYJCxjImEiXo1QI3E7nxPcSwFLgK3LdFgM7gSzC1NKik6nPN5AbHbY1bek",
-	"r9o4rQ2EVUEDhQ31g7sO59htuXIkxb60O5MFM4rH+i7JBr97wXaqJFimLNfEsFuDY41cAYkN3Y1Fp+Fv",
-	"wXWPspRysUecQfb9oD/o7+zhVDLNzPe5mfae7RGmY5pxMfs+F8AosVQM+++kQmHiQSkGu+lYUTC6qb7W",
-	"eJTcgCfhjXdRNmoQOyJBSDepF8c9uhil/WAlTXfD6btH33/85WbrB18y3Z/I68PjUzKTVzNpSY9p8jbH",
-	"uWFySipfopVjm7dM6l4O0R+LP5GLX04PGwvMaD5jY1H/crjdVoC6Tll/9IzvprrK7YsCbRvpD52Oh4kE",
-	"d+6V4aCgr/AFBN7L1jbN6Ed84mtRihmfLhZVnfLJtRv02Scn4P8vuWZkd/C43lrZH4vLiiCRNOlNaEpF",
-	"zJQfcudS0dbApQmvSJoNJHXmL/tnypQzdPmMtFjElzbsDh5vWrUA81F14uxdtFDd5EYSqKQzLdtkUreQ",
-	"ghPxG6Z0U5GELq63siPQQuLMT1ottELvZ78xpdtSRtn/atefMVOpMXH+ewdDtW2Nwl2M90xkXrnL+sHa",
-	"zmWwS+AQbxBOBueTA1Vj5Knymhj3GpgWujmWsyNvRDNtXshk9dVopTb/6VM9ou9yZW10ejehVF8B8ikM",
-	"dh5yT+U1XXjL8EH0WM6bh5uGDyDi5stg8L7dhzysZe4ucs4DNle81+drs9qxnBVh+HX+qPAfYGqd82Ru",
-	"NrPeoY/sFiOc1mY82Yn0mhhpR6bWfsV8ZTYWS6muMc5sMA3VvzsEVTRwuIdqQ1djsTEm1R4qKmJEXVf8",
-	"dJSwRSaBXXzdk+NLDlpmp+DH6pOXYI3yGxZ6ENFnaU6CLwMuYKX6d3Bp6dqHbYDdopp0pBqLVM5m+N6G",
-	"3FRip6lbBQeDajplTqvcMJqigzUvfOk14XCSm28nHSoTwR4kHnY2dFT5Ej7t37khVfWVIDgnHsPl/c8V",
-	"Gf8G3H8HJx9aM8Wi6W7G9TOgNnPubTynYoZx7zrDTrHgeK1rytpIW1uCLbe2/C1uBot99Vbx2of1t9jg",
-	"myJGWENUVmqXlUcYqF7KwljzS7mCPqcy7XsFOJB5a6LJprOahWNnh5fnh1c/nO3XimSHAwIm4VISQyeF",
-	"ULIiyFdXutLrVGpTBNC7tgdR53HM3Lsp/GtyLHwlEqpD8F2kFKDESDZFjKLonJqRrxmup8cKNvB1/6U4",
-	"2hkMMdTfmj/zQJWvr/FNC5uL6kinUVRXLRLNNbMR2rX791+cnxxfXjTXeDwoFymi+aCC5tRgGmVOswwn",
-	"afnKXJdeYbemyBW2vraD7JeTA2n1pR+GMPtCgaKEsDVLByZac+SKxVeR6PPBZmqab1XZ+EoVm5+4+60q",
-	"oG+siA+rwxstExJps6eCMKpSjsneXDOSMMNiwE+3rbti6NI9bTNnkKkOMf4Cm8Y5fAtGha7yE6EujjTC",
-	"wBRVSXUOMJx4Kmdj4d9SVOQHmi9FcWq5yH27Gh7nodr6Hk06aHyEY+HqObpOBZacl2qJyQEM5fjSEyem",
-	"2vTaWe3lIN9IvzUa/v5j//672b9nWLnQVHN3q0+NbX53uJxYsqSrvhmoTddKUJS/YHkIF01rErVrWefb",
-	"WdOzNUjLxi9QmO5NhJYRCzGCxQ1zelOZ7b+hCU34gNJYtHW33dOjVungcMn3saj1p/n873CwvePnf9oX",
-	"XbX1lB0ZDMS8ffVjs0bRvgXGyRSqZlJs82TPTxlBZeEa8DHwMpuhMh6LfdEoiURB7v2HOa0dWYtMfd4Y",
-	"6tUn+0U1JOwjvqMVskVCnfOZuMy+kWSq96I+SDAN/3sE0/P7bynetvv/p1CyAqRCjBvlka1qbY2Bnrki",
-	"/qKbDN9isv5CMLRCnJI2MsRAZJG3G4siKNrR0nGYV91YkMErrwcAtW7VOXCDTBOmuqGrVdxQO9rZUMPa",
-	"dY0/G5p0WkLt3zIg6gr2W5Mrtuigx4WVvp+tfL/IE6zXtb7/8KlGTz/4kGQN1ApRLViVpB5VSpc31rDU",
-	"1/pOt07BqtFSEV8fleda7dbeWMbcfuKnxeyIb3bstZlAm3Nrdq+g4XEj/S97u+/XeXPvvyoJrlNJkwzD",
-	"IMtNW++Y0bURP/i+zrIbJHKj7l2btwIjBzw9U54RmhNFpTrYEdcsw7cnphT8UO9MkItKnV7xunA3v2cs",
-	"HjAuBj/ZmTGudd3JRU1X94yPsSV4pkpZLhEwVUjT2LI5FjFN02rjZuJfAemipJUuTmcw+n1VrMexwJij",
-	"3XjSJ2AgiXxhZznWXsvpX1AFGG5aRmOxqZlf0IWP0mBTfxmtcMu5oZEtHH6a1zj86xtIjbFrD3fdvubT",
-	"/RCpTbrlYWOk/kUkzn+c1M+RjAdeIEkvgR4oKO1T1A1z43AbPRkypqnvFLdlP6iDnYu2NrAAiCBX6cZ3",
-	"HQDQ7vFrotn2dYTgahEuwkLGuEZULxexVcu1+KEZ+ym837KwpfrYFdz6PtvKmgvWsmJbRR/AZeuyetqs",
-	"0mrlla9Hsu/JK0ogK08py5PWH+ZLZ8JKOh8etl7cYNf3rSQ+nkYT4ksEqo+s5L4/ffj0fwMAAP//",
+	"7H2Jctu4tuCvoHRfVUu+lCx5SyxXV43jOB2nndjXS6e7o4wIkZCEmALYBGhZnUrVfM28/7ifMl8ydQ4A",
+	"7rKd7S4z91W9vrFIYjk4+4aPrUAuYimY0Ko1/NhKmIqlUAz/eEbDC/ZHypSGvwIpNBP4TxrHEQ+o5lJs",
+	"xomcRGzx1w9KCnjG7ugijswAXNzSiIdj90yliwVNVq1h62rOyESGK8IVEVKTJYui7lQmCxaSV5dnb1pe",
+	"65ZGKTMTh6w1LA/mtUKmKY9aw5aeM5KYZT40pNJUp6o13On3vZbmOoJxn9GQuG16Lb2K4Uc6kakeTiIq",
+	"blqfPuFieIgbHk8pj1hY3s4hWbDFhCXEPCT56w0bqY+1ZjdcEbvpltdiSSIT1Rq++9iachaFrWErpkot",
+	"ZQJPF0wpOoPRFynAgRGqScSo0mSwS4I5TWigWaJIJMWs9en9l8Pik9dSwZwtKOzovxI2bQ1bf9nMsWjT",
+	"PFWb5wYxzCchU0HCY4SIOf2mI6NBwGJNJxEbEr943j5pV450JOBMPSIT8yUeMZGTDyzQHfjVr4HZJ23q",
+	"zomrkVhwpbiYeSQVN0IuhUfklAD8l4kUMwK7x/FlquHJRKYiVAfENyfhk4grrUaC0WBOLBWQyYrg6Xhk",
+	"yfUcvmTBXHIxI1SsiEonC661QZCUdXoj0frktY6kmEY8+AIqK2AVW1AejTW9YSXqoAKgKlOhcUVEz7ki",
+	"+C6hUcJouCLsDjZSIo/9HCWyxTXjwzfABr+wdH9I7ltxGCZMqcrKe7CKE6FZImj0VTDkbpAyAN3PBE+e",
+	"yCBIkwTJ1kFst0hEbinkkiW3LCHH8NV3BJ9bnoFdKthdzAJAMlxuj2S8NqBJwhmQWrYlBYRFLv926sGv",
+	"StPghuiEBqyDUH0j9QtA+6+CqpB6PMVRCmCF2dJgThRTyrDJHPt2cli+kZq8sN9+L/hl6/OHxC0rYUqm",
+	"ScDIVCYGA1PFEoTJOV1FkoZXUp7SZMa+CjSxGWuspRxHONoDgg1fghVRQQZ75Gf+rAi5wXYOOcvGybHQ",
+	"XK/IlZTk1M7wvQBZ240/JA9tAp4rQyeG+yvSNhszGHglb5g4USpl9yFhpmA8ag845oXVdJp2cujQckgo",
+	"EWyJS1OKaPjQs78lbJowNc9+FCFuBvFkJN4w2FJAgzkLSds/gn90j6TQiYwAzbpKy4T5KAK81pzRkCWo",
+	"M5XehB8qS4uWdKWIn41wYBZAMs2NoAYAQnHC7AJ6La8Fh8CBaw11krLicTORLlrDdy03ZOt9hiJKJxz0",
+	"BYTRtaCpnsuE/8nCr1QIg4SFTGhOI1VWpN6i6DXcXibEaTikHckZF5171MLikBUiqg+HmlUgk4ShYMtZ",
+	"zyAnoNJ21yqGbnqLDWM8jPKero16UUYY0rZ/3ren8qA11lAcLtcVYaNzqsiEIVbcypuSqPqCPZaWMU5Y",
+	"qur6r4qZ0JU1LakiCYsjugIauGe/jROUtstVw9hODYDXDywnQbL9xvu3o47ZXWwoqGrJuGmZCB/YaXWo",
+	"ypkW129fOSCKz0AHIXRGufi6naQVEs638doow4A8Do+KTI+0J4wmLCGJTDVTTVtLyyvIFSjSMByep2VI",
+	"X7GjbyG2DlM9B8Zh2Je14HrEh235RLMoUmQ5Xw1HYiS6uVlS4De+Y09G3FldVYQ5vwklMuQF1cGcUDES",
+	"xOm4PeLYA36m8DtjgLivFaEJw++1jEJCY5roXmktJfrxcwR04rdIOKFkykoHsAVhKVoSSiJ+m+NfW6D4",
+	"4ih30QjiWmVPgfYQ1TtmGU3kW1oFXcse4oQpJjTYc8QgOJhbiocMlz4DVZQsuQjl0lD4ci6jBjrH5ZjV",
+	"VEisBg73LYCXhbgxHkYMNkknSkapZrCYiE+Z5gtmBi0it18lBjNuFb+deQmDLWhkzFYPFMoZ/K9dXmbB",
+	"ZoomTUPORMBqmsHbt2+7BWRldeXgEoAshV0XKFjakRmhxC66rMvELBmJdxcvjsjek93++/Zc61gNNzeX",
+	"y2UvmQZdFnItk55MZpvJNID/h/c6w5Hwn1kgMBotfhy1IipWNAlHLc8YHj+OMjmGc41avkdopCRZzpkg",
+	"Qo5EjgeABKRNFUIyTmSYBpqAgpHQQAP2BHzKmer0CFgE+PZkNRJ+JGcnwkd7357ypTle3yPLOQ/mjvTA",
+	"usxhgBMbABf0IKeetz57Z621GtMt5RGdRF9nJqSFcYoSQ0qyQL8Cn4kuF6ACAPBmYCQfkITpZEXUXCY6",
+	"WpWM1YKZADYqDxi5Lk3xvSyEwkbANkhWlubpVLOE+Bew4u4h/OETxQIpQtUjx1zP8czMbkciY6tzqubM",
+	"sMfCzoECrMaAQCZtSgIakxvGYgWcDnj1SEwjKUMyTeSCsLs5TZUG+bdgC5msOkiWhnmaMayHyigc7ZBq",
+	"OqGKjUQqEkaDOezImNB8JmCcG7YiYAwZJlkm5MI2m2gYtw1MeUk5sOmpTBjACr1IAK4H1HmHPgOvteCC",
+	"L0C7H2RnCpb/jCUZhqo0jmWiWfiahZxe4UtfharZgOMFjDjGeQtYq5i1lEpmIahzVYOuaNnuFhWDbAqC",
+	"iyZXZorvh7VNe1pj3ArHn6gifnVLfq+V6yyIC8/ZLYtkzJILGTVw9LfAwicwvvl9wlRmZf6gyFImN4AN",
+	"zoRTOgWlBNBNTiYrjm5cJad6SRM2ZmLGBWMJnAbVdKwCDrIEX1pExceJnEjNA1X6jSlGk2COf7AwDahG",
+	"t5YE6mywGb3WC86i0Hi/ahs7E6zgJXf+0x4xdjML5tLutOIzhd3GCQBMc2NTWm/4x4d8zNbzG0gRsESg",
+	"VY4ql+8R33EU3yP/53/9b6DY40WsV0ZSWZGE/l1uFpWhrNFHPLAmozQ0fl5gCkalM1MOUccQdMEcfuD2",
+	"Qg+Hsp57402GX0aCRpFcstB+DlxdaUZDw0dyKVVw/9dAn8UDGhGKK6NiojZCYibjCAGbj/2YKEJd5hXZ",
+	"0jt7MPlachQxbnpY50tGIz2/tGRec3aQOT4nVKglS0pL/Jgxh5ZEOi9jhcqGdLQhb5ocG+Ul26+aVvrq",
+	"7c9NC4zTScQDE314yybkZ7YibVCnnuwOnnR65ExEK/eSO0+QV4jmVvsdjoSQJE74LdXM4WnbDxEz4T9/",
+	"wH9C/GeI//6Dw3+lnsP/3PgdOFEYcSRwKjUHC+a1nW6yQmkEO3JGzPGRT9rHl1u7e50h8YPk1ic/Ev+8",
+	"u7W7ByPewX9WvlF9z34+h5fD55eHxZePw63d3cG+ed28eXF56JP2hRsWdDCfwbOROJIyCbmgoJaChWOl",
+	"kIEFSNK9nTSJsqBJTEMkJgfJp+Tv/71nBWn5nGk0a6b9V28vCY1mMuF6vjD6AEDBeHJDnKnIOREYLa+F",
+	"+2x5LdxFI1cLktv6jEdpcstIGwEL+zNQu2Er1SnOghDGWRB4jeM3EO25wR92Z6QWaSOoO14OOWSLVGuW",
+	"wPv/891h93fa/bPf3R933//1v5o4xA1vYJqAvTw8MIaqZcD+DQ99YtQXFyFDtVflUAWtx7gZF1ycMjHT",
+	"86LOUZhVr5pnhTdL53HU8lpnP5/jURw2AkrUR3otwzRK1TcBUKrYever4jO/JHj5rHGNd/UhfiVBRgwG",
+	"YzBeaXkEQLON2PN1q28A82/1ib9iigrnhIM1SOUhTRr4rWGkl02ctMRCL5nO2Sj5+3/vdgD1LIxuWcKn",
+	"zl8DNFYRDPATBsqROWSkjYSbkSDif2urv7Xb7Q+6g90uHUy2gu2WxVGDgIgDeLh4lK3p0+2zV9vPt+5e",
+	"DJ7Nnt6mk319ygazl6///OXJHnt6lar99Pzl7cUvx9ctPIPW3fjF8Z8X6f5ie+/l6ZuxTtne7v7pm/jX",
+	"t3vx0epS85vfPvx88vZkl/Zbn97XxJjZShN/gycHRCYh+mmM2gm2BwBG6B65ZBELwEo2BAwg4pot1EOK",
+	"MMi5T7kunSR0VT9sWFXT2Z6CaVXIGQE2Dmum0XlhW1MaKVbVso9yf1rlOFFLg7WE9H/Yn3uBXCC+Wg1o",
+	"2LLOfDKXiQKJAoi8IkpTGKQGVjtkE1ytX+6HSsy5R47kIqYJC0lAFQNrmwnFNb9l0QoWPJXJgmoXiAdO",
+	"SO8cJ9za3Wkg0Xz1TetwT43HI5iz4IaFxv5T2miOxrgjEc5C2ujukaBvoNnBlFFfaSnsoZhGiVRY3aC/",
+	"tfMA466cv9titoM1uCBT/WXIcFVzW1rB45x3WhImwgqiVGIwrSjR48Pf3wS3Px196B9fRR9uP7zcVq8u",
+	"VnvXh9n/ncg/Dp9fDV6pD78tx9cT3v3QP7968la+2Q21Vvzmyc/B4eA0fvUsutq6/O3ZhP5+/WIw2X8y",
+	"e3LUnd2e/fLzlL7sXvzt5Cx6u/9qeXG0R385Dfp1lKsFiO4jwgvzMgYqa9Avj9QE+rOYiZPnR1JM+SxN",
+	"TB5SDcmecxXIW6CSBdMUDELSNh+SIykEEFP+yqDXJ5sEGPLTncGO1VFHAowa1emRowgsSRt65DMhE5Zp",
+	"u3rOVs4LB2bRAVngY7oiEzB2whCU1as5S6x9RHznazXZO0yEseRC+0Nyajxx6PcVUrCKSfSxNUuo0Gie",
+	"q3FmtDcCzTnvxtZjM6bRbIwmZuXLY6cJojc8aQ1bc63j4eZmJAMazaXSw6f9p/2W1/qwvFHjNOHrXtns",
+	"YQIT2oab8HLPujlc7LZp4dmCVYrn2/SOkYuICrglB7G1C7kdbAKMNy1UWtUPx/B0vGB6LsPKXAD2Vl1Q",
+	"rQF8Fen8d6PyUYxa760jBTkXDpOrmMQtiMQsAQ6rSnKsxlLLUuvRh/yg/aAc/wHJR7jxCYAi08tQErED",
+	"0ffkufVsqwO0/IsOd2PwGHXZpTcxxQozGZTOtvj59kkNBhZtmzZpnpHri9MDwv5IaQSMFZV+rpRPgojy",
+	"BWy9tIWStAN0b1hETgrVaa8vTh0wAYCk7Y/Sfn87MEvBf7NmQvE7j5l5PS1VV3JheSroSOsY30GF5ZAS",
+	"a8rQ0yNKWrUUWF5AheOCXH8exq6l8nWWyLuRJX9DSb5KJ75zUym6MK5CwkN09TBk5gFy614TmhU4yUMr",
+	"rbKaew7aifKMmhsPvcKU/E6PnJjAjRoJm+CJjjf/Y4mFfPI9E+KZY7rWostEIEMWkrPDVM/JVq/vIk3W",
+	"H2hI7CFEeiRHvOdcgFXm/K0GBNwZ4JQ5D0StPBD9OWhTURAsxReosHZa99DJehx8LD9tUknOrap4NKfC",
+	"+CU/Ux3EnEsQBE6ZdQlXgi0JqAJlRcC+Pn6sieC1BFsW38YkLw89ncxkDsXzhCqTEbjV39qrq3j1OT9+",
+	"pp5dXUUtOAQEnaQRU+h9NiZfN41JO2RTmka67LCVISN43spG2N68+Pno69X/2j4ry248fxtfqdOLMEFV",
+	"D3ckUMfc39l9krncTeBI2dxuzwVXRsJfF5nye+RZQkUwJ1LYPA50QtqUDoOvw6YMca+Sdu6NxLroD0YN",
+	"qvmOXnN+CAxTTHL21qVueGuSKWCAal6DV8lK8Eghk9UjvuFVY/jNBhRwmIRqNo74gutsjCwki+uyycRg",
+	"8IY2uKowJ//AkZoaCaO9E1TeUfjphFFt8o9N7AORb7JCDejl1dU5Mb71msb+rYsiMvO7XhFhE5FKdv3X",
+	"1ELU6B+3UqNZBB5Z0GDOBesmjIb4g0kmRzC1FTP5LhFXmtCJvGWdcjymCTxFbx3t/vn+nfXXvd9o9Ag6",
+	"aFbX9zJdUFFY1l0cUWHUGxTfXLmMdxEwF6ALpNDUZBy4RHKZVGN1ZUdOPSJXK5bpNa3bnXE9ghitjArd",
+	"QMgHgKeECZ2swHTImAlSx6N9YYUAZpOqtiZqBfssYDwesUcSFjOqWdlngQi3oHcmSL+7v18I2RtkrATt",
+	"M/SsYdlcJprYfD6nd7ldwyikrSvrMvKsgmiNWF/VOxr9VYW5cqtIMREq4hfIxjd+XWTxf//vnd5Wb9A5",
+	"GAk0rrgI0c2bB1sz7l1aZJEKy4pcN2FThpj6oMfa5iUYeGanmdGJZ8h5jSyb8mgNHKSYSJpg9Co273km",
+	"4jRZkQkNbphN7ohZokD54YoRm21RVWEk/AvEDu4ud1Vf9feH21vDQf93XK5NIBgnmEHQGLuPV3ouxRgX",
+	"FHAmgpWrdkGJplkTMyvOXg8jM1Hc6pICntsvzAlvb2/ve+T66qhzQHyRRpFPlnMegUlkHdYlcy6kmnU1",
+	"X6AqlkY2acoktzTwsvKm7yfjco7Fp2ZwPJAegl+cFz6oolPDmLV1emWo3oNbX+Y2fSb1vHgqJmxe9ad/",
+	"L4z5Nz2Ue07hUjemWTaTOeivWD9RdUvHObv4J5A0TD128xqCqp1cYYU0is6mqFA9kC2FH4Dy9BjYZBwg",
+	"FZpHxRe4IqG13tZQfX4q9d3UTiZJYfqAkYnM0kaMDjvjt6yoYEykjBite9cdLBqmuwdTrmPgX2tciQYr",
+	"cjwRIaHEOANKScNTm3OIbhur7ldwybyfRTjY6tV88lPAz/irF9d/ngze8BN1stDx70cneycfTpavP1zr",
+	"18+PNd36ZfeEL3n4MlqefJD8t1//llAR9k9Ev8dWr+Jg+zWMIcOXF8sz/vR28tP+h9/e3snJ9pv+2YfZ",
+	"8uz5IZ/+rRdsRWKyeNEPf30V4brAElFjLlrDfdBW/omYbswlezwmf7fOocrQq4egq6VejSdC2r7iod8x",
+	"Jb4j4VfxZEgAf/3MQeFesP7UHkEr3gg+Y8iWCtJ6xVVa1aeuFBdAvy6D1NBaLTXdfmqTNdamh5ZO81G8",
+	"oHwIuU/RnsaDyVc55ZXOqTRsaeeN9FiTCXWDRy6xkjxLpMSwlCLm02JWB8Y6vNaEzbgQiIsltPNaNLyl",
+	"Iii5vPIzskG8LxPlh5X4p5YkkSCO/hPzbD740ucNtF0GJ7ujgY4whzNhAeO3LMQSq0oxJWnLmP6RsqrP",
+	"bHew9aAnzxYi3LeWjKOAsWqT+AnY3YKRkN3ywExcUcwTtCOtWt6oP9dz1ozHbo3AzLicXY61HktcA0yY",
+	"Junptfg6qWdH47Y2D7lmHlKqRcbKwZ2UN+a18rh5MutCPznPnKJcYD2JYpjBm8h0Nienh29+O7x4Pr66",
+	"uL68On4+Pr84+/Xk+LLTe4zNEVGlxwCGRoMIFgFv5MeYuGNea+Y0pZwlYzprPqk5I9eKJd3DGTpAC9tU",
+	"VHDNFQs9+HkhlSa7gy0yWWmmHrO3avggxGSpDMsqWy8tE08kx68mwrR0cMoNDywm8Jonxn9XROuqutAf",
+	"9lFdyNDYbAMzuJ6Eg6A/3Wfdrck27e4Eu2H3KdubdvdpfzIItsJttjM1y4Rht3v93mCw3XtS3VVpzkF/",
+	"2N8a7gx+L2922Hot/+RRRDd3e33S/nUwOCCnXKR35O7p3nhvp9OUwZVv8uPjnE6ObzwU5ckGbgQ6n4k0",
+	"/lLRY/UgrE98bC6WoAtYwmFIyam8ZRFFF8y/d4aW2VND4kwc0RVm9PfIWWzAelCsy/DhGYZhM88Hlrzp",
+	"3AwpTl7w9H1uepgHYutacPQjNwd8iICNR1yhh9QbiQnTS2YLGwKbJMTCLJ+s7Ts+eX54efn27OL5+PXJ",
+	"m/Hp8Zufrl763khsbLho02B3Y8Mjplh0wiK5JE87md5bHNq4OEeiaezDX7OxSRbGEiEJGI/ARBz0t3Y6",
+	"PXIoViOR1yAcYOQUyEchYpuwWI8c5hHCvJJUKjYSpoEPHIqxC10Gxk6/39gtSArTywdU/Lw+ZAmDZVUb",
+	"SlNt86QL27UztbGaw9C1exOzXDBSze9YtkcMoZjgvM3mQ6/3SARywZQpUgOlII6wNQvaBN8/g6/cJ2ON",
+	"vWTZEBbMUaujhi4g+3nm16u3V4DNcKg00JiBAzTbI5dMhISbkqrDYgLGkNhSTZNOUJzAJBWA/eSS09Rc",
+	"plFoI1VmNKPdHeSOWczhWMFTOZ1GHDPMAOFfYvr7xsaQ+DSa+aTtY0KOTyYrh7MHxMfkHFONemEe8ymc",
+	"oUOMjmez6dtZ+gtWZsytNMdyZHhJr+IhGbWo/uuHpR61fLuKI1Ce1MbG0FR/K2VTC/I0ngLxnlxeXh9f",
+	"gJ2aZfb45kWfcCxBh0/DLMUvlEG6YMKWlqt0Ygd3+SPt6+uT56XRsNUJD231B01D+4WrYC4s5vD6+cnx",
+	"m6PjAonnC7dl5JxqDGJOpv7QPCGgKJG2rQQlisOgWGIfy2COfuXJ1DcrUmYAMxS7i/2h+YH8taDMdo0y",
+	"62q7iws8Ojq+vBxfXZ0WljjYBaaINd5m3A+a+0NCSSr4H6nLUQPY5GH3rackoSKUCzLh2n0Hqm+5+txp",
+	"xehZoEEilTLEAyI9C7w5J5DZFFarDYtypiwA8a2qN8IfEquse4Sa3BRbdnSAfgrjLmvwyBVHA2B+rPth",
+	"AFJFB84n33ODI6MDJGsY3i0NuR51xIdZU4WoCHzs6oEoiaS8SWNLB7/kmVZzFtwAWSIs+UxQnSYsy6zL",
+	"aQwEcmhqxoECPUvHLp+aCoJB8m7ElTYEiNFwpfDVFL6gAkQBoNamwTucxWnce32C5xYxtqQrkENYhW+I",
+	"WzAWqpEogEGDQoCrVw1nVg14/XP9fN/B+2Q4YCNRemS/3y/w1XKAEv2M9/utnK/gc1ZZ6y/j1smnJBVg",
+	"JFhOG0ZsJBr4x8Xxi4vjy5fjk+enxxUu8oSEdKU6HgloHFskXJrWDAuMoZdz239QWR+KYhOKIhD2+jtP",
+	"Hw+HdfJWWPFHFAsSpgtMbGt3D7kXrIwJnch41XHdJARb2jJVx8qoJv752eUVqWXwoRqHchXErR6JynsR",
+	"lgj4PXLJxSxCrjYk2E/RHUbCdJoIZVtuGbZ0qU1ipSnANYvP8zRNlb8pgyAhnzGljbuhSlP/TE/Z2nTD",
+	"5vi6yyk0yk6p8Gytc9VYrg8Zm9cKWwGUlcNHul+rGNZIeXYZTerltWpKSz40Ckez+fkYJ8F6ExX9Bf3J",
+	"frhHt1h3OxhMuzvTJ7S7z7bC7m7wdDKgT6Y7bK+/3pz9lw/llb2DDUF7nVvQJmpvPqjG7B/vtPp8Sz2P",
+	"lA6JTvgC++K8eXHUdYYqC42wjeSSJV2w5kPSdu6uwFj5yo3GVIO936nk+Dp7p+5QXGNfW63XuS7TScF1",
+	"WVDAPt+D+bBP4aDiNBAMD2qt5+BBz+X/g+Fd3RyCLyiXpI0hYOtpDuaSB0yRBQ2NT/2BKLDJLrRIg0dW",
+	"cYnWFpuDuc7rsIdckCZcry4BxIZUTS8isGfzv1449Hn19qpVa0TymbavaTDhl+KJWM1h8HUkXJgDtNWs",
+	"G3KtVxXYszbpNO9u5VwoI2F9KINqkywsg6/2rMoWva5FVKEpE56PEW8ZROdax6ZHCxdTWceQvBoHVHqO",
+	"Gbh6hR1GecCGtteFaamXxrhG117PaPO2DxvWpRlehdH63N0Gf8+YRqvFdFOgpsdSN8Io0sZGkSeAaULR",
+	"sdEuuDWchW/se79jjX9n8RD0LRRUYNt+AQ4C/QqglSIFxCyhWiaA3lJhJR56yUhmU9maFFTANjasT2Nj",
+	"IzeQ8rJzRbLeEairEeKvqcPJm1sHNEIXnQN7jF2z0Ol8YECzsVHSqxEeVcVT254kGxu5+8h6w1LFNjZg",
+	"Le01KmanR86NxYkJT5kDqqzNo5nnGZ8odpozR1bqL+cZTbXeZK7dnJPdQWP0L38hR1LcwvxSKIMQrvUu",
+	"oEoWSZzIkNt0aqxkaV9fveg+7fSyt+0LLlsZtoRLVcQ/MvmB3atVzIa1Pkn+ATYXxz48BDUGk/BZolKL",
+	"WTuDXbIuoz1vRZg3ngGIlto0JWiXJ+yDaTF9nwMVPQiXKIWsV1ORtp95KTFH3Ykyv0OMStLgysZxMAvX",
+	"gM96Mdan/5P2O5di+piGdvBep5OBiNp0d6IEvWFj0C1cM8gsT9u35Qw+MSIzL4FF4qsUHzgPOfyA6abG",
+	"RWgSTf0eeUZDwkWcIhHY3VEYaOfuDpHIfB4xegsYRGKaaE4jsky4ZmTC5lyEB4SS3bs7+6rt9A1jZAna",
+	"CMZnTPHQOqzzjsERV3CYQL2GpaBDF5DK+DACKiwq4ar6O8VSA+wgbppmw8sdj+z0d5vLD3Azu/0+Mpe8",
+	"0gAWdlVpYgw7WJG1fZPxm8NyYaXtBmuaVsIhrmzCf+aKWFk5hqYuem3QkCXrHBG5/6/oj/CAN7medcaE",
+	"HSIPQ3C7FoY8YCBrLcst9awwcOB2UOD9NsvHVh5YbtryWrcsMTkErUGv38MMCxkzQWPeGra2e/3etqkD",
+	"mKNCsaa+ePixNWNrIsr1phvvXNeNx5AONjnqjETemwMFCTJ060q3m6npyuScBzeuptZEVaxvzvlz8ypg",
+	"03zmB2VbWQCXNRkGmsxlZJl2yZOuiACOTvNflzyKjKwX7E6PRLsg7WB8OKxUMaKkaZqtSAwL5Br0hClP",
+	"FBy84egaVSHY6UgY3DLCymbqzLOGOMU+vqBjuQpRs6IFY1qV+oWZ7ds4RcKmTAdz6xrSpJ2AFWYrdzqu",
+	"L6DhxFzMTAp9obFlRsknYPb+xDQ2XvHKV7xs9fvfrK06jr/mtg9sEsTQnH98r/OXcon1d4XK2gVdmeNx",
+	"YPEI6816xDfoB9rrXZfO2I/b/T4givWcoLQvtpxH751xKtmuUDk6WMhyPRJK00Qr19TRwPURnRdbDatp",
+	"bBFaMAxaw3dY5O8aMtueT4V+koq0AcQdGInOFJgpWfSm9R7GKjEAYBQ87AbVLhCNvOC1awFha9vVnMbA",
+	"v0bi3X09IXIeYWbrCaY3VcwCVZgePutmK+0Oxv3eXC+izkhskneupcRjuA2818GggdJUhKBwvnp7NRIR",
+	"nyQUb7YAQTXlNv5sgks/KAM7jKFWgmU0Mh7FgtVgLpOZplHkasLPE3nLQ9PGr7EKfCSykl7D1/NGAI7Z",
+	"NRNkU5uO70ifTdOtIdeGqOCXUW7gGoOU6NYNStqNdNvp/ePIrN4F5R7yMt0I/1xLRYc233yr3we9HSGQ",
+	"9zRG6cdVZneCTSpmWJLVI0cmFCTkSIQsZiJkIlgNUSJx0xwazEsBQ4Cuy5SXdY0GtQtDSgmdTnmwBtlM",
+	"p8XviV+lXo5rEKsABgob6rXuO5xTu+XCkWT7UvZMFkwnPFD3cTZ47hjbeSJBM2WpIprdaeypZxNIjOtu",
+	"JNoVewve24wjysUBsQrZj/1ev7dzgC0xFdM/pnrafXpAmApozMXsx1QAoQQyYVj8KxNkJm4pWVdRFSQU",
+	"lG6qbhQeJddgSTjlXeRVYsT05xHStonHXsPWR2n+MJyms+b07dQPH3++2fLB50T3F/Ly+PSczOR4Jg3q",
+	"MUXepNi0Uk5J4UfUcmzOXmRva+qNxF/I1W/nx5UBZjSdsZEo/zjYasp+r2PW557x/VhX+HyRgW0t/qHR",
+	"8TiWYM+90Jka5BXefuOsbGXCjK6/NN5TljWYtr6oYotprmyX6R45A/t/yRUju/3tcl13bySuC4xE0rA7",
+	"oREVAUtch1UbijYKLg15gdOsQakL99o/k6dcoMmnpYEi3hi0299eN2q2zM1iu/P7cKG4ybUoUAhnGrKJ",
+	"pWpABcvi11wRQUXoWb/eyvTf9IhVP2kx0Qqtn8PKFREGM/LiezP+jOlCjom139voqm3qUtBBf89EpoWv",
+	"jB2sTFMgMwTeIAHMSePlGIDV6Hkq3Ntm72VrwJtTOTtxSjRT+pkMV98MV0rNBz+VPfo2VtaEp/cjSvH+",
+	"qU9ea+cx3xTuzcRPBo/Cx/yyE/ho8Agkrt5Eht/tPmayhqbvSDmP2Fx20d63JrVTOcvc8HX6KNAfQKpO",
+	"eTLV60nv2Hl2s/6BtQaD5joURbQ0/bpLTzFeGY/EUiY36GfWGIbq3e+CqtZVKE1XI7HWJ9XsKsp8RB2b",
+	"/HQSskUsgVxc3pOlSw5SZiejx+LMS9BG+S3z3BLRZqleQ5I7XEBLdZdiKml7FxgHuwE1actkJCI5m+Gl",
+	"Qaku+E4jOwp2pVZ0yqxUuWU0QgNrntnSNeZwlurvxx0K7SgfxR52HihsUe7CJ5kU76PCS0rQXd77Upbx",
+	"b0D991DysVFTspsd7yFc14BwPeXeBdgxSmEkokiwU0w4rpVsGh1pY0Ow5caG+8Q2ADN3YWZ3DtWvUMNr",
+	"ioaYQ5RnaueZR+ioXspMWXND2YQ+KzLNpTYc0Lwx0GTCWdXEsYvj68vj8U8Xh6Uk2UGfgEq4lETTScaU",
+	"DAty2ZU29TqSSmcO9I4pgFZpEDB7MZK7o82sLwdC8QYW6ymFVaInmyJEkXVO9dDlDJfDYxkZuLz/nB3t",
+	"9Afo6m+Mn7lF5XenuaKF9Ul1eZ8rm1RXTBJNFTMe2tr3h88uz06vr6pjbPfzQTJvPoigOdUYRpnTOMY2",
+	"ji4z14ZX2J3OYoWNd0aRw7xtLS3eOKUJM7fZZCmEjVE6UNGq/Z4MvLJAn3M2U1290mvtfV4mPnH/lV4g",
+	"bwyL94qdgw0REmmip4IwmkQcg72pYiRkmgUAn05TdcXAhnuaGl4hUR2j/wU2jU1gF4wKVaQnQq0faYiO",
+	"KZqExSb0cOKRnI2EuyIviw9Ub+SyYjmLfdscHtdZDvN7FGmj8uGNhM3n6FgRmFNepCQGB9CV41JPLJtq",
+	"kmsXpZupvpN8q1Qb/0f//XfTfy8wc6Eq5u4XnwrL/O4xOTFlSRVtMxCbtpQgS3/B9BAuqtokStc8z7dd",
+	"k7OllXZKHRntNbiGEDM2gskNc3pbuFhmTRGacA6lkWiqbnugRq1QwWGD7yNRqk9z8d9Bf2vHNZ82tyw2",
+	"1ZSdaHTEvHnxczVH0VxBZnkKTWZSbPHwwLU4QmFhu3+g42U2Q2E8EoeikhKJjNzZD3NaOrIGnrpf6SjY",
+	"I4dZNiTsI7inFLKBQ13ymbiOvxNnKteiPooxDf4xjGn/4U+y6+///2RKhoEUkHEtPzJZrY0+0AubxJ9V",
+	"k+EVWvXbKFELsUJaSw8dkVncbiQyp2hbSUthTnRjQgYv3E0DYt2Ic6AGGYUs6Xg2V3FN7mh7TQ5rxxb+",
+	"rCnSaXC1f0+HqE3YbwyumKSDLhf5ZfVfJHy/yhIs57W+e/+phE8/OZdkaakFpFqwIkptFougH/SqVlsE",
+	"e4b3giADNu1St609R9oOG4olmhkTJzFN6IJplqhOXsdiEj2MBl5ulzESCHRS7FVcdPyorMJTgHlg/Le1",
+	"psYgZtY6aA+svdtQ4Mxc3bBpDmyGWZeVV8Na05T5PHe1fQ8xUOkA/TUemOKFJkbvzq3P0tnYu9bwcuD/",
+	"qK/fWlLcT+rmnMli1eTDrZJ5XqGwNlWtzDJ+UI2dNksiIwujDXP2XWzKsLZaoZmxn2f9qb4bdy/1HVwf",
+	"Qjd7BUUeN/J5uRmumCzPpbw/2yLrhWVeb+rj9elfWNLUsaSKhl4rTnVTiahWpTaCeCd8XvTl2+uUbDeH",
+	"BGwZvmAu28PWo2ALB1OQAhzqhsV4Q3dENUsynwG5KqTjuuRd1yNwJB7Rkg7/Mn3pbIcKq/4ounqgRZ3J",
+	"tNVFzLLxvmmCOI2V2SMR0Cgq1meH7ppxGwwpFGu7xkekdo/TSGBowTLtHgE7SKQL0y+6JM/cJagA4aoB",
+	"tFa4EUEXzhmLvTtyp6QdzjambqDw87RE4d9BAJZbuz7eQ/MtZ3eNKtepkI9rVfkvwnH+I8y/hDMeOYYk",
+	"HQd6JKPM5XWxqVXImov1jnN9udJYDm1AdhcALyzq7SB6gWXwpBK3UdgqPmM0WXWQTaPBIk2e1C9aGomE",
+	"TV3z7TwRHTMkbMpmzr5QxzehWBeJNUEck1ndWCLQxEeORYipOJcORo/Vah/QXP+1xCvG+KII1LvyuuvS",
+	"9fEaXTFmoUgbr8o2YWr8pwmEdDwwgpjSI4FSF8SyQSCfLGhyox7Xy7Ap/syVXn9q344VFzvireHDJUj8",
+	"R79rQECAHmDfOryrM6vNjzz89CDHKqVNGAcBV9jjh2t7aWGVaXV6eRwTa2GoMDQBaI16uhSsEqrDFCkv",
+	"61C9098hNOI36zhKHjvK3RIIovv6bpomK4W+m5hYzQXeHY+5wLbLAQ/vRZEHatrhXL40cwJjaZgXicn1",
+	"YeYCx+edf6zRbpZ9/0dvpH4hU/GPYK+ANHJ6L47jkMltMzKcyoBGrkOTSbdHo9iGRmqNwgA50iRae8El",
+	"rNBOX7OVTD21RyJM4vIypd86zkqszCIduo8/eQ8LBlMiy40jr8FtXBhzwRpGbKqkgXWZeoiu0quoWPHg",
+	"6gCw/D0vPSrMkpcF1CdzKeteIY0WJqsnFZvxXQm3i2PTkLjU3OKUhZzTT+8//d8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

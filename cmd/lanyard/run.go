@@ -96,6 +96,27 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	return nil
 }
 
+// purgeSessions deletes ended and expired sessions every interval until ctx
+// ends. Every replica runs it; the store makes that safe.
+func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Service, api *httpapi.Server, log *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		n, err := svc.PurgeSessions(ctx)
+		api.CountPurged(n)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("session cleanup failed", "error", err, "purged", n)
+		} else if n > 0 {
+			log.Info("sessions purged", "count", n)
+		}
+	}
+}
+
 func buildVersion() string {
 	if version != "" {
 		return version
@@ -248,6 +269,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
+	if cfg.CleanupInterval > 0 {
+		go purgeSessions(ctx, cfg.CleanupInterval, svc, api, log)
+	}
 	api.SetReady(true)
 	database := "sqlite:" + cfg.SQLitePath()
 	if !cfg.Embedded() {

@@ -50,6 +50,7 @@ type Config struct {
 	MigrateOnStart  bool
 	ShutdownTimeout time.Duration
 	ShutdownDrain   time.Duration // readiness reports 503 this long before the listener closes
+	CleanupInterval time.Duration // how often ended sessions are purged; 0 turns the job off
 	LogLevel        string
 	LogFormat       string // "json" or "text"
 }
@@ -94,6 +95,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:  r.boolean("LANYARD_MIGRATE", true),
 		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
 		ShutdownDrain:   r.duration("LANYARD_SHUTDOWN_DRAIN", 0, 0, 5*time.Minute),
+		CleanupInterval: r.duration("LANYARD_CLEANUP_INTERVAL", 10*time.Minute, 0, 24*time.Hour),
 		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
 	}

@@ -155,7 +155,7 @@ func (s *Server) requireBearer(c *gin.Context) {
 		fail(c, identity.CodeUnauthorized, "a valid access token is required")
 		return
 	}
-	claims, err := s.deps.Service.Authenticate(strings.TrimSpace(token))
+	claims, err := s.deps.Service.AuthenticateSession(c.Request.Context(), strings.TrimSpace(token))
 	if err != nil {
 		writeProblem(c, err)
 		return
@@ -244,4 +244,43 @@ func profileResponse(p *identity.Profile) *api.Profile {
 		DeveloperRole:     api.DeveloperRole(p.DeveloperRole),
 		CompletedAt:       p.CompletedAt,
 	}
+}
+
+func (h *handlers) ListSessions(ctx context.Context, _ api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
+	sessions, err := h.s.deps.Service.ListSessions(requestContext(ctx), claimsFrom(ctx))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Session, len(sessions))
+	for i, s := range sessions {
+		out[i] = api.Session{
+			Id: uuid.MustParse(s.ID), CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt,
+			UserAgent: s.UserAgent, Ip: s.IP, Current: s.Current,
+		}
+	}
+	return api.ListSessions200JSONResponse{
+		Headers: api.ListSessions200ResponseHeaders{CacheControl: "no-store"},
+		Body:    api.SessionList{Sessions: out},
+	}, nil
+}
+
+func (h *handlers) EndSession(ctx context.Context, req api.EndSessionRequestObject) (api.EndSessionResponseObject, error) {
+	if err := h.s.deps.Service.EndSession(requestContext(ctx), claimsFrom(ctx), req.Id.String()); err != nil {
+		return nil, err
+	}
+	return api.EndSession204Response{}, nil
+}
+
+func (h *handlers) EndOtherSessions(ctx context.Context, _ api.EndOtherSessionsRequestObject) (api.EndOtherSessionsResponseObject, error) {
+	if err := h.s.deps.Service.EndOtherSessions(requestContext(ctx), claimsFrom(ctx)); err != nil {
+		return nil, err
+	}
+	return api.EndOtherSessions204Response{}, nil
+}
+
+func (h *handlers) ChangePassword(ctx context.Context, req api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
+	if err := h.s.deps.Service.ChangePassword(requestContext(ctx), claimsFrom(ctx), req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+		return nil, err
+	}
+	return api.ChangePassword204Response{}, nil
 }

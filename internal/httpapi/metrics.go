@@ -11,6 +11,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	logins   *prometheus.CounterVec
 	refresh  *prometheus.CounterVec
+	purged   prometheus.Counter
 }
 
 // newMetrics registers Lanyard's metrics on a registry of its own, so tests
@@ -31,8 +32,11 @@ func newMetrics(hashesInFlight func() int) *metrics {
 		refresh: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lanyard_refreshes_total", Help: "Refresh attempts by result (success or the error code).",
 		}, []string{"result"}),
+		purged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lanyard_sessions_purged_total", Help: "Ended or expired sessions deleted by the cleanup job.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.logins, m.refresh,
+	m.registry.MustRegister(m.requests, m.duration, m.logins, m.refresh, m.purged,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lanyard_password_hashes_in_flight", Help: "argon2id hashes running now (capped by LANYARD_HASH_CONCURRENCY).",

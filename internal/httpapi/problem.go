@@ -15,7 +15,6 @@ const (
 	codeInvalidJSON          identity.Code = "invalid_json"
 	codeUnsupportedMediaType identity.Code = "unsupported_media_type"
 	codePayloadTooLarge      identity.Code = "payload_too_large"
-	codeNotFound             identity.Code = "not_found"
 	codeMethodNotAllowed     identity.Code = "method_not_allowed"
 )
 
@@ -25,7 +24,7 @@ var statusByCode = map[identity.Code]int{
 	codeInvalidJSON:                  http.StatusBadRequest,
 	codeUnsupportedMediaType:         http.StatusUnsupportedMediaType,
 	codePayloadTooLarge:              http.StatusRequestEntityTooLarge,
-	codeNotFound:                     http.StatusNotFound,
+	identity.CodeNotFound:            http.StatusNotFound,
 	codeMethodNotAllowed:             http.StatusMethodNotAllowed,
 	identity.CodeInvalidCredentials:  http.StatusUnauthorized,
 	identity.CodeInvalidRefreshToken: http.StatusUnauthorized,

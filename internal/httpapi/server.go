@@ -73,7 +73,7 @@ func New(deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
 	}
 	e.Use(requestID(), observe(deps.Log, s.metrics), recoverPanics(deps.Log), cors(deps.CORSOrigins), strictBody(), validator.middleware())
-	e.NoRoute(func(c *gin.Context) { fail(c, codeNotFound, "no such endpoint") })
+	e.NoRoute(func(c *gin.Context) { fail(c, identity.CodeNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 
 	strict := api.NewStrictHandlerWithOptions(&handlers{s}, nil, api.StrictGinServerOptions{
@@ -104,6 +104,9 @@ func (s *Server) Handler() http.Handler {
 		s.engine.ServeHTTP(w, r)
 	})
 }
+
+// CountPurged records sessions deleted by the cleanup job.
+func (s *Server) CountPurged(n int64) { s.metrics.purged.Add(float64(n)) }
 
 // SetReady flips readiness; shutdown turns it off before draining.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

@@ -17,6 +17,7 @@ const (
 	CodeRefreshTokenReused  Code = "refresh_token_reused"
 	CodeSessionExpired      Code = "session_expired"
 	CodeUnauthorized        Code = "unauthorized"
+	CodeNotFound            Code = "not_found"
 	CodeUnavailable         Code = "unavailable"
 	CodeInternal            Code = "internal"
 )

@@ -61,6 +61,16 @@ type Rotation struct {
 	User       User
 }
 
+// SessionInfo is a session as its user sees it.
+type SessionInfo struct {
+	ID         string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	UserAgent  *string
+	IP         *string
+	Current    bool
+}
+
 // SessionState explains, on the failure path only, why a rotation matched nothing.
 type SessionState struct {
 	Exists       bool
@@ -94,6 +104,21 @@ type Store interface {
 	// and kept afterwards. ErrNotFound when the user does not exist.
 	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	PasswordHashByID(ctx context.Context, userID string) (string, error)
+	// ChangePassword stores the new hash and ends every other session of the
+	// user, atomically.
+	ChangePassword(ctx context.Context, userID, hash, keepSessionID string, at time.Time) error
+
+	// SessionActive reports whether the user's session is live (not ended,
+	// not expired, not idle).
+	SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error)
+	ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]SessionInfo, error)
+	// EndSession ends one of the user's sessions; ErrNotFound when the user
+	// has none with that id. Ending an ended session is not an error.
+	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
+	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error
+	// PurgeSessions deletes up to batch sessions that can never be used again.
+	PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefore time.Time, batch int) (int64, error)
 }
 
 // Hasher hashes and checks passwords (argon2id in production).

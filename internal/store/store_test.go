@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ func TestConformance(t *testing.T) {
 			t.Run("revocation", func(t *testing.T) { testRevocation(t, s) })
 			t.Run("signing keys", func(t *testing.T) { testSigningKeys(t, s) })
 			t.Run("profiles", func(t *testing.T) { testProfiles(t, s) })
+			t.Run("user sessions", func(t *testing.T) { testUserSessions(t, s) })
+			t.Run("purge", func(t *testing.T) { testPurge(t, testdb.Open(t, d)) }) // counts rows: a database of its own
 		})
 	}
 }
@@ -291,4 +294,103 @@ func testProfiles(t *testing.T, s *store.Store) {
 	assert.ErrorIs(t, err, identity.ErrNotFound, "no profile for a user that does not exist")
 	_, err = s.UpsertProfile(ctx, f.user.ID, identity.Profile{PythonProficiency: "guru", DeveloperRole: "other"}, first)
 	assert.Error(t, err, "the CHECK constraint holds")
+}
+
+func addSession(t *testing.T, s *store.Store, userID string, created time.Time) identity.NewSession {
+	t.Helper()
+	secret := sha256.Sum256([]byte(uuid.NewString()))
+	ns := identity.NewSession{ID: uuid.NewString(), UserID: userID, SecretHash: secret[:], CreatedAt: created, ExpiresAt: created.Add(720 * time.Hour)}
+	require.NoError(t, s.CreateSession(context.Background(), ns))
+	return ns
+}
+
+func testUserSessions(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	now := t0.Add(time.Hour)
+	idle := now.Add(-168 * time.Hour)
+	a := create(t, s, "sessions-a@example.com")
+	b := create(t, s, "sessions-b@example.com")
+	a2 := addSession(t, s, a.user.ID, t0.Add(time.Minute))
+
+	live, err := s.SessionActive(ctx, a.session.ID, a.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.True(t, live)
+	live, err = s.SessionActive(ctx, a.session.ID, b.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.False(t, live, "a session belongs to one user")
+	live, err = s.SessionActive(ctx, "not-a-uuid", a.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.False(t, live)
+
+	list, err := s.ListSessions(ctx, a.user.ID, now, idle)
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	assert.Equal(t, a2.ID, list[0].ID, "most recently used first")
+	assert.Equal(t, a.session.ID, list[1].ID)
+	require.NotNil(t, list[1].UserAgent)
+	assert.Equal(t, "test-agent/1.0", *list[1].UserAgent)
+	assert.Equal(t, "127.0.0.1", *list[1].IP)
+	assert.Nil(t, list[0].UserAgent)
+
+	assert.ErrorIs(t, s.EndSession(ctx, b.user.ID, a.session.ID, "logout", now), identity.ErrNotFound, "not another user's session")
+	assert.ErrorIs(t, s.EndSession(ctx, a.user.ID, uuid.NewString(), "logout", now), identity.ErrNotFound)
+	require.NoError(t, s.EndSession(ctx, a.user.ID, a2.ID, "logout", now))
+	require.NoError(t, s.EndSession(ctx, a.user.ID, a2.ID, "logout", now), "ending an ended session is fine")
+	live, err = s.SessionActive(ctx, a2.ID, a.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.False(t, live)
+
+	a3 := addSession(t, s, a.user.ID, t0.Add(2*time.Minute))
+	require.NoError(t, s.EndOtherSessions(ctx, a.user.ID, a3.ID, "logout_others", now))
+	list, err = s.ListSessions(ctx, a.user.ID, now, idle)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	assert.Equal(t, a3.ID, list[0].ID)
+	live, err = s.SessionActive(ctx, b.session.ID, b.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.True(t, live, "other users' sessions are untouched")
+
+	a4 := addSession(t, s, a.user.ID, t0.Add(3*time.Minute))
+	require.NoError(t, s.ChangePassword(ctx, a.user.ID, testHash+"new", a3.ID, now))
+	hash, err := s.PasswordHashByID(ctx, a.user.ID)
+	require.NoError(t, err)
+	assert.Equal(t, testHash+"new", hash)
+	st, err := s.SessionState(ctx, a4.ID, a4.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, "password_change", st.RevokeReason)
+	live, err = s.SessionActive(ctx, a3.ID, a.user.ID, now, idle)
+	require.NoError(t, err)
+	assert.True(t, live, "the current session survives a password change")
+	_, err = s.PasswordHashByID(ctx, uuid.NewString())
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+}
+
+func testPurge(t *testing.T, s *store.Store) {
+	ctx := context.Background()
+	u := create(t, s, "purge@example.com")
+	now := t0.Add(800 * time.Hour) // past the fixture session's absolute end
+	fresh := addSession(t, s, u.user.ID, now.Add(-time.Hour))
+	recentlyEnded := addSession(t, s, u.user.ID, now.Add(-time.Hour))
+	require.NoError(t, s.RevokeSession(ctx, recentlyEnded.ID, recentlyEnded.SecretHash, "logout", now.Add(-time.Hour)))
+	longEnded := addSession(t, s, u.user.ID, now.Add(-100*time.Hour))
+	require.NoError(t, s.RevokeSession(ctx, longEnded.ID, longEnded.SecretHash, "logout", now.Add(-48*time.Hour)))
+	idle := addSession(t, s, u.user.ID, now.Add(-200*time.Hour)) // unused for more than 168h
+
+	n, err := s.PurgeSessions(ctx, now, now.Add(-168*time.Hour), now.Add(-24*time.Hour), 2)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "a batch is bounded")
+	n, err = s.PurgeSessions(ctx, now, now.Add(-168*time.Hour), now.Add(-24*time.Hour), 2)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	n, err = s.PurgeSessions(ctx, now, now.Add(-168*time.Hour), now.Add(-24*time.Hour), 2)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+
+	var left []string
+	require.NoError(t, s.DB().Raw(`SELECT id FROM sessions WHERE user_id = ? ORDER BY id`, u.user.ID).Scan(&left).Error)
+	want := []string{fresh.ID, recentlyEnded.ID}
+	slices.Sort(want)
+	assert.Equal(t, want, left, "expired, idle and long-ended sessions are gone; live and recently ended stay")
+	assert.NotContains(t, left, idle.ID)
+	assert.NotContains(t, left, longEnded.ID)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
@@ -77,7 +76,7 @@ func (s *Store) FindCredentials(ctx context.Context, email string) (identity.Use
 
 // UserByID returns a user with its profile.
 func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !validUUIDs(id) {
 		return identity.User{}, identity.ErrNotFound // Postgres would reject a non-UUID with an error
 	}
 	var row userWithProfile

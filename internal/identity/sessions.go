@@ -1,0 +1,109 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// revokedRetention is how long an ended session is kept before cleanup
+// deletes it: long enough that a replayed refresh token is still reported as
+// reuse (and logged), short enough that the table does not grow.
+const revokedRetention = 24 * time.Hour
+
+// purgeBatch bounds one DELETE, so cleanup never holds many row locks at once.
+const purgeBatch = 1000
+
+// AuthenticateSession checks an access token like Authenticate and also that
+// its session is still live. Lanyard's own bearer endpoints use it, so an
+// ended session's access tokens stop working there at once; offline
+// verifiers accept them until they expire (at most the access TTL).
+func (s *Service) AuthenticateSession(ctx context.Context, token string) (AccessClaims, error) {
+	claims, err := s.Authenticate(token)
+	if err != nil {
+		return AccessClaims{}, err
+	}
+	now := s.Now()
+	live, err := s.store.SessionActive(ctx, claims.SessionID, claims.Subject, now, now.Add(-s.cfg.RefreshIdleTTL))
+	if err != nil {
+		return AccessClaims{}, internal(err)
+	}
+	if !live {
+		return AccessClaims{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
+	}
+	return claims, nil
+}
+
+// ListSessions returns the caller's live sessions, marking the current one.
+func (s *Service) ListSessions(ctx context.Context, claims AccessClaims) ([]SessionInfo, error) {
+	now := s.Now()
+	sessions, err := s.store.ListSessions(ctx, claims.Subject, now, now.Add(-s.cfg.RefreshIdleTTL))
+	if err != nil {
+		return nil, internal(err)
+	}
+	for i := range sessions {
+		sessions[i].Current = sessions[i].ID == claims.SessionID
+	}
+	return sessions, nil
+}
+
+// EndSession ends one of the caller's sessions (possibly the current one).
+func (s *Service) EndSession(ctx context.Context, claims AccessClaims, sessionID string) error {
+	err := s.store.EndSession(ctx, claims.Subject, sessionID, "logout", s.Now())
+	if errors.Is(err, ErrNotFound) {
+		return &Error{Code: CodeNotFound, Message: "no such session"}
+	}
+	if err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// EndOtherSessions ends every session of the caller but the current one.
+func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims) error {
+	if err := s.store.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", s.Now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// ChangePassword checks the current password, stores the new one and ends
+// every other session.
+func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, current, next string) error {
+	if f := s.checkNewPassword("new_password", next); f != nil {
+		return &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: []FieldError{*f}}
+	}
+	hash, err := s.store.PasswordHashByID(ctx, claims.Subject)
+	if err != nil {
+		return userError(err)
+	}
+	ok, _, err := s.hasher.Verify(ctx, current, hash)
+	if err != nil {
+		return hashError(err)
+	}
+	if !ok {
+		return &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
+	}
+	newHash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return hashError(err)
+	}
+	if err := s.store.ChangePassword(ctx, claims.Subject, newHash, claims.SessionID, s.Now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// PurgeSessions deletes sessions that can never be used again, in bounded
+// batches, and reports how many went. Safe to run on every replica at once.
+func (s *Service) PurgeSessions(ctx context.Context) (int64, error) {
+	now := s.Now()
+	var total int64
+	for {
+		n, err := s.store.PurgeSessions(ctx, now, now.Add(-s.cfg.RefreshIdleTTL), now.Add(-revokedRetention), purgeBatch)
+		total += n
+		if err != nil || n < purgeBatch || ctx.Err() != nil {
+			return total, err
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/lanyard-id/lanyard/internal/identity"
+)
+
+// liveSession is the condition every "is this session usable" query shares.
+const liveSession = `revoked_at IS NULL AND expires_at > @now AND last_used_at > @idle_cutoff`
+
+// SessionActive reports whether a session of this user is live: Lanyard's own
+// bearer endpoints refuse access tokens whose session has ended.
+func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error) {
+	if !validUUIDs(sessionID, userID) {
+		return false, nil
+	}
+	var n int64
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM sessions WHERE id = @id AND user_id = @user_id AND `+liveSession,
+		map[string]any{"id": sessionID, "user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&n).Error
+	return n == 1, err
+}
+
+// ListSessions returns a user's live sessions, most recently used first.
+func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]identity.SessionInfo, error) {
+	if !validUUIDs(userID) {
+		return nil, nil
+	}
+	var rows []struct {
+		ID         string
+		CreatedAt  dbTime
+		LastUsedAt dbTime
+		UserAgent  *string
+		IP         *string `gorm:"column:ip"`
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT id, created_at, last_used_at, user_agent, ip FROM sessions WHERE user_id = @user_id AND `+liveSession+
+		` ORDER BY last_used_at DESC, id`, map[string]any{"user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make([]identity.SessionInfo, len(rows))
+	for i, r := range rows {
+		out[i] = identity.SessionInfo{ID: r.ID, CreatedAt: r.CreatedAt.Time, LastUsedAt: r.LastUsedAt.Time, UserAgent: r.UserAgent, IP: r.IP}
+	}
+	return out, nil
+}
+
+// EndSession ends one session of a user. ErrNotFound when the user has no
+// session with that id (another user's session is "not found" too).
+func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error {
+	if !validUUIDs(sessionID, userID) {
+		return identity.ErrNotFound
+	}
+	db := s.db.WithContext(ctx)
+	res := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
+		at, reason, sessionID, userID)
+	if res.Error != nil || res.RowsAffected == 1 {
+		return res.Error
+	}
+	var n int64 // already ended is fine; someone else's or unknown is not found
+	if err := db.Raw(`SELECT count(*) FROM sessions WHERE id = ? AND user_id = ?`, sessionID, userID).Scan(&n).Error; err != nil {
+		return err
+	}
+	if n == 0 {
+		return identity.ErrNotFound
+	}
+	return nil
+}
+
+// EndOtherSessions ends every live session of a user but one.
+func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
+	return endOtherSessions(s.db.WithContext(ctx), userID, keepSessionID, reason, at)
+}
+
+func endOtherSessions(db *gorm.DB, userID, keepSessionID, reason string, at time.Time) error {
+	return db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
+		at, reason, userID, keepSessionID).Error
+}
+
+// PasswordHashByID returns a user's password hash.
+func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, error) {
+	if !validUUIDs(userID) {
+		return "", identity.ErrNotFound
+	}
+	var hash string
+	res := s.db.WithContext(ctx).Raw(`SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
+	if res.Error != nil {
+		return "", res.Error
+	}
+	if res.RowsAffected == 0 {
+		return "", identity.ErrNotFound
+	}
+	return hash, nil
+}
+
+// ChangePassword stores a new hash and ends every other session in one
+// transaction: a stolen session cannot outlive the password change.
+func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSessionID string, at time.Time) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, at, userID).Error; err != nil {
+			return err
+		}
+		return endOtherSessions(tx, userID, keepSessionID, "password_change", at)
+	})
+}
+
+// PurgeSessions deletes up to batch sessions that can never be used again:
+// past their absolute end, idle past the cutoff, or revoked before
+// revokedBefore (revoked sessions are kept a while so a replayed token is
+// still reported as reuse). On Postgres SKIP LOCKED lets replicas purge side
+// by side without waiting on each other; deleting a row twice is harmless.
+func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefore time.Time, batch int) (int64, error) {
+	lock := ""
+	if s.dialect == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+WHERE expires_at <= @now OR last_used_at <= @idle_cutoff OR revoked_at <= @revoked_before LIMIT @batch`+lock+`)`,
+		map[string]any{"now": now, "idle_cutoff": idleCutoff, "revoked_before": revokedBefore, "batch": batch})
+	return res.RowsAffected, res.Error
+}
+
+func validUUIDs(ids ...string) bool {
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return false
+		}
+	}
+	return true
+}
