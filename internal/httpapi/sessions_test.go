@@ -161,3 +161,29 @@ func TestLifetimes(t *testing.T) {
 	assert.EqualValues(t, 1, n)
 	assert.Zero(t, s.count(t, "sessions"))
 }
+
+// TestLostResponse: the refresh commits but the client never reads the answer
+// and retries the parent. Within grace it gets the very successor it lost and
+// the chain stays single; after grace the same retry is reuse.
+func TestLostResponse(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, d store.Dialect) {
+		s := newTestServer(t, d)
+		parent := s.signUp(t, "lost@example.com").Refresh
+		lost := s.refresh(t, parent) // committed; pretend the response never arrived
+		require.Equal(t, http.StatusOK, lost.status)
+
+		s.clock.Advance(3 * time.Second)
+		retry := s.refresh(t, parent)
+		require.Equal(t, http.StatusOK, retry.status, string(retry.body))
+		assert.Equal(t, lost.tokens(t).Refresh, retry.tokens(t).Refresh, "the retry gets the successor it lost")
+		next := s.refresh(t, retry.tokens(t).Refresh)
+		require.Equal(t, http.StatusOK, next.status, "one live chain continues")
+
+		// A second lost response, this time retried after grace: reuse.
+		s.clock.Advance(11 * time.Second)
+		late := s.refresh(t, retry.tokens(t).Refresh)
+		assert.Equal(t, http.StatusUnauthorized, late.status)
+		assert.Equal(t, "refresh_token_reused", late.json(t)["code"])
+		assert.Equal(t, http.StatusUnauthorized, s.refresh(t, next.tokens(t).Refresh).status, "the session is revoked")
+	})
+}
