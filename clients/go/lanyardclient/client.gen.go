@@ -971,9 +971,12 @@ type ClientInterface interface {
 	//   after login whatever happens; rotation never extends the absolute
 	//   lifetime. A token of a session past either lifetime is answered
 	//   with 401 `session_expired`.
+	// - Any token of a session that reuse detection revoked keeps being
+	//   answered with 401 `refresh_token_reused` (until the session is
+	//   purged, 24 h later).
 	// - Any other token that does not belong to a live session (never
-	//   issued, or its session was ended by logout, a password change or
-	//   an earlier reuse detection) is answered with 401
+	//   issued, or its session was ended by logout, by the user from
+	//   another device, or by a password change) is answered with 401
 	//   `invalid_refresh_token`.
 	//
 	// Every 401 here means the same to a client: discard the tokens and log
@@ -1003,9 +1006,12 @@ type ClientInterface interface {
 	//   after login whatever happens; rotation never extends the absolute
 	//   lifetime. A token of a session past either lifetime is answered
 	//   with 401 `session_expired`.
+	// - Any token of a session that reuse detection revoked keeps being
+	//   answered with 401 `refresh_token_reused` (until the session is
+	//   purged, 24 h later).
 	// - Any other token that does not belong to a live session (never
-	//   issued, or its session was ended by logout, a password change or
-	//   an earlier reuse detection) is answered with 401
+	//   issued, or its session was ended by logout, by the user from
+	//   another device, or by a password change) is answered with 401
 	//   `invalid_refresh_token`.
 	//
 	// Every 401 here means the same to a client: discard the tokens and log
@@ -1372,9 +1378,12 @@ func (c *Client) LogOut(ctx context.Context, body LogOutJSONRequestBody, reqEdit
 //     after login whatever happens; rotation never extends the absolute
 //     lifetime. A token of a session past either lifetime is answered
 //     with 401 `session_expired`.
+//   - Any token of a session that reuse detection revoked keeps being
+//     answered with 401 `refresh_token_reused` (until the session is
+//     purged, 24 h later).
 //   - Any other token that does not belong to a live session (never
-//     issued, or its session was ended by logout, a password change or
-//     an earlier reuse detection) is answered with 401
+//     issued, or its session was ended by logout, by the user from
+//     another device, or by a password change) is answered with 401
 //     `invalid_refresh_token`.
 //
 // Every 401 here means the same to a client: discard the tokens and log
@@ -1414,9 +1423,12 @@ func (c *Client) RefreshSessionWithBody(ctx context.Context, contentType string,
 //     after login whatever happens; rotation never extends the absolute
 //     lifetime. A token of a session past either lifetime is answered
 //     with 401 `session_expired`.
+//   - Any token of a session that reuse detection revoked keeps being
+//     answered with 401 `refresh_token_reused` (until the session is
+//     purged, 24 h later).
 //   - Any other token that does not belong to a live session (never
-//     issued, or its session was ended by logout, a password change or
-//     an earlier reuse detection) is answered with 401
+//     issued, or its session was ended by logout, by the user from
+//     another device, or by a password change) is answered with 401
 //     `invalid_refresh_token`.
 //
 // Every 401 here means the same to a client: discard the tokens and log
@@ -2383,9 +2395,12 @@ type ClientWithResponsesInterface interface {
 	//   after login whatever happens; rotation never extends the absolute
 	//   lifetime. A token of a session past either lifetime is answered
 	//   with 401 `session_expired`.
+	// - Any token of a session that reuse detection revoked keeps being
+	//   answered with 401 `refresh_token_reused` (until the session is
+	//   purged, 24 h later).
 	// - Any other token that does not belong to a live session (never
-	//   issued, or its session was ended by logout, a password change or
-	//   an earlier reuse detection) is answered with 401
+	//   issued, or its session was ended by logout, by the user from
+	//   another device, or by a password change) is answered with 401
 	//   `invalid_refresh_token`.
 	//
 	// Every 401 here means the same to a client: discard the tokens and log
@@ -2415,9 +2430,12 @@ type ClientWithResponsesInterface interface {
 	//   after login whatever happens; rotation never extends the absolute
 	//   lifetime. A token of a session past either lifetime is answered
 	//   with 401 `session_expired`.
+	// - Any token of a session that reuse detection revoked keeps being
+	//   answered with 401 `refresh_token_reused` (until the session is
+	//   purged, 24 h later).
 	// - Any other token that does not belong to a live session (never
-	//   issued, or its session was ended by logout, a password change or
-	//   an earlier reuse detection) is answered with 401
+	//   issued, or its session was ended by logout, by the user from
+	//   another device, or by a password change) is answered with 401
 	//   `invalid_refresh_token`.
 	//
 	// Every 401 here means the same to a client: discard the tokens and log
@@ -3865,9 +3883,12 @@ func (c *ClientWithResponses) LogOutWithResponse(ctx context.Context, body LogOu
 //     after login whatever happens; rotation never extends the absolute
 //     lifetime. A token of a session past either lifetime is answered
 //     with 401 `session_expired`.
+//   - Any token of a session that reuse detection revoked keeps being
+//     answered with 401 `refresh_token_reused` (until the session is
+//     purged, 24 h later).
 //   - Any other token that does not belong to a live session (never
-//     issued, or its session was ended by logout, a password change or
-//     an earlier reuse detection) is answered with 401
+//     issued, or its session was ended by logout, by the user from
+//     another device, or by a password change) is answered with 401
 //     `invalid_refresh_token`.
 //
 // Every 401 here means the same to a client: discard the tokens and log
@@ -3903,9 +3924,12 @@ func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Con
 //     after login whatever happens; rotation never extends the absolute
 //     lifetime. A token of a session past either lifetime is answered
 //     with 401 `session_expired`.
+//   - Any token of a session that reuse detection revoked keeps being
+//     answered with 401 `refresh_token_reused` (until the session is
+//     purged, 24 h later).
 //   - Any other token that does not belong to a live session (never
-//     issued, or its session was ended by logout, a password change or
-//     an earlier reuse detection) is answered with 401
+//     issued, or its session was ended by logout, by the user from
+//     another device, or by a password change) is answered with 401
 //     `invalid_refresh_token`.
 //
 // Every 401 here means the same to a client: discard the tokens and log
