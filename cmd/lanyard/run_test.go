@@ -16,10 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lanyard-id/lanyard/internal/config"
+	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
 )
 
@@ -391,4 +394,37 @@ func TestHeaderLimit(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
+}
+
+// TestCleanupJob: the background job of a running server deletes a session
+// that can never be used again and counts it in lanyard_sessions_purged_total.
+func TestCleanupJob(t *testing.T) {
+	dataDir := t.TempDir()
+	l := start(t, map[string]string{"LANYARD_DATA_DIR": dataDir, "LANYARD_CLEANUP_INTERVAL": "20ms"})
+	status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "purge@example.com", "password": "correct horse battery staple"})
+	require.Equal(t, http.StatusCreated, status)
+	userID := body["user"].(map[string]any)["id"].(string)
+
+	// Plant a session that expired long ago, through a second connection to
+	// the same embedded database.
+	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dataDir, "lanyard.db")})
+	require.NoError(t, err)
+	defer st.Close()
+	old := time.Now().UTC().Add(-60 * 24 * time.Hour).Truncate(time.Microsecond)
+	require.NoError(t, st.CreateSession(context.Background(), identity.NewSession{
+		ID: uuid.NewString(), UserID: userID, SecretHash: make([]byte, 32), CreatedAt: old, ExpiresAt: old.Add(720 * time.Hour),
+	}))
+
+	require.Eventually(t, func() bool {
+		res, err := http.Get(l.url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(b), "lanyard_sessions_purged_total 1")
+	}, 30*time.Second, 10*time.Millisecond, "the cleanup job never purged the expired session")
+	var n int64
+	require.NoError(t, st.DB().Raw(`SELECT count(*) FROM sessions`).Scan(&n).Error)
+	assert.EqualValues(t, 1, n, "only the live session from sign-up is left")
 }
