@@ -1150,6 +1150,7 @@ type GetJWKSResponseObject interface {
 
 type GetJWKS200ResponseHeaders struct {
 	CacheControl string
+	ETag         string
 }
 
 type GetJWKS200JSONResponse struct {
@@ -1165,9 +1166,26 @@ func (response GetJWKS200JSONResponse) VisitGetJWKSResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+type GetJWKS304ResponseHeaders struct {
+	CacheControl string
+	ETag         string
+}
+
+type GetJWKS304Response struct {
+	Headers GetJWKS304ResponseHeaders
+}
+
+func (response GetJWKS304Response) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.Header().Set("ETag", fmt.Sprint(response.Headers.ETag))
+	w.WriteHeader(304)
+	return nil
 }
 
 type GetOpenIDConfigurationRequestObject struct {
@@ -3008,52 +3026,55 @@ var swaggerSpec = []string{
 	"FBy84egaVSHY6UgY3DLCymbqzLOGOMU+vqBjuQpRs6IFY1qV+oWZ7ds4RcKmTAdz6xrSpJ2AFWYrdzqu",
 	"L6DhxFzMTAp9obFlRsknYPb+xDQ2XvHKV7xs9fvfrK06jr/mtg9sEsTQnH98r/OXcon1d4XK2gVdmeNx",
 	"YPEI6816xDfoB9rrXZfO2I/b/T4givWcoLQvtpxH751xKtmuUDk6WMhyPRJK00Qr19TRwPURnRdbDatp",
-	"bBFaMAxaw3dY5O8aMtueT4V+koq0AcQdGInOFJgpWfSm9R7GKjEAYBQ87AbVLhCNvOC1awFha9vVnMbA",
-	"v0bi3X09IXIeYWbrCaY3VcwCVZgePutmK+0Oxv3eXC+izkhskneupcRjuA2818GggdJUhKBwvnp7NRIR",
-	"nyQUb7YAQTXlNv5sgks/KAM7jKFWgmU0Mh7FgtVgLpOZplHkasLPE3nLQ9PGr7EKfCSykl7D1/NGAI7Z",
-	"NRNkU5uO70ifTdOtIdeGqOCXUW7gGoOU6NYNStqNdNvp/ePIrN4F5R7yMt0I/1xLRYc233yr3we9HSGQ",
-	"9zRG6cdVZneCTSpmWJLVI0cmFCTkSIQsZiJkIlgNUSJx0xwazEsBQ4Cuy5SXdY0GtQtDSgmdTnmwBtlM",
-	"p8XviV+lXo5rEKsABgob6rXuO5xTu+XCkWT7UvZMFkwnPFD3cTZ47hjbeSJBM2WpIprdaeypZxNIjOtu",
-	"JNoVewve24wjysUBsQrZj/1ev7dzgC0xFdM/pnrafXpAmApozMXsx1QAoQQyYVj8KxNkJm4pWVdRFSQU",
-	"lG6qbhQeJddgSTjlXeRVYsT05xHStonHXsPWR2n+MJyms+b07dQPH3++2fLB50T3F/Ly+PSczOR4Jg3q",
-	"MUXepNi0Uk5J4UfUcmzOXmRva+qNxF/I1W/nx5UBZjSdsZEo/zjYasp+r2PW557x/VhX+HyRgW0t/qHR",
-	"8TiWYM+90Jka5BXefuOsbGXCjK6/NN5TljWYtr6oYotprmyX6R45A/t/yRUju/3tcl13bySuC4xE0rA7",
-	"oREVAUtch1UbijYKLg15gdOsQakL99o/k6dcoMmnpYEi3hi0299eN2q2zM1iu/P7cKG4ybUoUAhnGrKJ",
-	"pWpABcvi11wRQUXoWb/eyvTf9IhVP2kx0Qqtn8PKFREGM/LiezP+jOlCjom139voqm3qUtBBf89EpoWv",
-	"jB2sTFMgMwTeIAHMSePlGIDV6Hkq3Ntm72VrwJtTOTtxSjRT+pkMV98MV0rNBz+VPfo2VtaEp/cjSvH+",
-	"qU9ea+cx3xTuzcRPBo/Cx/yyE/ho8Agkrt5Eht/tPmayhqbvSDmP2Fx20d63JrVTOcvc8HX6KNAfQKpO",
-	"eTLV60nv2Hl2s/6BtQaD5joURbQ0/bpLTzFeGY/EUiY36GfWGIbq3e+CqtZVKE1XI7HWJ9XsKsp8RB2b",
-	"/HQSskUsgVxc3pOlSw5SZiejx+LMS9BG+S3z3BLRZqleQ5I7XEBLdZdiKml7FxgHuwE1actkJCI5m+Gl",
-	"Qaku+E4jOwp2pVZ0yqxUuWU0QgNrntnSNeZwlurvxx0K7SgfxR52HihsUe7CJ5kU76PCS0rQXd77Upbx",
-	"b0D991DysVFTspsd7yFc14BwPeXeBdgxSmEkokiwU0w4rpVsGh1pY0Ow5caG+8Q2ADN3YWZ3DtWvUMNr",
-	"ioaYQ5RnaueZR+ioXspMWXND2YQ+KzLNpTYc0Lwx0GTCWdXEsYvj68vj8U8Xh6Uk2UGfgEq4lETTScaU",
-	"DAty2ZU29TqSSmcO9I4pgFZpEDB7MZK7o82sLwdC8QYW6ymFVaInmyJEkXVO9dDlDJfDYxkZuLz/nB3t",
-	"9Afo6m+Mn7lF5XenuaKF9Ul1eZ8rm1RXTBJNFTMe2tr3h88uz06vr6pjbPfzQTJvPoigOdUYRpnTOMY2",
-	"ji4z14ZX2J3OYoWNd0aRw7xtLS3eOKUJM7fZZCmEjVE6UNGq/Z4MvMSqaWSbm5cqRkKmWWAKIszddzYj",
-	"bsK4ue2rWvwwWHuBV57CmZ81jBCn5gqrrR0yJxHVLoP7MItCOk841dX7xtZeNmaCJ/ffNwbC0MgflItZ",
-	"dvo0kQuzNTO9qZ3EcSarYgNkw0s6TTUgAxuUamrLhaR/jF4igBe2ql0wKlSR6gm13q4hus9oEhZb5QNe",
-	"RnI2Eu4ivyyKUb03zCoPWYTeZhq5/neYhaRIG1UkbyRs1knHCuqcP0RKYggDHU4uQcYy0ybpe1G6P+s7",
-	"SeFKTfR/tPR/Ny39AvMrqsL4fiGvsBjxHsMYE6tU0YIE4W4LHrIkHUxi4aKq86IOkGcjt2vaQGmlnVLf",
-	"SHtZryHEjEtgCsac3hauv1lTKiec22skmmrwHqikK9SZ2BSBkShV0bko9aC/teNaZJu7IJsq30408uc3",
-	"L36uZlKai9IsT6HJTIotHh64Rkwo0myPEnQPzWaoMozEoagkbiJHd1bOnJaOrIGn7lf6HvbIYZazCfsI",
-	"7inYbOBQl3wmruPvxJnKFbOPYkyDfwxj2n/4k+yS/v8/mZJhIAVkXMuPTO5to6f2wpYaZFoFXvRVvzMT",
-	"1RErpLX00F2aRRdHInPdtpW0FOZEN6aN8MINOiDWjTgHapBRyJKOZzMq12S4ttdk2nZsedKaUqKGgMD3",
-	"dNvasoLGEJBJjehykV+p/0XC96vs1XL27bv3n0r49JNznJaWWkCqBSui1GaxVPtB32+1kbFneC8IMmDT",
-	"LsHcWp2k7bChWEiaMXES04QumGaJ6uTVNiYdxejC5aYeI4FAJ8WOykX3lMrqUAUYMcbLXGu9DGJmrRv5",
-	"wFrlDWXYzFU3mxbGZph1uYM1rDWto89zh+D3EAOVPtVf4ycqXrti9O7cRi6djb0RDq8w/o/6+q0lxf2k",
-	"bs6ZLFZNnuYqmed1FGsT6sos4wfV2A+0JDKyYN8wZ9/F1hFrayqaGft51kXru3H3UnfE9YF+s1dQ5HEj",
-	"n5dB4kre8ozP+3NCso5d5vWmbmOf/oUlTR1LqmjoteJUNxWyalVqdog31+elab699Mn2nEjAluEL5nJS",
-	"bNUMNpowZTPAoW5YjPeIo28n8xmQq0LSsEsxdp0MR+IRjfPwL9M9z/bRsOqPoqsHGumZfGBdxCwblZwm",
-	"iNNYPz4SAY2iYhV56C5DtyGbQkm5a89EardNjQQGQCzT7hGwg0S6MF2tS/LMXdUKEK4aQGuFGxF04VzG",
-	"2GEkd53a4Wz77AYKP09LFP4dBGC5Ae3jPTTfcnbXTnOdCvm4hpr/IhznP8L8SzjjkWNI0nGgRzLKXF4X",
-	"W2+FrLmk8DjXlyvt79AGZHcB8MKi3g6iF1gGTyrRJYUN7TNGk9Uw2WQfLCXlSf06qJFI2NS1CM/T5TGP",
-	"wyaW5uwLdXwTMHbxYhNqMvnfjYUMTXzkWISYMHTpYPRYrfYBzfVfS7xiJDKKQL0rr7suXR+v0RWDF4q0",
-	"8UJvE0zHf5pwTccDI4gpPRIodUEsGwTyyYImN+pxHRebouRc6fWn9u1YcbFv3xo+XILEf/S7BgQE6AH2",
-	"rcO7OrPa/MjDTw9yrFJyh3EQcIWdiLi2VytWmVanl0dbsWLHRcsArVFPl4JVYnaYyOVlfbR3+juERvxm",
-	"HUfJY0e5WwJBdF93UNMKptAdFNO/ucAb7jFj2fZi4OG9KPJA5T2cy5fmd2AsDbM3sQQgzFzg+LzzjzXa",
-	"zbLv/+iN1C9kKv4R7BWQRk7vxXEcMrltRoZTGdDI9ZEyRQFoFNvQSK2dGSBHmkRrr+GEFdrpa7aSqfr2",
-	"SISpZl6m9FvHWYmVWaRD9/En72HBYAp5uXHkNbiNC2MuWMOITfU+sC5TtdFVehUV6zJctQIW6ecFUoVZ",
-	"8uKF+mQusd4rJPvCZPXUZzO+KzR3cWwaEpdAXJyykBn76f2n/xsAAP//",
+	"rEc4vqKzJheI0qYPutFeNZ3lPkJN2mW/ljKJHl4WThiJTH2y3Ss7eQgNFEOQ6/7JtPtGCtZ9TXUw94mW",
+	"qNVSst3fefw+R60/tg/3J7/21a/z3cXW7e9Pf7s5DQfLtR1Rt/s767KFtC2x1iTAGtGwEO/xAVC+Kf2r",
+	"L/4hrFq/k/Un8vhvPhXNu9bwHbZqcG21beeuQldQRdpAKB0AEJ0pMDazGFzrPYxVYuPA7nnYDaq9PBo5",
+	"+mvXyMN2KFBzGoMUGol393X2yDm9ma0nmN5UMQtUYXr4rJuttDsY93tzvYg6I7FJ3rnGII+RGfBeB0M/",
+	"SlMRgtnw6u3VSER8klC8nwTUjSm3WQQmRPiDMrDDSHgl5Ekj4xcu2H7mSqBpGkWusv88kbc8NM0YG2v5",
+	"RyIrzDbSOW/n4ERWM1ttarbyHbls03RrmG5DbPfL+G/g2ruUuK8blLQbuW+n902Z5b1kVu9lcw95mZ6S",
+	"f66lokNbNbDV74P1hRDIO1OjDsNV5j1gyS1Q9surq/MeOTIBPSFHImQxEyETwWqIegU3Lb4jfssEDAEW",
+	"C3Bt1/sblGcMDCZ0OuXBGmQz/TK/J36VOnKuQawCGChsqNe673BO7ZYLR5LtS9kzWTCd8EDdx9nguWNs",
+	"54kE+4Klimh2p7Ezok0DMg7YkWhXrGZ4bzOOKBcHxKrVP/Z7/d7OATY2VUz/mOpp9+kBYSqgMRezH1MB",
+	"hBLIhGEJt0yQmbilZL1hVZBQMJ2oulF4lFyDPehMMJHX+hHTZUlI2+wfO0ZbT7P5w3CazprTt1M/fPz5",
+	"ZssHnxPdX8jL49NzMpPjmTSoxxR5k2LrUTklhR9RV7WZl5G9c6s3En8hV7+dH1cGmNF0xkai/ONgq6mG",
+	"oY5Zn3vG92Nd4fNFBra1+Iem4+NYgj33Qn9xkFd4h5HzlSgTLHZdwvG2uaxNuPUoFhuFc2V7hffImZ6z",
+	"ZMkVI7v97XJ1fm8krguMRNKwO6ERFQFLXJ9cm1BgzBQa8gKnWYNSF+61fyZPuUDDXUsDRbz3abe/vW7U",
+	"bJmbxab19+FCcZNrUaAQlDZkE0vVgAqWxa+56IOK0LPe2ZXpouoRa0TQYroc2rCHlYs+DGbkLRTM+DOm",
+	"C5lC1gvTRod7U6+JDnrtJjItfGW8Gcq0djJD4D0gwJw0XnECWI3+w8Lte/Z2vQa8OZWzE2ciMKWfyXD1",
+	"zXCl1ELyUzkuYyOeTXh6P6IUbxH75LV2HvNN4fZT/GTwKHzMr6yBjwaPQOLqfXL43e5jJmto3Y+U84jN",
+	"ZdclfmtSO5WzLJhSp48C/QGk6pQnU72e9I6dfz7rAllrE2kutVFES9N1vfQUo87xSCxlcoPRAo3BxN79",
+	"jsRqdYzSdDUSaz2LzQ6/zNPXsSlsJyFbxBLIxWWvWbrkIGV2MnoszrwEbZTfMs8tEW2W6mUyudsMtFR3",
+	"tamStgOFCZMYUJO2TEYikrMZXv2U6oIHPLKjYG9xRafMSpVbRiM0sOaZR6TGHM5S/f24Q6Gp6KPYw84D",
+	"5UnKXdslk+KtYnjVDAY9el/KMv4NqP8eSj42akp2P+c9hOvaSK6n3Dvj01EYTyoS7BTTxmuFt0ZH2tgQ",
+	"bLmx4T6xbdzMjabZzVH1i/DwsqkhZoLl+fZ5/hiGG5YyU9bcUDYt04pMczURBzRvDBeaoGQ1/e/i+Pry",
+	"ePzTxWEp1XnQJ6ASLiXRdJIxJcOCXI6sTaCPpNJZGKRjythVGgTMXm/lbtoz68uBULxHx/q7YZUYj6AI",
+	"UWSdUz10md/lIGdGBq56I2dHO/0BBmwao6BuUfkNeK70ZH1qZN6tzKZGFlN9U8WMn732/eGzy7PT66vq",
+	"GNv9fJAsJgMiaE41BsPmNI6xGafLr7ZBMnans4hv481f5DBvPkyL94ZpwsydRFkiaGOsFVS0atcuAy+x",
+	"ahrZZlimipGQaRaYshZzg6HNa5wwbu5sq5awDNZew5Yn4uZnDSPEqbmIbGuHzElEtcvDP8xiyS6eQXX1",
+	"1ri1V8aZENj9t8aBMDTyB+ViVmMwTeTCbM1MbypgcZzJqtjG2vCSTlMlz8CGFpuaqyHpH6OXCOCFDYcX",
+	"jApVpHpCrbdriO4zmoTFCw8ALyM5Gwl3HWMWi6re/maVhyzPwuaLuS6GmEumSBtVJG8kbO5QxwrqnD9E",
+	"SmIgCh1OLs3JMtMm6XtRugXtO0nhSmX7f7T0fzct/QKzZKrC+H4hr7Ck9B7DGNPjVNGCBOFuy1ayVCtM",
+	"ReKiqvOiDpDnlLdr2kBppZ1S90975bIhxIxLYCLNnN4WLjFaU/AonNtrJJoqKR+ohyxUC9lEj5Eo1UK6",
+	"XINBf2vHNTo3N3o21S+eaOTPb178XM2HNdfdWZ5Ck5kUWzw8cO20UKTZTjPoHprNUGUYiUNRSb9Fju6s",
+	"nDktHVkDT92vdK/skcMs8xb2EdxTdtvAoS75TFzH34kzleueH8WYBv8YxrT/8CdHUkwjHuj/T5mSYSAF",
+	"ZFzLj0wGdaOn9sIWjGRaBV7XVr/5FNURK6S19NBdmkUXRyJz3baVtBTmRDcm//DCPUgg1o04B2qQUciS",
+	"jmfzYtfkKbfX5Et3bJHZmoKwhoDA93Tb2uKQxhCQSXDpcmG47xcL36+yV8s51O/efyrh00/OcVpaagGp",
+	"FqyIUpvFgvsHfb/VdtSe4b0gyIBNu3wNa3WStsOGYjlwxsRJTBO6YJolqpPXTJkUDqMLl1uzjAQCnRT7",
+	"YhfdUyqrJhZgxBgvc62BNoiZtW7kA2uVNxTTM1ejbhpRm2HWZYDWsNY0AD/PHYLfQwxUuo1/jZ+oeHmO",
+	"S0xxykfpbOy9fngR9X/U128tKe4ndXPOZLFq8jRXyTyvhlmbFllmGT+oxq6uJZGRBfuGOfsuNgBZWxnT",
+	"zNjPs15o3427l3pcrg/0m72CIo8b+bwMEle4mOft3p8TkvVdM6839Yz79C8saepYUkVDrxWnuqkcWatS",
+	"y8oe8YsFhr69ust2DknAluEL5nJSbO0TtgsxxU/AoW5YjLfBo28n8xmQq0Lqt0sUd/0oR+IR7Q/xL9MD",
+	"0XZDseqPoqsH2iGarG5dxCwblZwmiNPYBWAkAhpFxV4AobvS3oZsCo0BXJMtUrszbCQwAGKZdo+AHSTS",
+	"helNXpJn7sJdgHDVAFor3IigC+cyxj4xuevUDmeboDdQ+HlaovDvIADLbYQf76H5lrO7pqjrVMjHtUX9",
+	"F+E4/xHmX8IZjxxDko4DPZJR5vK62EAtZM2Foce5vlxpYog2ILsLgBcW9XYQvcAyeFKJLim8liBjNNVU",
+	"aiwI5kn9Uq+RSNjUNXrPix4wj8MmlubsC3V8EzB28WITajJZ/I3lKE185FiEmDB06WD0WK32Ac31X0u8",
+	"YiQyikC9K6+7Ll0fr9EVgxeKtPFadhNMx3+acE3HAyOIKT0SKHVBLBsE8smCJjfqcX0zm6LkXOn1p/bt",
+	"WHGx++IaPlyCxH/0uwYEBOgB9q3Duzqz2vzIw08PcqxScodxEHCF/aS4thdkVplWp5dHW7HuykXLAK1R",
+	"T5eCVWJ2mMjlZd3Qd/o7hEb8Zh1HyWNHuVsCQXRfj1fT0KfQ4xXTvzm8GFPMWLYdNXh4L4o80D8BzuVL",
+	"8zswlobZm1gCEGYucHze+cca7WbZ93/0RuoXMhX/CPYKSCOn9+I4DpncNiPDqQxo5LqBmaIANIptaKTW",
+	"lA6QI02itZepwgrt9DVbydTueyTCVDMvU/qt46zEyizSofv4k/ewYDDl2Nw48hrcxoUxF6xhxKZ6H1iX",
+	"qdroKr2KinUZrloBWy3kZW6FWfLihfpkLrHeKyT7wmT11GczvmsX4OLYNCQugbg4ZSEz9tP7T/83AAD/",
+	"/w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type Ring struct {
 	// no base64 decode or JSON parse of the header.
 	byHeader map[string]*SigningKey
 	jwks     []byte
+	jwksETag string
 }
 
 // NewRing builds a ring that signs with signing and publishes signing plus
@@ -58,6 +60,8 @@ func NewRing(signing *SigningKey, published ...*SigningKey) (*Ring, error) {
 		return nil, fmt.Errorf("keys: marshal jwks: %w", err)
 	}
 	r.jwks = jwks
+	sum := sha256.Sum256(jwks)
+	r.jwksETag = `"` + b64.EncodeToString(sum[:16]) + `"`
 	return r, nil
 }
 
@@ -71,6 +75,10 @@ func (r *Ring) Algorithm() Algorithm { return r.signing.alg }
 // only, each with kid, alg and use "sig". The bytes are prepared once in
 // NewRing and shared by every call: callers must not modify them.
 func (r *Ring) JWKS() []byte { return r.jwks }
+
+// JWKSETag is a strong entity tag for JWKS(): a digest of the bytes, so
+// every replica serving the same key set sends the same tag.
+func (r *Ring) JWKSETag() string { return r.jwksETag }
 
 // Sign signs payload (marshalled JWT claims) as a compact JWS with the
 // protected header {"alg":...,"kid":...,"typ":"at+jwt"}.

@@ -314,6 +314,18 @@ func TestWellKnown(t *testing.T) {
 		assert.NotContains(t, k, private)
 	}
 
+	etag := res.header.Get("ETag")
+	require.Regexp(t, `^"[A-Za-z0-9_-]{22}"$`, etag, "a strong ETag")
+	assert.Equal(t, s.ring.Ring().JWKSETag(), etag)
+	for _, inm := range []string{etag, `"other", ` + etag, "W/" + etag, "*"} {
+		nm := s.do(t, http.MethodGet, "/.well-known/jwks.json", nil, "If-None-Match", inm)
+		assert.Equal(t, http.StatusNotModified, nm.status, inm)
+		assert.Empty(t, nm.body)
+		assert.Equal(t, etag, nm.header.Get("ETag"))
+		assert.Equal(t, "public, max-age=300", nm.header.Get("Cache-Control"))
+	}
+	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/.well-known/jwks.json", nil, "If-None-Match", `"stale"`).status)
+
 	res = s.do(t, http.MethodGet, "/.well-known/openid-configuration", nil)
 	require.Equal(t, http.StatusOK, res.status)
 	d := res.json(t)

@@ -81,8 +81,25 @@ func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.Get
 	return api.GetMe200JSONResponse(userResponse(user)), nil
 }
 
-func (h *handlers) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
-	return jwksResponse(h.s.deps.Keys.Ring().JWKS()), nil
+func (h *handlers) GetJWKS(ctx context.Context, _ api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	ring := h.s.deps.Keys.Ring()
+	return jwksResponse{
+		body:        ring.JWKS(),
+		etag:        ring.JWKSETag(),
+		notModified: etagMatches(ginContext(ctx).GetHeader("If-None-Match"), ring.JWKSETag()),
+	}, nil
+}
+
+// etagMatches applies If-None-Match (RFC 9110 §13.1.2: weak comparison, a
+// list of tags, or "*").
+func etagMatches(ifNoneMatch, etag string) bool {
+	for _, tag := range strings.Split(ifNoneMatch, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == etag {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handlers) GetOpenIDConfiguration(context.Context, api.GetOpenIDConfigurationRequestObject) (api.GetOpenIDConfigurationResponseObject, error) {
@@ -173,10 +190,20 @@ func claimsFrom(ctx context.Context) identity.AccessClaims {
 // not marshalled per request, and metrics go through promhttp for its
 // content negotiation.
 
-type jwksResponse []byte
+type jwksResponse struct {
+	body        []byte
+	etag        string
+	notModified bool
+}
 
-func (b jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
-	return writePrepared(w, b)
+func (j jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+	w.Header().Set("ETag", j.etag)
+	if j.notModified {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return writePrepared(w, j.body)
 }
 
 type discoveryResponse []byte
