@@ -86,4 +86,3 @@ func TestFirstKeyRace(t *testing.T) {
 		})
 	}
 }
-
