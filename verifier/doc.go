@@ -26,6 +26,24 @@
 //			fmt.Fprintf(w, "lessons for a %s\n", c.Profile.DeveloperRole)
 //		})))
 //
+// # Rules
+//
+// These are the rules the FastAPI and Node examples apply too (see
+// examples/README.md, "Agreed rules"; internal/tokencorpus holds the
+// shared cases). The token is a compact JWS of canonical unpadded base64url
+// parts (no whitespace); its header has an allowed alg matching the key's,
+// typ at+jwt, a kid, and neither crit nor b64. Claim names are
+// case-sensitive ("Profile_Complete" is not profile_complete). exp, iat
+// and nbf are JSON numbers in [0, 2^53); exp and iat are required, nbf is
+// checked only when present; a token is refused when expired, not yet
+// valid (nbf) or issued in the future (iat), each beyond Config.Leeway.
+// iss must equal Config.Issuer, aud contain Config.Audience; sub and sid
+// are non-empty strings, email and jti strings when present;
+// profile_complete is a required boolean; profile, when present, is an
+// object with string python_proficiency and developer_role, and it is
+// required when profile_complete is true. VerifyRequest accepts the
+// Bearer scheme in any case followed by one or more spaces.
+//
 // # Keys and Lanyard outages
 //
 // Keys are parsed once per fetch and cached by kid; a fetched set is fresh

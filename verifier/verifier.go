@@ -278,23 +278,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	return v.checkClaims(payload[:n])
 }
 
-// rawClaims is the payload as JSON. encoding/json matches names
-// case-insensitively; that is harmless here because the payload is
-// covered by the issuer's signature, so only Lanyard chooses its spelling.
-type rawClaims struct {
-	Iss             string      `json:"iss"`
-	Sub             string      `json:"sub"`
-	Aud             audience    `json:"aud"`
-	Iat             numericDate `json:"iat"`
-	Nbf             numericDate `json:"nbf"`
-	Exp             numericDate `json:"exp"`
-	Jti             string      `json:"jti"`
-	Sid             string      `json:"sid"`
-	Email           string      `json:"email"`
-	ProfileComplete strictBool  `json:"profile_complete"`
-	Profile         *Profile    `json:"profile"`
-}
-
 // audience is aud, which RFC 7519 lets be a string or an array of them.
 type audience []string
 
@@ -365,65 +348,172 @@ func (p *strictBool) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// claimSet is the payload's members by exact name. Decoding through a map
+// rather than a struct keeps claim names case-sensitive (RFC 7519 §4):
+// encoding/json would take "Profile_Complete" for profile_complete, which
+// PyJWT and jose do not. Duplicate names: the last wins, as in both.
+type claimSet map[string]json.RawMessage
+
+// present reports whether name is in the payload with a non-null value.
+func (cs claimSet) present(name string) bool {
+	raw, ok := cs[name]
+	return ok && string(raw) != "null"
+}
+
+// str decodes the string claim name; absent is "", any other type
+// (null included) is an error.
+func (cs claimSet) str(name string) (string, error) {
+	raw, ok := cs[name]
+	if !ok {
+		return "", nil
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", fmt.Errorf("%s is not a string", name)
+	}
+	// Lanyard's strings have no escapes: skip the second decode pass.
+	if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 {
+		return string(s), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+// date decodes the NumericDate claim name, if present.
+func (cs claimSet) date(name string) (numericDate, error) {
+	var d numericDate
+	raw, ok := cs[name]
+	if !ok {
+		return d, nil
+	}
+	if err := d.UnmarshalJSON(raw); err != nil {
+		return d, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
+// parseProfile decodes the profile claim: an object whose
+// python_proficiency and developer_role are strings.
+func parseProfile(raw json.RawMessage) (*Profile, error) {
+	var m claimSet
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		return nil, errors.New("profile is not an object")
+	}
+	if _, ok := m["python_proficiency"]; !ok {
+		return nil, errors.New("profile.python_proficiency missing")
+	}
+	if _, ok := m["developer_role"]; !ok {
+		return nil, errors.New("profile.developer_role missing")
+	}
+	var p Profile
+	var err error
+	if p.PythonProficiency, err = m.str("python_proficiency"); err != nil {
+		return nil, fmt.Errorf("profile.%w", err)
+	}
+	if p.DeveloperRole, err = m.str("developer_role"); err != nil {
+		return nil, fmt.Errorf("profile.%w", err)
+	}
+	return &p, nil
+}
+
 func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
-	var rc rawClaims
-	if err := json.Unmarshal(payload, &rc); err != nil {
+	var cs claimSet
+	if err := json.Unmarshal(payload, &cs); err != nil {
 		return nil, invalid("claims: %v", err)
 	}
-	if rc.Iss != v.issuer {
-		return nil, invalid("iss %q, want %q", rc.Iss, v.issuer)
+	iss, err := cs.str("iss")
+	if err != nil {
+		return nil, invalid("claims: %v", err)
 	}
-	if !slices.Contains(rc.Aud, v.audience) {
-		return nil, invalid("aud %q does not contain %q", []string(rc.Aud), v.audience)
+	if iss != v.issuer {
+		return nil, invalid("iss %q, want %q", iss, v.issuer)
 	}
-	if !rc.Exp.set {
+	var aud audience
+	if raw, ok := cs["aud"]; ok {
+		if err := aud.UnmarshalJSON(raw); err != nil {
+			return nil, invalid("claims: aud: %v", err)
+		}
+	}
+	if !slices.Contains(aud, v.audience) {
+		return nil, invalid("aud %q does not contain %q", []string(aud), v.audience)
+	}
+	exp, err := cs.date("exp")
+	if err != nil {
+		return nil, invalid("claims: %v", err)
+	}
+	iat, err := cs.date("iat")
+	if err != nil {
+		return nil, invalid("claims: %v", err)
+	}
+	nbf, err := cs.date("nbf")
+	if err != nil {
+		return nil, invalid("claims: %v", err)
+	}
+	if !exp.set {
 		return nil, invalid("exp missing")
 	}
-	if !rc.Iat.set {
+	if !iat.set {
 		return nil, invalid("iat missing")
 	}
 	// Whole seconds and these exact comparisons are what PyJWT and jose
 	// do, so the three verifiers Lanyard documents agree at the edges.
 	now := float64(v.now().Unix())
 	leeway := v.leeway.Seconds()
-	if rc.Exp.v <= now-leeway {
-		return nil, invalid("expired at %v", rc.Exp.time())
+	if exp.v <= now-leeway {
+		return nil, invalid("expired at %v", exp.time())
 	}
-	if rc.Nbf.set && rc.Nbf.v > now+leeway {
-		return nil, invalid("not valid before %v", rc.Nbf.time())
+	if nbf.set && nbf.v > now+leeway {
+		return nil, invalid("not valid before %v", nbf.time())
 	}
-	if rc.Sub == "" {
+	// A token issued in the future is refused like one not yet valid
+	// (PyJWT does; the jose example checks it explicitly).
+	if iat.v > now+leeway {
+		return nil, invalid("issued in the future, at %v", iat.time())
+	}
+	c := &Claims{
+		Issuer:    iss,
+		Audience:  v.audience,
+		IssuedAt:  iat.time(),
+		ExpiresAt: exp.time(),
+	}
+	if nbf.set {
+		c.NotBefore = nbf.time()
+	}
+	for name, dst := range map[string]*string{"sub": &c.Subject, "sid": &c.SessionID, "email": &c.Email, "jti": &c.ID} {
+		if *dst, err = cs.str(name); err != nil {
+			return nil, invalid("claims: %v", err)
+		}
+	}
+	if c.Subject == "" {
 		return nil, invalid("sub missing")
 	}
-	if rc.Sid == "" {
+	if c.SessionID == "" {
 		return nil, invalid("sid missing")
 	}
 	// A token without profile_complete is not a Lanyard access token (it
 	// is always present); treating absent as false would make a
 	// personalised route answer 403 "finish onboarding" to a foreign token.
-	if !rc.ProfileComplete.set {
+	var complete strictBool
+	if raw, ok := cs["profile_complete"]; ok {
+		if err := complete.UnmarshalJSON(raw); err != nil {
+			return nil, invalid("claims: profile_complete: %v", err)
+		}
+	}
+	if !complete.set {
 		return nil, invalid("profile_complete missing")
 	}
-	// Lanyard puts the profile in every token that says onboarding is
-	// done; requiring it lets handlers behind RequireCompleteProfile use
-	// Claims.Profile without a nil check.
-	if rc.ProfileComplete.v && rc.Profile == nil {
+	c.ProfileComplete = complete.v
+	// A profile, when present, must be well formed whatever
+	// profile_complete says. Lanyard puts it in every token that says
+	// onboarding is done; requiring it lets handlers behind
+	// RequireCompleteProfile use Claims.Profile without a nil check.
+	if cs.present("profile") {
+		if c.Profile, err = parseProfile(cs["profile"]); err != nil {
+			return nil, invalid("claims: %v", err)
+		}
+	}
+	if c.ProfileComplete && c.Profile == nil {
 		return nil, invalid("profile_complete is true but profile is missing")
-	}
-	c := &Claims{
-		Subject:         rc.Sub,
-		SessionID:       rc.Sid,
-		Email:           rc.Email,
-		ProfileComplete: rc.ProfileComplete.v,
-		Profile:         rc.Profile,
-		Issuer:          rc.Iss,
-		Audience:        v.audience,
-		IssuedAt:        rc.Iat.time(),
-		ExpiresAt:       rc.Exp.time(),
-		ID:              rc.Jti,
-	}
-	if rc.Nbf.set {
-		c.NotBefore = rc.Nbf.time()
 	}
 	return c, nil
 }

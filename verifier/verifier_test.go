@@ -200,6 +200,11 @@ func TestVerifyAccepts(t *testing.T) {
 		"no nbf":             func(c map[string]any) { delete(c, "nbf") },
 		"fractional dates":   func(c map[string]any) { c["iat"] = float64(now) + 0.5; c["exp"] = float64(now) + 900.25 },
 		"extra claims":       func(c map[string]any) { c["scope"] = "read" },
+		"iat within leeway":  func(c map[string]any) { c["iat"] = now + 30 },
+		"null profile incomplete": func(c map[string]any) {
+			c["profile_complete"] = false
+			c["profile"] = nil
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := f.verify(f.token(mut))
@@ -346,6 +351,18 @@ func TestVerifyRejects(t *testing.T) {
 		"exp an array":               withClaims(func(c map[string]any) { c["exp"] = []int64{now + 60} }),
 		"profile_complete an object": withClaims(func(c map[string]any) { c["profile_complete"] = map[string]bool{"v": true} }),
 		"iat missing":                withClaims(func(c map[string]any) { delete(c, "iat") }),
+		"iat in the future":          withClaims(func(c map[string]any) { c["iat"] = now + 31; c["exp"] = now + 931 }),
+		"email null":                 withClaims(func(c map[string]any) { c["email"] = nil }),
+		"sid not a string":           withClaims(func(c map[string]any) { c["sid"] = 7 }),
+		"profile member missing":     withClaims(func(c map[string]any) { c["profile"] = map[string]string{"developer_role": "student"} }),
+		"profile member case variant": withClaims(func(c map[string]any) {
+			c["profile"] = map[string]string{"Python_Proficiency": "advanced", "developer_role": "student"}
+		}),
+		"malformed profile, incomplete": withClaims(func(c map[string]any) { c["profile_complete"] = false; c["profile"] = 3 }),
+		"profile_complete case variant only": withClaims(func(c map[string]any) {
+			delete(c, "profile_complete")
+			c["Profile_Complete"] = true
+		}),
 		"iat a string":               withClaims(func(c map[string]any) { c["iat"] = "yesterday" }),
 		"sub missing":                withClaims(func(c map[string]any) { delete(c, "sub") }),
 		"sub empty":                  withClaims(func(c map[string]any) { c["sub"] = "" }),

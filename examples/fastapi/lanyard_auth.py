@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import functools
 import http.client
+import base64
 import json
 import logging
+import math
 import os
+import re
 import threading
 import time
 import urllib.request
@@ -56,10 +59,10 @@ from typing import Any, Dict, Optional, Sequence
 import jwt  # PyJWT >= 2.6 with cryptography
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 __all__ = [
     "InvalidToken",
+    "bearer_token",
     "JWKSClient",
     "LanyardProblem",
     "LanyardVerifier",
@@ -73,8 +76,15 @@ __all__ = [
 log = logging.getLogger("lanyard_auth")
 
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068; compared case-insensitively
-REQUIRED_CLAIMS = ("exp", "iat", "nbf", "iss", "aud", "sub")
+# nbf is checked when present but not required (Lanyard always sends it; the contract
+# demands only that it be checked).
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 MAX_JWKS_BYTES = 1 << 20
+MAX_NUMERIC_DATE = 2**53  # every NumericDate is a JSON number in [0, 2^53)
+# A compact JWS and nothing else: no whitespace, no padding (PyJWT's base64 decoder
+# would silently skip a trailing space or newline).
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)  # the scheme, one or more spaces, the token
 
 
 class InvalidToken(Exception):
@@ -91,13 +101,18 @@ class JWKSClient(jwt.PyJWKClient):
 
     * fetches with a timeout and turns every fetch or parse failure into
       ``jwt.PyJWKClientError``;
-    * caches the parsed set for ``lifespan`` seconds (Lanyard sends
-      ``Cache-Control: max-age=300``);
+    * fetches in a background thread, one fetch at a time (single flight), and
+      never holds its lock during a fetch: a token whose ``kid`` is cached
+      verifies at once, however slow Lanyard is;
+    * treats the set as fresh for ``lifespan`` seconds (Lanyard sends
+      ``Cache-Control: max-age=300``); after that, cached keys keep working
+      while a background refetch runs (at most one per ``min_refetch_interval``);
     * refetches early for an unknown ``kid`` (key rotation) at most once per
-      ``min_refetch_interval`` seconds;
-    * keeps the last good set when a refetch fails, until it expires;
-    * after a failed fetch with nothing cached, fails fast for
-      ``failure_backoff`` seconds instead of fetching again on every request.
+      ``min_refetch_interval`` seconds; such a token waits for that fetch;
+    * never drops the last good set when a fetch fails: while Lanyard is
+      unreachable, tokens signed by cached keys keep verifying;
+    * with nothing cached, after a failed fetch fails fast for
+      ``failure_backoff`` seconds instead of fetching on every request.
     """
 
     def __init__(
@@ -114,11 +129,13 @@ class JWKSClient(jwt.PyJWKClient):
         self.timeout = timeout
         self.min_refetch_interval = min_refetch_interval
         self.failure_backoff = failure_backoff
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below; never held while fetching
         self._set: Optional[jwt.PyJWKSet] = None
+        self._keys: Dict[str, jwt.PyJWK] = {}  # signing keys of _set, by kid
         self._fetched_at = float("-inf")  # last successful fetch (monotonic)
-        self._attempted_at = float("-inf")  # last fetch attempt (monotonic)
+        self._attempted_at = float("-inf")  # last fetch start (monotonic)
         self._last_error: Optional[jwt.PyJWKClientError] = None
+        self._inflight: Optional[threading.Event] = None  # set when the running fetch ends
 
     def fetch_data(self) -> Any:
         request = urllib.request.Request(self.uri, headers={"Accept": "application/json"})
@@ -135,26 +152,88 @@ class JWKSClient(jwt.PyJWKClient):
             raise jwt.PyJWKClientError(f"the JWKS at {self.uri} is not a JSON object")
         return data
 
+    def _start_fetch_locked(self) -> threading.Event:
+        """The running fetch, or a new one in a background thread. Needs self._lock."""
+        if self._inflight is None:
+            done = threading.Event()
+            self._inflight = done
+            self._attempted_at = time.monotonic()
+            threading.Thread(target=self._fetch, args=(done,), name="lanyard-jwks", daemon=True).start()
+        return self._inflight
+
+    def _fetch(self, done: threading.Event) -> None:
+        jwk_set: Optional[jwt.PyJWKSet] = None
+        error: Optional[jwt.PyJWKClientError] = None
+        try:
+            jwk_set = jwt.PyJWKSet.from_dict(self.fetch_data())
+        except jwt.PyJWKClientError as e:
+            error = e
+        except Exception as e:  # PyJWKSetError, or a key PyJWT cannot parse
+            error = jwt.PyJWKClientError(f"unusable JWKS from {self.uri}: {e}")
+        with self._lock:
+            if jwk_set is not None:
+                self._set, self._fetched_at, self._last_error = jwk_set, time.monotonic(), None
+                self._keys = {
+                    k.key_id: k for k in jwk_set.keys if k.key_id and k.public_key_use in ("sig", None)
+                }
+            else:
+                self._last_error = error
+                if self._set is not None:
+                    log.warning("JWKS fetch failed, keeping the cached set: %s", error)
+            self._inflight = None
+        done.set()
+
+    def _wait(self, done: threading.Event) -> None:
+        # Bounded: urlopen's timeout is per socket operation, so a server that
+        # trickles bytes could hold the fetch longer than self.timeout.
+        done.wait(self.timeout + 1)
+
     def get_jwk_set(self, refresh: bool = False) -> jwt.PyJWKSet:
         with self._lock:
             now = time.monotonic()
-            fresh = self._set is not None and now - self._fetched_at < self.lifespan
-            if fresh and (not refresh or now - self._attempted_at < self.min_refetch_interval):
-                return self._set
-            if not fresh and self._last_error is not None and now - self._attempted_at < self.failure_backoff:
-                raise self._last_error
-            self._attempted_at = now
-            try:
-                jwk_set = jwt.PyJWKSet.from_dict(self.fetch_data())
-            except jwt.PyJWTError as e:
-                error = e if isinstance(e, jwt.PyJWKClientError) else jwt.PyJWKClientError(f"unusable JWKS: {e}")
-                self._last_error = error
-                if fresh:  # a refetch for an unknown kid failed: keep using the set we have
-                    log.warning("JWKS refetch failed, keeping the cached set: %s", error)
-                    return self._set
-                raise error from e
-            self._set, self._fetched_at, self._last_error = jwk_set, now, None
+            jwk_set = self._set
+            done: Optional[threading.Event] = None
+            if jwk_set is None:
+                if self._inflight is None and self._last_error is not None and now - self._attempted_at < self.failure_backoff:
+                    raise self._last_error
+                done = self._start_fetch_locked()
+            elif (refresh or now - self._fetched_at >= self.lifespan) and now - self._attempted_at >= self.min_refetch_interval:
+                self._start_fetch_locked()  # in the background; the cached set answers now
+        if done is None:
             return jwk_set
+        self._wait(done)
+        with self._lock:
+            if self._set is not None:
+                return self._set
+            raise self._last_error or jwt.PyJWKClientError(f"timed out fetching the JWKS from {self.uri}")
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            now = time.monotonic()
+            key = self._keys.get(kid)
+            if key is not None:
+                # The hot path: no fetch, no wait. A stale set is refreshed behind it.
+                if now - self._fetched_at >= self.lifespan and now - self._attempted_at >= self.min_refetch_interval:
+                    self._start_fetch_locked()
+                return key
+            if self._inflight is not None:
+                done = self._inflight
+            elif self._set is None:
+                if self._last_error is not None and now - self._attempted_at < self.failure_backoff:
+                    raise self._last_error
+                done = self._start_fetch_locked()
+            elif now - self._attempted_at >= self.min_refetch_interval:
+                done = self._start_fetch_locked()  # an unknown kid: perhaps a rotated-in key
+            else:
+                raise jwt.PyJWKClientError(f"no key with kid {kid!r} in the JWKS")
+        self._wait(done)
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            if self._set is None and self._last_error is not None:
+                raise self._last_error
+        raise jwt.PyJWKClientError(f"no key with kid {kid!r} in the JWKS")
 
 
 class LanyardVerifier:
@@ -200,15 +279,19 @@ class LanyardVerifier:
 
     def verify(self, token: str) -> Dict[str, Any]:
         """Returns the claims of a valid access token; raises InvalidToken otherwise."""
+        if not isinstance(token, str) or not COMPACT_JWS.fullmatch(token):
+            raise InvalidToken("not a compact JWS")
+        if any(not _canonical_b64url(part) for part in token.split(".")):
+            raise InvalidToken("non-canonical base64url")
         try:
             header = jwt.get_unverified_header(token)
             typ = header.get("typ")
             if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
                 raise InvalidToken(f"typ {typ!r} is not at+jwt")
-            if "crit" in header:
-                # Lanyard never sets crit. Refuse it outright, whatever PyJWT's own crit
-                # handling (unpatched PyJWT ignores it: CVE-2026-32597).
-                raise InvalidToken("crit header is not supported")
+            if "crit" in header or "b64" in header:
+                # Lanyard sets neither. Refuse them outright, whatever PyJWT's own handling
+                # (unpatched PyJWT ignores crit: CVE-2026-32597; b64=false changes what is signed).
+                raise InvalidToken("crit and b64 header parameters are not supported")
             alg = header.get("alg")
             if alg not in self.algorithms:  # before any JWKS lookup: alg "none", HS256, ...
                 raise InvalidToken(f"alg {alg!r} is not allowed")
@@ -232,11 +315,51 @@ class LanyardVerifier:
         except Exception as e:  # odd input that slipped past PyJWT's own checks: still a 401
             log.warning("refusing an access token that raised %s", e.__class__.__name__)
             raise InvalidToken(e.__class__.__name__) from e
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise InvalidToken("sub is not a non-empty string")
-        if not isinstance(claims.get("profile_complete"), bool):
-            raise InvalidToken("profile_complete is missing or not a boolean")
+        _check_claims(claims)
         return claims
+
+
+def _canonical_b64url(part: str) -> bool:
+    """True if part is the one canonical unpadded base64url spelling of its bytes."""
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except ValueError:
+        return False
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") == part
+
+
+def _is_numeric_date(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < MAX_NUMERIC_DATE
+
+
+def _check_claims(claims: Dict[str, Any]) -> None:
+    """The rules PyJWT leaves out (examples/README.md, "Agreed rules"); PyJWT checked
+    signature, iss, aud, exp, nbf and iat against the clock."""
+    for name in ("exp", "iat", "nbf"):
+        # PyJWT int()s dates, so it would take "1790000000" or 1e300.
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise InvalidToken(f"{name} is not a NumericDate (a JSON number in [0, 2^53))")
+    for name in ("sub", "sid"):
+        if not isinstance(claims.get(name), str) or not claims[name]:
+            raise InvalidToken(f"{name} is not a non-empty string")
+    for name in ("email", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            raise InvalidToken(f"{name} is not a string")
+    aud = claims.get("aud")
+    if isinstance(aud, list) and not all(isinstance(a, str) for a in aud):
+        raise InvalidToken("aud is not a string or an array of strings")
+    if not isinstance(claims.get("profile_complete"), bool):
+        raise InvalidToken("profile_complete is missing or not a boolean")
+    profile = claims.get("profile")
+    if profile is not None and not (
+        isinstance(profile, dict)
+        and isinstance(profile.get("python_proficiency"), str)
+        and isinstance(profile.get("developer_role"), str)
+    ):
+        raise InvalidToken("profile is not an object with string python_proficiency and developer_role")
+    if claims["profile_complete"] and profile is None:
+        # The contract puts the profile in every token that says profile_complete: true.
+        raise InvalidToken("profile_complete is true but the profile claim is missing")
 
 
 @functools.lru_cache(maxsize=None)
@@ -280,18 +403,29 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LanyardProblem, problem_response)
 
 
-_bearer = HTTPBearer(auto_error=False)  # auto_error=True would answer 403 to a missing header
+def bearer_token(request: Request) -> Optional[str]:
+    """The token of the request's ``Authorization: Bearer <token>`` header, or None.
+
+    The scheme is matched case-insensitively and may be followed by one or more spaces,
+    as Lanyard itself accepts, then the token (checked by ``verify``) and nothing else. Two Authorization headers are ambiguous and refused (None).
+    (FastAPI's HTTPBearer keeps the extra spaces in the token.)
+    """
+    values = request.headers.getlist("authorization")
+    if len(values) != 1:
+        return None
+    m = BEARER.fullmatch(values[0])
+    return m.group(1) if m else None
 
 
 def require_auth(
-    credentials: Optional[HTTPAuthorizationCredentials] = Depends(_bearer),
+    token: Optional[str] = Depends(bearer_token),
     verifier: LanyardVerifier = Depends(get_verifier),
 ) -> Dict[str, Any]:
     """Any signed-in user: the verified claims, or 401."""
-    if credentials is None or not credentials.credentials:
+    if not token:
         raise _unauthorized()
     try:
-        return verifier.verify(credentials.credentials)
+        return verifier.verify(token)
     except InvalidToken as e:
         log.info("refused an access token: %s", e)
         raise _unauthorized() from None
@@ -303,13 +437,5 @@ def require_complete_profile(claims: Dict[str, Any] = Depends(require_auth)) -> 
         raise LanyardProblem(
             403, "profile_incomplete", "complete the onboarding profile first", 'Bearer error="insufficient_scope"'
         )
-    profile = claims.get("profile")
-    if not (
-        isinstance(profile, dict)
-        and isinstance(profile.get("python_proficiency"), str)
-        and isinstance(profile.get("developer_role"), str)
-    ):
-        # The contract puts the profile in every token that says profile_complete: true.
-        log.info("refused an access token: profile_complete is true but the profile claim is missing or malformed")
-        raise _unauthorized()
+    # verify() already refused a complete profile without a well-formed profile claim.
     return claims

@@ -12,7 +12,7 @@
 //   403 problem+json code "profile_incomplete", WWW-Authenticate: Bearer error="insufficient_scope"
 //       on a route that needs onboarding when the token says profile_complete: false.
 
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 
 /** The token must be refused with 401. The message is for logs, not for clients. */
 export class InvalidTokenError extends Error {
@@ -34,7 +34,125 @@ export class AuthProblem extends Error {
   }
 }
 
-const REQUIRED_CLAIMS = ['exp', 'iat', 'nbf', 'sub', 'sid']; // iss and aud are required by the issuer/audience options
+// iss and aud are required by the issuer/audience options. nbf is checked when present but
+// not required (Lanyard always sends it; the contract demands only that it be checked).
+const REQUIRED_CLAIMS = ['exp', 'iat', 'sub', 'sid'];
+const LEEWAY = 30; // seconds
+const MAX_NUMERIC_DATE = 2 ** 53; // every NumericDate is a JSON number in [0, 2^53)
+const MAX_JWKS_BYTES = 1 << 20;
+// A compact JWS and nothing else: jose would accept a token with trailing whitespace.
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * A JWKS key function for jwtVerify that survives Lanyard outages, like the Go verifier:
+ * the last good set (jose's createLocalJWKSet) answers every kid it holds at once; a stale
+ * set (older than cacheMaxAge) is refreshed in the background; an unknown kid waits for a
+ * refetch, at most one per cooldownDuration; only one fetch runs at a time; and a failed
+ * fetch never drops the cached keys. With nothing cached, a failed fetch fails fast for
+ * failureBackoff ms. jose's createRemoteJWKSet forgets nothing either, but refuses every
+ * token once its cache is older than cacheMaxAge and a fetch fails.
+ */
+export function createJWKSCache(url, {
+  cacheMaxAge = 300_000, cooldownDuration = 30_000, timeoutDuration = 5_000, failureBackoff = 1_000,
+} = {}) {
+  let local = null; // jose's key function over the last good set
+  let kids = new Set();
+  let fetchedAt = -Infinity;
+  let attemptedAt = -Infinity;
+  let lastError = null;
+  let inflight = null;
+
+  async function fetchSet() {
+    const res = await fetch(url, {
+      headers: { Accept: 'application/json' },
+      redirect: 'error', // a redirect could move key discovery to another host
+      signal: AbortSignal.timeout(timeoutDuration),
+    });
+    if (!res.ok) throw new Error(`JWKS fetch from ${url}: HTTP ${res.status}`);
+    const body = await res.text();
+    if (body.length > MAX_JWKS_BYTES) throw new Error('the JWKS is larger than 1 MiB');
+    const jwks = JSON.parse(body);
+    const next = createLocalJWKSet(jwks); // throws on a malformed set
+    local = next;
+    kids = new Set(jwks.keys.map((k) => k?.kid).filter((k) => typeof k === 'string'));
+    fetchedAt = Date.now();
+    lastError = null;
+  }
+
+  function start() {
+    if (!inflight) {
+      attemptedAt = Date.now();
+      inflight = fetchSet()
+        .catch((err) => { lastError = err; })
+        .finally(() => { inflight = null; });
+    }
+    return inflight;
+  }
+
+  async function getKey(protectedHeader, token) {
+    const now = Date.now();
+    if (local && kids.has(protectedHeader?.kid)) {
+      // The hot path: no fetch, no wait. A stale set is refreshed behind it.
+      if (now - fetchedAt >= cacheMaxAge && now - attemptedAt >= cooldownDuration) start();
+      return local(protectedHeader, token);
+    }
+    if (inflight) {
+      await inflight;
+    } else if (!local) {
+      if (lastError && now - attemptedAt < failureBackoff) throw lastError;
+      await start();
+    } else if (now - attemptedAt >= cooldownDuration) {
+      await start(); // an unknown kid: perhaps a rotated-in key
+    }
+    if (!local) throw lastError ?? new Error('no JWKS');
+    return local(protectedHeader, token); // JWKSNoMatchingKey for a kid still unknown
+  }
+  /** Resolves when the running fetch, if any, ends (for tests). */
+  getKey.settled = () => inflight ?? Promise.resolve();
+  /** The error of the last failed fetch, or null after a success. */
+  Object.defineProperty(getKey, 'lastError', { get: () => lastError });
+  return getKey;
+}
+
+const isNumericDate = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < MAX_NUMERIC_DATE;
+
+/** True if part is the one canonical unpadded base64url spelling of its bytes. */
+const canonicalB64url = (part) => Buffer.from(part, 'base64url').toString('base64url') === part;
+
+/** The rules jose leaves out (examples/README.md, "Agreed rules"). Throws InvalidTokenError. */
+function checkClaims(payload) {
+  for (const name of ['exp', 'iat', 'nbf']) {
+    if (name in payload && !isNumericDate(payload[name])) {
+      throw new InvalidTokenError(`${name} is not a NumericDate (a JSON number in [0, 2^53))`);
+    }
+  }
+  if (payload.iat > Math.floor(Date.now() / 1000) + LEEWAY) {
+    throw new InvalidTokenError('iat is in the future'); // as PyJWT and the Go verifier
+  }
+  for (const name of ['sub', 'sid']) {
+    if (typeof payload[name] !== 'string' || payload[name] === '') {
+      throw new InvalidTokenError(`${name} is not a non-empty string`);
+    }
+  }
+  for (const name of ['email', 'jti']) {
+    if (name in payload && typeof payload[name] !== 'string') throw new InvalidTokenError(`${name} is not a string`);
+  }
+  if (Array.isArray(payload.aud) && !payload.aud.every((a) => typeof a === 'string')) {
+    throw new InvalidTokenError('aud is not a string or an array of strings');
+  }
+  if (typeof payload.profile_complete !== 'boolean') {
+    throw new InvalidTokenError('profile_complete is missing or not a boolean');
+  }
+  const p = payload.profile;
+  if (p !== undefined && p !== null && (typeof p !== 'object' || Array.isArray(p) ||
+      typeof p.python_proficiency !== 'string' || typeof p.developer_role !== 'string')) {
+    throw new InvalidTokenError('profile is not an object with string python_proficiency and developer_role');
+  }
+  if (payload.profile_complete && (p === undefined || p === null)) {
+    // The contract puts the profile in every token that says profile_complete: true.
+    throw new InvalidTokenError('profile_complete is true but the profile claim is missing');
+  }
+}
 
 /**
  * Returns `async verify(token) => claims` for Lanyard access tokens; it throws
@@ -45,8 +163,9 @@ const REQUIRED_CLAIMS = ['exp', 'iat', 'nbf', 'sub', 'sid']; // iss and aud are 
  * @param {string} [options.audience]  Lanyard's LANYARD_AUDIENCE; default: the issuer
  * @param {string} [options.jwksUrl]   default: issuer + /.well-known/jwks.json
  * @param {string[]} [options.algorithms] allow-list; default ['ES256'] (LANYARD_SIGNING_ALG)
+ * @param {object} [options.jwksOptions] createJWKSCache options (cacheMaxAge, cooldownDuration, ...)
  */
-export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256'] } = {}) {
+export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256'], jwksOptions } = {}) {
   if (typeof issuer !== 'string' || issuer === '') {
     throw new TypeError('issuer is required: set it to Lanyard\'s LANYARD_ISSUER');
   }
@@ -58,25 +177,39 @@ export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256
   audience ||= issuer;
   jwksUrl ||= `${issuer.replace(/\/+$/, '')}/.well-known/jwks.json`;
 
-  // Fetched on first use, cached for the JWKS's max-age (300 s at Lanyard), refetched
-  // early for an unknown kid at most every 30 s; each fetch times out after 5 s.
-  const jwks = createRemoteJWKSet(new URL(jwksUrl), {
-    cacheMaxAge: 300_000,
-    cooldownDuration: 30_000,
-    timeoutDuration: 5_000,
-  });
+  // Fetched on first use, fresh for the JWKS's max-age (300 s at Lanyard), refetched
+  // early for an unknown kid at most every 30 s; each fetch times out after 5 s. Cached
+  // keys keep verifying while Lanyard is unreachable.
+  const jwks = createJWKSCache(new URL(jwksUrl), jwksOptions);
   const options = {
     issuer,
     audience,
     algorithms: [...algorithms], // pinned; never the token's own choice
     typ: 'at+jwt', // also accepts application/at+jwt, case-insensitively
-    clockTolerance: 30,
+    clockTolerance: LEEWAY,
     requiredClaims: REQUIRED_CLAIMS,
   };
 
   async function verify(token) {
     if (typeof token !== 'string' || token === '') {
       throw new InvalidTokenError('no token');
+    }
+    if (!COMPACT_JWS.test(token) || !token.split('.').every(canonicalB64url)) {
+      throw new InvalidTokenError('not a compact JWS');
+    }
+    let header;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch (err) {
+      throw new InvalidTokenError(`bad header: ${err?.message}`, { cause: err });
+    }
+    if ('crit' in header || 'b64' in header) {
+      // Lanyard sets neither; b64 without crit would be ignored by jose, with it would
+      // change what was signed. Refuse both, as the Go and FastAPI verifiers do.
+      throw new InvalidTokenError('crit and b64 header parameters are not supported');
+    }
+    if (typeof header.kid !== 'string' || header.kid === '') {
+      throw new InvalidTokenError('no kid');
     }
     let payload;
     try {
@@ -86,18 +219,14 @@ export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256
       // fetch's network errors (Lanyard unreachable) alike: the token cannot be trusted.
       throw new InvalidTokenError(`${err?.code ?? err?.name ?? 'error'}: ${err?.message}`, { cause: err });
     }
-    if (typeof payload.sub !== 'string' || payload.sub === '') {
-      throw new InvalidTokenError('sub is not a non-empty string');
-    }
-    if (typeof payload.profile_complete !== 'boolean') {
-      throw new InvalidTokenError('profile_complete is missing or not a boolean');
-    }
+    checkClaims(payload);
     return payload;
   }
   Object.defineProperty(verify, 'config', {
     value: Object.freeze({ issuer, audience, jwksUrl, algorithms: [...algorithms] }),
     enumerable: true,
   });
+  Object.defineProperty(verify, 'jwks', { value: jwks }); // the key cache, for tests
   return verify;
 }
 
@@ -114,11 +243,16 @@ export function createVerifierFromEnv(env = process.env) {
   });
 }
 
-/** The token of an `Authorization: Bearer <token>` header, or null. */
+/**
+ * The token of an `Authorization: Bearer <token>` header, or null. The scheme is matched
+ * case-insensitively and may be followed by one or more spaces, as Lanyard itself accepts;
+ * then the token, which verify checks, and nothing else. Two Authorization headers are
+ * ambiguous: null.
+ */
 export function bearerToken(req) {
-  const header = req.headers.authorization;
-  if (typeof header !== 'string') return null;
-  const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header); // RFC 6750 b64token
+  const values = req.headersDistinct?.authorization ?? (req.headers.authorization === undefined ? [] : [req.headers.authorization]);
+  if (values.length !== 1 || typeof values[0] !== 'string') return null;
+  const m = /^Bearer +(\S+)$/i.exec(values[0]); // anything else after the token: refused
   return m ? m[1] : null;
 }
 
@@ -140,17 +274,10 @@ export async function authenticate(req, verify, { requireCompleteProfile = false
     if (err instanceof InvalidTokenError) throw unauthorized(err);
     throw err;
   }
-  if (requireCompleteProfile) {
-    if (claims.profile_complete !== true) {
-      throw new AuthProblem(403, 'profile_incomplete', 'complete the onboarding profile first',
-        'Bearer error="insufficient_scope"');
-    }
-    const p = claims.profile;
-    if (p === null || typeof p !== 'object' ||
-        typeof p.python_proficiency !== 'string' || typeof p.developer_role !== 'string') {
-      // The contract puts the profile in every token that says profile_complete: true.
-      throw unauthorized(new InvalidTokenError('profile_complete is true but the profile claim is missing'));
-    }
+  // verify already refused a complete profile without a well-formed profile claim.
+  if (requireCompleteProfile && claims.profile_complete !== true) {
+    throw new AuthProblem(403, 'profile_incomplete', 'complete the onboarding profile first',
+      'Bearer error="insufficient_scope"');
   }
   return claims;
 }

@@ -503,13 +503,22 @@ func TestHostileRequestMetadata(t *testing.T) {
 	assert.Contains(t, m, `method="other"`)
 }
 
-// TestPasswordLengthCountedAfterNFKC: login measures length the way signup
-// does, so a decomposed password that fit at signup still logs in.
-func TestPasswordLengthCountedAfterNFKC(t *testing.T) {
+// TestPasswordLengthCountedAsTyped: length rules count the code points the
+// user typed (NFKC can turn one character into eighteen), while login accepts
+// any NFKC-equivalent spelling of the password.
+func TestPasswordLengthCountedAsTyped(t *testing.T) {
 	s := newTestServer(t, store.SQLite, func(o *serverOptions) { o.cfg.PasswordMaxLength = 64 })
-	decomposed := strings.Repeat("e\u0301", 40) // 80 code points as sent, 40 after NFKC
-	res := s.post(t, "/v1/auth/signup", map[string]any{"email": "nfd@example.com", "password": decomposed})
+	for _, tooShort := range []string{"\ufdfa", strings.Repeat("\ufb03", 5)} { // NFKC expands both past 15
+		res := s.post(t, "/v1/auth/signup", map[string]any{"email": "short@example.com", "password": tooShort})
+		assert.Equal(t, http.StatusBadRequest, res.status)
+	}
+	tooLong := s.post(t, "/v1/auth/signup", map[string]any{"email": "long@example.com", "password": strings.Repeat("e\u0301", 40)})
+	assert.Equal(t, http.StatusBadRequest, tooLong.status, "80 code points as typed")
+
+	composed := strings.Repeat("\u00e9", 40)
+	res := s.post(t, "/v1/auth/signup", map[string]any{"email": "nfd@example.com", "password": composed})
 	require.Equal(t, http.StatusCreated, res.status, string(res.body))
-	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": decomposed}).status)
-	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": strings.Repeat("\u00e9", 40)}).status)
+	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": composed}).status)
+	assert.Equal(t, http.StatusOK, s.post(t, "/v1/auth/login", map[string]any{"email": "nfd@example.com", "password": strings.Repeat("e\u0301", 40)}).status,
+		"the decomposed spelling of the same password logs in")
 }

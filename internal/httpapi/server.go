@@ -72,7 +72,9 @@ func New(deps Deps) (*Server, error) {
 	if err := e.SetTrustedProxies(deps.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
 	}
-	e.Use(requestID(), observe(deps.Log, s.metrics), recoverPanics(deps.Log), cors(deps.CORSOrigins), strictBody(), validator.middleware())
+	// Authentication comes before any body or parameter check, so an
+	// anonymous caller learns nothing about what a valid request looks like.
+	e.Use(requestID(), observe(deps.Log, s.metrics), recoverPanics(deps.Log), cors(deps.CORSOrigins), s.requireBearer, strictBody(), validator.middleware())
 	e.NoRoute(func(c *gin.Context) { fail(c, identity.CodeNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 
@@ -84,9 +86,10 @@ func New(deps Deps) (*Server, error) {
 		ResponseErrorHandlerFunc: writeProblem,
 	})
 	api.RegisterHandlersWithOptions(e, strict, api.GinServerOptions{
-		Middlewares: []api.MiddlewareFunc{s.requireBearer},
+		// Only reachable if a parameter passed the validator but not the
+		// generated binding; keep it a client error without detail.
 		ErrorHandler: func(c *gin.Context, err error, status int) {
-			fail(c, codeInvalidJSON, "the request parameters are invalid")
+			fail(c, identity.CodeValidation, "the request parameters are invalid")
 		},
 	})
 	s.engine = e

@@ -67,7 +67,11 @@ func TestSessionManagement(t *testing.T) {
 		otherSID := decodeClaims(t, other.Access)["sid"].(string)
 		assert.Equal(t, http.StatusNotFound, s.bearer(t, http.MethodDelete, "/v1/me/sessions/"+otherSID, phone.Access, nil).status)
 		assert.Equal(t, http.StatusNotFound, s.bearer(t, http.MethodDelete, "/v1/me/sessions/"+uuid.NewString(), phone.Access, nil).status)
-		assert.Equal(t, http.StatusBadRequest, s.bearer(t, http.MethodDelete, "/v1/me/sessions/not-a-uuid", phone.Access, nil).status)
+		bad := s.bearer(t, http.MethodDelete, "/v1/me/sessions/not-a-uuid", phone.Access, nil)
+		assert.Equal(t, http.StatusBadRequest, bad.status)
+		assert.Equal(t, "validation_failed", bad.json(t)["code"])
+		assert.Contains(t, string(bad.body), `"field":"id"`)
+		assert.Equal(t, http.StatusUnauthorized, s.do(t, http.MethodDelete, "/v1/me/sessions/not-a-uuid", nil).status, "authentication comes first")
 		assert.Equal(t, http.StatusOK, s.refresh(t, other.Refresh).status, "the other user's session is untouched")
 
 		// End the laptop session from the phone.
@@ -155,8 +159,13 @@ func TestLifetimes(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, res.status)
 	assert.Equal(t, "session_expired", res.json(t)["code"])
 
-	// The purge job then deletes it.
+	// The purge job keeps it a day (late refreshes still get session_expired),
+	// then deletes it.
 	n, err := s.svc.PurgeSessions(t.Context())
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	s.clock.Advance(24*time.Hour + time.Microsecond)
+	n, err = s.svc.PurgeSessions(t.Context())
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n)
 	assert.Zero(t, s.count(t, "sessions"))
@@ -186,4 +195,49 @@ func TestLostResponse(t *testing.T) {
 		assert.Equal(t, "refresh_token_reused", late.json(t)["code"])
 		assert.Equal(t, http.StatusUnauthorized, s.refresh(t, next.tokens(t).Refresh).status, "the session is revoked")
 	})
+}
+
+// TestConcurrentPasswordChanges: two devices change the password at once.
+// Exactly one wins; the loser writes nothing; the winner's password works.
+func TestConcurrentPasswordChanges(t *testing.T) {
+	s := newTestServer(t, store.Postgres)
+	a := s.signUp(t, "race-pw@example.com")
+	b := s.login(t, "race-pw@example.com", goodPassword, "B/1.0")
+	passwords := []string{"first new passphrase for A!", "second new passphrase for B"}
+	results := make([]int, 2)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i, tk := range []tokens{a, b} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			<-start
+			body, _ := json.Marshal(map[string]string{"current_password": goodPassword, "new_password": passwords[i]})
+			results[i] = s.bearer(t, http.MethodPost, "/v1/me/password", tk.Access, body).status
+		}()
+	}
+	close(start)
+	<-done
+	<-done
+	winners := 0
+	for i, status := range results {
+		if status == http.StatusNoContent {
+			winners++
+			s.login(t, "race-pw@example.com", passwords[i], "Winner/1.0")
+			lost := s.post(t, "/v1/auth/login", map[string]string{"email": "race-pw@example.com", "password": passwords[1-i]})
+			assert.Equal(t, http.StatusUnauthorized, lost.status, "the losing change wrote nothing")
+		} else {
+			assert.Equal(t, http.StatusUnauthorized, status)
+		}
+	}
+	assert.Equal(t, 1, winners, "exactly one change wins: %v", results)
+	assert.Equal(t, http.StatusUnauthorized, s.post(t, "/v1/auth/login", map[string]string{"email": "race-pw@example.com", "password": goodPassword}).status)
+}
+
+// TestAuthBeforeValidation: an anonymous caller gets 401, not a description
+// of what a valid body would be.
+func TestAuthBeforeValidation(t *testing.T) {
+	s := newTestServer(t, store.SQLite)
+	res := s.do(t, http.MethodPut, "/v1/me/profile", []byte(`{"python_proficiency":"guru"}`))
+	assert.Equal(t, http.StatusUnauthorized, res.status)
+	assert.NotContains(t, string(res.body), "advanced")
 }

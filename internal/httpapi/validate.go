@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -26,7 +27,14 @@ type specValidator struct {
 	routes map[string]*routers.Route
 }
 
+// registerFormats makes kin-openapi check the string formats the spec uses
+// (it ignores unknown formats by default).
+var registerFormats = sync.OnceFunc(func() {
+	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122))
+})
+
 func newSpecValidator(doc *openapi3.T) *specValidator {
+	registerFormats()
 	v := &specValidator{routes: map[string]*routers.Route{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -95,31 +103,47 @@ func fieldErrors(route *routers.Route, err error) []identity.FieldError {
 			out = append(out, f)
 		}
 	}
-	for _, e := range flatten(err) {
+	for _, e := range flatten(err, "") {
 		var se *openapi3.SchemaError
-		if !errors.As(e, &se) {
-			add(identity.FieldError{Message: "the request does not match the API description"})
+		if !errors.As(e.err, &se) {
+			add(identity.FieldError{Field: e.param, Message: "the request does not match the API description"})
 			continue
 		}
-		add(describe(schema, se))
+		f := describe(schema, se)
+		if e.param != "" {
+			f.Field = e.param // a path or query parameter, named in the spec
+		}
+		add(f)
 	}
 	return out
 }
 
-func flatten(err error) []error {
-	var multi openapi3.MultiError
-	if errors.As(err, &multi) {
-		var out []error
-		for _, e := range multi {
-			out = append(out, flatten(e)...)
+// validationError is one leaf error, with the parameter it concerns (if any).
+type validationError struct {
+	param string
+	err   error
+}
+
+// flatten walks kin's nesting of MultiError and RequestError down to the
+// leaf errors, remembering which parameter a subtree was about.
+func flatten(err error, param string) []validationError {
+	switch e := err.(type) {
+	case openapi3.MultiError:
+		var out []validationError
+		for _, inner := range e {
+			out = append(out, flatten(inner, param)...)
 		}
 		return out
+	case *openapi3filter.RequestError:
+		if e.Err == nil {
+			break
+		}
+		if e.Parameter != nil {
+			param = e.Parameter.Name
+		}
+		return flatten(e.Err, param)
 	}
-	var re *openapi3filter.RequestError
-	if errors.As(err, &re) && re.Err != nil && re.Err != err {
-		return flatten(re.Err)
-	}
-	return []error{err}
+	return []validationError{{param: param, err: err}}
 }
 
 func describe(body *openapi3.Schema, se *openapi3.SchemaError) identity.FieldError {

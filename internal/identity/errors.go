@@ -58,6 +58,8 @@ func ErrorCode(err error) Code {
 var (
 	ErrNotFound   = errors.New("identity: not found")
 	ErrEmailTaken = errors.New("identity: email taken")
+	// ErrStaleCredentials: the password hash changed since it was checked.
+	ErrStaleCredentials = errors.New("identity: password changed meanwhile")
 )
 
 func internal(cause error) *Error {

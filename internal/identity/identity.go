@@ -88,6 +88,11 @@ type Store interface {
 	// FindCredentials returns the user with the given (normalised) email and its password hash.
 	FindCredentials(ctx context.Context, email string) (User, string, error)
 	CreateSession(ctx context.Context, s NewSession) error
+	// CreateLoginSession stores a session only while the user's password
+	// hash is still checkedHash, atomically with that check: a login that
+	// raced a password change must not outlive it. ErrStaleCredentials
+	// otherwise.
+	CreateLoginSession(ctx context.Context, s NewSession, checkedHash string) error
 	// RotateSession is the refresh hot path and must be a single statement:
 	// presented generation == live: advance it; == live-1 and rotated after
 	// GraceStart: leave it (the caller re-derives the live token); older, or
@@ -103,11 +108,14 @@ type Store interface {
 	// UpsertProfile stores both answers; completed_at is set the first time
 	// and kept afterwards. ErrNotFound when the user does not exist.
 	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
-	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// SetPasswordHash replaces oldHash with hash; ErrStaleCredentials when the
+	// stored hash is no longer oldHash (a change won the race).
+	SetPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error
 	PasswordHashByID(ctx context.Context, userID string) (string, error)
-	// ChangePassword stores the new hash and ends every other session of the
-	// user, atomically.
-	ChangePassword(ctx context.Context, userID, hash, keepSessionID string, at time.Time) error
+	// ChangePassword replaces oldHash with hash and ends every other session
+	// of the user, atomically; ErrNotFound when keepSessionID is no longer
+	// live, ErrStaleCredentials when the stored hash is no longer oldHash.
+	ChangePassword(ctx context.Context, userID, hash, oldHash, keepSessionID string, at time.Time) error
 
 	// SessionActive reports whether the user's session is live (not ended,
 	// not expired, not idle).

@@ -39,6 +39,15 @@ func (s *Service) UpdateProfile(ctx context.Context, claims AccessClaims, in Pro
 		return ProfileUpdate{}, userError(err)
 	}
 	user.Profile = &stored
+	// The session may have ended while the profile was written: mint no
+	// token for it (offline verifiers would accept it until exp).
+	live, err := s.store.SessionActive(ctx, claims.SessionID, claims.Subject, now, now.Add(-s.cfg.RefreshIdleTTL))
+	if err != nil {
+		return ProfileUpdate{}, internal(err)
+	}
+	if !live {
+		return ProfileUpdate{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
+	}
 	access, err := s.mintAccessToken(user, claims.SessionID, now)
 	if err != nil {
 		return ProfileUpdate{}, internal(err)

@@ -122,7 +122,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (Tokens, error) {
 	invalid := &Error{Code: CodeInvalidCredentials, Message: "the email or password is incorrect"}
 	normalised, emailErr := normaliseEmail(email)
-	if emailErr != nil || password.CodePoints(pw) > s.cfg.PasswordMaxLength {
+	if emailErr != nil {
 		// Still spend the hash so malformed input is not a faster oracle.
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
 			return Tokens{}, hashError(err)
@@ -148,28 +148,34 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	}
 	now := s.Now()
 	if needsRehash {
-		s.rehash(ctx, user.ID, pw, now)
+		hash = s.rehash(ctx, user.ID, pw, hash, now)
 	}
 	session, token, err := s.newSession(user.ID, now, client)
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
-	if err := s.store.CreateSession(ctx, session); err != nil {
+	if err := s.store.CreateLoginSession(ctx, session, hash); errors.Is(err, ErrStaleCredentials) {
+		return Tokens{}, invalid // the password changed while this login was checking the old one
+	} else if err != nil {
 		return Tokens{}, internal(err)
 	}
 	return s.issue(user, token, session.ExpiresAt, now)
 }
 
-// rehash upgrades a stored hash to the configured argon2 parameters. It is
-// best effort: the login has already succeeded and must not fail because of it.
-func (s *Service) rehash(ctx context.Context, userID, password string, now time.Time) {
+// rehash upgrades a stored hash to the configured argon2 parameters and
+// returns the hash now stored. It is best effort: the login has already
+// succeeded and must not fail because of it, and it never overwrites a hash
+// that a password change stored meanwhile.
+func (s *Service) rehash(ctx context.Context, userID, password, oldHash string, now time.Time) string {
 	hash, err := s.hasher.Hash(ctx, password)
 	if err == nil {
-		err = s.store.SetPasswordHash(ctx, userID, hash, now)
+		err = s.store.SetPasswordHash(ctx, userID, hash, oldHash, now)
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash skipped", "user_id", userID, "error", err)
+		return oldHash
 	}
+	return hash
 }
 
 // Refresh rotates a refresh token. The success path is one store statement.

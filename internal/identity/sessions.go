@@ -88,7 +88,13 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, curre
 	if err != nil {
 		return hashError(err)
 	}
-	if err := s.store.ChangePassword(ctx, claims.Subject, newHash, claims.SessionID, s.Now()); err != nil {
+	err = s.store.ChangePassword(ctx, claims.Subject, newHash, hash, claims.SessionID, s.Now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
+	case errors.Is(err, ErrStaleCredentials):
+		return &Error{Code: CodeInvalidCredentials, Message: "the password was changed meanwhile; nothing was written"}
+	case err != nil:
 		return internal(err)
 	}
 	return nil
@@ -100,7 +106,11 @@ func (s *Service) PurgeSessions(ctx context.Context) (int64, error) {
 	now := s.Now()
 	var total int64
 	for {
-		n, err := s.store.PurgeSessions(ctx, now, now.Add(-s.cfg.RefreshIdleTTL), now.Add(-revokedRetention), purgeBatch)
+		// Every kind of dead session is kept revokedRetention past its end, so a
+		// late refresh still gets the precise code (session_expired,
+		// refresh_token_reused) and replicas with skewed clocks agree.
+		horizon := now.Add(-revokedRetention)
+		n, err := s.store.PurgeSessions(ctx, horizon, horizon.Add(-s.cfg.RefreshIdleTTL), horizon, purgeBatch)
 		total += n
 		if err != nil || n < purgeBatch || ctx.Err() != nil {
 			return total, err

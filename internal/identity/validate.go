@@ -8,8 +8,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
-
-	"github.com/lanyard-id/lanyard/internal/password"
 )
 
 const (
@@ -71,9 +69,10 @@ func normaliseName(raw *string) (*string, *FieldError) {
 }
 
 // checkNewPassword applies NIST SP 800-63B-4 length rules, counted in code
-// points after NFKC; no composition rules.
+// points as typed (NFKC can expand one character into many, and the minimum
+// is about what the user chose); no composition rules.
 func (s *Service) checkNewPassword(field, pw string) *FieldError {
-	n := password.CodePoints(pw)
+	n := utf8.RuneCountInString(pw)
 	if n < s.cfg.PasswordMinLength || n > s.cfg.PasswordMaxLength {
 		return &FieldError{Field: field, Message: fmt.Sprintf("must be %d to %d characters long", s.cfg.PasswordMinLength, s.cfg.PasswordMaxLength)}
 	}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
@@ -26,6 +28,22 @@ func nullable(s string) *string {
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error {
 	return s.db.WithContext(ctx).Create(newSessionRow(ns)).Error
+}
+
+// CreateLoginSession implements identity.Store. The no-op UPDATE both checks
+// the hash and (on Postgres) locks the user row, so a password change either
+// commits first (and this login fails) or waits and then ends this session.
+func (s *Store) CreateLoginSession(ctx context.Context, ns identity.NewSession, checkedHash string) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?`, ns.UserID, checkedHash)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return identity.ErrStaleCredentials
+		}
+		return tx.Create(newSessionRow(ns)).Error
+	})
 }
 
 // rotateSession is the whole refresh hot path in one statement. Every SET

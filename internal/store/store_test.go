@@ -104,7 +104,15 @@ func testUsers(t *testing.T, s *store.Store) {
 	assert.Error(t, s.DB().Exec(`INSERT INTO profiles (user_id, python_proficiency, developer_role, updated_at) VALUES (?, 'none', 'student', ?)`, f.user.ID, t0).Error,
 		"completed_at must be set when both answers are")
 
-	require.NoError(t, s.SetPasswordHash(ctx, f.user.ID, testHash+"x", t0))
+	require.NoError(t, s.SetPasswordHash(ctx, f.user.ID, testHash+"x", testHash, t0))
+	assert.ErrorIs(t, s.SetPasswordHash(ctx, f.user.ID, testHash+"y", testHash, t0), identity.ErrStaleCredentials, "a stale swap writes nothing")
+
+	login := newFixture("unused@example.com").session
+	login.UserID = f.user.ID
+	assert.ErrorIs(t, s.CreateLoginSession(ctx, login, testHash), identity.ErrStaleCredentials, "no session for a password that changed meanwhile")
+	assert.Zero(t, countRows(t, s, "sessions", "id = ?", login.ID))
+	require.NoError(t, s.CreateLoginSession(ctx, login, testHash+"x"))
+	assert.EqualValues(t, 1, countRows(t, s, "sessions", "id = ?", login.ID))
 	_, hash, err = s.FindCredentials(ctx, "ada@example.com")
 	require.NoError(t, err)
 	assert.Equal(t, testHash+"x", hash)
@@ -351,11 +359,16 @@ func testUserSessions(t *testing.T, s *store.Store) {
 	assert.True(t, live, "other users' sessions are untouched")
 
 	a4 := addSession(t, s, a.user.ID, t0.Add(3*time.Minute))
-	require.NoError(t, s.ChangePassword(ctx, a.user.ID, testHash+"new", a3.ID, now))
+	assert.ErrorIs(t, s.ChangePassword(ctx, a.user.ID, testHash+"new", testHash+"stale", a3.ID, now), identity.ErrStaleCredentials)
+	assert.ErrorIs(t, s.ChangePassword(ctx, a.user.ID, testHash+"new", testHash, a2.ID, now), identity.ErrNotFound, "an ended session cannot change the password")
+	st, err := s.SessionState(ctx, a4.ID, a4.SecretHash)
+	require.NoError(t, err)
+	assert.Empty(t, st.RevokeReason, "failed changes end nothing")
+	require.NoError(t, s.ChangePassword(ctx, a.user.ID, testHash+"new", testHash, a3.ID, now))
 	hash, err := s.PasswordHashByID(ctx, a.user.ID)
 	require.NoError(t, err)
 	assert.Equal(t, testHash+"new", hash)
-	st, err := s.SessionState(ctx, a4.ID, a4.SecretHash)
+	st, err = s.SessionState(ctx, a4.ID, a4.SecretHash)
 	require.NoError(t, err)
 	assert.Equal(t, "password_change", st.RevokeReason)
 	live, err = s.SessionActive(ctx, a3.ID, a.user.ID, now, idle)

@@ -90,7 +90,21 @@ func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) 
 	return row.user(), nil
 }
 
-// SetPasswordHash replaces a user's password hash.
-func (s *Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
-	return s.db.WithContext(ctx).Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, at, userID).Error
+// SetPasswordHash replaces oldHash with hash (compare-and-swap).
+func (s *Store) SetPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error {
+	return swapPasswordHash(s.db.WithContext(ctx), userID, hash, oldHash, at)
+}
+
+// swapPasswordHash writes hash only while the stored hash is still oldHash,
+// so a concurrent change is never silently overwritten. On Postgres the
+// UPDATE also locks the user row until the transaction ends.
+func swapPasswordHash(db *gorm.DB, userID, hash, oldHash string, at time.Time) error {
+	res := db.Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return identity.ErrStaleCredentials
+	}
+	return nil
 }

@@ -97,12 +97,28 @@ func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, er
 	return hash, nil
 }
 
-// ChangePassword stores a new hash and ends every other session in one
-// transaction: a stolen session cannot outlive the password change.
-func (s *Store) ChangePassword(ctx context.Context, userID, hash, keepSessionID string, at time.Time) error {
+// ChangePassword swaps the hash and ends every other session in one
+// transaction: a stolen session cannot outlive the password change. The hash
+// is compared-and-swapped, so of two racing changes exactly one wins, and the
+// caller's own session is checked under lock, so a session ended meanwhile
+// (from another device) cannot change the password.
+func (s *Store) ChangePassword(ctx context.Context, userID, hash, oldHash, keepSessionID string, at time.Time) error {
+	if !validUUIDs(userID, keepSessionID) {
+		return identity.ErrNotFound
+	}
+	// Lock order: the user row first (as logins do), then sessions. Two
+	// changes racing therefore queue on the user row instead of each holding
+	// its own session row and deadlocking on the other's.
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?`, hash, at, userID).Error; err != nil {
+		if err := swapPasswordHash(tx, userID, hash, oldHash, at); err != nil {
 			return err
+		}
+		res := tx.Exec(`UPDATE sessions SET last_used_at = last_used_at WHERE id = ? AND user_id = ? AND revoked_at IS NULL`, keepSessionID, userID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return identity.ErrNotFound
 		}
 		return endOtherSessions(tx, userID, keepSessionID, "password_change", at)
 	})

@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -279,6 +280,48 @@ func Build(issuer, audience string, now time.Time) (*Corpus, error) {
 		{"unknown_kid", false, false, signed(stranger, header("ES256", stranger.kid, "at+jwt"), true, nil)},
 		{"missing_profile_complete", false, false, std(false, func(c map[string]any) { delete(c, "profile_complete") })},
 		{"wrong_typ", false, false, signed(published, header("ES256", published.kid, "JWT"), true, nil)},
+
+		// Validly signed by the published key but odd: the cases on which
+		// verifiers built on different JWT libraries used to disagree.
+		// Every one is judged by the rules in examples/README.md.
+		{"missing_sid", false, false, std(true, func(c map[string]any) { delete(c, "sid") })},
+		// A NumericDate is a JSON number: PyJWT would int() a string.
+		{"exp_string", false, false, std(true, func(c map[string]any) { c["exp"] = strconv.FormatInt(now.Add(accessTTL).Unix(), 10) })},
+		// Not a sane NumericDate: every date must be below 2^53.
+		{"exp_huge", false, false, std(true, func(c map[string]any) { c["exp"] = 1e300 })},
+		// Lanyard always sends nbf, but the contract only demands checking
+		// it when present.
+		{"missing_nbf", true, true, std(true, func(c map[string]any) { delete(c, "nbf") })},
+		// Issued in the future (beyond the leeway): refused, as PyJWT does.
+		{"iat_future", false, false, std(true, func(c map[string]any) {
+			c["iat"] = now.Add(time.Hour).Unix()
+			c["exp"] = now.Add(time.Hour + accessTTL).Unix()
+		})},
+		{"profile_true_without_profile", false, false, std(true, func(c map[string]any) { delete(c, "profile") })},
+		// Claim names are case-sensitive (RFC 7519 §4): "Profile_Complete"
+		// is an unknown claim, not profile_complete. It comes last, so a
+		// case-insensitive decoder would let it win.
+		{"case_variant_claim", true, false, func() (string, error) {
+			c, err := claims(false)
+			if err != nil {
+				return "", err
+			}
+			payload, err := json.Marshal(c)
+			if err != nil {
+				return "", err
+			}
+			payload = append(payload[:len(payload)-1], `,"Profile_Complete":true}`...)
+			return published.sign(lanyardHeader, payload)
+		}},
+		// RFC 7797 unencoded payload without crit: refused, whatever a
+		// library would make of it.
+		{"b64_false", false, false, signed(published,
+			[]byte(`{"alg":"ES256","kid":"`+published.kid+`","typ":"at+jwt","b64":false}`), true, nil)},
+		// A valid token plus one trailing space: not a compact JWS.
+		{"trailing_whitespace", false, false, func() (string, error) {
+			tok, err := std(true, nil)()
+			return tok + " ", err
+		}},
 	}
 
 	corpus := &Corpus{

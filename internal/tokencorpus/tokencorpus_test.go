@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,15 @@ func TestCases(t *testing.T) {
 		{"unknown_kid", false, false},
 		{"missing_profile_complete", false, false},
 		{"wrong_typ", false, false},
+		{"missing_sid", false, false},
+		{"exp_string", false, false},
+		{"exp_huge", false, false},
+		{"missing_nbf", true, true},
+		{"iat_future", false, false},
+		{"profile_true_without_profile", false, false},
+		{"case_variant_claim", true, false},
+		{"b64_false", false, false},
+		{"trailing_whitespace", false, false},
 	}, got)
 
 	_, err = Build("", aud, now)
@@ -85,7 +96,7 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 	require.NoError(t, err)
 
 	type parsed struct {
-		hdr    map[string]string
+		hdr    map[string]any
 		claims map[string]any
 		in     string
 		sig    []byte
@@ -116,17 +127,31 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 	seen := map[string]bool{}
 	for _, cs := range c.Cases {
 		t.Run(cs.Name, func(t *testing.T) {
-			p := parse(cs.Token)
+			tok := cs.Token
+			if cs.Name == "trailing_whitespace" {
+				require.True(t, strings.HasSuffix(tok, " "))
+				tok = strings.TrimSuffix(tok, " ")
+			}
+			p := parse(tok)
 			cl := p.claims
 			for _, k := range []string{"sub", "sid", "jti"} {
-				assert.False(t, seen[k+cl[k].(string)], "%s unique across cases", k)
-				seen[k+cl[k].(string)] = true
+				if v, ok := cl[k].(string); ok {
+					assert.False(t, seen[k+v], "%s unique across cases", k)
+					seen[k+v] = true
+				}
 			}
-			for _, k := range []string{"iss", "sub", "aud", "iat", "exp", "jti", "sid", "email"} {
+			want := []string{"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid", "email"}
+			switch cs.Name {
+			case "missing_sid":
+				want = slices.DeleteFunc(want, func(k string) bool { return k == "sid" })
+			case "missing_nbf":
+				want = slices.DeleteFunc(want, func(k string) bool { return k == "nbf" })
+			}
+			for _, k := range want {
 				assert.Contains(t, cl, k)
 			}
-			wantHdr := map[string]string{"alg": "ES256", "kid": jwk["kid"], "typ": "at+jwt"}
-			wantExp := float64(now.Add(15 * time.Minute).Unix())
+			wantHdr := map[string]any{"alg": "ES256", "kid": jwk["kid"], "typ": "at+jwt"}
+			var wantExp any = float64(now.Add(15 * time.Minute).Unix())
 			wantValidSig := true
 			switch cs.Name {
 			case "good_complete":
@@ -168,6 +193,31 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 				assert.NotContains(t, cl, "profile_complete")
 			case "wrong_typ":
 				wantHdr["typ"] = "JWT"
+			case "missing_sid":
+				assert.NotContains(t, cl, "sid")
+			case "exp_string":
+				wantExp = strconv.FormatInt(now.Add(15*time.Minute).Unix(), 10)
+			case "exp_huge":
+				wantExp = 1e300
+			case "missing_nbf":
+				assert.NotContains(t, cl, "nbf")
+				assert.Equal(t, true, cl["profile_complete"])
+			case "iat_future":
+				assert.Equal(t, float64(now.Add(time.Hour).Unix()), cl["iat"])
+				wantExp = float64(now.Add(time.Hour + 15*time.Minute).Unix())
+			case "profile_true_without_profile":
+				assert.Equal(t, true, cl["profile_complete"])
+				assert.NotContains(t, cl, "profile")
+			case "case_variant_claim":
+				assert.Equal(t, false, cl["profile_complete"])
+				assert.Equal(t, true, cl["Profile_Complete"])
+				body, err := b64.DecodeString(strings.Split(tok, ".")[1])
+				require.NoError(t, err)
+				i, j := strings.Index(string(body), `"profile_complete":false`), strings.Index(string(body), `"Profile_Complete":true`)
+				assert.True(t, i >= 0 && j > i, "the variant comes after the real claim, so last-wins case folding would pick it: %s", body)
+			case "b64_false":
+				wantHdr["b64"] = false
+			case "trailing_whitespace":
 			default:
 				t.Fatalf("unexpected case %q", cs.Name)
 			}
