@@ -390,7 +390,7 @@ type OpenIDConfigurationSubjectTypesSupported string
 type PasswordChange struct {
 	CurrentPassword string `json:"current_password"`
 
-	// NewPassword Same rules as at sign-up (default at least 15 code points after NFKC).
+	// NewPassword Same rules as at sign-up (default at least 15 code points as typed).
 	NewPassword string `json:"new_password"`
 }
 
@@ -544,7 +544,8 @@ type SignupRequest struct {
 	// Name Display name. Optional; the user's `name` is `null` when not given.
 	Name *string `json:"name,omitempty"`
 
-	// Password The password, in Unicode code points after NFKC normalisation,
+	// Password The password, in Unicode code points as typed (it is NFKC-normalised
+	// only before hashing, so NFKC-equivalent spellings log in alike),
 	// between the configured minimum (`LANYARD_PASSWORD_MIN_LENGTH`,
 	// **default 15**, never below 8) and the configured maximum
 	// (`LANYARD_PASSWORD_MAX_LENGTH`, default and ceiling 1024). Any
