@@ -132,20 +132,14 @@ cat >"$out/refresh.pgbench.sql" <<SQL
 \set n :client_id + 1
 UPDATE sessions SET generation = generation + 1, rotated_at = now(), last_used_at = now() WHERE id = $sid RETURNING generation;
 SQL
-# Diagnostic: Lanyard's own rotate statement (taken from internal/store/sessions.go), with its
-# parameters as pgbench variables or now()-based values; \gset carries the generation forward.
-# shellcheck disable=SC2016 # the backquotes are Go's, not the shell's
-sed -n '/^const rotateSession = `/,/`$/p' internal/store/sessions.go | sed '1d; s/`$//' |
-  sed -E "s/@gen/:gen/g; s/@now/now()/g; s/@grace_start/(now() - interval '10 seconds')/g;
-          s/@idle_cutoff/(now() - interval '168 hours')/g; s/@id\b/$sid/g;
-          s/@secret_hash/sha256(convert_to(:n::text, 'UTF8'))/g; s/^RETURNING generation,/RETURNING generation AS gen,/" \
-  >"$tmp/rotate.sql"
-if grep -q '@' "$tmp/rotate.sql" || ! grep -q 'RETURNING generation AS gen' "$tmp/rotate.sql"; then
-  echo "warning: could not turn internal/store/sessions.go's rotateSession into a pgbench script; skipping that diagnostic" >&2
-  : >"$out/rotate.pgbench.sql"
-else
-  { echo '\set n :client_id + 1'; tr '\n' ' ' <"$tmp/rotate.sql"; echo '\gset'; } >"$out/rotate.pgbench.sql"
-fi
+# Diagnostic: Lanyard's own rotate statement (rotateSessionPostgres in
+# internal/store/sessions.go; keep the two in step), with its parameters as
+# pgbench variables or now()-based values; \gset carries the generation forward.
+cat >"$out/rotate.pgbench.sql" <<SQL
+\set n :client_id + 1
+WITH s AS (UPDATE sessions SET generation = CASE WHEN generation = :gen THEN generation + 1 ELSE generation END, rotated_at = CASE WHEN generation = :gen THEN now() ELSE rotated_at END, last_used_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN now() ELSE last_used_at END, revoked_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN revoked_at ELSE now() END, revoke_reason = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN revoke_reason ELSE 'reuse' END WHERE id = $sid AND secret_hash = sha256(convert_to(:n::text, 'UTF8')) AND revoked_at IS NULL AND generation >= :gen AND expires_at > now() AND last_used_at > now() - interval '168 hours' RETURNING generation, revoke_reason, expires_at, user_id) SELECT s.generation AS gen, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, p.python_proficiency, p.developer_role, p.completed_at FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id
+\gset
+SQL
 
 # ---- one measurement of each kind: each appends one line to $out/<kind>.txt ----
 run_lanyard() {

@@ -15,25 +15,10 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
-	"gorm.io/gorm"
 
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/internal/store"
 )
-
-// countStatements counts every statement GORM sends, whichever API sent it.
-func countStatements(db *gorm.DB) *atomic.Int64 {
-	var n atomic.Int64
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	_ = cb.Create().Before("gorm:create").Register("bench:count_create", inc)
-	_ = cb.Query().Before("gorm:query").Register("bench:count_query", inc)
-	_ = cb.Update().Before("gorm:update").Register("bench:count_update", inc)
-	_ = cb.Delete().Before("gorm:delete").Register("bench:count_delete", inc)
-	_ = cb.Row().Before("gorm:row").Register("bench:count_row", inc)
-	_ = cb.Raw().Before("gorm:raw").Register("bench:count_raw", inc)
-	return &n
-}
 
 func benchClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
@@ -73,12 +58,12 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 // rotating its own session. Reports req/s, p50/p99 and statements per refresh.
 func BenchmarkRefreshPostgres(b *testing.B) {
 	const clients = 32
-	s := newTestServer(b, store.Postgres)
+	s := newTestServer(b, store.Postgres, withStatementCounter())
 	tokens := make([]string, clients)
 	for i := range tokens {
 		tokens[i] = s.signUp(b, fmt.Sprintf("bench%d@example.com", i)).Refresh
 	}
-	statements := countStatements(s.store.DB())
+	statements := s.statements
 	client := benchClient(clients)
 	var (
 		next  atomic.Int64
@@ -86,7 +71,7 @@ func BenchmarkRefreshPostgres(b *testing.B) {
 		fails atomic.Int64
 	)
 	b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	statements.Store(0)
+	statements.Reset()
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -116,7 +101,7 @@ func BenchmarkRefreshPostgres(b *testing.B) {
 		b.Fatalf("%d refreshes failed", fails.Load())
 	}
 	lat.report(b, elapsed)
-	b.ReportMetric(float64(statements.Load())/float64(b.N), "stmts/refresh")
+	b.ReportMetric(float64(statements.Count())/float64(b.N), "stmts/refresh")
 }
 
 // BenchmarkLoginPostgres: logins end to end with the default argon2id

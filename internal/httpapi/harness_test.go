@@ -41,15 +41,20 @@ type testServer struct {
 	svc   *identity.Service
 	clock *clock
 	ring  *identity.KeyRing
+	// statements counts Postgres statements on the wire (withStatementCounter).
+	statements *testdb.StatementCounter
 }
 
 type option func(*serverOptions)
 
 type serverOptions struct {
-	cfg    identity.Config
-	hasher identity.Hasher
-	cors   []string
+	cfg     identity.Config
+	hasher  identity.Hasher
+	cors    []string
+	counted bool // Postgres behind a statement-counting proxy
 }
+
+func withStatementCounter() option { return func(o *serverOptions) { o.counted = true } }
 
 func withHasher(h identity.Hasher) option { return func(o *serverOptions) { o.hasher = h } }
 func withCORS(origins ...string) option   { return func(o *serverOptions) { o.cors = origins } }
@@ -76,7 +81,13 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	for _, opt := range opts {
 		opt(&o)
 	}
-	st := testdb.Open(t, dialect)
+	var st *store.Store
+	var statements *testdb.StatementCounter
+	if o.counted {
+		st, statements = testdb.OpenCounted(t)
+	} else {
+		st = testdb.Open(t, dialect)
+	}
 	clk := &clock{now: identity.Now()}
 	sealer, err := keys.NewSealer(secret)
 	require.NoError(t, err)
@@ -94,7 +105,7 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	srv.SetReady(true)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring}
+	return &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring, statements: statements}
 }
 
 type response struct {

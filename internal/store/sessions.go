@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -46,76 +48,80 @@ func (s *Store) CreateLoginSession(ctx context.Context, ns identity.NewSession, 
 	})
 }
 
-// rotateSession is the whole refresh hot path in one statement. Every SET
-// expression reads the row as it was before the statement, so the cases are:
-//   - presented generation is live: advance it and stamp rotated_at;
-//   - presented is the immediate parent, rotated within grace: leave the
-//     generation (the caller re-derives the live token: no fork);
+// The refresh hot path is one statement. Every SET expression reads the row
+// as it was before the statement, so the cases are:
+//   - presented generation ($1) is live: advance it and stamp rotated_at;
+//   - presented is the immediate parent, rotated after the grace start ($3):
+//     leave the generation (the caller re-derives the live token: no fork);
 //   - anything older, or the parent after grace: revoke the session (reuse).
 //
 // Under concurrency Postgres re-evaluates the row after a competing update
 // commits, so twenty racing refreshes of one token yield one advance and
 // nineteen grace answers, with no explicit lock, sleep or retry.
 // revoked_at is NULL in every matched row; keeping it (rather than writing
-// NULL) also gives Postgres the column's type for the @now parameter.
-// The user and profile come back through scalar subqueries so that refresh
-// re-reads profile completeness without a second round trip.
-const rotateSession = `
-UPDATE sessions SET
-  generation    = CASE WHEN generation = @gen THEN generation + 1 ELSE generation END,
-  rotated_at    = CASE WHEN generation = @gen THEN @now ELSE rotated_at END,
-  last_used_at  = CASE WHEN generation = @gen OR (generation = @gen + 1 AND rotated_at > @grace_start) THEN @now ELSE last_used_at END,
-  revoked_at    = CASE WHEN generation = @gen OR (generation = @gen + 1 AND rotated_at > @grace_start) THEN revoked_at ELSE @now END,
-  revoke_reason = CASE WHEN generation = @gen OR (generation = @gen + 1 AND rotated_at > @grace_start) THEN revoke_reason ELSE 'reuse' END
-WHERE id = @id AND secret_hash = @secret_hash AND revoked_at IS NULL
-  AND generation >= @gen AND expires_at > @now AND last_used_at > @idle_cutoff
-RETURNING generation, revoke_reason, expires_at, user_id,
-  (SELECT email FROM users WHERE users.id = sessions.user_id) AS email,
-  (SELECT name FROM users WHERE users.id = sessions.user_id) AS name,
-  (SELECT created_at FROM users WHERE users.id = sessions.user_id) AS user_created_at,
-  (SELECT python_proficiency FROM profiles WHERE profiles.user_id = sessions.user_id) AS python_proficiency,
-  (SELECT developer_role FROM profiles WHERE profiles.user_id = sessions.user_id) AS developer_role,
-  (SELECT completed_at FROM profiles WHERE profiles.user_id = sessions.user_id) AS completed_at`
+// NULL) also gives Postgres the column's type for the $2 parameter.
+//
+// It bypasses GORM: on this path GORM's named-parameter rewriting and its
+// SQL explainer (run even with logging off) cost more CPU than the round
+// trip. Parameters: $1 generation, $2 now, $3 grace start, $4 idle cutoff,
+// $5 session id, $6 secret hash.
+const rotateSet = `
+  generation    = CASE WHEN generation = $1 THEN generation + 1 ELSE generation END,
+  rotated_at    = CASE WHEN generation = $1 THEN $2 ELSE rotated_at END,
+  last_used_at  = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN $2 ELSE last_used_at END,
+  revoked_at    = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN revoked_at ELSE $2 END,
+  revoke_reason = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN revoke_reason ELSE 'reuse' END
+WHERE id = $5 AND secret_hash = $6 AND revoked_at IS NULL
+  AND generation >= $1 AND expires_at > $2 AND last_used_at > $4`
 
-type rotationRow struct {
-	Generation        int64
-	RevokeReason      *string
-	ExpiresAt         dbTime
-	UserID            string
-	Email             string
-	Name              *string
-	UserCreatedAt     dbTime
-	PythonProficiency *string
-	DeveloperRole     *string
-	CompletedAt       nullTime
-}
+// rotateSessionPostgres reads the user and profile by joining the updated
+// row in a data-modifying CTE: two index lookups.
+const rotateSessionPostgres = `
+WITH s AS (UPDATE sessions SET` + rotateSet + `
+  RETURNING generation, revoke_reason, expires_at, user_id)
+SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at,
+       p.python_proficiency, p.developer_role, p.completed_at
+FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id`
+
+// rotateSessionSQLite: SQLite has no UPDATE in a CTE and RETURNING cannot
+// join, so scalar subqueries bring the user and profile back. Its numbered
+// parameters are spelled ?N.
+var rotateSessionSQLite = strings.ReplaceAll(`
+UPDATE sessions SET`+rotateSet+`
+RETURNING generation, revoke_reason, expires_at, user_id,
+  (SELECT email FROM users WHERE users.id = sessions.user_id),
+  (SELECT name FROM users WHERE users.id = sessions.user_id),
+  (SELECT created_at FROM users WHERE users.id = sessions.user_id),
+  (SELECT python_proficiency FROM profiles WHERE profiles.user_id = sessions.user_id),
+  (SELECT developer_role FROM profiles WHERE profiles.user_id = sessions.user_id),
+  (SELECT completed_at FROM profiles WHERE profiles.user_id = sessions.user_id)`, "$", "?")
 
 // RotateSession implements identity.Store.
 func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (identity.Rotation, error) {
-	var row rotationRow
-	res := s.db.WithContext(ctx).Raw(rotateSession,
-		sql.Named("gen", r.Generation),
-		sql.Named("now", r.Now),
-		sql.Named("grace_start", r.GraceStart),
-		sql.Named("idle_cutoff", r.IdleCutoff),
-		sql.Named("id", r.SessionID),
-		sql.Named("secret_hash", r.SecretHash),
-	).Scan(&row)
-	if res.Error != nil {
-		return identity.Rotation{}, res.Error
+	query := rotateSessionPostgres
+	if s.dialect == SQLite {
+		query = rotateSessionSQLite
 	}
-	if res.RowsAffected == 0 {
+	var (
+		row          userWithProfile
+		generation   int64
+		revokeReason *string
+		expiresAt    dbTime
+	)
+	err := s.sqlDB.QueryRowContext(ctx, query, r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash).Scan(
+		&generation, &revokeReason, &expiresAt, &row.ID, &row.Email, &row.Name, &row.CreatedAt,
+		&row.PythonProficiency, &row.DeveloperRole, &row.CompletedAt)
+	if errors.Is(err, sql.ErrNoRows) {
 		return identity.Rotation{}, identity.ErrNotFound
 	}
-	user := userWithProfile{
-		ID: row.UserID, Email: row.Email, Name: row.Name, CreatedAt: row.UserCreatedAt,
-		PythonProficiency: row.PythonProficiency, DeveloperRole: row.DeveloperRole, CompletedAt: row.CompletedAt,
-	}.user()
+	if err != nil {
+		return identity.Rotation{}, err
+	}
 	return identity.Rotation{
-		Generation: row.Generation,
-		Reused:     row.RevokeReason != nil,
-		ExpiresAt:  row.ExpiresAt.Time,
-		User:       user,
+		Generation: generation,
+		Reused:     revokeReason != nil,
+		ExpiresAt:  expiresAt.Time,
+		User:       row.user(),
 	}, nil
 }
 

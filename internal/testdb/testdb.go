@@ -66,6 +66,14 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
+// OpenCounted returns a migrated Postgres store whose every statement is
+// counted on the wire.
+func OpenCounted(t testing.TB) (*store.Store, *StatementCounter) {
+	t.Helper()
+	proxied, counter := CountStatements(t, PostgresURL(t))
+	return open(t, store.Options{MaxOpenConns: 40, PostgresURL: proxied}), counter
+}
+
 // Open returns a migrated store of the given dialect, closed at cleanup.
 func Open(t testing.TB, dialect store.Dialect) *store.Store {
 	t.Helper()
@@ -78,6 +86,11 @@ func Open(t testing.TB, dialect store.Dialect) *store.Store {
 	default:
 		t.Fatalf("unknown dialect %q", dialect)
 	}
+	return open(t, opts)
+}
+
+func open(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	s, err := store.Open(ctx, opts)
 	if err != nil {
