@@ -64,7 +64,7 @@ func TestReplicas(t *testing.T) {
 		assert.Equal(t, 1, replicaCount(t, db, `SELECT count(*) FROM signing_keys`))
 		// The advisory lock serialised the migrations: one replica applied
 		// them all, the other found the database up to date.
-		migratedA, migratedB := a.countLogs("migration applied"), b.countLogs("migration applied")
+		migratedA, migratedB := a.count("migration applied"), b.count("migration applied")
 		assert.True(t, (migratedA == 0) != (migratedB == 0), "migrations applied by A: %d, by B: %d", migratedA, migratedB)
 	}), "later steps build on this one")
 
@@ -258,9 +258,7 @@ type replicaProc struct {
 	waitErr   error
 	stderr    replicaBuffer
 	stopOnce  sync.Once
-
-	mu   sync.Mutex
-	logs []map[string]any
+	logBook
 }
 
 // replicaClient bounds every request so a wedged replica fails the test
@@ -317,9 +315,7 @@ func (p *replicaProc) readLogs(r *os.File) {
 		if json.Unmarshal(sc.Bytes(), &rec) != nil {
 			continue
 		}
-		p.mu.Lock()
-		p.logs = append(p.logs, rec)
-		p.mu.Unlock()
+		p.record(rec)
 		if addr, ok := rec["addr"].(string); ok && rec["msg"] == "listening" {
 			select {
 			case p.listening <- addr:
@@ -381,30 +377,6 @@ func (p *replicaProc) stop(t *testing.T) {
 			<-p.exited
 		}
 	})
-}
-
-func (p *replicaProc) listeningField(name string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, rec := range p.logs {
-		if rec["msg"] == "listening" {
-			v, _ := rec[name].(string)
-			return v
-		}
-	}
-	return ""
-}
-
-func (p *replicaProc) countLogs(msg string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, rec := range p.logs {
-		if rec["msg"] == msg {
-			n++
-		}
-	}
-	return n
 }
 
 // do sends one request; it never fails the test, so goroutines may call it.

@@ -31,8 +31,61 @@ type lanyard struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	mu     sync.Mutex
-	logs   []map[string]any
+	logBook
+}
+
+// logBook keeps the JSON log records a server printed.
+type logBook struct {
+	mu   sync.Mutex
+	logs []map[string]any
+}
+
+func (b *logBook) record(rec map[string]any) {
+	b.mu.Lock()
+	b.logs = append(b.logs, rec)
+	b.mu.Unlock()
+}
+
+// first returns the first record with this msg, or nil.
+func (b *logBook) first(msg string) map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rec := range b.logs {
+		if rec["msg"] == msg {
+			return rec
+		}
+	}
+	return nil
+}
+
+// count returns how many records have this msg.
+func (b *logBook) count(msg string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, rec := range b.logs {
+		if rec["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// listeningField reads a field of the "listening" log record.
+func (b *logBook) listeningField(name string) string {
+	v, _ := b.first("listening")[name].(string)
+	return v
+}
+
+// metricsContain reports whether the server's /metrics has this line.
+func metricsContain(url, line string) bool {
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return strings.Contains(string(b), line)
 }
 
 func env(vars map[string]string) func(string) string {
@@ -57,9 +110,7 @@ func start(t *testing.T, vars map[string]string) *lanyard {
 			if json.Unmarshal(sc.Bytes(), &rec) != nil {
 				continue
 			}
-			l.mu.Lock()
-			l.logs = append(l.logs, rec)
-			l.mu.Unlock()
+			l.record(rec)
 			if rec["msg"] == "listening" {
 				listening <- rec["addr"].(string)
 			}
@@ -79,19 +130,6 @@ func start(t *testing.T, vars map[string]string) *lanyard {
 	}
 	t.Cleanup(func() { l.stop(t) })
 	return l
-}
-
-// listeningField reads a field of the "listening" log record.
-func (l *lanyard) listeningField(name string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, rec := range l.logs {
-		if rec["msg"] == "listening" {
-			v, _ := rec[name].(string)
-			return v
-		}
-	}
-	return ""
 }
 
 // stop cancels run (as SIGTERM does) and waits for a clean return.
@@ -321,15 +359,8 @@ func TestGracefulShutdown(t *testing.T) {
 		s, b := l.post(t, "/v1/auth/login", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
 		login <- result{s, b}
 	}()
-	require.Eventually(t, func() bool {
-		res, err := http.Get(l.url + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return strings.Contains(string(b), "lanyard_password_hashes_in_flight 1")
-	}, 30*time.Second, 5*time.Millisecond, "the login never started hashing")
+	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_password_hashes_in_flight 1") },
+		30*time.Second, 5*time.Millisecond, "the login never started hashing")
 
 	l.cancel() // what SIGTERM does through signal.NotifyContext
 	// Readiness goes false first, while the listener still answers.
@@ -354,13 +385,7 @@ func TestGracefulShutdown(t *testing.T) {
 	_, err := http.Get(l.url + "/healthz")
 	assert.Error(t, err, "no longer accepting connections")
 
-	var sawShutdown bool
-	l.mu.Lock()
-	for _, rec := range l.logs {
-		sawShutdown = sawShutdown || rec["msg"] == "shutting down"
-	}
-	l.mu.Unlock()
-	assert.True(t, sawShutdown)
+	assert.NotNil(t, l.first("shutting down"))
 }
 
 // TestSigningAlgorithms: EdDSA and RS256 are selectable; PyJWT verifies both,
@@ -415,15 +440,8 @@ func TestCleanupJob(t *testing.T) {
 		ID: uuid.NewString(), UserID: userID, SecretHash: make([]byte, 32), CreatedAt: old, ExpiresAt: old.Add(720 * time.Hour),
 	}))
 
-	require.Eventually(t, func() bool {
-		res, err := http.Get(l.url + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return strings.Contains(string(b), "lanyard_sessions_purged_total 1")
-	}, 30*time.Second, 10*time.Millisecond, "the cleanup job never purged the expired session")
+	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_sessions_purged_total 1") },
+		30*time.Second, 10*time.Millisecond, "the cleanup job never purged the expired session")
 	var n int64
 	require.NoError(t, st.DB().Raw(`SELECT count(*) FROM sessions`).Scan(&n).Error)
 	assert.EqualValues(t, 1, n, "only the live session from sign-up is left")
