@@ -127,7 +127,9 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	gooseDialect := goose.DialectSQLite3
 	if s.dialect == Postgres {
 		gooseDialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresSessionLocker()
+		// Retry the lock every second (goose's default is every 5 s) for up to
+		// 5 minutes, so a replica that starts beside another waits ~1 s, not 5.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, err
 		}
