@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
@@ -147,12 +146,6 @@ func (h *Hasher) setParams(p Params) {
 // different keyboards hashes the same.
 func Normalize(password string) string {
 	return norm.NFKC.String(password)
-}
-
-// CodePoints counts Unicode code points after normalisation; length rules
-// are in code points because bytes penalise non-Latin scripts.
-func CodePoints(password string) int {
-	return utf8.RuneCountInString(Normalize(password))
 }
 
 // InFlight returns how many hashes are running now.
