@@ -8,8 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -452,4 +452,3 @@ func TestNormalize(t *testing.T) {
 		assert.Equal(t, tt.want, Normalize(tt.in), "%q", tt.in)
 	}
 }
-
