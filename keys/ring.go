@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
@@ -26,6 +27,7 @@ type Ring struct {
 	byHeader map[string]*SigningKey
 	jwks     []byte
 	jwksETag string
+	algs     []Algorithm
 }
 
 // NewRing builds a ring that signs with signing and publishes signing plus
@@ -50,6 +52,9 @@ func NewRing(signing *SigningKey, published ...*SigningKey) (*Ring, error) {
 			continue
 		}
 		r.byKid[k.kid] = k
+		if !slices.Contains(r.algs, k.alg) {
+			r.algs = append(r.algs, k.alg)
+		}
 		r.byHeader[strings.TrimSuffix(k.hdrPrefix, ".")] = k
 		pubs = append(pubs, k.pubJSON)
 	}
@@ -75,6 +80,10 @@ func (r *Ring) Algorithm() Algorithm { return r.signing.alg }
 // only, each with kid, alg and use "sig". The bytes are prepared once in
 // NewRing and shared by every call: callers must not modify them.
 func (r *Ring) JWKS() []byte { return r.jwks }
+
+// Algorithms lists the algorithms of the published keys, the signing key's
+// first (discovery advertises them).
+func (r *Ring) Algorithms() []Algorithm { return slices.Clone(r.algs) }
 
 // JWKSETag is a strong entity tag for JWKS(): a digest of the bytes, so
 // every replica serving the same key set sends the same tag.

@@ -29,6 +29,8 @@ Usage:
   lanyard [serve]      run the HTTP service (migrates the database first unless LANYARD_MIGRATE=false)
   lanyard migrate      apply pending database migrations and exit
   lanyard keys list    show the signing keys: kid, algorithm, state and dates
+  lanyard keys rotate  publish a new signing key; it signs after the publication lead
+                       (--now: sign at once; see lanyard keys rotate --help for the cost)
   lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
   lanyard version      print the version
   lanyard help         show this help
@@ -50,10 +52,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "migrate":
 		return migrate(ctx, getenv, stdout)
 	case "keys":
-		if len(args) < 2 || args[1] != "list" {
-			return fmt.Errorf("usage: lanyard keys list")
+		switch {
+		case len(args) >= 2 && args[1] == "list":
+			return listKeys(ctx, getenv, stdout)
+		case len(args) >= 2 && args[1] == "rotate":
+			return rotateKeys(ctx, args[2:], getenv, stdout)
 		}
-		return listKeys(ctx, getenv, stdout)
+		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now]")
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":
@@ -184,15 +189,119 @@ func listKeys(ctx context.Context, getenv func(string) string, stdout io.Writer)
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED")
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tREMOVED")
 	for _, r := range records {
-		activated := "-"
-		if r.ActivatedAt != nil {
-			activated = r.ActivatedAt.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.KID, r.Alg, r.State, r.CreatedAt.UTC().Format(time.RFC3339), activated)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.KID, r.Alg, r.State, r.CreatedAt.UTC().Format(time.RFC3339),
+			stamp(r.ActivatedAt), stamp(r.RetiredAt), stamp(r.RemovedAt))
 	}
 	return tw.Flush()
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+const rotateUsage = `usage: lanyard keys rotate [--now]
+
+Publishes a new signing key now; it starts signing after LANYARD_KEY_PUBLICATION_LEAD
+(default 15m), so every verifier's cached JWKS already holds it by then. The old key
+stays published until the last token it signed has expired.
+
+--now  makes the new key sign at once. Use it only when the current key may be
+       compromised: verifiers that cached the old JWKS reject new tokens until they
+       refetch it (PyJWKClient up to 5 min, jose up to 10 min, CDNs longer), so some
+       users see 401s until then. Running servers switch within LANYARD_KEY_CHECK_INTERVAL.
+`
+
+// rotateKeys runs `lanyard keys rotate [--now]` against the database.
+func rotateKeys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	immediately := false
+	for _, a := range args {
+		switch a {
+		case "--now":
+			immediately = true
+		case "-h", "--help":
+			fmt.Fprint(stdout, rotateUsage)
+			return nil
+		default:
+			return fmt.Errorf("unknown flag %q\n%s", a, rotateUsage)
+		}
+	}
+	cfg, st, err := openStore(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ring, sealer, err := loadKeys(ctx, &cfg, st, nil)
+	if err != nil {
+		return err
+	}
+	now := identity.Now()
+	if err := ring.Rotate(ctx, st, sealer, keyPolicy(cfg), now, immediately); err != nil {
+		return err
+	}
+	if immediately {
+		fmt.Fprintf(stdout, "key %s signs now; verifiers that cached the old JWKS reject its tokens until they refetch\n", ring.Ring().SigningKeyID())
+	} else {
+		fmt.Fprintf(stdout, "next key published; it starts signing at %s\n", now.Add(cfg.KeyPublicationLead).Format(time.RFC3339))
+	}
+	return listKeys(ctx, getenv, stdout)
+}
+
+func keyPolicy(cfg config.Config) identity.KeyPolicy {
+	return identity.KeyPolicy{
+		Algorithm: cfg.SigningAlg, RotationInterval: cfg.KeyRotationInterval,
+		PublicationLead: cfg.KeyPublicationLead, AccessTTL: cfg.AccessTTL,
+	}
+}
+
+// loadKeys opens the secret and the key ring (creating the first key).
+func loadKeys(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*identity.KeyRing, *keys.Sealer, error) {
+	generated, err := cfg.EnsureSecret()
+	if err != nil {
+		return nil, nil, err
+	}
+	if generated && log != nil {
+		log.Warn("generated a development secret; set LANYARD_SECRET in production", "file", cfg.DataDir+"/secret")
+	}
+	sealer, err := keys.NewSealer(cfg.Secret)
+	if err != nil {
+		return nil, nil, &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
+	}
+	ring, warnings, err := identity.LoadKeyRing(ctx, st, sealer, cfg.SigningAlg, identity.Now())
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range warnings {
+		if log != nil {
+			log.Warn(w)
+		}
+	}
+	return ring, sealer, nil
+}
+
+// maintainKeys performs due key transitions and picks up other replicas'
+// changes every interval until ctx ends.
+func maintainKeys(ctx context.Context, interval time.Duration, ring *identity.KeyRing, st *store.Store, sealer *keys.Sealer, p identity.KeyPolicy, log *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		changed, err := ring.Maintain(ctx, st, sealer, p, identity.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("key maintenance failed", "error", err)
+		case changed:
+			log.Info("signing keys changed", "kid", ring.Ring().SigningKeyID(), "alg", string(ring.Ring().Algorithm()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
@@ -212,23 +321,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			log.Info("migration applied", "file", m)
 		}
 	}
-	generated, err := cfg.EnsureSecret()
+	ring, sealer, err := loadKeys(ctx, &cfg, st, log)
 	if err != nil {
 		return err
-	}
-	if generated {
-		log.Warn("generated a development secret; set LANYARD_SECRET in production", "file", cfg.DataDir+"/secret")
-	}
-	sealer, err := keys.NewSealer(cfg.Secret)
-	if err != nil {
-		return &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
-	}
-	ring, warnings, err := identity.LoadKeyRing(ctx, st, sealer, cfg.SigningAlg, identity.Now())
-	if err != nil {
-		return err
-	}
-	for _, w := range warnings {
-		log.Warn(w)
 	}
 	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashQueueWait)
 	if err != nil {
@@ -272,6 +367,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if cfg.CleanupInterval > 0 {
 		go purgeSessions(ctx, cfg.CleanupInterval, svc, api, log)
 	}
+	go maintainKeys(ctx, cfg.KeyCheckInterval, ring, st, sealer, keyPolicy(cfg), log)
 	api.SetReady(true)
 	database := "sqlite:" + cfg.SQLitePath()
 	if !cfg.Embedded() {

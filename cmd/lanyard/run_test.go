@@ -446,3 +446,61 @@ func TestCleanupJob(t *testing.T) {
 	require.NoError(t, st.DB().Raw(`SELECT count(*) FROM sessions`).Scan(&n).Error)
 	assert.EqualValues(t, 1, n, "only the live session from sign-up is left")
 }
+
+// TestKeyRotationCLI: `keys rotate` publishes a next key, `keys rotate --now`
+// swaps at once; a running server picks the change up by itself, and a token
+// signed before the rotation still verifies in PyJWT against the served JWKS.
+func TestKeyRotationCLI(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_ISSUER": "http://lanyard.test", "LANYARD_KEY_CHECK_INTERVAL": "1s"}
+			if name == "postgres" {
+				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+				vars["LANYARD_SECRET"] = strings.Repeat("r", 40)
+			}
+			l := start(t, vars)
+			first := l.listeningField("kid")
+			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "rotate@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusCreated, status)
+			oldToken := body["access_token"].(string)
+
+			var out bytes.Buffer
+			cli := func(args ...string) string {
+				out.Reset()
+				require.NoError(t, run(context.Background(), args, env(vars), &out, io.Discard))
+				return out.String()
+			}
+			printed := cli("keys", "rotate")
+			assert.Contains(t, printed, "next key published")
+			assert.Regexp(t, first+`\s+ES256\s+current`, printed)
+			assert.Regexp(t, `\s+ES256\s+next`, printed)
+			assert.Contains(t, cli("keys", "rotate", "--help"), "verifiers that cached the old JWKS reject new tokens")
+
+			printed = cli("keys", "rotate", "--now")
+			assert.Regexp(t, first+`\s+ES256\s+retired`, printed)
+
+			// The running server switches within LANYARD_KEY_CHECK_INTERVAL.
+			require.Eventually(t, func() bool {
+				res, err := http.Get(l.url + "/.well-known/jwks.json")
+				if err != nil {
+					return false
+				}
+				defer res.Body.Close()
+				var set struct {
+					Keys []map[string]any `json:"keys"`
+				}
+				_ = json.NewDecoder(res.Body).Decode(&set)
+				return len(set.Keys) == 2 && set.Keys[0]["kid"] != first
+			}, 30*time.Second, 20*time.Millisecond, "the server never picked up the rotation")
+			status, body = l.post(t, "/v1/auth/login", map[string]any{"email": "rotate@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusOK, status)
+			newToken := body["access_token"].(string)
+
+			old := pyjwtVerify(t, l.url, oldToken, "http://lanyard.test")
+			assert.Equal(t, first, old["kid"], "a token signed before the rotation still verifies")
+			assert.NotEqual(t, first, pyjwtVerify(t, l.url, newToken, "http://lanyard.test")["kid"])
+			status, _ = l.get(t, "/v1/me", oldToken)
+			assert.Equal(t, http.StatusOK, status)
+		})
+	}
+}

@@ -36,6 +36,12 @@ type Config struct {
 	RefreshReuseGrace  time.Duration
 
 	SigningAlg keys.Algorithm
+	// Key rotation: a new key is published KeyPublicationLead before it
+	// signs, every KeyRotationInterval (0: only on demand); every replica
+	// looks for due transitions and key changes every KeyCheckInterval.
+	KeyRotationInterval time.Duration
+	KeyPublicationLead  time.Duration
+	KeyCheckInterval    time.Duration
 
 	PasswordMinLength int // Unicode code points
 	PasswordMaxLength int
@@ -74,16 +80,19 @@ func (e *Error) Error() string { return e.Variable + ": " + e.Reason }
 func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
-		DatabaseURL:        r.str("LANYARD_DATABASE_URL", ""),
-		DataDir:            r.str("LANYARD_DATA_DIR", "./lanyard-data"),
-		Addr:               r.str("LANYARD_ADDR", "127.0.0.1:8080"),
-		Issuer:             r.str("LANYARD_ISSUER", "http://localhost:8080"),
-		AccessTTL:          r.duration("LANYARD_ACCESS_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
-		RefreshIdleTTL:     r.duration("LANYARD_REFRESH_IDLE_TTL", 168*time.Hour, time.Minute, 10*365*24*time.Hour),
-		RefreshAbsoluteTTL: r.duration("LANYARD_REFRESH_ABSOLUTE_TTL", 720*time.Hour, time.Minute, 10*365*24*time.Hour),
-		RefreshReuseGrace:  r.duration("LANYARD_REFRESH_REUSE_GRACE", 10*time.Second, 0, 5*time.Minute),
-		PasswordMinLength:  r.integer("LANYARD_PASSWORD_MIN_LENGTH", 15, 8, 64),
-		PasswordMaxLength:  r.integer("LANYARD_PASSWORD_MAX_LENGTH", 1024, 64, 1024),
+		DatabaseURL:         r.str("LANYARD_DATABASE_URL", ""),
+		DataDir:             r.str("LANYARD_DATA_DIR", "./lanyard-data"),
+		Addr:                r.str("LANYARD_ADDR", "127.0.0.1:8080"),
+		Issuer:              r.str("LANYARD_ISSUER", "http://localhost:8080"),
+		AccessTTL:           r.duration("LANYARD_ACCESS_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
+		RefreshIdleTTL:      r.duration("LANYARD_REFRESH_IDLE_TTL", 168*time.Hour, time.Minute, 10*365*24*time.Hour),
+		RefreshAbsoluteTTL:  r.duration("LANYARD_REFRESH_ABSOLUTE_TTL", 720*time.Hour, time.Minute, 10*365*24*time.Hour),
+		RefreshReuseGrace:   r.duration("LANYARD_REFRESH_REUSE_GRACE", 10*time.Second, 0, 5*time.Minute),
+		KeyRotationInterval: r.duration("LANYARD_KEY_ROTATION_INTERVAL", 720*time.Hour, 0, 10*365*24*time.Hour),
+		KeyPublicationLead:  r.duration("LANYARD_KEY_PUBLICATION_LEAD", 15*time.Minute, time.Minute, 7*24*time.Hour),
+		KeyCheckInterval:    r.duration("LANYARD_KEY_CHECK_INTERVAL", 30*time.Second, time.Second, 10*time.Minute),
+		PasswordMinLength:   r.integer("LANYARD_PASSWORD_MIN_LENGTH", 15, 8, 64),
+		PasswordMaxLength:   r.integer("LANYARD_PASSWORD_MAX_LENGTH", 1024, 64, 1024),
 		Argon2: password.Params{
 			MemoryKiB: uint32(r.integer("LANYARD_ARGON2_MEMORY_KIB", int(password.DefaultParams().MemoryKiB), 8*1024, 1024*1024)),
 			Time:      uint32(r.integer("LANYARD_ARGON2_TIME", int(password.DefaultParams().Time), 1, 16)),
@@ -155,6 +164,9 @@ func (c Config) validate() error {
 				return &Error{"LANYARD_TRUSTED_PROXIES", "must be a comma-separated list of IP addresses or CIDR ranges"}
 			}
 		}
+	}
+	if c.KeyRotationInterval != 0 && c.KeyRotationInterval <= c.KeyPublicationLead {
+		return &Error{"LANYARD_KEY_ROTATION_INTERVAL", "must be longer than LANYARD_KEY_PUBLICATION_LEAD (or 0 to rotate only on demand)"}
 	}
 	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		return &Error{"LANYARD_REFRESH_ABSOLUTE_TTL", "must be at least LANYARD_REFRESH_IDLE_TTL"}

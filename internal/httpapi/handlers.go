@@ -103,7 +103,11 @@ func etagMatches(ifNoneMatch, etag string) bool {
 }
 
 func (h *handlers) GetOpenIDConfiguration(context.Context, api.GetOpenIDConfigurationRequestObject) (api.GetOpenIDConfigurationResponseObject, error) {
-	return discoveryResponse(h.s.discovery), nil
+	body, err := h.s.discovery.document(h.s.deps.Keys.Ring())
+	if err != nil {
+		return nil, err
+	}
+	return discoveryResponse(body), nil
 }
 
 func (h *handlers) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {

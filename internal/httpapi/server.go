@@ -42,7 +42,7 @@ type Server struct {
 	engine    *gin.Engine
 	metrics   *metrics
 	ready     atomic.Bool
-	discovery []byte
+	discovery *discoveryCache
 	bearer    map[string]bool
 }
 
@@ -50,11 +50,7 @@ type Server struct {
 func New(deps Deps) (*Server, error) {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{deps: deps, metrics: newMetrics(deps.HashesInFlight)}
-	discovery, err := discoveryDocument(deps.Issuer, deps.Keys.Ring().Algorithm())
-	if err != nil {
-		return nil, err
-	}
-	s.discovery = discovery
+	s.discovery = &discoveryCache{issuer: deps.Issuer}
 
 	doc, err := api.GetSwagger()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +17,7 @@ const (
 	KeyStateNext    = "next"
 	KeyStateCurrent = "current"
 	KeyStateRetired = "retired"
+	KeyStateRemoved = "removed"
 )
 
 // SigningKeyRecord is a signing key as stored: the private part sealed.
@@ -25,6 +28,8 @@ type SigningKeyRecord struct {
 	Sealed      []byte
 	CreatedAt   time.Time
 	ActivatedAt *time.Time
+	RetiredAt   *time.Time
+	RemovedAt   *time.Time
 }
 
 // KeyStore persists signing keys. InsertSigningKey returns ErrKeyConflict when
@@ -40,7 +45,9 @@ var ErrKeyConflict = errors.New("identity: signing key conflict")
 // KeyRing holds the key ring in use. The ring itself is immutable; the
 // pointer swaps when keys change, so signing never takes a lock.
 type KeyRing struct {
-	ring atomic.Pointer[keys.Ring]
+	ring        atomic.Pointer[keys.Ring]
+	mu          sync.Mutex // guards fingerprint during reloads
+	fingerprint string
 }
 
 // LoadKeyRing reads the stored keys, creating the first signing key if there
@@ -59,24 +66,17 @@ func LoadKeyRing(ctx context.Context, store KeyStore, sealer *keys.Sealer, alg k
 		}
 		if ring != nil {
 			if ring.Algorithm() != alg {
-				warnings = append(warnings, fmt.Sprintf("LANYARD_SIGNING_ALG is %s but the current signing key is %s; tokens stay %s until the key is rotated", alg, ring.Algorithm(), ring.Algorithm()))
+				warnings = append(warnings, fmt.Sprintf("LANYARD_SIGNING_ALG is %s but the current signing key is %s: a rotation to %s starts now and completes after the publication lead", alg, ring.Algorithm(), alg))
 			}
-			kr := &KeyRing{}
+			kr := &KeyRing{fingerprint: fingerprint(records)}
 			kr.ring.Store(ring)
 			return kr, warnings, nil
 		}
-		key, err := keys.Generate(alg)
+		first, err := newKeyRecord(sealer, alg, KeyStateCurrent, now)
 		if err != nil {
-			return nil, nil, fmt.Errorf("generate signing key: %w", err)
+			return nil, nil, err
 		}
-		sealed, err := sealer.Seal(key)
-		if err != nil {
-			return nil, nil, fmt.Errorf("seal signing key: %w", err)
-		}
-		err = store.InsertSigningKey(ctx, SigningKeyRecord{
-			KID: key.ID(), Alg: string(key.Algorithm()), State: KeyStateCurrent,
-			Sealed: sealed, CreatedAt: now, ActivatedAt: &now,
-		})
+		err = store.InsertSigningKey(ctx, first)
 		if err != nil && !errors.Is(err, ErrKeyConflict) {
 			return nil, nil, fmt.Errorf("store signing key: %w", err)
 		}
@@ -121,3 +121,175 @@ func (k *KeyRing) Sign(payload []byte) (string, error) { return k.ring.Load().Si
 
 // Verify implements Signer against every published key.
 func (k *KeyRing) Verify(token string) ([]byte, error) { return k.ring.Load().Verify(token) }
+
+// KeyMaintainer is the storage key rotation needs: the key rows, state
+// changes, and a lock that serialises maintenance across replicas.
+type KeyMaintainer interface {
+	KeyStore
+	UpdateSigningKeyState(ctx context.Context, kid, state string, at time.Time) error
+	WithKeyLock(ctx context.Context, fn func(KeyMaintainer) error) error
+}
+
+// KeyPolicy is when keys rotate.
+type KeyPolicy struct {
+	Algorithm keys.Algorithm
+	// RotationInterval is how long a key signs before the next takes over;
+	// 0 turns scheduled rotation off (manual and algorithm-change rotations
+	// still happen).
+	RotationInterval time.Duration
+	// PublicationLead is how long a new key is published before it signs:
+	// longer than verifiers cache the JWKS (jose 10 min, PyJWKClient 5 min).
+	PublicationLead time.Duration
+	// AccessTTL bounds how long a retired key must stay published: until the
+	// last token it signed has expired (plus leeway).
+	AccessTTL time.Duration
+}
+
+// retiredKeyLeeway covers verifier clock leeway (the contract allows 60 s).
+const retiredKeyLeeway = time.Minute
+
+// Maintain performs every key transition that is due at now (create the
+// next key ahead of a scheduled or algorithm-change rotation, promote it
+// once published for the lead time, remove retired keys whose tokens have
+// all expired), then reloads the ring if the key set changed. Every replica
+// calls it periodically; the lock makes exactly one of them act.
+func (k *KeyRing) Maintain(ctx context.Context, st KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time) (changed bool, err error) {
+	err = st.WithKeyLock(ctx, func(tx KeyMaintainer) error {
+		return transition(ctx, tx, sealer, p, now, false, false)
+	})
+	if err != nil {
+		return false, err
+	}
+	return k.reload(ctx, st, sealer)
+}
+
+// Rotate starts a rotation now: it publishes a next key (unless one waits
+// already) that signs after the publication lead. With immediately, the next
+// key signs at once, which verifiers that cached the old JWKS reject until
+// they refetch it.
+func (k *KeyRing) Rotate(ctx context.Context, st KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time, immediately bool) error {
+	err := st.WithKeyLock(ctx, func(tx KeyMaintainer) error {
+		return transition(ctx, tx, sealer, p, now, true, immediately)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = k.reload(ctx, st, sealer)
+	return err
+}
+
+// transition applies the due state changes inside the maintenance lock.
+// force creates a next key even if no rotation is due; immediately also
+// promotes it without waiting for the publication lead.
+func transition(ctx context.Context, tx KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time, force, immediately bool) error {
+	records, err := tx.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var current, next *SigningKeyRecord
+	var retired []SigningKeyRecord
+	for i, r := range records {
+		switch r.State {
+		case KeyStateCurrent:
+			current = &records[i]
+		case KeyStateNext:
+			next = &records[i]
+		case KeyStateRetired:
+			retired = append(retired, r)
+		}
+	}
+	if current == nil {
+		return errors.New("no current signing key")
+	}
+	activated := current.CreatedAt
+	if current.ActivatedAt != nil {
+		activated = *current.ActivatedAt
+	}
+	due := p.RotationInterval > 0 && !now.Before(activated.Add(p.RotationInterval-p.PublicationLead))
+	if next == nil && (force || due || keys.Algorithm(current.Alg) != p.Algorithm) {
+		created, err := newKeyRecord(sealer, p.Algorithm, KeyStateNext, now)
+		if err != nil {
+			return err
+		}
+		if err := tx.InsertSigningKey(ctx, created); err != nil {
+			return err
+		}
+		next = &created
+	}
+	if next != nil && (immediately || !now.Before(next.CreatedAt.Add(p.PublicationLead))) {
+		// Retire first: at most one key may be current at any instant.
+		if err := tx.UpdateSigningKeyState(ctx, current.KID, KeyStateRetired, now); err != nil {
+			return err
+		}
+		if err := tx.UpdateSigningKeyState(ctx, next.KID, KeyStateCurrent, now); err != nil {
+			return err
+		}
+		retiredNow := *current
+		retiredNow.RetiredAt = &now
+		retired = append(retired, retiredNow)
+	}
+	for _, r := range retired {
+		if r.RetiredAt != nil && !now.Before(r.RetiredAt.Add(p.AccessTTL+retiredKeyLeeway)) {
+			if err := tx.UpdateSigningKeyState(ctx, r.KID, KeyStateRemoved, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func newKeyRecord(sealer *keys.Sealer, alg keys.Algorithm, state string, now time.Time) (SigningKeyRecord, error) {
+	key, err := keys.Generate(alg)
+	if err != nil {
+		return SigningKeyRecord{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	sealed, err := sealer.Seal(key)
+	if err != nil {
+		return SigningKeyRecord{}, fmt.Errorf("seal signing key: %w", err)
+	}
+	r := SigningKeyRecord{KID: key.ID(), Alg: string(key.Algorithm()), State: state, Sealed: sealed, CreatedAt: now}
+	if state == KeyStateCurrent {
+		r.ActivatedAt = &now
+	}
+	return r, nil
+}
+
+// reload rebuilds the ring when the published key set changed; the JWKS
+// bytes are therefore rebuilt only on change.
+func (k *KeyRing) reload(ctx context.Context, st KeyStore, sealer *keys.Sealer) (bool, error) {
+	records, err := st.SigningKeys(ctx)
+	if err != nil {
+		return false, err
+	}
+	fp := fingerprint(records)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if fp == k.fingerprint {
+		return false, nil
+	}
+	ring, err := ringFromRecords(records, sealer)
+	if err != nil {
+		return false, err
+	}
+	if ring == nil {
+		return false, errors.New("no current signing key")
+	}
+	k.ring.Store(ring)
+	k.fingerprint = fp
+	return true, nil
+}
+
+// fingerprint identifies the published key set and which key signs.
+func fingerprint(records []SigningKeyRecord) string {
+	var b strings.Builder
+	for _, r := range records {
+		if r.State == KeyStateRemoved {
+			continue
+		}
+		b.WriteString(r.KID)
+		b.WriteByte(':')
+		b.WriteString(r.State)
+		b.WriteByte(';')
+	}
+	return b.String()
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"gorm.io/gorm"
@@ -17,6 +18,8 @@ type signingKeyRow struct {
 	PrivateSealed []byte
 	CreatedAt     time.Time
 	ActivatedAt   *time.Time
+	RetiredAt     *time.Time
+	RemovedAt     *time.Time
 }
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
@@ -31,7 +34,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]identity.SigningKeyRecord, e
 	for i, r := range rows {
 		out[i] = identity.SigningKeyRecord{
 			KID: r.KID, Alg: r.Alg, State: r.State, Sealed: r.PrivateSealed,
-			CreatedAt: r.CreatedAt.UTC(), ActivatedAt: r.ActivatedAt,
+			CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utc(r.ActivatedAt), RetiredAt: utc(r.RetiredAt), RemovedAt: utc(r.RemovedAt),
 		}
 	}
 	return out, nil
@@ -48,4 +51,50 @@ func (s *Store) InsertSigningKey(ctx context.Context, k identity.SigningKeyRecor
 		return identity.ErrKeyConflict
 	}
 	return err
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// keyLockID names the Postgres advisory lock that serialises key
+// maintenance across replicas ("lanyard" in ASCII).
+const keyLockID = 0x6c616e79617264
+
+// WithKeyLock runs fn in a transaction holding the key-maintenance lock, so
+// when several replicas find a rotation due at once, exactly one performs it
+// and the others then see its result. (SQLite serialises writers anyway.)
+func (s *Store) WithKeyLock(ctx context.Context, fn func(identity.KeyMaintainer) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.dialect == Postgres {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, keyLockID).Error; err != nil {
+				return err
+			}
+		}
+		return fn(&Store{db: tx, sqlDB: s.sqlDB, dialect: s.dialect})
+	})
+}
+
+// UpdateSigningKeyState moves a key to state and stamps the matching time.
+func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at time.Time) error {
+	column := map[string]string{
+		identity.KeyStateCurrent: "activated_at",
+		identity.KeyStateRetired: "retired_at",
+		identity.KeyStateRemoved: "removed_at",
+	}[state]
+	if column == "" {
+		return fmt.Errorf("store: no transition into key state %q", state)
+	}
+	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET state = ?, `+column+` = ? WHERE kid = ?`, state, at, kid)
+	if errors.Is(s.translate(res.Error), gorm.ErrDuplicatedKey) {
+		return identity.ErrKeyConflict
+	}
+	if res.Error == nil && res.RowsAffected == 0 {
+		return identity.ErrNotFound
+	}
+	return res.Error
 }
