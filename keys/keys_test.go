@@ -354,6 +354,36 @@ func TestNewRingErrors(t *testing.T) {
 	assert.Error(t, err)
 }
 
+func TestSealerAcceptPrevious(t *testing.T) {
+	old, err := NewSealer(bytes.Repeat([]byte("o"), 32))
+	require.NoError(t, err)
+	current, err := NewSealer(bytes.Repeat([]byte("n"), 32))
+	require.NoError(t, err)
+	k, err := Generate(ES256)
+	require.NoError(t, err)
+	sealedOld, err := old.Seal(k)
+	require.NoError(t, err)
+
+	_, err = current.Open(k.ID(), ES256, sealedOld)
+	assert.Error(t, err, "the new secret alone cannot open the old blob")
+	rotating, err := current.AcceptPrevious(bytes.Repeat([]byte("o"), 32))
+	require.NoError(t, err)
+	opened, err := rotating.Open(k.ID(), ES256, sealedOld)
+	require.NoError(t, err)
+	assert.Equal(t, k.ID(), opened.ID())
+
+	resealed, err := rotating.Seal(opened)
+	require.NoError(t, err)
+	_, err = current.Open(k.ID(), ES256, resealed)
+	assert.NoError(t, err, "resealing uses the new secret")
+	_, err = old.Open(k.ID(), ES256, resealed)
+	assert.Error(t, err)
+	_, err = rotating.Open(k.ID(), ES256, resealed[:len(resealed)-1])
+	assert.Error(t, err, "tampering still fails under both secrets")
+	_, err = current.AcceptPrevious([]byte("short"))
+	assert.Error(t, err)
+}
+
 func TestNewSealer(t *testing.T) {
 	_, err := NewSealer(nil)
 	assert.Error(t, err)

@@ -35,7 +35,19 @@ var errOpen = errors.New("keys: cannot open sealed key")
 // Sealed format: nonce (24 bytes) || ciphertext || tag (16 bytes), where
 // the plaintext is the PKCS#8 DER private key.
 type Sealer struct {
-	aead cipher.AEAD
+	aead     cipher.AEAD
+	previous *Sealer // opens blobs sealed under the secret being rotated out
+}
+
+// AcceptPrevious returns a sealer that seals under s's secret and opens
+// blobs sealed under either s's or the previous secret: the state during a
+// secret rotation, until every key has been resealed.
+func (s *Sealer) AcceptPrevious(previous []byte) (*Sealer, error) {
+	prev, err := NewSealer(previous)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: s.aead, previous: prev}, nil
 }
 
 // NewSealer derives the sealing key from the service secret with
@@ -85,6 +97,9 @@ func (s *Sealer) Open(kid string, alg Algorithm, sealed []byte) (*SigningKey, er
 		return nil, fmt.Errorf("%w: too short", errOpen)
 	}
 	der, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], sealAAD(kid, alg))
+	if err != nil && s.previous != nil {
+		return s.previous.Open(kid, alg, sealed)
+	}
 	if err != nil {
 		// Wrong secret, tampering and kid/alg mismatch are indistinguishable
 		// here by design of the AEAD.

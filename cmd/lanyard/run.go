@@ -31,6 +31,8 @@ Usage:
   lanyard keys list    show the signing keys: kid, algorithm, state and dates
   lanyard keys rotate  publish a new signing key; it signs after the publication lead
                        (--now: sign at once; see lanyard keys rotate --help for the cost)
+  lanyard keys reseal  re-encrypt every stored key under LANYARD_SECRET (rotating the
+                       secret: run it with the old one in LANYARD_SECRET_PREVIOUS)
   lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
   lanyard version      print the version
   lanyard help         show this help
@@ -57,8 +59,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return listKeys(ctx, getenv, stdout)
 		case len(args) >= 2 && args[1] == "rotate":
 			return rotateKeys(ctx, args[2:], getenv, stdout)
+		case len(args) == 2 && args[1] == "reseal":
+			return resealKeys(ctx, getenv, stdout)
 		}
-		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now]")
+		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now] | lanyard keys reseal")
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":
@@ -251,6 +255,56 @@ func rotateKeys(ctx context.Context, args []string, getenv func(string) string, 
 	return listKeys(ctx, getenv, stdout)
 }
 
+// resealKeys re-encrypts every stored signing key under LANYARD_SECRET,
+// opening them with it or LANYARD_SECRET_PREVIOUS.
+func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, st, err := openStore(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := cfg.EnsureSecret(); err != nil {
+		return err
+	}
+	sealer, err := keys.NewSealer(cfg.Secret)
+	if err != nil {
+		return &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
+	}
+	if cfg.PreviousSecret != nil {
+		if sealer, err = sealer.AcceptPrevious(cfg.PreviousSecret); err != nil {
+			return &config.Error{Variable: "LANYARD_SECRET_PREVIOUS", Reason: err.Error()}
+		}
+	}
+	records, err := st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	resealed := 0
+	for _, r := range records {
+		if r.State == identity.KeyStateRemoved {
+			continue // never used again; it stays sealed under whatever secret it had
+		}
+		alg, err := keys.ParseAlgorithm(r.Alg)
+		if err != nil {
+			return err
+		}
+		key, err := sealer.Open(r.KID, alg, r.Sealed)
+		if err != nil {
+			return fmt.Errorf("key %s opens with neither LANYARD_SECRET nor LANYARD_SECRET_PREVIOUS: %w", r.KID, err)
+		}
+		sealed, err := sealer.Seal(key)
+		if err != nil {
+			return err
+		}
+		if err := st.ResealSigningKey(ctx, r.KID, sealed); err != nil {
+			return err
+		}
+		resealed++
+	}
+	fmt.Fprintf(stdout, "resealed %d signing keys under LANYARD_SECRET\n", resealed)
+	return nil
+}
+
 func keyPolicy(cfg config.Config) identity.KeyPolicy {
 	return identity.KeyPolicy{
 		Algorithm: cfg.SigningAlg, RotationInterval: cfg.KeyRotationInterval,
@@ -270,6 +324,11 @@ func loadKeys(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 	sealer, err := keys.NewSealer(cfg.Secret)
 	if err != nil {
 		return nil, nil, &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
+	}
+	if cfg.PreviousSecret != nil {
+		if sealer, err = sealer.AcceptPrevious(cfg.PreviousSecret); err != nil {
+			return nil, nil, &config.Error{Variable: "LANYARD_SECRET_PREVIOUS", Reason: err.Error()}
+		}
 	}
 	ring, warnings, err := identity.LoadKeyRing(ctx, st, sealer, cfg.SigningAlg, identity.Now())
 	if err != nil {
@@ -334,7 +393,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
 		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
-		Secret: cfg.Secret,
+		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret,
 	}, st, hasher, ring, log)
 	if err != nil {
 		return err

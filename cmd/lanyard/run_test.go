@@ -504,3 +504,45 @@ func TestKeyRotationCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretRotation: the documented way to rotate LANYARD_SECRET. Run with
+// the new secret and the old one in LANYARD_SECRET_PREVIOUS, reseal, then
+// drop the old one; sessions and the signing key survive throughout.
+func TestSecretRotation(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			oldSecret, newSecret := strings.Repeat("o", 40), strings.Repeat("n", 40)
+			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_SECRET": oldSecret}
+			if name == "postgres" {
+				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+			}
+			l := start(t, vars)
+			kid := l.listeningField("kid")
+			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "secret@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusCreated, status)
+			refresh := body["refresh_token"].(string)
+			l.stop(t)
+
+			vars["LANYARD_SECRET"] = newSecret
+			err := run(context.Background(), []string{"serve"}, env(vars), io.Discard, io.Discard)
+			require.ErrorContains(t, err, "LANYARD_SECRET", "the new secret alone cannot open the old key: start-up says why")
+
+			vars["LANYARD_SECRET_PREVIOUS"] = oldSecret
+			l = start(t, vars)
+			assert.Equal(t, kid, l.listeningField("kid"), "the same signing key")
+			status, body = l.post(t, "/v1/auth/refresh", map[string]any{"refresh_token": refresh})
+			require.Equal(t, http.StatusOK, status, "a refresh token made under the old secret still works: %v", body)
+			refresh = body["refresh_token"].(string)
+			var out bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"keys", "reseal"}, env(vars), &out, io.Discard))
+			assert.Equal(t, "resealed 1 signing keys under LANYARD_SECRET\n", out.String())
+			l.stop(t)
+
+			delete(vars, "LANYARD_SECRET_PREVIOUS")
+			l = start(t, vars)
+			assert.Equal(t, kid, l.listeningField("kid"))
+			status, _ = l.post(t, "/v1/auth/refresh", map[string]any{"refresh_token": refresh})
+			assert.Equal(t, http.StatusOK, status, "the rotated refresh token is under the new secret")
+		})
+	}
+}

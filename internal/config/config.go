@@ -29,6 +29,10 @@ type Config struct {
 	Issuer      string
 	Audience    string
 	Secret      []byte // nil with the embedded default: generated into DataDir at first start
+	// PreviousSecret is the secret being rotated out: still accepted to open
+	// sealed keys and refresh tokens until `lanyard keys reseal` has run and
+	// refresh tokens have rotated.
+	PreviousSecret []byte
 
 	AccessTTL          time.Duration
 	RefreshIdleTTL     time.Duration
@@ -129,6 +133,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if secret := getenv("LANYARD_SECRET"); secret != "" {
 		c.Secret = []byte(secret)
 	}
+	if previous := getenv("LANYARD_SECRET_PREVIOUS"); previous != "" {
+		c.PreviousSecret = []byte(previous)
+	}
 	if r.err != nil {
 		return Config{}, r.err
 	}
@@ -148,6 +155,9 @@ func (c Config) validate() error {
 	}
 	if c.Secret != nil && len(c.Secret) < MinSecretBytes {
 		return &Error{"LANYARD_SECRET", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.Secret))}
+	}
+	if c.PreviousSecret != nil && len(c.PreviousSecret) < MinSecretBytes {
+		return &Error{"LANYARD_SECRET_PREVIOUS", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.PreviousSecret))}
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return &Error{"LANYARD_ADDR", "must be host:port, e.g. 127.0.0.1:8080"}

@@ -55,18 +55,23 @@ func (t refreshToken) secretHash() []byte {
 	return h[:]
 }
 
-// refreshTokenCodec encodes and authenticates refresh tokens.
+// refreshTokenCodec encodes and authenticates refresh tokens. It signs with
+// key and, during a secret rotation, also accepts tags made with previous;
+// the next refresh re-derives the token under key.
 type refreshTokenCodec struct {
-	key []byte
+	key      []byte
+	previous []byte
 }
 
-func (c refreshTokenCodec) body(t refreshToken) []byte {
+func (c refreshTokenCodec) body(t refreshToken) []byte { return t.body(c.key) }
+
+func (t refreshToken) body(key []byte) []byte {
 	b := make([]byte, 0, refreshTokenBodyLen)
 	b = append(b, refreshTokenVersion)
 	b = append(b, t.sessionID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.generation))
 	b = append(b, t.secret[:]...)
-	mac := hmac.New(sha256.New, c.key)
+	mac := hmac.New(sha256.New, key)
 	mac.Write(b)
 	return mac.Sum(b)
 }
@@ -94,8 +99,8 @@ func (c refreshTokenCodec) decode(s string) (refreshToken, bool) {
 	}
 	t.generation = int64(gen)
 	copy(t.secret[:], raw[25:25+sessionSecretLen])
-	if !hmac.Equal(c.body(t), raw) {
-		return refreshToken{}, false
+	if hmac.Equal(t.body(c.key), raw) || (c.previous != nil && hmac.Equal(t.body(c.previous), raw)) {
+		return t, true
 	}
-	return t, true
+	return refreshToken{}, false
 }

@@ -29,6 +29,12 @@ func TestRefreshTokenCodec(t *testing.T) {
 	other := refreshTokenCodec{key: []byte("another key, another key, anothe")}
 	_, ok = other.decode(s)
 	assert.False(t, ok, "a token from another secret is rejected")
+	rotating := refreshTokenCodec{key: other.key, previous: codec.key}
+	got, ok = rotating.decode(s)
+	require.True(t, ok, "during a secret rotation the previous secret's tokens still verify")
+	assert.NotEqual(t, s, rotating.encode(got), "and the successor is made under the new secret")
+	_, ok = codec.decode(rotating.encode(got))
+	assert.False(t, ok)
 
 	for _, bad := range []string{"", "lrt_", s[:len(s)-1], s + "A", "xyz_" + s[4:], strings.ToUpper(s), s[:10] + "!" + s[11:]} {
 		_, ok := codec.decode(bad)

@@ -27,6 +27,9 @@ type Config struct {
 	PasswordMaxLength  int
 	// Secret is LANYARD_SECRET; the refresh-token MAC key is derived from it.
 	Secret []byte
+	// PreviousSecret (LANYARD_SECRET_PREVIOUS) is still accepted for
+	// refresh-token MACs during a secret rotation.
+	PreviousSecret []byte
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -43,16 +46,26 @@ type Service struct {
 
 // NewService wires the use cases to their dependencies.
 func NewService(cfg Config, store Store, hasher Hasher, signer Signer, log *slog.Logger) (*Service, error) {
-	key, err := hkdf.Key(sha256.New, cfg.Secret, nil, "lanyard refresh-token mac v1", sha256.Size)
+	key, err := refreshKey(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}
+	var previous []byte
+	if len(cfg.PreviousSecret) > 0 {
+		if previous, err = refreshKey(cfg.PreviousSecret); err != nil {
+			return nil, err
+		}
+	}
 	return &Service{
 		cfg: cfg, store: store, hasher: hasher, signer: signer,
-		refresh: refreshTokenCodec{key: key},
+		refresh: refreshTokenCodec{key: key, previous: previous},
 		log:     log,
 		Now:     Now,
 	}, nil
+}
+
+func refreshKey(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, "lanyard refresh-token mac v1", sha256.Size)
 }
 
 // Now is the production clock: UTC, truncated to the microsecond precision

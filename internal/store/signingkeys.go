@@ -98,3 +98,12 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 	}
 	return res.Error
 }
+
+// ResealSigningKey replaces a key's sealed private part (secret rotation).
+func (s *Store) ResealSigningKey(ctx context.Context, kid string, sealed []byte) error {
+	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET private_sealed = ? WHERE kid = ?`, sealed, kid)
+	if res.Error == nil && res.RowsAffected == 0 {
+		return identity.ErrNotFound
+	}
+	return res.Error
+}
