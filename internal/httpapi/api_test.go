@@ -351,6 +351,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	s.post(t, "/v1/auth/login", map[string]any{"email": "metrics@example.com", "password": goodPassword})
 	s.post(t, "/v1/auth/login", map[string]any{"email": "metrics@example.com", "password": "wrong wrong wrong"})
 	s.refresh(t, "garbage")
+	s.do(t, http.MethodGet, "/.well-known/jwks.json", nil)
 	m := string(s.do(t, http.MethodGet, "/metrics", nil).body)
 	for _, line := range []string{
 		`lanyard_logins_total{result="success"} 1`,
@@ -360,6 +361,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 		`lanyard_http_requests_total{method="POST",route="/v1/auth/login",status="401"} 1`,
 		`lanyard_http_request_duration_seconds_count{method="POST",route="/v1/auth/login"} 2`,
 		`lanyard_password_hashes_in_flight 0`,
+		`lanyard_http_requests_total{method="GET",route="/.well-known/jwks.json",status="200"} 1`,
 	} {
 		assert.Contains(t, m, line)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lanyard-id/lanyard/api"
 	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/keys"
 )
 
 // handlers implements api.StrictServerInterface. Failures are returned as
@@ -81,13 +82,10 @@ func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.Get
 	return api.GetMe200JSONResponse(userResponse(user)), nil
 }
 
+// GetJWKS is normally answered by Server.Handler's fast path before gin; this
+// serves the same bytes if a request reaches the engine some other way.
 func (h *handlers) GetJWKS(ctx context.Context, _ api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
-	ring := h.s.deps.Keys.Ring()
-	return jwksResponse{
-		body:        ring.JWKS(),
-		etag:        ring.JWKSETag(),
-		notModified: etagMatches(ginContext(ctx).GetHeader("If-None-Match"), ring.JWKSETag()),
-	}, nil
+	return jwksResponse{ring: h.s.deps.Keys.Ring(), ifNoneMatch: ginContext(ctx).GetHeader("If-None-Match")}, nil
 }
 
 // etagMatches applies If-None-Match (RFC 9110 §13.1.2: weak comparison, a
@@ -195,19 +193,37 @@ func claimsFrom(ctx context.Context) identity.AccessClaims {
 // content negotiation.
 
 type jwksResponse struct {
-	body        []byte
-	etag        string
-	notModified bool
+	ring        *keys.Ring
+	ifNoneMatch string
 }
 
 func (j jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
-	w.Header().Set("ETag", j.etag)
-	if j.notModified {
-		w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := writeJWKS(w, j.ring, j.ifNoneMatch)
+	return err
+}
+
+// Header values shared by every JWKS response (never modified).
+var (
+	jwksContentType  = []string{"application/json"}
+	jwksCacheControl = []string{"public, max-age=300"}
+	anyOrigin        = []string{"*"}
+)
+
+// writeJWKS answers a JWKS request from the ring's prepared bytes: 304 when
+// If-None-Match names the current tag. It reports the status written.
+func writeJWKS(w http.ResponseWriter, ring *keys.Ring, ifNoneMatch string) (int, error) {
+	h := w.Header()
+	h["Etag"] = []string{ring.JWKSETag()}
+	h["Cache-Control"] = jwksCacheControl
+	h["Access-Control-Allow-Origin"] = anyOrigin
+	if ifNoneMatch != "" && etagMatches(ifNoneMatch, ring.JWKSETag()) {
 		w.WriteHeader(http.StatusNotModified)
-		return nil
+		return http.StatusNotModified, nil
 	}
-	return writePrepared(w, j.body)
+	h["Content-Type"] = jwksContentType
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(ring.JWKS())
+	return http.StatusOK, err
 }
 
 type discoveryResponse []byte

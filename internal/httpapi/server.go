@@ -94,8 +94,23 @@ func New(deps Deps) (*Server, error) {
 
 // Handler returns the http.Handler to serve. HEAD is answered as GET (RFC
 // 9110 §9.3.2 requires it of every GET resource); net/http drops the body.
+//
+// The JWKS, fetched by every verifier, skips gin: the prepared bytes are
+// written directly, counted in the request metric but not logged per request
+// (its middleware chain cost more than the response itself).
 func (s *Server) Handler() http.Handler {
+	jwksOK := s.metrics.requests.WithLabelValues(http.MethodGet, jwksPath, "200")
+	jwksNotModified := s.metrics.requests.WithLabelValues(http.MethodGet, jwksPath, "304")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == jwksPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			status, _ := writeJWKS(w, s.deps.Keys.Ring(), r.Header.Get("If-None-Match"))
+			if status == http.StatusOK {
+				jwksOK.Inc()
+			} else {
+				jwksNotModified.Inc()
+			}
+			return
+		}
 		if r.Method == http.MethodHead {
 			r = r.Clone(r.Context())
 			r.Method = http.MethodGet
@@ -118,6 +133,8 @@ func (s *Server) Routes() []string {
 	}
 	return out
 }
+
+const jwksPath = "/.well-known/jwks.json"
 
 // bearerRoutes lists "METHOD /gin/path" for operations whose spec requires
 // a bearer token; requireBearer guards exactly those.
