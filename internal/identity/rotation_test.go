@@ -48,9 +48,11 @@ func TestKeyLifecycle(t *testing.T) {
 			require.NoError(t, err)
 			k1 := ring.Ring().SigningKeyID()
 
+			initial := ring.Ring()
 			changed, err := ring.Maintain(ctx, st, seal, policy, t0.Add(time.Hour))
 			require.NoError(t, err)
 			assert.False(t, changed, "nothing is due")
+			assert.Same(t, initial, ring.Ring(), "no change, no rebuild: the same ring and JWKS bytes")
 
 			// The lead before the rotation is due: the next key is published, k1 still signs.
 			publish := t0.Add(policy.RotationInterval - policy.PublicationLead)
