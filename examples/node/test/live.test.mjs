@@ -2,7 +2,9 @@
 // sign up, be refused a personalised chapter (403), complete onboarding, read it (200), refresh.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 
 import { createVerifier, createVerifierFromEnv } from '../lanyard-auth.mjs';
@@ -167,6 +169,73 @@ if (!LANYARD_URL) {
       try {
         const access = (await signUp()).access_token;
         await assertUnauthorized(await fetch(`${other.url}/me`, { headers: bearer(access) }));
+      } finally {
+        await other.close();
+      }
+    });
+
+    // Keep this test LAST in this describe: tests in a describe run one after another,
+    // and this is the only file that talks to Lanyard, so no other test sees the rotation
+    // half-done. (The FastAPI suite, run before this one, rotates too: each run adds a key.)
+    // Not tested here: a token whose kid is not in the JWKS is refused (corpus case
+    // unknown_kid, corpus.test.mjs), and the old key leaves the JWKS once its tokens have
+    // expired (16+ minutes of real time: internal/identity/rotation_test.go, fake clock).
+    test('key rotation (keys rotate --now): a verifier with a cached JWKS accepts old and new kids', async () => {
+      const lanyardBin = requireEnv('LANYARD_BIN', 'set it to the lanyard binary the server runs');
+      const dataDir = requireEnv('LANYARD_DATA_DIR', 'set it to the running server\'s LANYARD_DATA_DIR');
+      const kidOf = (token) => JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString('utf8')).kid;
+
+      const signup = await signUp();
+      const t1 = signup.access_token;
+      const oldKid = kidOf(t1);
+
+      // cooldownDuration 0: refetch at once on an unknown kid. With the default (30 s), a
+      // verifier that fetched the JWKS less than 30 s before a --now rotation refuses
+      // new-kid tokens until its 30 s are up: the 401s `lanyard keys rotate --help` warns of.
+      const verify = createVerifier({
+        issuer: discovery.issuer, jwksUrl: discovery.jwks_uri, jwksOptions: { cooldownDuration: 0 },
+      });
+      const other = await startApp(verify);
+      try {
+        // The verifier fetches and caches the JWKS (old key only) before the rotation.
+        let res = await fetch(`${other.url}/me`, { headers: bearer(t1) });
+        assert.equal(res.status, 200, await res.text());
+
+        // execFile rejects unless the exit status is 0.
+        await promisify(execFile)(lanyardBin, ['keys', 'rotate', '--now'], {
+          env: { ...process.env, LANYARD_DATA_DIR: dataDir }, timeout: 60_000,
+        }).catch((err) => assert.fail(`keys rotate --now failed (exit ${err.code}): ${err.stdout}${err.stderr}`));
+
+        // The server switches within LANYARD_KEY_CHECK_INTERVAL (1 s under scripts/examples).
+        const deadline = Date.now() + 10_000;
+        let kids;
+        for (;;) {
+          const jwks = await lanyard('GET', new URL(discovery.jwks_uri).pathname);
+          assert.equal(jwks.status, 200);
+          kids = jwks.body.keys.map((k) => k.kid);
+          if (kids.length >= 2 && kids[0] !== oldKid) break;
+          assert.ok(Date.now() < deadline, `JWKS did not show the rotation within 10 s: ${kids}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        assert.ok(kids.includes(oldKid), `the old key left the JWKS at once: ${kids}`);
+
+        const login = await lanyard('POST', '/v1/auth/login', {
+          body: { email: signup.user.email, password: 'correct horse battery staple' },
+        });
+        assert.equal(login.status, 200, JSON.stringify(login.body));
+        const t2 = login.body.access_token;
+        const newKid = kidOf(t2);
+        assert.notEqual(newKid, oldKid);
+        assert.equal(newKid, kids[0]);
+
+        // The same verifier, JWKS cached before the rotation: both tokens verify.
+        for (const token of [t1, t2]) {
+          res = await fetch(`${other.url}/me`, { headers: bearer(token) });
+          const text = await res.text();
+          assert.equal(res.status, 200, text);
+          assert.equal(JSON.parse(text).email, signup.user.email);
+        }
+        assert.equal((await verify(t1)).sub, (await verify(t2)).sub);
       } finally {
         await other.close();
       }
