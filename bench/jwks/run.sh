@@ -30,38 +30,9 @@ out=bench/results/jwks-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
 tmp=$(mktemp -d)
 peer_db=jwks_bench_$$_betterauth
-dburl() { printf '%s' "$admin" | sed -E "s#/[^/?]+(\?|$)#/$1\1#"; }
 
-# ---- cleanup: stop what we started (by pid), drop the scratch database ----
-pids=()
-dbs=()
-cleanup() {
-  local rc=$? pid db
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  for db in "${dbs[@]}"; do psql "$admin" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_http URL LOGFILE PID: up to 30 s for a 200, failing early if the server died.
-wait_http() {
-  local i
-  for i in $(seq 300); do
-    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "server for $1 exited; end of $2:" >&2; tail -20 "$2" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "no 200 from $1 within 30 s; end of $2:" >&2; tail -20 "$2" >&2; return 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # ---- build ----
 echo "building lanyard and the floor server"
@@ -100,34 +71,9 @@ pids+=("$floor_pid")
 wait_http "$floor_url" "$out/floor.log" "$floor_pid"
 cmp -s <(curl -fsS "$floor_url") "$out/lanyard-jwks.json" || { echo "floor body differs from Lanyard's" >&2; exit 1; }
 
-# ---- Better-Auth peer: a private copy (shared/ is read-only), its own scratch database ----
-peer=$tmp/better-auth
-mkdir -p "$peer"
-(cd "$peer_src" && tar --exclude=./node_modules --exclude=./results --exclude='*.pid' --exclude='*.log' -cf - .) | tar -xf - -C "$peer"
-chmod -R u+w "$peer"
-if [[ -d $peer_src/node_modules ]]; then
-  ln -s "$(cd "$peer_src" && pwd)/node_modules" "$peer/node_modules"
-else
-  echo "installing the Better-Auth peer's dependencies (npm ci, into $peer)"
-  (cd "$peer" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >"$out/npm-ci.log" 2>&1 ||
-    { cat "$out/npm-ci.log" >&2; exit 1; }
-fi
-peer_port=$(freeport)
-peer_base=http://127.0.0.1:$peer_port
+# ---- Better-Auth peer: a private copy, its own scratch database ----
+start_peer "$peer_src" "$peer_db" "$(freeport)"
 peer_url=$peer_base/api/auth/jwks
-export_peer_env() {
-  export DATABASE_URL=$(dburl "$peer_db") PEER_DB=$peer_db ADMIN_DATABASE_URL=$admin \
-    PORT=$peer_port BETTER_AUTH_URL=$peer_base
-}
-psql "$admin" -qXc "CREATE DATABASE \"$peer_db\""
-dbs+=("$peer_db")
-(export_peer_env && cd "$peer" && npm run --silent migrate) >"$out/betterauth-migrate.log" 2>&1 ||
-  { cat "$out/betterauth-migrate.log" >&2; exit 1; }
-# `npm start` is `node server.mjs`; run node directly so its pid is the server's.
-(export_peer_env && cd "$peer" && exec node server.mjs) >"$out/betterauth.log" 2>&1 &
-peer_pid=$!
-pids+=("$peer_pid")
-wait_http "$peer_base/healthz" "$out/betterauth.log" "$peer_pid"
 # Prime once: Better-Auth creates its signing key on the first JWKS request.
 curl -fsS -o "$out/betterauth-jwks.json" "$peer_url"
 grep -q '"keys":\[{' "$out/betterauth-jwks.json" || { echo "peer JWKS has no key:" >&2; cat "$out/betterauth-jwks.json" >&2; exit 1; }

@@ -29,31 +29,9 @@ tag=refresh_bench_$$
 lanyard_db=${tag}_lanyard
 peer_db=${tag}_betterauth
 pg_db=${tag}_pgbench
-dburl() { printf '%s' "$admin" | sed -E "s#/[^/?]+(\?|$)#/$1\1#"; }
 
-# ---- cleanup: stop what we started (by pid), drop the scratch databases ----
-pids=()
-dbs=()
-pgbench_pid=
-cleanup() {
-  local rc=$? pid db
-  trap - EXIT INT TERM
-  [[ -n $pgbench_pid ]] && pids+=("$pgbench_pid")
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  for db in "${dbs[@]}"; do psql "$admin" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true; done
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-newdb() { psql "$admin" -qXc "CREATE DATABASE \"$1\""; dbs+=("$1"); }
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # ---- build ----
 echo "building lanyard and the load generator"
@@ -83,32 +61,8 @@ LANYARD_DATABASE_URL=$(dburl "$lanyard_db") \
 lanyard_pid=$!
 pids+=("$lanyard_pid")
 
-# ---- Better-Auth peer: a private copy (shared/ is read-only), its own scratch database ----
-peer=$tmp/better-auth
-mkdir -p "$peer"
-(cd "$peer_src" && tar --exclude=./node_modules --exclude=./results --exclude='*.pid' --exclude='*.log' -cf - .) | tar -xf - -C "$peer"
-chmod -R u+w "$peer"
-if [[ -d $peer_src/node_modules ]]; then
-  ln -s "$(cd "$peer_src" && pwd)/node_modules" "$peer/node_modules"
-else
-  echo "installing the Better-Auth peer's dependencies (npm ci, into $peer)"
-  (cd "$peer" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >"$out/npm-ci.log" 2>&1 ||
-    { cat "$out/npm-ci.log" >&2; exit 1; }
-fi
-peer_port=$("$load" -free-port)
-peer_base=http://127.0.0.1:$peer_port
-peer_dburl=$(dburl "$peer_db")
-export_peer_env() {
-  export DATABASE_URL=$peer_dburl PEER_DB=$peer_db ADMIN_DATABASE_URL=$admin \
-    PORT=$peer_port BETTER_AUTH_URL=$peer_base
-}
-newdb "$peer_db"
-(export_peer_env && cd "$peer" && npm run --silent migrate) >"$out/betterauth-migrate.log" 2>&1 ||
-  { cat "$out/betterauth-migrate.log" >&2; exit 1; }
-# `npm start` is `node server.mjs`; run node directly so its pid is the server's.
-(export_peer_env && cd "$peer" && exec node server.mjs) >"$out/betterauth.log" 2>&1 &
-peer_pid=$!
-pids+=("$peer_pid")
+# ---- Better-Auth peer: a private copy, its own scratch database ----
+start_peer "$peer_src" "$peer_db" "$("$load" -free-port)"
 
 # ---- pgbench floor: Lanyard's schema (its migrations' Up sections), one session row per client ----
 newdb "$pg_db"
@@ -169,12 +123,11 @@ pgbench_with() {
   pgbench -n -f "$script" -c "$clients" -j 2 -M prepared -D gen=0 -T "$duration" \
     -l --log-prefix="$log" "$url" >"$tmp/pgbench.out" 2>&1 &
   pgpid=$!
-  pgbench_pid=$pgpid
+  pids+=("$pgpid")
   # CPU readings inside pgbench's run (1 s in from each end), beside it.
   cpu=$("$load" -target none -server-pid "$pgpid" -warmup 1s -duration "$((duration > 2 ? duration - 2 : 1))s" |
     sed -E 's/^target=none duration=[^ ]+ //; s/cpu_server=/cpu_client=/')
-  wait "$pgpid" || { pgbench_pid=; cat "$tmp/pgbench.out" >&2; return 1; }
-  pgbench_pid=
+  wait "$pgpid" || { cat "$tmp/pgbench.out" >&2; return 1; }
   { echo "== $name"; cat "$tmp/pgbench.out"; } >>"$out/pgbench-raw.txt"
   tps=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$tmp/pgbench.out")
   tx=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$tmp/pgbench.out")

@@ -266,14 +266,9 @@ func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Write
 	if _, err := cfg.EnsureSecret(); err != nil {
 		return err
 	}
-	sealer, err := keys.NewSealer(cfg.Secret)
+	sealer, err := newSealer(cfg)
 	if err != nil {
-		return &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
-	}
-	if cfg.PreviousSecret != nil {
-		if sealer, err = sealer.AcceptPrevious(cfg.PreviousSecret); err != nil {
-			return &config.Error{Variable: "LANYARD_SECRET_PREVIOUS", Reason: err.Error()}
-		}
+		return err
 	}
 	records, err := st.SigningKeys(ctx)
 	if err != nil {
@@ -321,14 +316,9 @@ func loadKeys(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 	if generated && log != nil {
 		log.Warn("generated a development secret; set LANYARD_SECRET in production", "file", cfg.DataDir+"/secret")
 	}
-	sealer, err := keys.NewSealer(cfg.Secret)
+	sealer, err := newSealer(*cfg)
 	if err != nil {
-		return nil, nil, &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
-	}
-	if cfg.PreviousSecret != nil {
-		if sealer, err = sealer.AcceptPrevious(cfg.PreviousSecret); err != nil {
-			return nil, nil, &config.Error{Variable: "LANYARD_SECRET_PREVIOUS", Reason: err.Error()}
-		}
+		return nil, nil, err
 	}
 	ring, warnings, err := identity.LoadKeyRing(ctx, st, sealer, cfg.SigningAlg, identity.Now())
 	if err != nil {
@@ -340,6 +330,22 @@ func loadKeys(ctx context.Context, cfg *config.Config, st *store.Store, log *slo
 		}
 	}
 	return ring, sealer, nil
+}
+
+// newSealer seals under LANYARD_SECRET and, during a secret rotation, also
+// opens what LANYARD_SECRET_PREVIOUS sealed.
+func newSealer(cfg config.Config) (*keys.Sealer, error) {
+	sealer, err := keys.NewSealer(cfg.Secret)
+	if err != nil {
+		return nil, &config.Error{Variable: "LANYARD_SECRET", Reason: err.Error()}
+	}
+	if cfg.PreviousSecret == nil {
+		return sealer, nil
+	}
+	if sealer, err = sealer.AcceptPrevious(cfg.PreviousSecret); err != nil {
+		return nil, &config.Error{Variable: "LANYARD_SECRET_PREVIOUS", Reason: err.Error()}
+	}
+	return sealer, nil
 }
 
 // maintainKeys performs due key transitions and picks up other replicas'

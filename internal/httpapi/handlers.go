@@ -166,7 +166,7 @@ const claimsKey = "lanyard.claims"
 // requireBearer authenticates the operations whose spec requires a bearer
 // token and leaves the claims on the context.
 func (s *Server) requireBearer(c *gin.Context) {
-	if !s.bearer[c.Request.Method+" "+c.FullPath()] {
+	if !s.bearer[routeOf(c)] {
 		return
 	}
 	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")

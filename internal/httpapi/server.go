@@ -43,7 +43,7 @@ type Server struct {
 	metrics   *metrics
 	ready     atomic.Bool
 	discovery *discoveryCache
-	bearer    map[string]bool
+	bearer    map[routeKey]bool
 }
 
 // New builds the engine with every route in one place.
@@ -136,10 +136,16 @@ func (s *Server) Routes() []string {
 
 const jwksPath = "/.well-known/jwks.json"
 
-// bearerRoutes lists "METHOD /gin/path" for operations whose spec requires
-// a bearer token; requireBearer guards exactly those.
-func bearerRoutes(doc *openapi3.T) map[string]bool {
-	out := map[string]bool{}
+// routeKey names an operation by method and gin path template. A struct key
+// lets every request look its route up without building a string.
+type routeKey struct{ method, path string }
+
+func routeOf(c *gin.Context) routeKey { return routeKey{c.Request.Method, c.FullPath()} }
+
+// bearerRoutes lists the operations whose spec requires a bearer token;
+// requireBearer guards exactly those.
+func bearerRoutes(doc *openapi3.T) map[routeKey]bool {
+	out := map[routeKey]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			sec := op.Security
@@ -147,7 +153,7 @@ func bearerRoutes(doc *openapi3.T) map[string]bool {
 				sec = &doc.Security
 			}
 			if len(*sec) > 0 {
-				out[method+" "+ginPath(path)] = true
+				out[routeKey{method, ginPath(path)}] = true
 			}
 		}
 	}

@@ -19,12 +19,12 @@ import (
 
 // specValidator checks requests against openapi.yaml before handlers run.
 type specValidator struct {
-	// routes maps "METHOD /gin/path" to its operation, for operations with a
+	// routes maps a method and gin path to its operation, for operations with a
 	// body or parameters; the others (JWKS, health) skip validation. The
 	// route comes from gin's own match rather than a second router, so the
 	// two can never disagree about which operation a request is (a
 	// percent-encoded path once slipped past a second router unvalidated).
-	routes map[string]*routers.Route
+	routes map[routeKey]*routers.Route
 }
 
 // registerFormats makes kin-openapi check the string formats the spec uses
@@ -35,11 +35,11 @@ var registerFormats = sync.OnceFunc(func() {
 
 func newSpecValidator(doc *openapi3.T) *specValidator {
 	registerFormats()
-	v := &specValidator{routes: map[string]*routers.Route{}}
+	v := &specValidator{routes: map[routeKey]*routers.Route{}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			if op.RequestBody != nil || len(op.Parameters) > 0 || len(item.Parameters) > 0 {
-				v.routes[method+" "+ginPath(path)] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
+				v.routes[routeKey{method, ginPath(path)}] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
 			}
 		}
 	}
@@ -59,7 +59,7 @@ func ginPath(openapiPath string) string {
 
 func (v *specValidator) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		route, ok := v.routes[c.Request.Method+" "+c.FullPath()]
+		route, ok := v.routes[routeOf(c)]
 		if !ok {
 			c.Next()
 			return

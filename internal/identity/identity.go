@@ -87,7 +87,6 @@ type Store interface {
 	CreateUser(ctx context.Context, u User, passwordHash string, first NewSession) error
 	// FindCredentials returns the user with the given (normalised) email and its password hash.
 	FindCredentials(ctx context.Context, email string) (User, string, error)
-	CreateSession(ctx context.Context, s NewSession) error
 	// CreateLoginSession stores a session only while the user's password
 	// hash is still checkedHash, atomically with that check: a login that
 	// raced a password change must not outlive it. ErrStaleCredentials
