@@ -278,17 +278,9 @@ func (w *lanyardWorker) do(ctx context.Context) (int, error) {
 	body, _ := json.Marshal(map[string]string{"refresh_token": w.token})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	res, err := w.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return res.StatusCode, nil
+	status, b, err := fetch(w.client, req)
+	if err != nil || status != http.StatusOK {
+		return status, err
 	}
 	var out struct {
 		RefreshToken string `json:"refresh_token"`
@@ -298,7 +290,7 @@ func (w *lanyardWorker) do(ctx context.Context) (int, error) {
 		return -1, nil // a 200 without tokens is an error too
 	}
 	w.token = out.RefreshToken
-	return res.StatusCode, nil
+	return status, nil
 }
 
 func lanyardWorkers(client *http.Client, c config) ([]worker, error) {
@@ -354,17 +346,9 @@ type betterAuthWorker struct {
 func (w *betterAuthWorker) do(ctx context.Context) (int, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, w.url, nil)
 	req.Header.Set("Authorization", "Bearer "+w.bearer)
-	res, err := w.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return res.StatusCode, nil
+	status, b, err := fetch(w.client, req)
+	if err != nil || status != http.StatusOK {
+		return status, err
 	}
 	var out struct {
 		Token string `json:"token"`
@@ -372,7 +356,7 @@ func (w *betterAuthWorker) do(ctx context.Context) (int, error) {
 	if err := json.Unmarshal(b, &out); err != nil || out.Token == "" {
 		return -1, nil
 	}
-	return res.StatusCode, nil
+	return status, nil
 }
 
 func betterAuthWorkers(client *http.Client, c config) ([]worker, error) {
@@ -610,4 +594,19 @@ func readBoxStat() boxStat {
 		v[i], _ = strconv.ParseFloat(fields[i+1], 64)
 	}
 	return boxStat{procs: v[0] + v[1] + v[2], irq: v[5] + v[6], steal: v[7], ok: true}
+}
+
+// fetch sends req and reads the whole body (a status of 0 with an error when
+// the exchange failed).
+func fetch(client *http.Client, req *http.Request) (int, []byte, error) {
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return res.StatusCode, b, nil
 }
