@@ -60,9 +60,19 @@ var (
 	ErrEmailTaken = errors.New("identity: email taken")
 	// ErrStaleCredentials: the password hash changed since it was checked.
 	ErrStaleCredentials = errors.New("identity: password changed meanwhile")
+	// ErrUnavailable wraps every store failure that is the database's, not
+	// the request's: a deadline passed, the server is unreachable or shutting
+	// down, the pool had no connection in time, the embedded database stayed
+	// busy. Callers answer 503 and the client retries.
+	ErrUnavailable = errors.New("identity: database unavailable")
 )
 
+// internal is the answer to an unexpected failure: 503 when the database is
+// away or slow (the client retries), 500 for anything else.
 func internal(cause error) *Error {
+	if errors.Is(cause, ErrUnavailable) {
+		return &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable; retry shortly", cause: cause}
+	}
 	return &Error{Code: CodeInternal, Message: "internal error", cause: cause}
 }
 

@@ -59,7 +59,7 @@ func TestFirstKeyRace(t *testing.T) {
 			assert.Equal(t, winner.Ring().SigningKeyID(), loser.Ring().SigningKeyID())
 
 			for round := range 5 {
-				require.NoError(t, st.DB().Exec(`DELETE FROM signing_keys`).Error)
+				require.NoError(t, testdb.SQL(t, st).Exec(`DELETE FROM signing_keys`).Error)
 				var wg sync.WaitGroup
 				start := make(chan struct{})
 				kids := make([]string, 4)
@@ -80,7 +80,7 @@ func TestFirstKeyRace(t *testing.T) {
 					assert.Equal(t, kids[0], kid, "round %d: every replica signs with the same key", round)
 				}
 				var n int64
-				require.NoError(t, st.DB().Raw(`SELECT count(*) FROM signing_keys`).Scan(&n).Error)
+				require.NoError(t, testdb.SQL(t, st).Raw(`SELECT count(*) FROM signing_keys`).Scan(&n).Error)
 				assert.EqualValues(t, 1, n)
 			}
 		})

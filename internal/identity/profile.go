@@ -29,7 +29,7 @@ func (s *Service) UpdateProfile(ctx context.Context, claims AccessClaims, in Pro
 	if len(fields) > 0 {
 		return ProfileUpdate{}, &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: fields}
 	}
-	now := s.Now()
+	now := s.sessionTime()
 	stored, err := s.store.UpsertProfile(ctx, claims.Subject, Profile{PythonProficiency: in.PythonProficiency, DeveloperRole: in.DeveloperRole}, now)
 	if err != nil {
 		return ProfileUpdate{}, userError(err)
@@ -48,7 +48,7 @@ func (s *Service) UpdateProfile(ctx context.Context, claims AccessClaims, in Pro
 	if !live {
 		return ProfileUpdate{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
 	}
-	access, err := s.mintAccessToken(user, claims.SessionID, now)
+	access, err := s.mintAccessToken(user, claims.SessionID, s.Now())
 	if err != nil {
 		return ProfileUpdate{}, internal(err)
 	}

@@ -40,8 +40,25 @@ type Service struct {
 	signer  Signer
 	refresh refreshTokenCodec
 	log     *slog.Logger
-	// Now is the clock; tests replace it to hit lifetime edges exactly.
+	// Now is the process clock, for access-token iat and exp; tests replace
+	// it to hit lifetime edges exactly.
 	Now func() time.Time
+	// sessionNow is the clock of session decisions: the database's clock
+	// (see DatabaseClock) once SetSessionClock is called, Now until then.
+	sessionNow func() time.Time
+}
+
+// SetSessionClock makes session decisions (rotation, grace, idle and
+// absolute expiry, every session timestamp stored) follow clock, normally a
+// DatabaseClock's Now, so that replicas with skewed clocks decide alike.
+func (s *Service) SetSessionClock(clock func() time.Time) { s.sessionNow = clock }
+
+// sessionTime is the current time for session decisions.
+func (s *Service) sessionTime() time.Time {
+	if s.sessionNow != nil {
+		return s.sessionNow()
+	}
+	return s.Now()
 }
 
 // NewService wires the use cases to their dependencies.
@@ -115,16 +132,22 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 	if err != nil {
 		return Tokens{}, hashError(err)
 	}
-	now := s.Now()
+	now := s.sessionTime()
 	user := User{ID: uuid.NewString(), Email: email, Name: name, CreatedAt: now}
 	session, token, err := s.newSession(user.ID, now, client)
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
-	if err := s.store.CreateUser(ctx, user, hash, session); err != nil {
-		if errors.Is(err, ErrEmailTaken) {
-			return Tokens{}, &Error{Code: CodeEmailTaken, Message: "an account with this email already exists"}
+	err = s.store.Atomically(ctx, func(tx Tx) error {
+		if err := tx.CreateUser(ctx, user, hash); err != nil {
+			return err
 		}
+		return tx.CreateSession(ctx, session)
+	})
+	if errors.Is(err, ErrEmailTaken) {
+		return Tokens{}, &Error{Code: CodeEmailTaken, Message: "an account with this email already exists"}
+	}
+	if err != nil {
 		return Tokens{}, internal(err)
 	}
 	return s.issue(user, token, session.ExpiresAt, now)
@@ -159,7 +182,7 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if !ok {
 		return Tokens{}, invalid
 	}
-	now := s.Now()
+	now := s.sessionTime()
 	if needsRehash {
 		hash = s.rehash(ctx, user.ID, pw, hash, now)
 	}
@@ -167,9 +190,16 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
-	if err := s.store.CreateLoginSession(ctx, session, hash); errors.Is(err, ErrStaleCredentials) {
+	err = s.store.Atomically(ctx, func(tx Tx) error {
+		if err := tx.LockCredentials(ctx, user.ID, hash); err != nil {
+			return err
+		}
+		return tx.CreateSession(ctx, session)
+	})
+	if errors.Is(err, ErrStaleCredentials) {
 		return Tokens{}, invalid // the password changed while this login was checking the old one
-	} else if err != nil {
+	}
+	if err != nil {
 		return Tokens{}, internal(err)
 	}
 	return s.issue(user, token, session.ExpiresAt, now)
@@ -182,7 +212,7 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 func (s *Service) rehash(ctx context.Context, userID, password, oldHash string, now time.Time) string {
 	hash, err := s.hasher.Hash(ctx, password)
 	if err == nil {
-		err = s.store.SetPasswordHash(ctx, userID, hash, oldHash, now)
+		err = s.store.SwapPasswordHash(ctx, userID, hash, oldHash, now)
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "password rehash skipped", "user_id", userID, "error", err)
@@ -197,7 +227,10 @@ func (s *Service) Refresh(ctx context.Context, presented string) (Tokens, error)
 	if !ok {
 		return Tokens{}, invalidRefreshToken()
 	}
-	now := s.Now()
+	// Taken just before the statement: a retry of a refresh whose answer was
+	// lost is judged against the rotation time the database stored, on the
+	// same clock, however long the first attempt waited.
+	now := s.sessionTime()
 	rot, err := s.store.RotateSession(ctx, RotateRequest{
 		SessionID:  tok.sessionID.String(),
 		SecretHash: tok.secretHash(),
@@ -254,7 +287,7 @@ func (s *Service) LogOut(ctx context.Context, presented string) error {
 	if !ok {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, tok.sessionID.String(), tok.secretHash(), "logout", s.Now()); err != nil {
+	if err := s.store.RevokeSession(ctx, tok.sessionID.String(), tok.secretHash(), "logout", s.sessionTime()); err != nil {
 		return internal(err)
 	}
 	return nil
@@ -286,14 +319,17 @@ func (s *Service) newSession(userID string, now time.Time, client Client) (NewSe
 	}, tok, nil
 }
 
-// issue mints the access token and encodes the refresh token of tok's generation.
-func (s *Service) issue(user User, tok refreshToken, sessionExpiresAt, now time.Time) (Tokens, error) {
-	access, err := s.mintAccessToken(user, tok.sessionID.String(), now)
+// issue mints the access token and encodes the refresh token of tok's
+// generation. sessionNow is the session clock's reading of the decision just
+// made; the access token's iat and exp follow the process clock, which is
+// what verifiers compare them with.
+func (s *Service) issue(user User, tok refreshToken, sessionExpiresAt, sessionNow time.Time) (Tokens, error) {
+	access, err := s.mintAccessToken(user, tok.sessionID.String(), s.Now())
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
 	// Never reported as 0 while the session is live (the schema says >= 1).
-	refreshLife := max(min(sessionExpiresAt.Sub(now), s.cfg.RefreshIdleTTL).Round(time.Second), time.Second)
+	refreshLife := max(min(sessionExpiresAt.Sub(sessionNow), s.cfg.RefreshIdleTTL).Round(time.Second), time.Second)
 	return Tokens{
 		AccessToken:      access,
 		ExpiresIn:        s.cfg.AccessTTL,

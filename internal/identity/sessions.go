@@ -23,7 +23,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (Access
 	if err != nil {
 		return AccessClaims{}, err
 	}
-	now := s.Now()
+	now := s.sessionTime()
 	live, err := s.store.SessionActive(ctx, claims.SessionID, claims.Subject, now, now.Add(-s.cfg.RefreshIdleTTL))
 	if err != nil {
 		return AccessClaims{}, internal(err)
@@ -36,7 +36,7 @@ func (s *Service) AuthenticateSession(ctx context.Context, token string) (Access
 
 // ListSessions returns the caller's live sessions, marking the current one.
 func (s *Service) ListSessions(ctx context.Context, claims AccessClaims) ([]SessionInfo, error) {
-	now := s.Now()
+	now := s.sessionTime()
 	sessions, err := s.store.ListSessions(ctx, claims.Subject, now, now.Add(-s.cfg.RefreshIdleTTL))
 	if err != nil {
 		return nil, internal(err)
@@ -49,7 +49,7 @@ func (s *Service) ListSessions(ctx context.Context, claims AccessClaims) ([]Sess
 
 // EndSession ends one of the caller's sessions (possibly the current one).
 func (s *Service) EndSession(ctx context.Context, claims AccessClaims, sessionID string) error {
-	err := s.store.EndSession(ctx, claims.Subject, sessionID, "logout", s.Now())
+	err := s.store.EndSession(ctx, claims.Subject, sessionID, "logout", s.sessionTime())
 	if errors.Is(err, ErrNotFound) {
 		return &Error{Code: CodeNotFound, Message: "no such session"}
 	}
@@ -61,7 +61,7 @@ func (s *Service) EndSession(ctx context.Context, claims AccessClaims, sessionID
 
 // EndOtherSessions ends every session of the caller but the current one.
 func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims) error {
-	if err := s.store.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", s.Now()); err != nil {
+	if err := s.store.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", s.sessionTime()); err != nil {
 		return internal(err)
 	}
 	return nil
@@ -88,7 +88,20 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, curre
 	if err != nil {
 		return hashError(err)
 	}
-	err = s.store.ChangePassword(ctx, claims.Subject, newHash, hash, claims.SessionID, s.Now())
+	now := s.sessionTime()
+	// Lock order: the user row first (as logins do), then sessions, so two
+	// racing changes queue on the user row instead of deadlocking. The
+	// caller's own session is checked under lock: a session ended meanwhile
+	// (from another device) cannot change the password.
+	err = s.store.Atomically(ctx, func(tx Tx) error {
+		if err := tx.SwapPasswordHash(ctx, claims.Subject, newHash, hash, now); err != nil {
+			return err
+		}
+		if err := tx.LockSession(ctx, claims.Subject, claims.SessionID); err != nil {
+			return err
+		}
+		return tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now)
+	})
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
@@ -103,7 +116,7 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, curre
 // PurgeSessions deletes sessions that can never be used again, in bounded
 // batches, and reports how many went. Safe to run on every replica at once.
 func (s *Service) PurgeSessions(ctx context.Context) (int64, error) {
-	now := s.Now()
+	now := s.sessionTime()
 	var total int64
 	for {
 		// Every kind of dead session is kept revokedRetention past its end, so a

@@ -22,8 +22,13 @@ ON CONFLICT (user_id) DO UPDATE SET
   updated_at         = excluded.updated_at
 RETURNING python_proficiency, developer_role, completed_at`
 
-// UpsertProfile implements identity.Store.
+// UpsertProfile implements identity.Users.
 func (s *Store) UpsertProfile(ctx context.Context, userID string, p identity.Profile, at time.Time) (identity.Profile, error) {
+	if !validUUIDs(userID) {
+		return identity.Profile{}, identity.ErrNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var row struct {
 		PythonProficiency string
 		DeveloperRole     string
@@ -36,7 +41,7 @@ func (s *Store) UpsertProfile(ctx context.Context, userID string, p identity.Pro
 		return identity.Profile{}, identity.ErrNotFound
 	}
 	if err != nil {
-		return identity.Profile{}, err
+		return identity.Profile{}, s.fail(err)
 	}
 	return identity.Profile{PythonProficiency: row.PythonProficiency, DeveloperRole: row.DeveloperRole, CompletedAt: row.CompletedAt.ptr()}, nil
 }

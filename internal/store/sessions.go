@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
@@ -27,25 +25,11 @@ func nullable(s string) *string {
 	return &s
 }
 
-// CreateSession stores a new session.
+// CreateSession implements identity.Sessions.
 func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error {
-	return s.db.WithContext(ctx).Create(newSessionRow(ns)).Error
-}
-
-// CreateLoginSession implements identity.Store. The no-op UPDATE both checks
-// the hash and (on Postgres) locks the user row, so a password change either
-// commits first (and this login fails) or waits and then ends this session.
-func (s *Store) CreateLoginSession(ctx context.Context, ns identity.NewSession, checkedHash string) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?`, ns.UserID, checkedHash)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return identity.ErrStaleCredentials
-		}
-		return tx.Create(newSessionRow(ns)).Error
-	})
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.fail(s.db.WithContext(ctx).Create(newSessionRow(ns)).Error)
 }
 
 // The refresh hot path is one statement. Every SET expression reads the row
@@ -96,8 +80,12 @@ RETURNING generation, revoke_reason, expires_at, user_id,
   (SELECT developer_role FROM profiles WHERE profiles.user_id = sessions.user_id),
   (SELECT completed_at FROM profiles WHERE profiles.user_id = sessions.user_id)`, "$", "?")
 
-// RotateSession implements identity.Store.
+// RotateSession implements identity.Sessions. Its deadline cancels the
+// statement, so a rotation that waited too long rolls back rather than
+// committing after its caller has answered 503.
 func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (identity.Rotation, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	query := rotateSessionPostgres
 	if s.dialect == SQLite {
 		query = rotateSessionSQLite
@@ -108,14 +96,14 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 		revokeReason *string
 		expiresAt    dbTime
 	)
-	err := s.sqlDB.QueryRowContext(ctx, query, r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash).Scan(
+	err := s.db.Statement.ConnPool.QueryRowContext(ctx, query, r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash).Scan(
 		&generation, &revokeReason, &expiresAt, &row.ID, &row.Email, &row.Name, &row.CreatedAt,
 		&row.PythonProficiency, &row.DeveloperRole, &row.CompletedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return identity.Rotation{}, identity.ErrNotFound
 	}
 	if err != nil {
-		return identity.Rotation{}, err
+		return identity.Rotation{}, s.fail(err)
 	}
 	return identity.Rotation{
 		Generation: generation,
@@ -125,8 +113,10 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 	}, nil
 }
 
-// SessionState implements identity.Store (the refresh failure path).
+// SessionState implements identity.Sessions (the refresh failure path).
 func (s *Store) SessionState(ctx context.Context, id string, secretHash []byte) (identity.SessionState, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var row struct {
 		RevokeReason *string
 		ExpiresAt    dbTime
@@ -134,7 +124,7 @@ func (s *Store) SessionState(ctx context.Context, id string, secretHash []byte) 
 	}
 	res := s.db.WithContext(ctx).Raw(`SELECT revoke_reason, expires_at, last_used_at FROM sessions WHERE id = ? AND secret_hash = ?`, id, secretHash).Scan(&row)
 	if res.Error != nil {
-		return identity.SessionState{}, res.Error
+		return identity.SessionState{}, s.fail(res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return identity.SessionState{}, identity.ErrNotFound
@@ -146,9 +136,11 @@ func (s *Store) SessionState(ctx context.Context, id string, secretHash []byte) 
 	return st, nil
 }
 
-// RevokeSession implements identity.Store.
+// RevokeSession implements identity.Sessions.
 func (s *Store) RevokeSession(ctx context.Context, id string, secretHash []byte, reason string, at time.Time) error {
-	return s.db.WithContext(ctx).Exec(
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.fail(s.db.WithContext(ctx).Exec(
 		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND secret_hash = ? AND revoked_at IS NULL`,
-		at, reason, id, secretHash).Error
+		at, reason, id, secretHash).Error)
 }

@@ -26,9 +26,11 @@ func (signingKeyRow) TableName() string { return "signing_keys" }
 
 // SigningKeys returns every stored key, oldest first.
 func (s *Store) SigningKeys(ctx context.Context) ([]identity.SigningKeyRecord, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []signingKeyRow
 	if err := s.db.WithContext(ctx).Order("created_at, kid").Find(&rows).Error; err != nil {
-		return nil, err
+		return nil, s.fail(err)
 	}
 	out := make([]identity.SigningKeyRecord, len(rows))
 	for i, r := range rows {
@@ -43,6 +45,8 @@ func (s *Store) SigningKeys(ctx context.Context) ([]identity.SigningKeyRecord, e
 // InsertSigningKey stores a key; identity.ErrKeyConflict when its kid or the
 // one-current-key rule is already taken.
 func (s *Store) InsertSigningKey(ctx context.Context, k identity.SigningKeyRecord) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := s.db.WithContext(ctx).Create(&signingKeyRow{
 		KID: k.KID, Alg: k.Alg, State: k.State, PrivateSealed: k.Sealed,
 		CreatedAt: k.CreatedAt, ActivatedAt: k.ActivatedAt,
@@ -50,7 +54,7 @@ func (s *Store) InsertSigningKey(ctx context.Context, k identity.SigningKeyRecor
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return identity.ErrKeyConflict
 	}
-	return err
+	return s.fail(err)
 }
 
 func utc(t *time.Time) *time.Time {
@@ -69,14 +73,16 @@ const keyLockID = 0x6c616e79617264
 // when several replicas find a rotation due at once, exactly one performs it
 // and the others then see its result. (SQLite serialises writers anyway.)
 func (s *Store) WithKeyLock(ctx context.Context, fn func(identity.KeyMaintainer) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.fail(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if s.dialect == Postgres {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, keyLockID).Error; err != nil {
 				return err
 			}
 		}
-		return fn(&Store{db: tx, sqlDB: s.sqlDB, dialect: s.dialect})
-	})
+		return fn(s.in(tx))
+	}))
 }
 
 // UpdateSigningKeyState moves a key to state and stamps the matching time.
@@ -89,6 +95,8 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 	if column == "" {
 		return fmt.Errorf("store: no transition into key state %q", state)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET state = ?, `+column+` = ? WHERE kid = ?`, state, at, kid)
 	if errors.Is(s.translate(res.Error), gorm.ErrDuplicatedKey) {
 		return identity.ErrKeyConflict
@@ -96,14 +104,16 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 	if res.Error == nil && res.RowsAffected == 0 {
 		return identity.ErrNotFound
 	}
-	return res.Error
+	return s.fail(res.Error)
 }
 
 // ResealSigningKey replaces a key's sealed private part (secret rotation).
 func (s *Store) ResealSigningKey(ctx context.Context, kid string, sealed []byte) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET private_sealed = ? WHERE kid = ?`, sealed, kid)
 	if res.Error == nil && res.RowsAffected == 0 {
 		return identity.ErrNotFound
 	}
-	return res.Error
+	return s.fail(res.Error)
 }

@@ -1,7 +1,10 @@
 // Package store keeps Lanyard's state with GORM, in PostgreSQL for production
 // or in an embedded pure-Go SQLite database by default. It is the only package
 // that knows SQL; it implements identity.Store with the same statements on
-// both databases and runs the embedded goose migrations.
+// both databases, bounds every operation by a deadline, reports the
+// database's own failures as identity.ErrUnavailable, and runs the embedded
+// goose migrations. The conformance suite every implementation must pass is
+// in storetest.
 package store
 
 import (
@@ -10,8 +13,10 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -20,6 +25,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
 //go:embed migrations
@@ -38,24 +45,42 @@ type Options struct {
 	PostgresURL  string // when empty, SQLitePath is used
 	SQLitePath   string
 	MaxOpenConns int // Postgres pool size
+	// Timeout bounds every operation (a transaction counts as one): waiting
+	// for a pooled connection, lock waits and the statements themselves.
+	// Past it the operation fails with identity.ErrUnavailable. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
 }
 
-// Store implements identity.Store.
+// DefaultTimeout is LANYARD_DB_TIMEOUT's default.
+const DefaultTimeout = 3 * time.Second
+
+// Store implements identity.Store, the signing-key storage and the
+// database clock. A Store made by Atomically is bound to one transaction.
 type Store struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	dialect Dialect
+	timeout time.Duration
+	// postgresURL is the URL as configured, without the request deadlines:
+	// migrations use it.
+	postgresURL string
 }
 
 // Open connects without migrating; call Migrate for that.
 func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
 	cfg := &gorm.Config{
 		// Single statements need no BEGIN/COMMIT around them: that would triple
 		// the round trips of every write.
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
-		Logger:                 logger.Discard,
-		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		// Open pings itself, within the deadline; GORM's ping has none.
+		DisableAutomaticPing: true,
+		Logger:               logger.Discard,
+		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
 	var (
 		db      *gorm.DB
@@ -64,7 +89,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	)
 	if opts.PostgresURL != "" {
 		dialect = Postgres
-		db, err = gorm.Open(postgres.Open(opts.PostgresURL), cfg)
+		dsn, dsnErr := withServerTimeouts(opts.PostgresURL, opts.Timeout)
+		if dsnErr != nil {
+			return nil, dsnErr
+		}
+		db, err = gorm.Open(postgres.Open(dsn), cfg)
 	} else {
 		dialect = SQLite
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
@@ -77,9 +106,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("create database file: %w", err)
 		}
 		f.Close()
-		// WAL lets readers run beside the writer; the busy timeout and a single
-		// connection make concurrent writers queue instead of failing with SQLITE_BUSY.
-		dsn := "file:" + opts.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+		// WAL lets readers run beside the writer; the busy timeout (the
+		// operation deadline) and a single connection make concurrent writers
+		// queue instead of failing with SQLITE_BUSY at once.
+		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)",
+			opts.SQLitePath, opts.Timeout.Milliseconds())
 		db, err = gorm.Open(sqlite.Open(dsn), cfg)
 	}
 	if err != nil {
@@ -96,25 +127,84 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(max(opts.MaxOpenConns, 2))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	if err := sqlDB.PingContext(ctx); err != nil {
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, timeout: opts.Timeout, postgresURL: opts.PostgresURL}
+	if err := s.Ping(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
-	return &Store{db: db, sqlDB: sqlDB, dialect: dialect}, nil
+	return s, nil
 }
 
-// Dialect reports which database this is.
-func (s *Store) Dialect() Dialect { return s.dialect }
-
-// DB exposes the GORM handle to tests and benchmarks in this module (for
-// statement counting); production code goes through the methods.
-func (s *Store) DB() *gorm.DB { return s.db }
+// withServerTimeouts sets statement_timeout and lock_timeout on every
+// connection (as startup parameters, so no extra round trip and no session
+// state a pooler could lose), unless the URL sets them already. They are a
+// little shorter than the client-side deadline: the server then cancels a
+// slow statement itself and the connection stays usable, where a client-side
+// cancellation would cost the pool that connection.
+func withServerTimeouts(rawURL string, timeout time.Duration) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("parse database URL: invalid URL") // never echo it: it may hold a password
+	}
+	server := max(timeout-timeout/10, time.Millisecond).Milliseconds()
+	q := u.Query()
+	for _, name := range []string{"statement_timeout", "lock_timeout"} {
+		if !q.Has(name) {
+			q.Set(name, strconv.FormatInt(server, 10))
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
 
 // Close releases the connection pool.
 func (s *Store) Close() error { return s.sqlDB.Close() }
 
-// Ping checks the database answers; readiness uses it.
-func (s *Store) Ping(ctx context.Context) error { return s.sqlDB.PingContext(ctx) }
+// Ping runs a real query through the pool, within the operation deadline
+// and ctx: readiness uses it, so an exhausted pool or a frozen server reads
+// as not ready.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var one int
+	return s.fail(s.db.Statement.ConnPool.QueryRowContext(ctx, `SELECT 1`).Scan(&one))
+}
+
+// DatabaseNow implements identity.ClockSource: the database server's clock
+// (for SQLite, which runs in this process, the machine's).
+func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var now dbTime
+	query := `SELECT clock_timestamp()`
+	if s.dialect == SQLite {
+		query = `SELECT strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')`
+	}
+	if err := s.db.Statement.ConnPool.QueryRowContext(ctx, query).Scan(&now); err != nil {
+		return time.Time{}, s.fail(err)
+	}
+	return now.UTC(), nil
+}
+
+// Atomically implements identity.Store: fn's operations run in one
+// transaction under one deadline.
+func (s *Store) Atomically(ctx context.Context, fn func(identity.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.fail(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(s.in(tx))
+	}))
+}
+
+// in returns a Store whose operations run in the transaction tx.
+func (s *Store) in(tx *gorm.DB) *Store {
+	return &Store{db: tx, sqlDB: s.sqlDB, dialect: s.dialect, timeout: s.timeout, postgresURL: s.postgresURL}
+}
+
+// bound applies the operation deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
 
 // Migrate applies every pending migration. On Postgres a session advisory lock
 // makes replicas that start together migrate one at a time.
@@ -125,7 +215,14 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	}
 	var opts []goose.ProviderOption
 	gooseDialect := goose.DialectSQLite3
+	db := s.sqlDB
 	if s.dialect == Postgres {
+		// A migration may rewrite a large table: it runs on a connection of
+		// its own, without the statement and lock timeouts meant for requests.
+		if db, err = sql.Open("pgx", s.postgresURL); err != nil {
+			return nil, err
+		}
+		defer db.Close()
 		gooseDialect = goose.DialectPostgres
 		// Retry the lock every second (goose's default is every 5 s) for up to
 		// 5 minutes, so a replica that starts beside another waits ~1 s, not 5.
@@ -135,7 +232,7 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
-	provider, err := goose.NewProvider(gooseDialect, s.sqlDB, sub, opts...)
+	provider, err := goose.NewProvider(gooseDialect, db, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}

@@ -42,31 +42,29 @@ SELECT u.id, u.email, u.name, u.created_at, u.password_hash,
 FROM users u LEFT JOIN profiles p ON p.user_id = u.id
 `
 
-// CreateUser inserts the user and its first session in one transaction, so a
-// failed signup leaves nothing behind.
-func (s *Store) CreateUser(ctx context.Context, u identity.User, passwordHash string, first identity.NewSession) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Create(&userRow{
-			ID: u.ID, Email: u.Email, Name: u.Name, PasswordHash: passwordHash,
-			CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt,
-		}).Error; err != nil {
-			return err
-		}
-		return tx.Create(newSessionRow(first)).Error
-	})
+// CreateUser implements identity.Users.
+func (s *Store) CreateUser(ctx context.Context, u identity.User, passwordHash string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Create(&userRow{
+		ID: u.ID, Email: u.Email, Name: u.Name, PasswordHash: passwordHash,
+		CreatedAt: u.CreatedAt, UpdatedAt: u.CreatedAt,
+	}).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return identity.ErrEmailTaken
 	}
-	return err
+	return s.fail(err)
 }
 
 // FindCredentials looks a user up by normalised email through the
 // lower(email) unique index.
 func (s *Store) FindCredentials(ctx context.Context, email string) (identity.User, string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var row userWithProfile
 	res := s.db.WithContext(ctx).Raw(selectUserWithProfile+"WHERE lower(u.email) = ?", email).Scan(&row)
 	if res.Error != nil {
-		return identity.User{}, "", res.Error
+		return identity.User{}, "", s.fail(res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return identity.User{}, "", identity.ErrNotFound
@@ -79,10 +77,12 @@ func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) 
 	if !validUUIDs(id) {
 		return identity.User{}, identity.ErrNotFound // Postgres would reject a non-UUID with an error
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var row userWithProfile
 	res := s.db.WithContext(ctx).Raw(selectUserWithProfile+"WHERE u.id = ?", id).Scan(&row)
 	if res.Error != nil {
-		return identity.User{}, res.Error
+		return identity.User{}, s.fail(res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return identity.User{}, identity.ErrNotFound
@@ -90,18 +90,51 @@ func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) 
 	return row.user(), nil
 }
 
-// SetPasswordHash replaces oldHash with hash (compare-and-swap).
-func (s *Store) SetPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error {
-	return swapPasswordHash(s.db.WithContext(ctx), userID, hash, oldHash, at)
+// PasswordHashByID returns a user's password hash.
+func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, error) {
+	if !validUUIDs(userID) {
+		return "", identity.ErrNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var hash string
+	res := s.db.WithContext(ctx).Raw(`SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
+	if res.Error != nil {
+		return "", s.fail(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return "", identity.ErrNotFound
+	}
+	return hash, nil
 }
 
-// swapPasswordHash writes hash only while the stored hash is still oldHash,
+// SwapPasswordHash writes hash only while the stored hash is still oldHash,
 // so a concurrent change is never silently overwritten. On Postgres the
 // UPDATE also locks the user row until the transaction ends.
-func swapPasswordHash(db *gorm.DB, userID, hash, oldHash string, at time.Time) error {
-	res := db.Exec(`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
+func (s *Store) SwapPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error {
+	return s.updateUserWhileHash(ctx, userID, oldHash,
+		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
+}
+
+// LockCredentials implements identity.Users with a no-op UPDATE: it both
+// checks the hash and (on Postgres) locks the user row until the
+// transaction ends; SQLite serialises writers anyway.
+func (s *Store) LockCredentials(ctx context.Context, userID, checkedHash string) error {
+	return s.updateUserWhileHash(ctx, userID, checkedHash,
+		`UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?`, userID, checkedHash)
+}
+
+// updateUserWhileHash runs an UPDATE of the user row that matches only while
+// the stored hash is still hash; ErrStaleCredentials when it matched nothing.
+func (s *Store) updateUserWhileHash(ctx context.Context, userID, hash, update string, args ...any) error {
+	if !validUUIDs(userID) {
+		return identity.ErrStaleCredentials
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res := s.db.WithContext(ctx).Exec(update, args...)
 	if res.Error != nil {
-		return res.Error
+		return s.fail(res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return identity.ErrStaleCredentials

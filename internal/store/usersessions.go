@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"gorm.io/gorm"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
@@ -19,10 +18,30 @@ func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now
 	if !validUUIDs(sessionID, userID) {
 		return false, nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM sessions WHERE id = @id AND user_id = @user_id AND `+liveSession,
 		map[string]any{"id": sessionID, "user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&n).Error
-	return n == 1, err
+	return n == 1, s.fail(err)
+}
+
+// LockSession implements identity.Sessions: the no-op UPDATE locks the row
+// on Postgres until the transaction ends.
+func (s *Store) LockSession(ctx context.Context, userID, sessionID string) error {
+	if !validUUIDs(sessionID, userID) {
+		return identity.ErrNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET last_used_at = last_used_at WHERE id = ? AND user_id = ? AND revoked_at IS NULL`, sessionID, userID)
+	if res.Error != nil {
+		return s.fail(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return identity.ErrNotFound
+	}
+	return nil
 }
 
 // ListSessions returns a user's live sessions, most recently used first.
@@ -30,6 +49,8 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff
 	if !validUUIDs(userID) {
 		return nil, nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var rows []struct {
 		ID         string
 		CreatedAt  dbTime
@@ -40,7 +61,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff
 	err := s.db.WithContext(ctx).Raw(`SELECT id, created_at, last_used_at, user_agent, ip FROM sessions WHERE user_id = @user_id AND `+liveSession+
 		` ORDER BY last_used_at DESC, id`, map[string]any{"user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&rows).Error
 	if err != nil {
-		return nil, err
+		return nil, s.fail(err)
 	}
 	out := make([]identity.SessionInfo, len(rows))
 	for i, r := range rows {
@@ -55,15 +76,17 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 	if !validUUIDs(sessionID, userID) {
 		return identity.ErrNotFound
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	db := s.db.WithContext(ctx)
 	res := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
 		at, reason, sessionID, userID)
 	if res.Error != nil || res.RowsAffected == 1 {
-		return res.Error
+		return s.fail(res.Error)
 	}
 	var n int64 // already ended is fine; someone else's or unknown is not found
 	if err := db.Raw(`SELECT count(*) FROM sessions WHERE id = ? AND user_id = ?`, sessionID, userID).Scan(&n).Error; err != nil {
-		return err
+		return s.fail(err)
 	}
 	if n == 0 {
 		return identity.ErrNotFound
@@ -71,57 +94,15 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 	return nil
 }
 
-// EndOtherSessions ends every live session of a user but one.
+// EndOtherSessions implements identity.Sessions.
 func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
-	return endOtherSessions(s.db.WithContext(ctx), userID, keepSessionID, reason, at)
-}
-
-func endOtherSessions(db *gorm.DB, userID, keepSessionID, reason string, at time.Time) error {
-	return db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
-		at, reason, userID, keepSessionID).Error
-}
-
-// PasswordHashByID returns a user's password hash.
-func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, error) {
 	if !validUUIDs(userID) {
-		return "", identity.ErrNotFound
+		return nil
 	}
-	var hash string
-	res := s.db.WithContext(ctx).Raw(`SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
-	if res.Error != nil {
-		return "", res.Error
-	}
-	if res.RowsAffected == 0 {
-		return "", identity.ErrNotFound
-	}
-	return hash, nil
-}
-
-// ChangePassword swaps the hash and ends every other session in one
-// transaction: a stolen session cannot outlive the password change. The hash
-// is compared-and-swapped, so of two racing changes exactly one wins, and the
-// caller's own session is checked under lock, so a session ended meanwhile
-// (from another device) cannot change the password.
-func (s *Store) ChangePassword(ctx context.Context, userID, hash, oldHash, keepSessionID string, at time.Time) error {
-	if !validUUIDs(userID, keepSessionID) {
-		return identity.ErrNotFound
-	}
-	// Lock order: the user row first (as logins do), then sessions. Two
-	// changes racing therefore queue on the user row instead of each holding
-	// its own session row and deadlocking on the other's.
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := swapPasswordHash(tx, userID, hash, oldHash, at); err != nil {
-			return err
-		}
-		res := tx.Exec(`UPDATE sessions SET last_used_at = last_used_at WHERE id = ? AND user_id = ? AND revoked_at IS NULL`, keepSessionID, userID)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return identity.ErrNotFound
-		}
-		return endOtherSessions(tx, userID, keepSessionID, "password_change", at)
-	})
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.fail(s.db.WithContext(ctx).Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
+		at, reason, userID, keepSessionID).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:
@@ -130,6 +111,8 @@ func (s *Store) ChangePassword(ctx context.Context, userID, hash, oldHash, keepS
 // still reported as reuse). On Postgres SKIP LOCKED lets replicas purge side
 // by side without waiting on each other; deleting a row twice is harmless.
 func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefore time.Time, batch int) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	lock := ""
 	if s.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
@@ -137,7 +120,7 @@ func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefor
 	res := s.db.WithContext(ctx).Exec(`DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
 WHERE expires_at <= @now OR last_used_at <= @idle_cutoff OR revoked_at <= @revoked_before LIMIT @batch`+lock+`)`,
 		map[string]any{"now": now, "idle_cutoff": idleCutoff, "revoked_before": revokedBefore, "batch": batch})
-	return res.RowsAffected, res.Error
+	return res.RowsAffected, s.fail(res.Error)
 }
 
 func validUUIDs(ids ...string) bool {

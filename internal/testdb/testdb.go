@@ -11,10 +11,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 
 	"github.com/lanyard-id/lanyard/internal/store"
 )
@@ -100,7 +105,66 @@ func open(t testing.TB, opts store.Options) *store.Store {
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	h := &rawHandle{opts: opts}
+	raw.Store(s, h)
+	t.Cleanup(h.close)
 	return s
+}
+
+// raw remembers where each store from Open lives, for SQL.
+var raw sync.Map // *store.Store → *rawHandle
+
+type rawHandle struct {
+	opts store.Options
+	once sync.Once
+	db   *gorm.DB
+	err  error
+}
+
+func (h *rawHandle) open() (*gorm.DB, error) {
+	h.once.Do(func() {
+		dialector := sqlite.Open("file:" + h.opts.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+		if h.opts.PostgresURL != "" {
+			dialector = postgres.Open(h.opts.PostgresURL)
+		}
+		h.db, h.err = gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
+	})
+	return h.db, h.err
+}
+
+func (h *rawHandle) close() {
+	if h.db != nil {
+		if sqlDB, err := h.db.DB(); err == nil {
+			sqlDB.Close()
+		}
+	}
+}
+
+// OptionsOf returns the options a store from Open was opened with.
+func OptionsOf(t testing.TB, s *store.Store) store.Options {
+	t.Helper()
+	v, ok := raw.Load(s)
+	if !ok {
+		t.Fatal("testdb: the store was not opened by testdb")
+	}
+	return v.(*rawHandle).opts
+}
+
+// SQL is a second, raw handle on the database behind s (a store from Open),
+// for tests that inspect or tamper with rows directly: checking that a
+// rejected request wrote nothing, or that a CHECK constraint holds against a
+// buggy writer. The store itself offers no such back door.
+func SQL(t testing.TB, s *store.Store) *gorm.DB {
+	t.Helper()
+	v, ok := raw.Load(s)
+	if !ok {
+		t.Fatal("testdb.SQL: the store was not opened by testdb")
+	}
+	db, err := v.(*rawHandle).open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // Dialects are the databases every store-backed test runs on.

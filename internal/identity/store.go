@@ -1,0 +1,97 @@
+package identity
+
+import (
+	"context"
+	"time"
+)
+
+// The store seam. Each interface is one kind of record; a use case that
+// must change several atomically does so through Store.Atomically, so a new
+// flow needs no bespoke store method. Implementations return the sentinels
+// of errors.go (ErrNotFound, ErrEmailTaken, ErrStaleCredentials, and
+// ErrUnavailable wrapped around any failure of the database itself), never
+// driver errors as domain codes. Every method honours ctx and the store's
+// own deadline (LANYARD_DB_TIMEOUT). Later record kinds (mail tokens,
+// throttles, audit events) join Tx as further interfaces.
+
+// Users keeps accounts, their password hashes and onboarding profiles.
+type Users interface {
+	// CreateUser stores a new account; ErrEmailTaken when the email (in any
+	// case) is taken.
+	CreateUser(ctx context.Context, u User, passwordHash string) error
+	// FindCredentials returns the user with the given (normalised) email and
+	// its password hash.
+	FindCredentials(ctx context.Context, email string) (User, string, error)
+	UserByID(ctx context.Context, id string) (User, error)
+	PasswordHashByID(ctx context.Context, userID string) (string, error)
+	// SwapPasswordHash replaces oldHash with hash (compare-and-swap);
+	// ErrStaleCredentials when the stored hash is no longer oldHash. Inside a
+	// transaction it also locks the user row until the transaction ends.
+	SwapPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error
+	// LockCredentials locks the user row until the transaction ends, provided
+	// the stored hash is still checkedHash; ErrStaleCredentials otherwise. A
+	// login holds it while opening its session, so a racing password change
+	// either commits first (and the login fails) or waits and then ends the
+	// new session.
+	LockCredentials(ctx context.Context, userID, checkedHash string) error
+	// UpsertProfile stores both answers; completed_at is set the first time
+	// and kept afterwards. ErrNotFound when the user does not exist.
+	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
+}
+
+// Sessions keeps refresh sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s NewSession) error
+	// RotateSession is the refresh hot path and must be a single statement:
+	// presented generation == live: advance it; == live-1 and rotated after
+	// GraceStart: leave it (the caller re-derives the live token); older, or
+	// the parent after grace: revoke the session with reason "reuse". Only
+	// live, unexpired, non-idle sessions with a matching secret hash match;
+	// otherwise ErrNotFound.
+	RotateSession(ctx context.Context, r RotateRequest) (Rotation, error)
+	// SessionState explains, on the failure path only, why a rotation matched
+	// nothing; ErrNotFound when no session has that id and secret hash.
+	SessionState(ctx context.Context, id string, secretHash []byte) (SessionState, error)
+	// RevokeSession ends a live session whose secret hash matches; ending an
+	// ended or unknown session is not an error (logout is idempotent).
+	RevokeSession(ctx context.Context, id string, secretHash []byte, reason string, at time.Time) error
+	// SessionActive reports whether the user's session is live (not ended,
+	// not expired, not idle).
+	SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error)
+	// LockSession locks a live (not ended) session of the user until the
+	// transaction ends; ErrNotFound when there is none.
+	LockSession(ctx context.Context, userID, sessionID string) error
+	// ListSessions returns the user's live sessions, most recently used first.
+	ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]SessionInfo, error)
+	// EndSession ends one of the user's sessions; ErrNotFound when the user
+	// has none with that id. Ending an ended session is not an error.
+	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
+	// EndOtherSessions ends every live session of the user but keepSessionID.
+	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error
+	// PurgeSessions deletes up to batch sessions that can never be used again:
+	// past their absolute end (now), idle before idleCutoff, or revoked before
+	// revokedBefore. Safe to run on every replica at once.
+	PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefore time.Time, batch int) (int64, error)
+}
+
+// Tx is what a use case may read and write inside one transaction.
+type Tx interface {
+	Users
+	Sessions
+}
+
+// Store is the persistence the use cases need: every Tx operation on its
+// own, or several at once through Atomically.
+type Store interface {
+	Tx
+	// Atomically runs fn in one transaction: every write fn makes through tx
+	// commits together, or none does when fn returns an error (which
+	// Atomically returns). The whole transaction shares one deadline.
+	Atomically(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// ClockSource reads the database's clock, the one clock every replica
+// shares.
+type ClockSource interface {
+	DatabaseNow(ctx context.Context) (time.Time, error)
+}
