@@ -350,16 +350,17 @@ type LogoutRequest struct {
 }
 
 // OpenIDConfiguration Discovery metadata (OpenID Connect Discovery 1.0 / RFC 8414 member
-// names). Clients must ignore members they do not know; more may be
-// added. There is no `authorization_endpoint`: Lanyard has none.
+// names), listing only what Lanyard serves. Clients must ignore members
+// they do not know; more may be added. There is no
+// `authorization_endpoint` and no `token_endpoint`: Lanyard has
+// neither (its refresh endpoint takes JSON, not the form-encoded
+// OAuth 2.0 token request, so it is not advertised as one).
 //
-// Example: {"grant_types_supported":["refresh_token"],"id_token_signing_alg_values_supported":["ES256"],"issuer":"http://localhost:8080","jwks_uri":"http://localhost:8080/.well-known/jwks.json","response_types_supported":["token"],"subject_types_supported":["public"],"token_endpoint":"http://localhost:8080/v1/auth/refresh","token_endpoint_auth_methods_supported":["none"]}
+// Example: {"id_token_signing_alg_values_supported":["ES256"],"issuer":"http://localhost:8080","jwks_uri":"http://localhost:8080/.well-known/jwks.json","subject_types_supported":["public"]}
 type OpenIDConfiguration struct {
-	// GrantTypesSupported `["refresh_token"]`: the only grant the token endpoint performs.
-	GrantTypesSupported *[]string `json:"grant_types_supported,omitempty"`
-
 	// IdTokenSigningAlgValuesSupported The JWS algorithms of the keys in the JWKS. Lanyard issues no ID
-	// tokens; its access tokens are signed with these algorithms.
+	// tokens; its access tokens are signed with these algorithms, and
+	// JWT libraries read this member to build their allow-list.
 	IdTokenSigningAlgValuesSupported []OpenIDConfigurationIdTokenSigningAlgValuesSupported `json:"id_token_signing_alg_values_supported"`
 
 	// Issuer The issuer URL; equal to the `iss` claim of access tokens.
@@ -368,19 +369,8 @@ type OpenIDConfiguration struct {
 	// JwksUri URL of the JWKS (`<issuer>/.well-known/jwks.json`).
 	JwksUri string `json:"jwks_uri"`
 
-	// ResponseTypesSupported Required by OpenID Connect Discovery; Lanyard has no authorization endpoint, so verifiers can ignore it.
-	ResponseTypesSupported []string `json:"response_types_supported"`
-
 	// SubjectTypesSupported Always `["public"]`: `sub` is the same user id for every client.
 	SubjectTypesSupported []OpenIDConfigurationSubjectTypesSupported `json:"subject_types_supported"`
-
-	// TokenEndpoint URL of the refresh endpoint (`<issuer>/v1/auth/refresh`). It takes
-	// a JSON body `{refresh_token}`, not the form-encoded OAuth 2.0
-	// token request.
-	TokenEndpoint string `json:"token_endpoint"`
-
-	// TokenEndpointAuthMethodsSupported Always `["none"]`: the refresh endpoint takes no client authentication.
-	TokenEndpointAuthMethodsSupported *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
 }
 
 // OpenIDConfigurationIdTokenSigningAlgValuesSupported defines model for OpenIDConfiguration.IdTokenSigningAlgValuesSupported.
@@ -1498,6 +1488,23 @@ func (response LogOut500ApplicationProblemPlusJSONResponse) VisitLogOutResponse(
 	return err
 }
 
+type LogOut503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response LogOut503ApplicationProblemPlusJSONResponse) VisitLogOutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshSessionRequestObject struct {
 	Body *RefreshSessionJSONRequestBody
 }
@@ -1748,15 +1755,23 @@ type GetMeResponseObject interface {
 	VisitGetMeResponse(w http.ResponseWriter) error
 }
 
-type GetMe200JSONResponse User
+type GetMe200ResponseHeaders struct {
+	CacheControl string
+}
+
+type GetMe200JSONResponse struct {
+	Body    User
+	Headers GetMe200ResponseHeaders
+}
 
 func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1793,6 +1808,23 @@ func (response GetMe500ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMe503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1977,6 +2009,23 @@ func (response GetProfile500ApplicationProblemPlusJSONResponse) VisitGetProfileR
 	return err
 }
 
+type GetProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetProfile503ApplicationProblemPlusJSONResponse) VisitGetProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PutProfileRequestObject struct {
 	Body *PutProfileJSONRequestBody
 }
@@ -2090,6 +2139,23 @@ func (response PutProfile500ApplicationProblemPlusJSONResponse) VisitPutProfileR
 	return err
 }
 
+type PutProfile503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response PutProfile503ApplicationProblemPlusJSONResponse) VisitPutProfileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type EndOtherSessionsRequestObject struct {
 }
 
@@ -2136,6 +2202,23 @@ func (response EndOtherSessions500ApplicationProblemPlusJSONResponse) VisitEndOt
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndOtherSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EndOtherSessions503ApplicationProblemPlusJSONResponse) VisitEndOtherSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2200,6 +2283,23 @@ func (response ListSessions500ApplicationProblemPlusJSONResponse) VisitListSessi
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListSessions503ApplicationProblemPlusJSONResponse) VisitListSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2283,6 +2383,23 @@ func (response EndSession500ApplicationProblemPlusJSONResponse) VisitEndSessionR
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type EndSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response EndSession503ApplicationProblemPlusJSONResponse) VisitEndSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2895,187 +3012,197 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Jctu4tuCvoHRfVUu+lCx5SyxXV43jOB2nndjXS6e7o4wIkZCEmALYBGhZnUrVfM28/7ifMl8ydQ4A",
-	"7rKd7S4z91W9vrFIYjk4+4aPrUAuYimY0Ko1/NhKmIqlUAz/eEbDC/ZHypSGvwIpNBP4TxrHEQ+o5lJs",
-	"xomcRGzx1w9KCnjG7ugijswAXNzSiIdj90yliwVNVq1h62rOyESGK8IVEVKTJYui7lQmCxaSV5dnb1pe",
-	"65ZGKTMTh6w1LA/mtUKmKY9aw5aeM5KYZT40pNJUp6o13On3vZbmOoJxn9GQuG16Lb2K4Uc6kakeTiIq",
-	"blqfPuFieIgbHk8pj1hY3s4hWbDFhCXEPCT56w0bqY+1ZjdcEbvpltdiSSIT1Rq++9iachaFrWErpkot",
-	"ZQJPF0wpOoPRFynAgRGqScSo0mSwS4I5TWigWaJIJMWs9en9l8Pik9dSwZwtKOzovxI2bQ1bf9nMsWjT",
-	"PFWb5wYxzCchU0HCY4SIOf2mI6NBwGJNJxEbEr943j5pV450JOBMPSIT8yUeMZGTDyzQHfjVr4HZJ23q",
-	"zomrkVhwpbiYeSQVN0IuhUfklAD8l4kUMwK7x/FlquHJRKYiVAfENyfhk4grrUaC0WBOLBWQyYrg6Xhk",
-	"yfUcvmTBXHIxI1SsiEonC661QZCUdXoj0frktY6kmEY8+AIqK2AVW1AejTW9YSXqoAKgKlOhcUVEz7ki",
-	"+C6hUcJouCLsDjZSIo/9HCWyxTXjwzfABr+wdH9I7ltxGCZMqcrKe7CKE6FZImj0VTDkbpAyAN3PBE+e",
-	"yCBIkwTJ1kFst0hEbinkkiW3LCHH8NV3BJ9bnoFdKthdzAJAMlxuj2S8NqBJwhmQWrYlBYRFLv926sGv",
-	"StPghuiEBqyDUH0j9QtA+6+CqpB6PMVRCmCF2dJgThRTyrDJHPt2cli+kZq8sN9+L/hl6/OHxC0rYUqm",
-	"ScDIVCYGA1PFEoTJOV1FkoZXUp7SZMa+CjSxGWuspRxHONoDgg1fghVRQQZ75Gf+rAi5wXYOOcvGybHQ",
-	"XK/IlZTk1M7wvQBZ240/JA9tAp4rQyeG+yvSNhszGHglb5g4USpl9yFhpmA8ag845oXVdJp2cujQckgo",
-	"EWyJS1OKaPjQs78lbJowNc9+FCFuBvFkJN4w2FJAgzkLSds/gn90j6TQiYwAzbpKy4T5KAK81pzRkCWo",
-	"M5XehB8qS4uWdKWIn41wYBZAMs2NoAYAQnHC7AJ6La8Fh8CBaw11krLicTORLlrDdy03ZOt9hiJKJxz0",
-	"BYTRtaCpnsuE/8nCr1QIg4SFTGhOI1VWpN6i6DXcXibEaTikHckZF5171MLikBUiqg+HmlUgk4ShYMtZ",
-	"zyAnoNJ21yqGbnqLDWM8jPKero16UUYY0rZ/3ren8qA11lAcLtcVYaNzqsiEIVbcypuSqPqCPZaWMU5Y",
-	"qur6r4qZ0JU1LakiCYsjugIauGe/jROUtstVw9hODYDXDywnQbL9xvu3o47ZXWwoqGrJuGmZCB/YaXWo",
-	"ypkW129fOSCKz0AHIXRGufi6naQVEs638doow4A8Do+KTI+0J4wmLCGJTDVTTVtLyyvIFSjSMByep2VI",
-	"X7GjbyG2DlM9B8Zh2Je14HrEh235RLMoUmQ5Xw1HYiS6uVlS4De+Y09G3FldVYQ5vwklMuQF1cGcUDES",
-	"xOm4PeLYA36m8DtjgLivFaEJw++1jEJCY5roXmktJfrxcwR04rdIOKFkykoHsAVhKVoSSiJ+m+NfW6D4",
-	"4ih30QjiWmVPgfYQ1TtmGU3kW1oFXcse4oQpJjTYc8QgOJhbiocMlz4DVZQsuQjl0lD4ci6jBjrH5ZjV",
-	"VEisBg73LYCXhbgxHkYMNkknSkapZrCYiE+Z5gtmBi0it18lBjNuFb+deQmDLWhkzFYPFMoZ/K9dXmbB",
-	"ZoomTUPORMBqmsHbt2+7BWRldeXgEoAshV0XKFjakRmhxC66rMvELBmJdxcvjsjek93++/Zc61gNNzeX",
-	"y2UvmQZdFnItk55MZpvJNID/h/c6w5Hwn1kgMBotfhy1IipWNAlHLc8YHj+OMjmGc41avkdopCRZzpkg",
-	"Qo5EjgeABKRNFUIyTmSYBpqAgpHQQAP2BHzKmer0CFgE+PZkNRJ+JGcnwkd7357ypTle3yPLOQ/mjvTA",
-	"usxhgBMbABf0IKeetz57Z621GtMt5RGdRF9nJqSFcYoSQ0qyQL8Cn4kuF6ACAPBmYCQfkITpZEXUXCY6",
-	"WpWM1YKZADYqDxi5Lk3xvSyEwkbANkhWlubpVLOE+Bew4u4h/OETxQIpQtUjx1zP8czMbkciY6tzqubM",
-	"sMfCzoECrMaAQCZtSgIakxvGYgWcDnj1SEwjKUMyTeSCsLs5TZUG+bdgC5msOkiWhnmaMayHyigc7ZBq",
-	"OqGKjUQqEkaDOezImNB8JmCcG7YiYAwZJlkm5MI2m2gYtw1MeUk5sOmpTBjACr1IAK4H1HmHPgOvteCC",
-	"L0C7H2RnCpb/jCUZhqo0jmWiWfiahZxe4UtfharZgOMFjDjGeQtYq5i1lEpmIahzVYOuaNnuFhWDbAqC",
-	"iyZXZorvh7VNe1pj3ArHn6gifnVLfq+V6yyIC8/ZLYtkzJILGTVw9LfAwicwvvl9wlRmZf6gyFImN4AN",
-	"zoRTOgWlBNBNTiYrjm5cJad6SRM2ZmLGBWMJnAbVdKwCDrIEX1pExceJnEjNA1X6jSlGk2COf7AwDahG",
-	"t5YE6mywGb3WC86i0Hi/ahs7E6zgJXf+0x4xdjML5tLutOIzhd3GCQBMc2NTWm/4x4d8zNbzG0gRsESg",
-	"VY4ql+8R33EU3yP/53/9b6DY40WsV0ZSWZGE/l1uFpWhrNFHPLAmozQ0fl5gCkalM1MOUccQdMEcfuD2",
-	"Qg+Hsp57402GX0aCRpFcstB+DlxdaUZDw0dyKVVw/9dAn8UDGhGKK6NiojZCYibjCAGbj/2YKEJd5hXZ",
-	"0jt7MPlachQxbnpY50tGIz2/tGRec3aQOT4nVKglS0pL/Jgxh5ZEOi9jhcqGdLQhb5ocG+Ul26+aVvrq",
-	"7c9NC4zTScQDE314yybkZ7YibVCnnuwOnnR65ExEK/eSO0+QV4jmVvsdjoSQJE74LdXM4WnbDxEz4T9/",
-	"wH9C/GeI//6Dw3+lnsP/3PgdOFEYcSRwKjUHC+a1nW6yQmkEO3JGzPGRT9rHl1u7e50h8YPk1ic/Ev+8",
-	"u7W7ByPewX9WvlF9z34+h5fD55eHxZePw63d3cG+ed28eXF56JP2hRsWdDCfwbOROJIyCbmgoJaChWOl",
-	"kIEFSNK9nTSJsqBJTEMkJgfJp+Tv/71nBWn5nGk0a6b9V28vCY1mMuF6vjD6AEDBeHJDnKnIOREYLa+F",
-	"+2x5LdxFI1cLktv6jEdpcstIGwEL+zNQu2Er1SnOghDGWRB4jeM3EO25wR92Z6QWaSOoO14OOWSLVGuW",
-	"wPv/891h93fa/bPf3R933//1v5o4xA1vYJqAvTw8MIaqZcD+DQ99YtQXFyFDtVflUAWtx7gZF1ycMjHT",
-	"86LOUZhVr5pnhTdL53HU8lpnP5/jURw2AkrUR3otwzRK1TcBUKrYever4jO/JHj5rHGNd/UhfiVBRgwG",
-	"YzBeaXkEQLON2PN1q28A82/1ib9iigrnhIM1SOUhTRr4rWGkl02ctMRCL5nO2Sj5+3/vdgD1LIxuWcKn",
-	"zl8DNFYRDPATBsqROWSkjYSbkSDif2urv7Xb7Q+6g90uHUy2gu2WxVGDgIgDeLh4lK3p0+2zV9vPt+5e",
-	"DJ7Nnt6mk319ygazl6///OXJHnt6lar99Pzl7cUvx9ctPIPW3fjF8Z8X6f5ie+/l6ZuxTtne7v7pm/jX",
-	"t3vx0epS85vfPvx88vZkl/Zbn97XxJjZShN/gycHRCYh+mmM2gm2BwBG6B65ZBELwEo2BAwg4pot1EOK",
-	"MMi5T7kunSR0VT9sWFXT2Z6CaVXIGQE2Dmum0XlhW1MaKVbVso9yf1rlOFFLg7WE9H/Yn3uBXCC+Wg1o",
-	"2LLOfDKXiQKJAoi8IkpTGKQGVjtkE1ytX+6HSsy5R47kIqYJC0lAFQNrmwnFNb9l0QoWPJXJgmoXiAdO",
-	"SO8cJ9za3Wkg0Xz1TetwT43HI5iz4IaFxv5T2miOxrgjEc5C2ujukaBvoNnBlFFfaSnsoZhGiVRY3aC/",
-	"tfMA466cv9titoM1uCBT/WXIcFVzW1rB45x3WhImwgqiVGIwrSjR48Pf3wS3Px196B9fRR9uP7zcVq8u",
-	"VnvXh9n/ncg/Dp9fDV6pD78tx9cT3v3QP7968la+2Q21Vvzmyc/B4eA0fvUsutq6/O3ZhP5+/WIw2X8y",
-	"e3LUnd2e/fLzlL7sXvzt5Cx6u/9qeXG0R385Dfp1lKsFiO4jwgvzMgYqa9Avj9QE+rOYiZPnR1JM+SxN",
-	"TB5SDcmecxXIW6CSBdMUDELSNh+SIykEEFP+yqDXJ5sEGPLTncGO1VFHAowa1emRowgsSRt65DMhE5Zp",
-	"u3rOVs4LB2bRAVngY7oiEzB2whCU1as5S6x9RHznazXZO0yEseRC+0Nyajxx6PcVUrCKSfSxNUuo0Gie",
-	"q3FmtDcCzTnvxtZjM6bRbIwmZuXLY6cJojc8aQ1bc63j4eZmJAMazaXSw6f9p/2W1/qwvFHjNOHrXtns",
-	"YQIT2oab8HLPujlc7LZp4dmCVYrn2/SOkYuICrglB7G1C7kdbAKMNy1UWtUPx/B0vGB6LsPKXAD2Vl1Q",
-	"rQF8Fen8d6PyUYxa760jBTkXDpOrmMQtiMQsAQ6rSnKsxlLLUuvRh/yg/aAc/wHJR7jxCYAi08tQErED",
-	"0ffkufVsqwO0/IsOd2PwGHXZpTcxxQozGZTOtvj59kkNBhZtmzZpnpHri9MDwv5IaQSMFZV+rpRPgojy",
-	"BWy9tIWStAN0b1hETgrVaa8vTh0wAYCk7Y/Sfn87MEvBf7NmQvE7j5l5PS1VV3JheSroSOsY30GF5ZAS",
-	"a8rQ0yNKWrUUWF5AheOCXH8exq6l8nWWyLuRJX9DSb5KJ75zUym6MK5CwkN09TBk5gFy614TmhU4yUMr",
-	"rbKaew7aifKMmhsPvcKU/E6PnJjAjRoJm+CJjjf/Y4mFfPI9E+KZY7rWostEIEMWkrPDVM/JVq/vIk3W",
-	"H2hI7CFEeiRHvOdcgFXm/K0GBNwZ4JQ5D0StPBD9OWhTURAsxReosHZa99DJehx8LD9tUknOrap4NKfC",
-	"+CU/Ux3EnEsQBE6ZdQlXgi0JqAJlRcC+Pn6sieC1BFsW38YkLw89ncxkDsXzhCqTEbjV39qrq3j1OT9+",
-	"pp5dXUUtOAQEnaQRU+h9NiZfN41JO2RTmka67LCVISN43vg6zBV+vfJf22Vl0Y2nb6MrdWoRJqTq4X4E",
-	"apj7O7tPMoe7CRspm9ntudDKSPjr4lJ+jzxLqAjmRAqbxYEuSJvQYbB12JQf7lWSzr2RWBf7wZhBNdvR",
-	"a84OgWGKKc7eusQNb00qBQxQzWrwKjkJHinksXrEN5xqDL/ZcAIOk1DNxhFfcJ2NkQVkcV02lRjM3dCG",
-	"VhVm5B84QlMjYXR3gqo7ij6dMKpN9rGJfCDqTVao/7y8ujonxrNe09e/dUlEZnzX6yFsGlLJqv+aSoga",
-	"9eNWahSLwCMLGsy5YN2E0RB/MKnkCKa2YibbJeJKEzqRt6xTjsY0gafoq6PdP9+/s9669xuN/kAHzer6",
-	"XqYLKgrLuosjKoxyg8KbK5fvLgLmwnOBFJqafAOXRi6TaqSu7Mapx+NqpTK9pnW7M67HD6OVUaAbCPkA",
-	"8JQwoZMVGA4ZM0HqeLQnrBC+bFLU1sSsYJ8FjMcj9kjCYkY1K3ssEOEW9M6E6Hf39wsBe4OMlZB9hp41",
-	"LJvLRBObzee0LrdrGIW0dWVdRppVEK0R66taR6O3qjBXbhMpJkJF/ALZ+Mariyz+7/+909vqDToHI4Gm",
-	"FRchOnnzUGvGvUuLLFJhWY3rJmzKEFMf9FfbrAQDz+w0MzrxDDmvkWVTHq2BgxQTSROMXcXmPc/EmyYr",
-	"MqHBDbOpHTFLFKg+XDFicy2qCoyEf4HYwd3ljuqr/v5we2s46P+Oy7XpA+ME8wcaI/fxSs+lGOOCAs5E",
-	"sHK1LijRNGtiZsXZ60FkJopbXVLAc/uFOeHt7e19j1xfHXUOiC/SKPLJcs4jMIisu7pkzIVUs67mC1TE",
-	"0simTJnUlgZeVt70/WRczrD41AyOB5JD8IvzwgdVdGoYs7ZOrwzVe3Dry5ymz6SeF0/FBM2r3vTvhTH/",
-	"podyzylc6sYky2YyB/0VqyeqTuk4Zxf/BJKGqcduXkNQtZMrrJBG0dkUFaoHcqXwA1CeHgObjAOkQvOo",
-	"+AJXJLS22xqqz0+lvpvaySQpTB8wMpFZ0ojRYWf8lhUVjImUEaN137qDRcN092DKdQz8a40j0WBFjici",
-	"JJQYV0ApZXhqMw7RaWPV/Qoumfez+AZbvZpPfgr4GX/14vrPk8EbfqJOFjr+/ehk7+TDyfL1h2v9+vmx",
-	"plu/7J7wJQ9fRsuTD5L/9uvfEirC/ono99jqVRxsv4YxZPjyYnnGn95Oftr/8NvbOznZftM/+zBbnj0/",
-	"5NO/9YKtSEwWL/rhr68iXBdYImrMRWu4D9rKPxHTjblkj8dk79Y5VBl69QB0tdCr8URI21c89DumwHck",
-	"/CqeDAngr5+5J9wL1pvaI2jDG8FnDNlSOVqvuEqr+tSV4gLo1+WPGlqrJabbT22qxtrk0NJpPooXlA8h",
-	"9yja03gw9SqnvNI5lYYt7byRHmsyoW7wyCXWkWdplBiUUsR8WszpwEiH15qwGRcCcbGEdl6LhrdUBCWH",
-	"V35GNoT3ZaL8sBL91JIkEsTRfyKezQdf+ryBtsvgZHc00BFmcCYsYPyWhVhgVSmlJG0Z0z9SVvWZ7Q62",
-	"HvTj2TKE+9aScRQwVm0KPwG7WzASslsemIkrinmCdqRVyxv153rGmvHYrRGYGZezy7HWY4lrgAnTJD29",
-	"Fl8n9exo3FbmIdfMA0q1uFg5tJPyxqxWHjdPZh3oJ+eZS5QLrCZRDPN3E5nO5uT08M1vhxfPx1cX15dX",
-	"x8/H5xdnv54cX3Z6j7E5Iqr0GMDQaBDBIuCN/BgTd8xrzZymhLNkTGfNJzVn5FqxpHs4QwdoYZuKCq65",
-	"YqEHPy+k0mR3sEUmK83UY/ZWDR6EmCqVYVll66Vl4onk+NVEmJYOTrnhgcX0XfPE+O+KaF1VF/rDPqoL",
-	"GRqbbWD+1pNwEPSn+6y7Ndmm3Z1gN+w+ZXvT7j7tTwbBVrjNdqZmmTDsdq/fGwy2e0+quyrNOegP+1vD",
-	"ncHv5c0OW6/lnzyK6OZur0/avw4GB+SUi/SO3D3dG+/tdJryt/JNfnyc08nxjYdiPNnAjUDnM5HGXyp6",
-	"rB6E1YmPzcQSdAFLOAwpOZW3LKLogvn3zs8ye2pIm4kjusJ8/h45iw1YD4pVGT48wyBs5vnAgjedmyHF",
-	"yQuevs9NDvNAbF0Ljn7kpnAPaRt/y5sXPx91BYAgAlYxEphtYWuL5lTNsRGOkuZFwLNbGgGnUTGLIi5m",
-	"ikRyhkIy4jes443EhOkls+URgU01YmGWldb2Hb89P7y8fHt28Xz8+uTN+PT4zU9XL31vJDY2XMxqsLux",
-	"4RFTcjphkVySp51Mfy4ObVylI9E09uGv2dgkC4aJkASMw/rJoL+10+mRQ7EaibyS4QDjr0CGCgnEBNd6",
-	"5DCPM+b1qFKxkTBtgACmxr50eRw7/X5jzyEpTEcgMBXyKpMlDJbVfihNtc22LmzXztTGmhDDH9ybeHoY",
-	"7+Z3LNsjHqAJ8ducQPSej0QgF0yZUjdQLuIIG7ygbfH98wDL3TbW2F2WnWHZHbW6bujCup9nxr16ewV4",
-	"CodKA415PED7PXLJREi4Kcw6LKZxDIkt+DRJCcUJTGoC2GEuxU3NZRqFNuJlRjNa4kHu4MVMkBU8ldNp",
-	"xDFPDRD+JSbRb2wMiU+jmU/aPqb1+GSycjh7QHxM8TE1rRfmMZ/CGTrE6Hg2J7+dJdFgfcfcagVY1Awv",
-	"6VU8JKMW1X/9sNSjlm9XcQRKmNrYGJoacqVsgkKeDFQg3pPLy+vjC7B3s/wg37zoE46F7PBpmCUKhjJI",
-	"F0zYAnWVTuzgLgulfX198rw0GjZM4aGtIaFpaL9wddCFxRxePz85fnN0XCDxfOG2GJ1TjcHQydQfmicE",
-	"FC7StvWkRHEYFAv1YxnM0T89mfpmRcoMYIZid7E/ND+QvxaU4q5Ril2FeHGBR0fHl5fjq6vTwhIHu8AU",
-	"sVLcjPtBc39IKEkF/yN1mW4Amzx4v/WUJFSEckEmXLvvQIUu17A77Ro9FDRIpFKGeEA1yAJ4zplkNoU1",
-	"b8OivCoLUnyr6tXwh8Qq/R6hJsPFFi8doL/DuN0aPHvF0QCYH+v+HIBU0RH0yffc4MjoAMkahndLQ65H",
-	"HfFh7lUhugIfu6oiSiIpb9LY0sEveb7WnAU3QJYISz4TVKcJy/LzchoDwR6aynOgQM/SscvKpiAeI7ns",
-	"RlxpQ4AYVVcKX03hCypAFABqbRq8w1mc5r7XJ3huEWNLugI5hLX8hrgFY6EC0Z2BQYNigatXDWdWDZz9",
-	"c/2F38GLZThgI1F6ZL/fL/DVcqAT/ZX3+7+cz+FzVlnrUuPWyackFWBsWE4bRmwkGvjHxfGLi+PLl+OT",
-	"56fHFS7yhIR0pToeCWgcWyRcmgYPC4zFlzPkf1BZN4tiK4siEPb6O08fD4d18lZY8UcUCxKmC0xsa3cP",
-	"uResjAmdyHjVcT0pBFvaYlfHyqgm/vnZ5RWp5QGiGodyFcStHonKexEWGvg9csnFLEKuNiTYldEdRsJ0",
-	"mghlG3cZtnSpTXqmKeM1i8+zPU2vAFNMQUI+Y0obt0WVpv6ZHre1SYvNcXqXmWiUnVL52lonrbGAHzJa",
-	"rxU2FCgrh49041YxrJHy7DKa1Mtr1ZTcfGgUjmYz9jHOhvWmLvod+pP9cI9use52MJh2d6ZPaHefbYXd",
-	"3eDpZECfTHfYXn+9WfwvHxIsexkbgv86t8RN9N98UI39P9759fkWfx5xHRKd8AV213nzomjmGmEbySVL",
-	"ugGFH9rObRYYb4FyozHV4DfoVDKFnb1Td0yusdOt1utcoOmk4AItKGCf7wl92DdxUHE+CIYHtdYD8aAH",
-	"9P/BMLFuDuUXlEvSxlCy9VgHc8kDpsiChsY3/0A02WQpWqTBI6u4VmuLzcFc53XYiS5IE65XlwBiQ6qm",
-	"oxHYs/lfLxz6vHp71aq1M/lM29e0qfBLcUmsCTH4OhIuXALaatZTudbxCuxZm7ya98hyLpSRsD6UQbXV",
-	"FhbTVztfZYte12iq0NoJz8eItwyic61j0+mFi6msY0he0wMqPcdMXr3CPqU8YEPbMcM05ktjXKNr0me0",
-	"edvNDavbDK/CqH/utoO/Z0yj1WJ6MlDTqakbYTRqY6PIE8A0oejYaBfcGs7CN/a937HGv7N4CPoWCiqw",
-	"beIAB4F+BdBKkQJillAtE0BvqbCeD71kJLOpbGULKmAbG9ansbGRG0h58boiWQcK1NUI8ddU8+QtsgOK",
-	"LsZM+Yqx9xY6rw8MaDY2Sno1wqOqeGrb2WRjI3cfWW9YqtjGBqylvUbF7PTIubE4MXEqc0CVtXk08zzT",
-	"rAr71ZkjK3Wp84ymWm9V127O7e6gMfqXv5AjKW5hfimUQQjXwBdQJYtITmTIbVo21sO0r69edJ92etnb",
-	"9gWX9QxbwqUq4h+ZPMPu1Spmw1q3Jf8AW5RjNx+CGoNJHC1RqcWsncEuWZcZnzc0zNvXAERLzZ4StMsT",
-	"9sE0qr7PgYoehEuUQtarqUjbz7yUmOvuRJnfIUYlaXCJ4ziYzWvAZ70Y68sISPudS1V9TFs8eK/TyUBE",
-	"bdo8UYLesDHoFq6lZJbv7duyCJ8YkZkX0iLxVYoYnIccfsC0VeMiNAmrfo88oyHhIk6RCOzuKAy0c3eH",
-	"SGQ+jxi9BQwiMU00pxFZJlwzMmFzLsIDQsnu3Z191fYLhzGyRG8E4zOmeGgd1nnf4YgrOEygXsNS0KEL",
-	"SGV8GAEVFpVwVf2dYskC9iE3rbfh5Y5Hdvq7zWUMuJndfh+ZS16xAAu7qrRChh2syNruy/jNYbk80/aU",
-	"Na0v4RBXtnAgc0WsrBxDUxe9NmjIknWOiNz/V/RHeMCbXOc7Y8IOkYchuF0jRB4wkLWW5ZY6Xxg4cDso",
-	"8H6bLWQrGCw3bXmtW5aYXITWoNfvYaaGjJmgMW8NW9u9fm/b1BPMUaFYU6U8/NiasTWR6Xrrjneud8dj",
-	"SAdbJXVGIu/wgYIEGbp1pdvN1HRlcs6DG1eZa6Iq1jfn/Ll5LbFpYfODsg0xgMuaTAVN5jKyTLvkSVdE",
-	"AEen+a9LHkVG1gt2p0eiXZB2MD4cVqoYUdK03lYkhgVyDXrClCcKDt5wdI2qEOx0JAxuGWFlM37mWVud",
-	"Yjdg0LFcnalZ0YIxrUpdx8z2bZwiYVOmg7l1DWnSTsAKsxVAHRcBNJyYi5lJxS+0x8wo+QTM3p+YxvYt",
-	"XvmimK1+/5s1Z8fx19wZgq2GGJrzj++Y/lIusYqvUJ+7oCtzPA4sHmG9WY/4Bv1Ae73r0hn7cbvfB0Sx",
-	"nhOU9sXG9ei9M04l21sqRwcLWa5HQmmaaOVaQxq4PqJ/Y6thNY11DcdXdNbkAlHadFM32qums9xHqEm7",
-	"7NdSJmHEy8IJI5GpT7YHZicPoYFiCHLdP5l230jBuq+pDuY+0RK1Wkq2+zuP3+eo9cf24f7k1776db67",
-	"2Lr9/elvN6fhYLm2r+p2f2dd1pG2hdqaBFhpGhbiPT4AyjclhPXFP4RV63ey/kQe/82nonnXGr7Dhg+u",
-	"Obft/1XoLapIGwilAwCiMwXGZhaDa72HsUpsHNg9D7tBtSNII0d/7dqB2D4Hak5jkEIj8e6+/iA5pzez",
-	"9QTTmypmgSpMD591s5V2B+N+b64XUWckNsk7117kMTID3utg6EdpKkIwG169vRqJiE8SirecgLox5TaL",
-	"wIQIf1AGdhgJr4Q8aWT8wgXbz1wsNE2jyPUHOE/kLQ9NS8fGjgAjkZV3G+mcN4VwIquZrTa1bPmOXLZp",
-	"ujVMtyG2+2X8N3BNYkrc1w1K2o3ct9P7pszyXjKrd8S5h7xMZ8o/11LRoa0+2Or3wfpCCOT9rVGH4Srz",
-	"HrDkFij75dXVeY8cmYCekCMRspiJkIlgNUS9gptG4RG/ZQKGAIsFuLbrIA7KMwYGEzqd8mANspmum98T",
-	"v0p9PdcgVgEMFDbUa913OKd2y4Ujyfal7JksmE54oO7jbPDcMbbzRIJ9wVJFNLvT2F/RpgEZB+xItCtW",
-	"M7y3GUeUiwNi1eof+71+b+cA26Mqpn9M9bT79IAwFdCYi9mPqQBCCWTCsBRcJshM3FKyDrMqSCiYTlTd",
-	"KDxKrsEedCaYyGsGienVJKS9MgD7TltPs/nDcJrOmtO3Uz98/PlmywefE91fyMvj03Myk+OZNKjHFHmT",
-	"YgNTOSWFH1FXtRmckb25qzcSfyFXv50fVwaY0XTGRqL842CrqRaijlmfe8b3Y13h80UGtrX4h6bj41iC",
-	"PfdCl3KQV3gTkvOVKBMsdr3G8c66rNm49SgW241zZTuO98iZnrNkyRUju/3tcpV/bySuC4xE0rA7oREV",
-	"AUtct12bUGDMFBryAqdZg1IX7rV/Jk+5QMNdSwNFvD1qt7+9btRsmZvF1vf34UJxk2tRoBCUNmQTS9WA",
-	"CpbFr7kuhIrQs97ZlenF6hFrRNBiuhzasIeV60IMZuStGMz4M6YLmULWC9NGh3tTz4oOeu0mMi18ZbwZ",
-	"yjSIMkPgbSLAnDRelAJYjf7Dwh1+9o6+Brw5lbMTZyIwpZ/JcPXNcKXUiPJTOS5jI55NeHo/ohTvIvvk",
-	"tXYe803hDlX8ZPAofMwvvoGPBo9A4uqtdPjd7mMma7gAACnnEZvLLl381qR2anKN0ZNap48C/QGk6pQn",
-	"U72e9I6dfz7rJVlrNmmuxlFES9O7vfQUo87xSCxlcoPRAo3BxN79jsRqlY3SdDUSaz2LzQ6/zNPXsSls",
-	"JyFbxBLIxWWvWbrkIGV2MnoszrwEbZTfMs8tEW2W6pU0udsMtFR3QaqStpOFCZMYUJO2TEYikrMZXiCV",
-	"6oIHPLKjYIdyRafMSpVbRiM0sOaZR6TGHM5S/f24Q6E16aPYw84DZU7KXf4lk+LdZHhhDQY9el/KMv4N",
-	"qP8eSj42akp2y+c9hOuaUa6n3Dvj01EYTyoS7BTTxmsFvEZH2tgQbLmx4T6xzeDMvajZ/VP16/Twyqoh",
-	"ZoLl+fZ5/hiGG5YyU9bcUDYt04pMc8ERBzRvDBeaoGQ1/e/i+PryePzTxWEp1XnQJ6ASLiXRdJIxJcOC",
-	"XI6sTaCPpNJZGKRjyuFVGgTMXpLl7usz68uBULyNx/q7YZUYj6AIUWSdUz10md/lIGdGBq56I2dHO/0B",
-	"Bmwao6BuUfk9esrdCbQ2NTLveWZTI4upvqlixs9e+/7w2eXZ6fVVdYztfj5IFpMBETSnGoNhcxrH2NLT",
-	"5VfbIBm701nEt/H+MHKYtzCmxdvHNGHmZqMsEbQx1goqWrX7l4GXWDWNbDMsU8VIyDQLTFmLuQfR5jVO",
-	"GDc3v1VLWAZrL3PLE3Hzs4YR4tRcZ7a1Q+Ykotrl4R9msWQXz6C6evfc2ovnTAjs/rvnQBga+YNyMasx",
-	"mCZyYbZmpjeVtDjOZFVshm14SaepkmdgQ4tNTdqQ9I/RSwTwwrbFC0aFKlI9odbbNUT3GU3C4rUJgJeR",
-	"nI2Eu9Qxi0VV75CzykOWZ2HzxVwvRMwlU6SNKpI3EjZ3qGMFdc4fIiUxEIUOJ5fmZJlpk/S9KN2l9p2k",
-	"cKVC/j9a+r+bln6BWTJVYXy/kFdYmnqPYYzpcapoQYJwt2UrWaoVpiJxUdV5UQfIc8rbNW2gtNJOqYeo",
-	"vbjZEGLGJTCRZk5vC1chrSl4FM7tNRJNFZkP1EMWqoVsosdIlGohXa7BoL+149qlm3tBm+oXTzTy50rZ",
-	"Jw6El+ZZnkKTmRRbPDxwbblQpNmONegems1QZRiJQ1FJv0WO7qycOS0dWQNP3a90weyRwyzzFvYR3FO+",
-	"28ChLvlMXMffiTOV66cfxZgG/xjGtP/wJ0dSTCMe6P9PmZJhIAVkXMuPTAZ1o6f2whaMZFoFXvpWvz8V",
-	"1RErpLX00F2aRRdHInPdtpW0FOZENyb/8MJtSiDWjTgHapBRyJKOZ/Ni1+Qpt9fkS3dskdmagrCGgMD3",
-	"dNva4pDGEJBJcOlyYbjvFwvfr7JXyznU795/KuHTT85xWlpqAakWrIhSm8XC/Qd9v9Wm1p7hvSDIgE27",
-	"fA1rdZK2w4ZiOXDGxElME7pgmiWqk9dMmRQOowuXW7yMBAKdFLtrF91TKqsmFmDEGC9zrQ03iJm1buQD",
-	"a5U3FNMzV6Nu2lmbYdZlgNaw1rQRP88dgt9DDFR6ln+Nn6h4BY9LTHHKR+ls7O2AeJ31f9TXby0p7id1",
-	"c85ksWryNFfJPK+GWZsWWWYZP6jG7rAlkZEF+4Y5+y42EllbGdPM2M+znmrfjbuXemWuD/SbvYIijxv5",
-	"vAwSV7iY5+3enxOS9W8zrzf1nvv0Lyxp6lhSRUOvFae6qRxZq1Lryx7xiwWGvr0AzHYOScCW4QvmclJs",
-	"7RO2CzHFT8ChbliMd8qjbyfzGZCrQuq3SxR3fS1H4hFtFPEv00vRdkOx6o+iqwfaKpqsbl3ELBuVnCaI",
-	"09gFYCQCGkXFXgChuxjfhmwKjQFcsy5Su3lsJDAAYpl2j4AdJNKF6XFekmfu2l6AcNUAWivciKAL5zLG",
-	"PjG569QOZ5upN1D4eVqi8O8gAMvtiB/vofmWs7vmqutUyMe1V/0X4Tj/EeZfwhmPHEOSjgM9klHm8rrY",
-	"iC1kzYWhx7m+XGmGiDYguwuAFxb1dhC9wDJ4UokuKbzeIGM01VRqLAjmSf1qsJFI2NQ1jM+LHjCPwyaW",
-	"5uwLdXwTMHbxYhNqMln8jeUoTXzkWISYMHTpYPRYrfYBzfVfS7xiJDKKQL0rr7suXR+v0RWDF4q08XJ3",
-	"E0zHf5pwTccDI4gpPRIodUEsGwTyyYImN+px/TebouRc6fWn9u1YcbGL4xo+XILEf/S7BgQE6AH2rcO7",
-	"OrPa/MjDTw9yrFJyh3EQcIX9pLi212xWmVanl0dbse7KRcsArVFPl4JVYnaYyOVlXdV3+jumF+AajpLH",
-	"jnK3BILovl6xpqFPoVcspn9zeDGmmLFsO2rw8F4UeaB/ApzLl+Z3YCwNszexBCDMXOD4vPOPNdrNsu//",
-	"6I3UL2Qq/hHsFZBGTu/FcRwyuW1GhlMZ0Mh1AzNFAWgU29BIrSkdIEeaRGuvZIUV2ulrtpKp3fdsW0sv",
-	"U/qt46zEyizSofv4k/ewYDDl2Nw48hrcxoUxF6xhxKZ6H1iXqdroKr2KinUZrloBWy3kZW6FWfLihfpk",
-	"LrHeKyT7wmT11GczvmsX4OLYNCQugbg4ZSEz9tP7T/83AAD//w==",
+	"7H2Lchs3lvaroDhbFVJDUqQutkVVqn5ZlmM5sqXRZZzE9K8Gu0ESVhNgGmhRTMpV+zS777GPsk/y1zkH",
+	"6BubkuLLzM6/2arNWOxuXA/O5TsX/N4I9WyulVDWNAa/NxJh5loZgX8859G5+DUVxsJfoVZWKPwnn89j",
+	"GXIrtdqcJ3oUi9lfPxqt4Jm447N5TA1IdctjGV37ZyadzXiybAwal1PBRjpaMmmY0pYtRBx3xjqZiYi9",
+	"vjh922g3bnmcCuo4Eo1BubF2IxKWy7gxaNipYAkN86EmjeU2NY3BTq/XblhpY2j3OY+Yn2a7YZdz+JGP",
+	"dGoHo5irm8anTzgYGeGEr8dcxiIqT+eAzcRsJBJGD1n+es1EVttaMxtpmJt0o90QSaIT0xi8/70xliKO",
+	"GoPGnBuz0Ak8nQlj+ARan6WwDoJxy2LBjWX9XRZOecJDKxLDYq0mjU8fPn8tPrUbJpyKGYcZ/Vsixo1B",
+	"4y+bORVt0lOzeUaEQZ9EwoSJnOOK0O7XbRkPQzG3fBSLAQuK+x2wZmVLhwr2tM10Ql/iFjM9+ihC24Jf",
+	"g5VlDliT+32SZqhm0hipJm2WqhulF6rN9JjB+i8SrSYMZo/t69TCk5FOVWT2WUA7EbBYGmuGSvBwytwp",
+	"YKMlw91ps4W0U/hShFMt1YRxtWQmHc2ktUQgqWh1h6rxqd041Gocy/AzTlmBqsSMy/ja8htROh1cwarq",
+	"VFkcEbNTaRi+y3icCB4tmbiDiZSOx15OEtng6unhK1BDUBh6MGD3jTiKEmFMZeRdGMWxsiJRPP6iNZS+",
+	"kfIC+p8Z7jzTYZgmCR5bv2K7xUPkh8IuRHIrEnYEX33D5fPDo7VLlbibixCIDIfbZRmvDXmSSAFHLZuS",
+	"gYPFLv520oZfjeXhDbMJD0ULV/Wtti+B7L9oVZW212NspbCs0FsaTpkRxhCbzKlvJ1/Lt9qyl+7bb7V+",
+	"2fiCAfPDSoTRaRIKNtYJUWBqRIJrcsaXsebRpdYnPJmIL1qaObV1bbW+jrG1BwQbvgQj4or1n7Af5fPi",
+	"yvW385VzbJwdKSvtkl1qzU5cD99qIVdmEwzYQ5OA54bOCXF/w5o0MaLAS30j1LExqbiPCDMF41FzwDbP",
+	"naZTN5MDT5YDxpkSCxyaMczCh233WyLGiTDT7EcV4WSQTobqrYAphTyciog1g0P4R+dQK5voGMisY6xO",
+	"RIAioN2YCh6JBHWm0pvwQ2Vo8YIvDQuyFvZpACzT3BhqACAUR8INoNtoN2ATJHCtgU1SUdxuodJZY/C+",
+	"4ZtsfMhIxNhEgr6Aa3SleGqnOpG/iegLFcIwEZFQVvLYlBWpdyh6idvrhHkNhzVjPZGqdY9aWGyycohW",
+	"m0PNKtRJIlCw5aynnx+g0nTXKoa+e0cN17gZ5TldkXpRJhjWdH/eN6dyoyusodhcrivCRKfcsJFAqrjV",
+	"NyVR9RlzLA3jOhGpWdV/zVwoWxnTghuWiHnMl3AG7plvbQel6UpT07ZXA+D1fcdJ8Nh+5fm7Vq/F3ZxO",
+	"UNWS8d0KFT0w02pTlT0tjt+9ss+MnIAOwviES/VlM0krRzifxhtShoF4PB0VmR5rjgRPRMISnVph6qaW",
+	"lkeQK1CspjncT8eQvmBGX0NsHaR2CoyD2Jez4LosgGkFzIo4NmwxXQ6Gaqg6uVlS4DeBZ08k7pyuqqKc",
+	"30QaGfKM23DKuBoq5nXcLvPsAT8z+B0ZIP5rw3gi8Hur44jxOU9stzSW0vkJcgL04rd4cCItjJMOYAvC",
+	"UKxmnMXyNqe/pkLxJVHuohEkrcmewtlDUm/RMOqOb2kUfC17mCfCCGXBnmNE4GBuGRkJHPoEVFG2kCrS",
+	"Czrhi6mOa845DodGUzliK8vhv4XlFRFOTEaxgEnykdFxagUMJpZjYeVMUKNF4g6qh4HardK3Ny+hsRmP",
+	"yWxtg0I5gf91w8ss2EzR5GkkhQrFimbw7t27ToFYxapycAGLrJUbFyhY1h8zxpkbdFmXmYtkqN6fvzxk",
+	"T57u9j40p9bOzWBzc7FYdJNx2BGRtDrp6mSymYxD+H94rzUYquC5WwTB49n3w0bM1ZIn0bDRJsPj+2Em",
+	"x7CvYSNoMx4bzRZToZjSQ5XTARABa3KDKzlPdJSGloGCkfDQAvWEciyFaXUZWAT49mg5VEGsJ8cqQHvf",
+	"7fIFbW/QZoupDKf+6IF1ma8BdkwLXNCDvHre+MMza6zVmG65jPko/jIzIS20U5QYWrMZ4gpyojpSgQoA",
+	"izcBI3mfJcImS2amOrHxsmSsFswEsFFlKNhVqYtvZSEUJgK2QbJ0Z56PrUhYcA4j7hzAHwEzItQqMqyp",
+	"FXMKAK7ZUMFJVdpORUL0MAXBBVQUTrmaiIilKkYSnwqm5yIhxm5Ab8avFtLA6QLJHfLUCON4O7wfcctH",
+	"3AgWyYiQJWUWIkEoQioWnBy8/fng/MX1i+fXl8dvjk6vLgPWjMSYp7GFk77NgB9IBO9SlQgeTmG2bWZi",
+	"vWizWIc37tBDb6FWSoQ4vLnWMZtyZIRKs3EiSo+lYsCN9nGcft8z+TLlZipIThRIgFVWjjU5C/kcergR",
+	"Ym6A64PcYuNY64iNEz1j4m7KU2NhRWdippNla98vjW/FgXWkezWN5YlFGE0nzExTi99GeqFWbZvC/tYx",
+	"L9pvq9mCS5BPY50IIBKEz4BOHrBj/LnptxszqeQMzJp+RsxSWTERSXY0TTqf68SK6I2IJL/El77ojGYN",
+	"Xs+gxWvst3BcjXAmYskeBj22askWTfrdokaUdcFw0OySuvh2x7VuTmuseuUZMzcsqE4p6DZyZQ1p4YW4",
+	"FTGcznMd14iydyC7RtA+/T4SJjOvvzNsoZMboAZvuxqbgjYG5KZHo6VE/NrosV3wRFwLNZFKiAR2g1t+",
+	"bUIJQhRfmsXFx4keaStDU/pNGMGTcIp/iCgNuUU8D3lJjbHcbryUIo4I9luZ2KkSBfeAB467jAADEU61",
+	"m2kFLIbZzhNYMCvJmHZugN8fAtcd5B1qFYpEIRyBumbQZoHnIEGb/fe//wec2KPZ3C5JRDtZjMC2pEFl",
+	"JEuKWBvM6DiNCOAeKoekuy4HqFwpPhOePnB6URubci4LgtHhl6HicawXInKfgzgzVvCI+Egungt+j5Wl",
+	"zxwhtQQlDenWqIaxudDzGBc2b/sx7pNVYV9kS+/dxuRjyUmE/BMwzleCx3Z64Y75CsrDpvjcSZ/SEH/P",
+	"mEND4zkvU4XJmvRnQ9/UITrlIbuv6kb6+t2PdQOcp6NYhuR2eSdG7EexZE3QI5/u9p+2uuxUxUv/kt9P",
+	"kE9I5k7tHwyV0myeyFtuhafTZhAhZcJ/foX/RPjPCP/9q4T/ajuF/7kJWrCj0OJQYVdmCqbbG9fdaMlu",
+	"xBIdOd56OzoMWPPoYmv3SWvAgjC5Ddj3LDjrbO0+gRbv4D/LgHT+0x/P4OXoxcVB8eWjaGt3t79Hr9Ob",
+	"5xcHAWue+2ZB+QwEPBuqQ62TSCoO+jiYdk4K0VqAovFkJ03izFs05xEeJr+Sz9h//ecTJ0jL+8zjSf3Z",
+	"f/3ugvF4ohNppzOS/7AKBGFH2FORc+JiNNoNnGej3cBZ1HK1MLld7fEwTW4Fa+LCwvxo1W7E0rSKveAK",
+	"Yy+4eLXt1xzaM6IfcUdSizVxqVvtfOWQLXJrRQLv/9/3B51feOe3XmfvuvPhr/9WxyFuZA3TBOqV0T5Z",
+	"6I4BBzcyChipL941iPq+yVcVNG/CV2dSnQg1sdOizlHo1S7re4U3S/tx2Gg3Tn88w604qF0otdrSGx2l",
+	"cWq+ygKlRqzHnY2cBCXBKye1Y7xbbeInFmaHgSgGHbWOR8BqNpF6vmz0Ncv882rHX9BFhXPCxhJRtfFM",
+	"0vqtYaQXdZy0xEIvhM3ZKPuv/9xtAem5NboViRx7oArOWEUwwE8YIYDMITvaeHCzI4j039jqbe12ev1O",
+	"f7fD+6OtcLvhaJQIEGkANxe3sjF+tn36evvF1t3L/vPJs9t0tGdPRH/y6s1vf3/6RDy7TM1eevbq9vzv",
+	"R1cN3IPG3fXLo9/O073Z9pNXJ2+vbSqe7O6dvJ3/9O7J/HB5YeXNzx9/PH53vMt7jU8fVsQYTaWOv8GT",
+	"faaTCAEqUjvlROHCKNtlFyIWoQXmjwcYlkhaMTMPKcIg5z7lunSS8OXqZsOo6vb2BOyoQrAMsHEYM4/P",
+	"CtMa89iIqpZ9mAOJle1ELQ3GEvH/437uhnqG9Oo0oEHDeTHYVCcGJAoQ8pIZy6GRlWV1TdatqwMkv6s4",
+	"27vsUM/mPBERC7kRHamMUEZaeSviJQx4rJMZtz4CATghv/OccGt3p+aI5qOvG4d/SlBPOBVgMZP9Zyxp",
+	"jmTcsRh7YU3EuTToG2h2CEPqKy/5e4ywKJEKo+v3tnYeYNyV/fdTzGawhhZ0aj+PGC5X8FoneDxqaTUT",
+	"KqoQSsX51IgTe33wy9vw9ofDj72jy/jj7cdX2+b1+fLJ1UH2f8f614MXl/3X5uPPi+urkex87J1dPn2n",
+	"3+5G1hp58/TH8KB/Mn/9PL7cuvj5+Yj/cvWyP9p7Onl62Jncnv79xzF/1Tn/2/Fp/G7v9eL88An/+0nY",
+	"WyW5Fc/YfYfwnF5GD+3K6pdbqlv607lQxy8OtRrLSUq4zyqRvZAm1LdwSmbCcjAIWZM+ZIcEuLD8lX63",
+	"xzYZMORnO/0dp6MOFRg1ptVG4wXdJkB9C6DDEwILyakNpycGW9N5ZeVE6cRrumao7FQsPUIJltM+m+Fz",
+	"vkQbJIpAnb2cisRZUEMVeByaIpuEiuZaKkvKl9IsIBA++32QDWjKzVApIcFqZU2wzDyh+ZcRJDWMAqsQ",
+	"NJ1iAMSsI1SoIxEN1elBaqdsq9vLvM5I5W1mtAO9EDOLbmH/Qd3khmklWhUT7veGx06vkXeryTWPJ9do",
+	"6JrrDHTI9dMP7QY6I5LGoDG1dj7Y3Ix1yOOpNnbwrPes12g3Pi5uzHWayHWvbHYxfgwt1E14uevBlhQJ",
+	"CMGNSu8keBur8umR439QQTf+gINoQZQP3/jxopttHE4co3aOXzjM3OyjaV2E8smiIH3UB04JIwo9YYzC",
+	"UL1+d8liOUo4xgIlgkekzjrzy2o2SmWMSJVMGJrkHSBz2sJMlP5x+6EsWfMNrVsjesauzk/2mfg15TGM",
+	"C5VyaUzAwpjLGaxcaQVK0ggIoWYQOZFUu706P/F7AevPmsEw7fW2QxoK/lvUk1DQekzPa6lsnar9fujI",
+	"b9j4EAxYYNJR4HEYw2eEhTEZIZYhkFuFyGy6dfvkKfnBjakwXbdLhZVbP5X2I49FHes+cyL1EDH8zxCb",
+	"GJSnbC70fUSOEgvgQRWZ6V6/fqwq1W4osSi+jVFAbUSEBIWWzKcJNxQyttXberIqClf7/P0P6iPVUayA",
+	"6EAXSRoLgygdqcaddJ75KMrAlo4EQ9aPr0Nf0ZcrSSuzrAy6dvcdCr16GBT53No4H4WSeG9n92kGTBK8",
+	"blzob9tD0CAp1+D3QZc9T7gKp0wr5+ZHqMZ5/IlaB3UBxO1KVHJ7qNZh5IitVsPh2vXhA9BMMQa2vc6z",
+	"317ja4cGqm7vdsVp3WaFQMc2C2bCTnV0Db852BWbSbgV17GcSZu1kXnscFwu1hTMgsi5nAyGbO/7g2aG",
+	"qqjAoG5gE8EthacSQoykN1qiGHt1eXnGCIFc0RO+dsx8ZqSsBsy7OJWS9fMlofIrpx+nsnJicfHYjIdT",
+	"qUQH5DH+QLHGuExNIygcAsQw4yN9K1pl1LpueYqYBu/89uG9QzU+bNTiJn41q+N7lc64Kgzrbh5zRQgE",
+	"SktpfEC0CoV3Y4RaWU4OaR9nrJOqR6Ns7q76LVZyKbp14/Z7vOpnAY0c9KCag7wPdMqEssmSzRGPJmaC",
+	"p+PRiEHBzVOj3pg12D7Ms0DxuMVtloi54FaULTskuBm/I1fm7t5ewbFJxFhxbWbkuUJlU51Y5sK9vJrj",
+	"Zw2tgBVdHhdJswqh1VJ9VZOoteoLfXULRpKKDAsKxyYg9AtZ/H/95053q9tv7aOhxG6kihAMy11SGfcu",
+	"DbJ4Cst6WScRY4GU+iCu57y3tJ7ZbmbnpE3HeY0sG8t4zTpoNdI8QYx/Tu+1CZcfLdmIhzfCucDnIjGg",
+	"+kiDYQDWqXUlzgj/ArGDs8sBvcve3mB7a9Dv/YLDdW7W6wT9rLUezvnSTrW6xgGFUqhw6ZMhUKJZUcfM",
+	"ir2vOtuEKk4VgzP8F7TD29vbe212dXnY2meBSuM4YIupjEVuRpaU6ohb0bFyhopYGruYGgoBqOFl5Unf",
+	"f4zLnuhP9cvxgBMdvzgrfFAlp5o2V8bZLq/qPbT1eeDSc22nxV0h52IVdfxWFPMvuin37MKFrY3Cqz/m",
+	"oL9ieH0VvJvn7OKfcKSh62vfLx2olZ0rjJDH8ekYFaoHYkrwA1CeHrM2GQdIlZVx8QVpWORstzWnPt+V",
+	"1dms7EySQvehYCOdOddJh53IW1FUMEZax4KvYpB+LWq6u4dSrubAv9bgQUQVOZ2oiHFGyFwppnTsgsbQ",
+	"9nfqfoWW6P0MBxbL19PRD6E8la9fXv123H8rj83xzM5/OTx+cvzxePHm45V98+LI8q2/7x7LhYxexYvj",
+	"j1r+/NPfEq6i3rHqdcXy9TzcfgNt6OjV+eJUPrsd/bD38ed3d3q0/bZ3+nGyOH1xIMd/64ZbsRrNXvai",
+	"n17HOC6wRMy1VI3BHmgr/0RKJ3PJbQ+Fd65yqPLqrTrqqplAtTvCmoGRUdCiDNChCqp0MmBAv0EGT/gX",
+	"HKrVZWjDk+AjQ7aUr9QtjtKpPqtKcWHp18XZ0VlbiVx2nzqX9togutJuPooXlDchB6bcbjwYopKfvNI+",
+	"lZotzbz2PK7IhFWDRy8w0TgLN0Nk3jD6tOj7VlpBlyMxkUohLZbIrt3g0S1XYQnwyvfIuTo+T5QfVLxE",
+	"VrNEgzj60zNUv/Glz2vOdnk5xR0PbYyRbokIhbwVEWbgVHLtWFPP+a+pqGJmu/2tB3E8F6d+31gyjgLG",
+	"qovxZmB3K8EicStD6riimCdoRzq1vFZ/Xo3sIcRujcDMuJwbjrMeS1wDTJg66dluyHVSz7UmXeoWcs0c",
+	"2F9xb5Qh9lTWRv/JeX1nhIuz47MMEpUK0w2MwDjHRKeTKfOx3ZfnVxeXRy+uz85Pfzo+umh1H2NzxNzY",
+	"a1iGWoMIBgFv5NuY+G1ea+bUBeYk13xSv1NTwa6MSDoHEwRAC9M0XEl0xrXh55k2lu32t9hoaYV5zNyq",
+	"DoEIQ0oyKqtMvTRM3JGcvuoOpjsHJ5J4YDHMkZ4Qflck66q60Bv0UF3IyJimgXEuT6N+2Bvvic7WaJt3",
+	"dsLdqPNMPBl39nhv1A+3om2xM6ZhQrPb3V6339/uPq3OqtRnvzfobQ12+r+UJztovNG/yTjmm7vdHmv+",
+	"1O/vsxOp0jt29+zJ9ZOdVl2cSz7J3x8HOnm+8ZDfJmu4dtHlRKXzzxU9Tg/C9LXHRqwoPoMhHEScnehb",
+	"EXOEYP6141hoTjXhBfOYLzHuuctO57Ss+8Xo9QCeoS8vQz4wI8rmZkix8wLS90eDaNogtq6URBy5zt3D",
+	"moS3vH3542FHwRLEwCqGCiMaXA7GlJsppngYTS8Cnd3yGDiNmYs4lmpiWKwnKCRjeSNa7aEaCbsQLow8",
+	"dCEZIsqid5pZLs3ZwcXFu9PzF9dvjt9enxy9/eHyVdAeqo0N77Pq725stBnlJI5ErBfsWSvTn4tNE1Q6",
+	"VHVtH/yUtc0yZ5iKWCgkjJ/1e1s7rS47UMuhyiO+95nSCF1pgweEnGtddpD7GfOERW3EUFGdGFhTsi+9",
+	"O36n16stSqMVlYwBUyGPxl9AY1mMvLHcuqjUwnRdT02MnSf+4N/E3cPwDXknsjniBpKn2MVOIXo+VKGe",
+	"CUMJQKBczGOsAIK2xbePlyqXY1hjdzl2hllG3Om6kXfr/jEz7vW7S6BT2FQeWgzHgLPfZRdCRUxSAstB",
+	"McxmwFxGIEUEFDuguACww3ygj5nqNI6cx4taIy1xPwd4MZBzCU/1eBxLJdABubHxCoONNzYGLODxJGDN",
+	"AMMrAjZaeprdZwGGWlDS4zk9lmPYQ08YrbaLXW5mwQwYBz91WgFmvcJLdjkfsGGD279+XNhhI3CjOAQl",
+	"zGxsDCjJ2BiX8ZMHZRQO7/HFxdXROdi7WZxGQC8GTGKmM6bVZQFVkQ7TmVAug9mkI9e4D2ZoXl0dvyi1",
+	"hhU1ZORi7XkauS98omxhMAdXL46P3h4eFY54PnCXrSy5RWfoaBwM6Alm1rGmTzg0EhrFTO65DqeIT4/G",
+	"AY3IUAPUlLibBwP6gf21oBR3SCn2KcTFAR4eHl1cXF9enhSG2N8FpoipxNTuRyuDAeMsVfLXVPiU4og1",
+	"c+f91jOWcBXpGRtJ678DFbqc5Oy1a0QoeJhoY+jwgGqQOfA8mESTwtygQVFelQUpvlVFNYIBc0p/m3EK",
+	"YHFJHvuIdxDsVoPsFVuDxfx9Fc+BlSoCQZ+Ctm8cGR0QWU3zfmjI9bg/fCzkquhdgY999gVnsdY36dyd",
+	"g79juLVIDEWhwrHEtZQTxW2aiCzMKj9jINgjSk2GE9h259hHr3JVCKiiA4hedWPw1RS+wCAtJK1Nojvs",
+	"xWvuT3oM9y0WYsGXIIcw2ZsOtxIiMiC6s2WwoFjg6E3NnlUdZ/9cvPAboFjEAWsPZZvt9XoFvlp2dCJe",
+	"eT/+5TGHPzLKlTImfpxyzFIFxobjtFEshqqGf5wfvTw/unh1ffzi5KjCRZ6yiC9Nq81CPp87IlxQBYAZ",
+	"+uLLkcTfmazcQbHWQXERnvR2nj1+HdbJW+XEHzMiTIQtMLGt3SfIvWBkQtlEz5ctX7RAiYVLCvSsjFsW",
+	"nJ1eXLLN2/4mT+100/VMUCrKVRC3dqgq78UYkB102YVUkxi52oBh2T6/GYmwaaKMq+xEbOnCgupLApy7",
+	"we9nnmtKoKagcxbJiTCWYIvqmfpnIm51HvoSBlsfeEjKTinNZy1ISxbwQ0brlcHE67Jy+EgYt0phtSfP",
+	"DaNOvbwydUGmB6Rw1JuxjwEb1pu6iDv0RnvRE74lOtthf9zZGT/lnT2xFXV2w2ejPn863hFPeuvN4v/x",
+	"LsEyyljj/Le5JU7ef/qg6vt/PPj1xy3+3OM6YDaRMyy/8vZl0cwlYRvrhUg6IYcfmh42CwktML41YWpw",
+	"A2cjrUAHq8DkGjvdab0eAk1HBQi0oID9cST0YWxivwI+KIEbtRaBeBAB/f/QTWzrXfkF5ZI10ZXsEOtw",
+	"qmUoDJvxiLD5B7zJFKXoiAa3rAKtrgw2X+ZVXoelysI0kXZ5AUtMR5VK3oA9m//10pPP63eXjZWyD3/Q",
+	"9qV0/qDkl8TYfKLXofLuEtBWs6K7KyWRwJ51wat5ESUPoQyVw1D61VpMmHRcLY2UDXpdJaJC7R/cHxJv",
+	"2YpOrZ1TRQypxnqVQvLUDFDpJUby2iXm/MhQDFxlAarcls5xjL6KG2nzrtzXUGW8Cr3+OWwHf0+ERauF",
+	"ctc5lfLpxOiN2tgo8gQwTTgCG80CrOEtfLLvg5Yz/r3FwxBbKKjALtkdNgJxBdBK8xo6OgHy1garMCFK",
+	"xjKbihJTBSpgGxsO09jYyA2kPMnXsCxTH3U1xoI1WRV5DeWQI8SYKV9zLM6E4PU+Lc3GRkmvxvWoKp7W",
+	"VYDY2MjhI4eGpUZsbMBYmmtUzFaXnZHFiYFTGQBV1ubRzGtTNSMsaEZbVipj1iZNdbWWWbM+truFxuhf",
+	"/sIOtbqF/rUyRBBHoMEW6hsR8ocqv/S5XEhWFOayX6q1SomSMEjv64TlwXpgeZsDeN5ZrfaC+gLix7jj",
+	"VMEjVZHAMlz44nMdLQPWtDriSCmspiYMqAAvO8/ahQQWaL61j8WysbxKoSus2Q0NVWDV/i5bH4RPxwoH",
+	"rWHeVFqW2nGfb9dF6udl+fJaJLDtpco9iaCGEvGRCi7fh/Pu52tZiP1HqRF4rh2gYDasuaZYm06oQxDW",
+	"rUKDFCteWConjuj3rDKs+2Ix1ZhhCKcKtg9hX85GiV4YkQzy7Qc5ltwQw2AsuOu4QmidUCdm4M504LMV",
+	"MZNstKS9S+SEwD84Ugdkf7uatp0DREBO8ZUB2wiw9HRhTVr7jhiQAqiRnMzJL0HgNnWDe5NZyIen5xfX",
+	"p+fHPxy/vSCYzkPLsGvSpSxgzn0Tya/VZuIuFHPLgs2ZsIkMDX13gZqNQ8oNawYZ8o35E149ClqM1Nwa",
+	"Nwu2gxHi1K1DxtanprDmex/+/JhafPBeq5UxdO5SMZhR/EZcg77q61hmOQSBS7UJGKlhrSxFFRl6JTHG",
+	"e13gBwyFJtiZgqCDLnvOIybVPEXG6mbHoaGduztKScXPY8FvYeXZnCewx2yRSCvYSEylivYZZ7t3d+5V",
+	"V6Qc2siSB3AZnwsjI+cEyYsdA+8RUZlttZEGCRcLuXIMA0fV2ymmwWDxc6r3DS+32mynt1ufGoOT2e31",
+	"UGDlWTC4v0SsGYU6BINHmPSAMzXl2nLEMHd729haMcXGZSwUC+E5sNuVofO2VV6nTtNi/cFadViozu8u",
+	"h5mRLcSyn6ZcTXB+l5X60rBDS7a2pDV+c1DOTHWFeqmeKBDp0iXbAOd36oJXIhIHlznXwdIphYgbIQR6",
+	"D6SXI+lFZA9LcIpb4esMEh40yBQCyoWQIfLN8mjCjKAiJ3+wXVCksiyG7wwDQeE4tk+mBoYBasRM/Pe/",
+	"/wfwiKkIbwjRYoVsfo1NJ2KcGjyfM4a1DHz5T59t5LpqtBu3IqG4oUa/2+tiVJWeC8XnsjFobHd73W3K",
+	"/Zmi8r8m53nwe2Mi1kSRrJYjee/rkTyGJWH5p9ZQ5VVLUOnDtXZur3zdynYtO5O0RAilL8idSp4s53vJ",
+	"SvC4sjzfGVfkAzQiiiqybKpjp2CVvF6GKdC+eP7rQsYx6eVK3NmhahY0U2gfyAG2xWiqo27YHAYoLej0",
+	"Y5kY22q77bNotsBMh4qsUxJhLjpvmpUKKpZ2BnvIEz2NaCaENaVKajR951NMxFjYcOoUOcuaCbei47L1",
+	"Wt5bT+qIVBNKm/G1Tofq3CdxkcTP5PTDIrrVZkYPVX5CpfL6AumYIpoILMqH3hKuGA3Uw6EZczyOGoPG",
+	"D8JiLZx2+bqhrV7vq5X4x/bX3DyDdZsEYn6Pr7v/Si8w1bfApUiHCqfC70ebie6kywKiezBx7zp8Ir7f",
+	"7vWAQh28iiZB8foDhPgJeXaFunI6dFsq7VBhoU3DXGI1resjimE2akZTm/x0dMkndTipsVSTn0xcyye5",
+	"I8GCploEvw1FlbUzn+NQZTaWKx/ayv3sYD2i7nY87rzVSnTecBtOA2Y1mr6cbfd2Hj/PYePX7YO90U89",
+	"89N0d7Z1+8uzn29Oov5ibXXe7d7OutBEi8dUYf0ZKimbO4UDWKiA8oxXB/8QVa2fyfodefw3n4oYUGPw",
+	"/kO7UOLdFVNzBERsuQkHpQULxCemMXjfyBz1jQ/tRlnjz2gJB1eSLCCBJLxVKbxSK2Te+KorrtqFmXI0",
+	"WYbq/X1lWHLhQ711lbCbZi5CU+gePutkc+j0r3vdqZ3FraHaZO99FZfHiDF4D7keaCsq4knEXr+7HKq8",
+	"cgZyOemCkCjC4DtDq4r8tRIxwWNyKxWgI7q4apzGMXMTP0v0rYyocqYjQVYq+DJUXr9Aq6lajiV/SApL",
+	"XjjEyVji46hAujgMp4xmAUM05Hbu1saC9CCcSoVYh6osu79QvqwRE3X1fL6h1Kjrbo0QqQlo+Tx5Evr6",
+	"QCVpku1Os1aatLpflfnfyzZWyyV9Fruggqa/reUKBy4ZawssESq0yvJ68Ehq0mRgqkhugYe9urw867JD",
+	"im9QeqgiMRcqEipcDlB1k1RYP5a3QkETYGyDfPIV98HuwziJhI/HMlxDhlSs9VtSXqkc7BqSKywDhwl1",
+	"G/dt24mbcmGzcmCn8QH3xMEd93FqeO4Z9VmiwTQWqWFW3Fksy+miIskfNVTN4JCWo3O5nIsBvrc5j7lU",
+	"+8xZLt/3ur3uzj5W1TXCfp/acefZPhMm5HOpJt8jjmhCnQisjKETZI5+KJkBbMKEg9XPzY3BrZS21WWH",
+	"Hj1QeQo1oxJfSrsrNpBzOscb/UE8bB0Tcl0/vP35ZMsbnx/Hv7BXRydnbKKvJ5pITxj2NsXCS3rMCj+i",
+	"OeAC2mN30113qP7CLn8+O6o0MOHpRAxV+cf+Vl1q2Cpl/dE9vp/qCp/PsmVbS3+ICjyOJbh9LxSzB/mL",
+	"aLZHZc0AEVoes19TkSyBGC+OTo4OL1k/yHI8aqrut1jIZyLTRkkdVxHjQ1XQlfDiMs2xItupv0WA7fa2",
+	"awCcoapBcEqITQGuIVHryv8bX/sf4zndKLPrAgoV+H3Z/ZWq+6zp3A8Xxz9cHp2/QSRKIvOjGBcYsq+t",
+	"72qKCCUSFsbk2wFJ7kwVnyDrAKW+u5OB5oOLDIq6Yc96PebqizHuVx8p2KvRGWZPyK0iyBRd9NldAl12",
+	"lXHsoYK17ox4zFUoEl8O20Wykc3tp0U8fc3hPfev/TO59zmiX1YTveK9dru97XWtZsPcLF7Kcd+pK05y",
+	"7WErREMRg5prU3PonDBdc5ERV1HbuQWXVCy5zZxhyotx2kRFlYuMnDcqqwFE7U+ELYSoOqi2iZ7eumJJ",
+	"LfTEjHRa+IrAP6OLSCnholjFUMQx8A/0JxVuF3W3h9bQzYmeHHuz0/myvhqtlCrFfioHBLhQmzo6vZ9Q",
+	"irckfmo3dh7zTeF2Z/yk/yh6zK/kgo/6jyDi6n2Z+N3uYzqruaEDT84jJpddB/u1j9oJJbkgTL96Pgrn",
+	"D1Zq9eTp1K4/ekfeMZzBwyvVYOnSLrC66HKF0lMMd5oP1UInN+imdkjy/Wh8Nb3TWL4cuivgsujaHIWv",
+	"x8czVLzlYqePIzGbazguPmzanUsJ8nwnO4/Fnheg98tb0fZDRGu3ellWjgHjFTvu6majXQkl8s/TUrMm",
+	"SZLJBCVlagtusti1glcIGD4WTqrcCh6jUJpmKNsKczhN7bfjDoXawY9iDzsP5Ncafy2hToq3JuLVSejI",
+	"7n4uy/jfd/qPUMHJ7yy+57C7k3nPab8jbNGg1lo85GPMcVqpNkHa1caGEouNDf+JKwhLtzxnt+mtXg6K",
+	"F/ANMGw5x3ryYGf08y10pkr7plwOgROzdF0bKYN1sS0UQVONVT8/uro4uv7h/KCUl9PvMTNgdqGZ5aOM",
+	"kRHb8gkdLtsr1sZm/scW1W4xaRgKd+Wfv32UxpcvQvFuMefwgVGiy4/jiiK7HduBT1MqR+RkR8enGuYs",
+	"bKfXR99tbciOH1R+K6jxN5ytjePPHbMujr+Yl5IaQcr1yvcHzy9OT64uq21s9/JGMp8niK0pt+jenfL5",
+	"HMsI+2Qg5/YVdzYLT6q9DZEd5HXJefEuRctcaeksa6EUvufDbUCtq5aqpPVSy7qWnTM9BbtJWGe1uVtd",
+	"XRD+SEi6x7Kab9lfezVlnjWS7zW0ME/pcsatHTZlMbc+aewgi0fyDj1uqzdprr1GE0MZHrhJEwQoyay2",
+	"D25BhGKc6BlNjbqnsg/YzmhZrHBPvKRVl3badzELdRVF8ehTAAOsF1YanwmuTPHUM+5QygHCnjyJineh",
+	"AF3GejJU/orazBlbvRHTKRxZUKALbvaFezHw2bAmqlXtoXKBri0n3HP+EBuNnliEA31MrmOmdRL7vHQz",
+	"5DeS3JVyLn9q9v9qsv0cQzqrwvh+IW+wjsI9xjTGcpui1QnC3eVYZnHBGEUpVVVPRh0gT4BqrmgDpZG2",
+	"SgWv3TX0dBAzLoG1bqf8tnC/2ZrsfOVByaGqKx/wQPJ+IbXVxRgNVSlx38fy9HtbO/6GA7rluC7Z/tgi",
+	"f67UKMCG8OZLx1N4MtFqS0b7voYkijRXXk2jDJygyjBUB6qSK4Ic3VtGU17ashqeulcp2dxlB1maCMwj",
+	"vKfWRA2HupATdTX/RpypXOzjUYyp/49hTHsPf3Ko1TiW4f9Wg4MYSIEY1/IjSvepxdHPXXZjplXgTY6r",
+	"AcaojjghbXWbInq9L3uoMgC7mV324UU3BtfJwhVpINZJnMNp0HEkklbbJXGsSapprknuabmM6DXZyzXu",
+	"mm8J9bpMxloHHUV4daQi7vuH/ME+9zILo9yvCIOSN+sB929Wn47aqqut9+lzNYN/+HkoZzC9//CpdEB+",
+	"8Ohxae0Lp2Qmimdks1g250EAvHqlRJuEicHoWDP1gVDOjGZNT97FYhyZVGJznvCZsCIxrTxjuRDpXimw",
+	"NlRIRax4t0URozNZLQ8FVhlB7SuXYIDcXIul7zuYoaaUjfAVYugyCWqmNrGh7hjSJR5nOSr6LeRa5caQ",
+	"LwHLiheF+Ygvr02V9sbdYQomW/dPffwfe9Rpn9lsWQe3V495nou6NtC5zDK+M7W12UsyMPPhDnJ5VCzj",
+	"tTYvtV5SnWUVTb+ZuCpVql4fV0JzBcsEJ/KFoutP6VSVTquUVSXddmOe2roCItaUilV3WVAsCRC4qw1d",
+	"ra8EDDo5Ez5symUrY4EvSlcGrnYj5pZpRQBXBpywy0JijU/D8ZWoy+F+awof419U/djVL3M6oOHLBwoh",
+	"U06JLVKjc+eOEzwHWLdnqDBnrVC9J6LMHeN9XYVSPr68Jlu5U3Go0HPkGH2XgTGo0hndSlKSgf5Ccljh",
+	"qhW4ViAyxWceN8fKbjl+7Jpz15/UcIWztMQVvoHQLF8g8HiY6mv27suhr9OjH1cQ/X8Il/pTAfiHKQCe",
+	"iWnPtR7JXHO9oFhuNRL15R+Ocr28UvIYjWeXLFq0D0DEA5uRScUtZ/ASo4w5VXMh9v0li9V7HIeKMsLQ",
+	"L1BOM8vzy3yraEuQd94758lHR4HetalydbznSEUY2Hbh1+ix2vMDGvK/vhhHt28cg+pZnuuqFH+8tln0",
+	"FBnWVNoyF+2A/yTfGKZoLoSxQ4XSHcQ/EV2AydnmcZW568IYpLHrd/rrsfxifec1/L60En/qnl+JaGHF",
+	"gWLX0eoqU9z8XUafHuSMpYgdAjykweqU0vpaABXm2Orm7nDMDPXuTDgKaHdoJSpOVYzOa2chqDu9Haos",
+	"vIZz5c69HGbBJbqv8jyVByxUnse8CgkvzjkG/Lv6XDK6l6weqMYE+/K5QTvo7MTgZ8wIijIfBT5v/WNB",
+	"CBr2/R+91falTtX/VDYOhKbH954LbDK5rSegEx3y2NcjpQwdBAacv2ulLC4QVJrEa6+thhG67ldsP6oe",
+	"1HaFtduZEePAwxLLdISKPoFP7YcFUBev8ZMEZtb4AgptzkRNi3XJhDAuSqHqGLuMi0lSPnWIar1kObSF",
+	"XvJMotXOfC5LuxD1DZ2tZhtQ+75gkQ9O4BHzkeTFLgsh0p8+fPp/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

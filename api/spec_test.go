@@ -36,8 +36,9 @@ func TestSpecIsValid(t *testing.T) {
 	}
 }
 
-// House rules for request bodies: required, JSON only, closed objects with an
-// example that the schema accepts.
+// House rules for request bodies: required, JSON only (until another media
+// type gets a body parser in internal/httpapi, which refuses to start
+// otherwise), closed objects with an example that the schema accepts.
 func TestRequestBodiesAreStrict(t *testing.T) {
 	doc := loadSpec(t)
 	for path, item := range doc.Paths.Map() {
@@ -137,8 +138,8 @@ func TestGeneratedResponsesMatchContract(t *testing.T) {
 			401, "application/problem+json", map[string]string{"WWW-Authenticate": challenge}, "Problem"},
 		{"login 503", api.LogIn503ApplicationProblemPlusJSONResponse{api.UnavailableApplicationProblemPlusJSONResponse{Body: problem(503, "unavailable"), Headers: api.UnavailableResponseHeaders{RetryAfter: 1}}}.VisitLogInResponse,
 			503, "application/problem+json", map[string]string{"Retry-After": "1"}, "Problem"},
-		{"me 200", api.GetMe200JSONResponse(user).VisitGetMeResponse,
-			200, "application/json", nil, "User"},
+		{"me 200", api.GetMe200JSONResponse{Body: user, Headers: api.GetMe200ResponseHeaders{CacheControl: "no-store"}}.VisitGetMeResponse,
+			200, "application/json", map[string]string{"Cache-Control": "no-store"}, "User"},
 		{"logout 204", api.LogOut204Response{}.VisitLogOutResponse,
 			204, "", nil, ""},
 	}

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,16 +11,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lanyard-id/lanyard/api"
 	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/internal/store"
@@ -33,23 +35,6 @@ func forEachDialect(t *testing.T, f func(t *testing.T, d store.Dialect)) {
 			f(t, d)
 		})
 	}
-}
-
-// TestRoutesMatchSpec fails when openapi.yaml and the served routes disagree.
-func TestRoutesMatchSpec(t *testing.T) {
-	s := newTestServer(t, store.SQLite)
-	doc, err := api.GetSwagger()
-	require.NoError(t, err)
-	var spec []string
-	for path, item := range doc.Paths.Map() {
-		for method := range item.Operations() {
-			spec = append(spec, method+" "+strings.NewReplacer("{", ":", "}", "").Replace(path))
-		}
-	}
-	served := s.api.Routes()
-	slices.Sort(spec)
-	slices.Sort(served)
-	assert.Equal(t, spec, served)
 }
 
 func decodeClaims(t *testing.T, token string) map[string]any {
@@ -103,15 +88,40 @@ func TestAuthFlow(t *testing.T) {
 		require.NoError(t, err)
 		assert.GreaterOrEqual(t, len(jti), 16, "jti carries at least 128 bits")
 
-		// The refresh token carries at least 256 bits and is not stored.
-		assert.True(t, strings.HasPrefix(tk.Refresh, "lrt_"))
-		var stored int64
-		require.NoError(t, s.store.DB().Raw(`SELECT count(*) FROM sessions WHERE secret_hash = ?`, []byte(tk.Refresh)).Scan(&stored).Error)
-		assert.Zero(t, stored)
+		// The refresh token carries a 256-bit secret, and neither the token
+		// nor the secret is stored: no column of any session row holds them.
+		require.True(t, strings.HasPrefix(tk.Refresh, "lrt_"))
+		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tk.Refresh, "lrt_"))
+		require.NoError(t, err)
+		require.Len(t, raw, 1+16+8+32+32, "version, session id, generation, secret, tag")
+		secret := raw[25:57]
+		rows, err := s.sql(t).Raw(`SELECT * FROM sessions`).Rows()
+		require.NoError(t, err)
+		defer rows.Close()
+		columns, err := rows.Columns()
+		require.NoError(t, err)
+		sessions := 0
+		for rows.Next() {
+			sessions++
+			values := make([]any, len(columns))
+			for i := range values {
+				values[i] = new([]byte)
+			}
+			require.NoError(t, rows.Scan(values...))
+			for i, v := range values {
+				b := *v.(*[]byte)
+				assert.False(t, bytes.Contains(b, secret), "column %s holds the session secret", columns[i])
+				assert.False(t, bytes.Contains(b, []byte(tk.Refresh)), "column %s holds the refresh token", columns[i])
+				assert.False(t, bytes.Contains(b, []byte(base64.RawURLEncoding.EncodeToString(secret))), "column %s holds the encoded secret", columns[i])
+			}
+		}
+		require.NoError(t, rows.Err())
+		assert.Equal(t, 1, sessions, "the check saw the session")
 
 		me := s.do(t, http.MethodGet, "/v1/me", nil, "Authorization", "Bearer "+tk.Access)
 		require.Equal(t, http.StatusOK, me.status, string(me.body))
 		assert.Equal(t, user, me.json(t))
+		assert.Equal(t, "no-store", me.header.Get("Cache-Control"), "personal data is not cached")
 
 		// Login is case-insensitive on email and opens a second session.
 		login := s.post(t, "/v1/auth/login", map[string]any{"email": "ADA@example.com", "password": goodPassword})
@@ -331,8 +341,15 @@ func TestWellKnown(t *testing.T) {
 	d := res.json(t)
 	assert.Equal(t, issuer, d["issuer"])
 	assert.Equal(t, issuer+"/.well-known/jwks.json", d["jwks_uri"])
-	assert.Equal(t, issuer+"/v1/auth/refresh", d["token_endpoint"])
 	assert.Equal(t, []any{"ES256"}, d["id_token_signing_alg_values_supported"])
+	assert.Equal(t, []any{"public"}, d["subject_types_supported"])
+	// Only what Lanyard serves: no OAuth 2.0 token endpoint, grants or
+	// response types (a standard client would send a form-encoded request
+	// to the refresh endpoint and get 415).
+	assert.Len(t, d, 4, "issuer, jwks_uri, subject_types_supported, id_token_signing_alg_values_supported: %v", d)
+	for _, unserved := range []string{"token_endpoint", "grant_types_supported", "response_types_supported", "token_endpoint_auth_methods_supported", "authorization_endpoint"} {
+		assert.NotContains(t, d, unserved)
+	}
 	assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"))
 }
 
@@ -344,6 +361,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	res := s.do(t, http.MethodGet, "/readyz", nil)
 	assert.Equal(t, http.StatusServiceUnavailable, res.status)
 	assert.Equal(t, "unavailable", res.json(t)["code"])
+	assert.Equal(t, "2", res.header.Get("Retry-After"))
 	assert.Equal(t, http.StatusOK, s.do(t, http.MethodGet, "/healthz", nil).status, "alive while draining")
 	s.api.SetReady(true)
 
@@ -368,22 +386,60 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	assert.NotContains(t, m, "metrics@example.com")
 }
 
+// TestCORS: each operation's CORS policy comes from the spec. Operations
+// marked public (keys, discovery) are readable by any origin; every other
+// one only by the configured origins, never with credentials.
 func TestCORS(t *testing.T) {
-	s := newTestServer(t, store.SQLite, withCORS("https://app.example.com"))
-	res := s.do(t, http.MethodOptions, "/v1/auth/login", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type")
+	const app = "https://app.example.com"
+	s := newTestServer(t, store.SQLite, withCORS(app))
+	preflight := func(path, origin, method string) response {
+		return s.do(t, http.MethodOptions, path, nil, "Origin", origin, "Access-Control-Request-Method", method, "Access-Control-Request-Headers", "content-type")
+	}
+	res := preflight("/v1/auth/login", app, "POST")
 	assert.Equal(t, http.StatusNoContent, res.status)
-	assert.Equal(t, "https://app.example.com", res.header.Get("Access-Control-Allow-Origin"))
-	assert.Contains(t, res.header.Get("Access-Control-Allow-Methods"), "POST")
+	assert.Equal(t, app, res.header.Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "POST", res.header.Get("Access-Control-Allow-Methods"))
 	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "authorization")
+	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "content-type")
 	assert.Contains(t, res.header.Values("Vary"), "Origin")
+	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
 
 	for _, origin := range []string{"https://evil.example.com", "https://app.example.com.evil.com", "http://app.example.com", "null"} {
-		res = s.do(t, http.MethodOptions, "/v1/auth/login", nil, "Origin", origin, "Access-Control-Request-Method", "POST")
+		res = preflight("/v1/auth/login", origin, "POST")
+		assert.Equal(t, http.StatusNoContent, res.status, origin)
 		assert.Empty(t, res.header.Get("Access-Control-Allow-Origin"), origin)
+		assert.Empty(t, res.header.Get("Access-Control-Allow-Methods"), origin)
 	}
-	res = s.do(t, http.MethodGet, "/healthz", nil, "Origin", "https://app.example.com")
-	assert.Equal(t, "https://app.example.com", res.header.Get("Access-Control-Allow-Origin"))
+	res = preflight("/v1/auth/login", app, "DELETE")
+	assert.Empty(t, res.header.Get("Access-Control-Allow-Methods"), "no such operation: the browser blocks it")
+	res = preflight("/v1/me/sessions/"+uuid.NewString(), app, "DELETE")
+	assert.Equal(t, "DELETE", res.header.Get("Access-Control-Allow-Methods"), "a path with a parameter")
+
+	// Public operations: any origin, without credentials, preflight included.
+	for _, path := range []string{"/.well-known/jwks.json", "/.well-known/openid-configuration"} {
+		res = s.do(t, http.MethodGet, path, nil, "Origin", "https://anywhere.example")
+		assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"), path)
+		res = preflight(path, "https://anywhere.example", "GET")
+		assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"), path)
+		assert.Equal(t, "GET", res.header.Get("Access-Control-Allow-Methods"), path)
+		assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"), path)
+	}
+	res = s.do(t, http.MethodGet, "/healthz", nil, "Origin", "https://anywhere.example")
+	assert.Empty(t, res.header.Get("Access-Control-Allow-Origin"), "not a public operation")
+
+	// Actual requests, errors included, are readable by the allowed origin.
+	res = s.do(t, http.MethodGet, "/healthz", nil, "Origin", app)
+	assert.Equal(t, app, res.header.Get("Access-Control-Allow-Origin"))
 	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
+	res = s.do(t, http.MethodGet, "/v1/me", nil, "Origin", app)
+	assert.Equal(t, http.StatusUnauthorized, res.status)
+	assert.Equal(t, app, res.header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, res.header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate")
+
+	// OPTIONS that is not a preflight is a method the path lacks.
+	res = s.do(t, http.MethodOptions, "/v1/auth/login", nil)
+	assert.Equal(t, http.StatusMethodNotAllowed, res.status)
+	assert.Equal(t, "method_not_allowed", res.json(t)["code"])
 }
 
 // TestParallelRefreshPostgres: twenty tabs refresh one token at once. All get
@@ -433,7 +489,7 @@ func TestLoginRehashes(t *testing.T) {
 	s.signUp(t, "rehash@example.com")
 	storedHash := func() string {
 		var h string
-		require.NoError(t, s.store.DB().Raw(`SELECT password_hash FROM users`).Scan(&h).Error)
+		require.NoError(t, s.sql(t).Raw(`SELECT password_hash FROM users`).Scan(&h).Error)
 		return h
 	}
 	assert.Contains(t, storedHash(), "m=64,t=1,p=1")
@@ -480,10 +536,13 @@ func TestHostileRequestMetadata(t *testing.T) {
 	require.NoError(t, err)
 	raw, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
+	rawBody, err := io.ReadAll(raw.Body)
+	require.NoError(t, err)
 	raw.Body.Close()
 	require.Equal(t, http.StatusCreated, raw.StatusCode)
+	s.checkResponse(t, httptest.NewRequest(http.MethodPost, "/v1/auth/signup", nil), raw.StatusCode, raw.Header, rawBody)
 	var ua string
-	require.NoError(t, s.store.DB().Raw(`SELECT user_agent FROM sessions`).Scan(&ua).Error)
+	require.NoError(t, s.sql(t).Raw(`SELECT user_agent FROM sessions`).Scan(&ua).Error)
 	assert.Equal(t, "Mozilla\uFFFD/5.0", ua, "invalid bytes become one replacement character")
 
 	head := s.do(t, http.MethodHead, "/healthz", nil)

@@ -14,15 +14,13 @@ func discoveryDocument(issuer string, ring *keys.Ring) ([]byte, error) {
 	for _, a := range ring.Algorithms() {
 		algs = append(algs, api.OpenIDConfigurationIdTokenSigningAlgValuesSupported(a))
 	}
+	// Only what Lanyard serves: no token endpoint (the refresh endpoint is
+	// JSON, not an RFC 6749 token request) and no authorization endpoint.
 	return json.Marshal(api.OpenIDConfiguration{
-		Issuer:                            issuer,
-		JwksUri:                           issuer + "/.well-known/jwks.json",
-		TokenEndpoint:                     issuer + "/v1/auth/refresh",
-		ResponseTypesSupported:            []string{"token"},
-		SubjectTypesSupported:             []api.OpenIDConfigurationSubjectTypesSupported{"public"},
-		IdTokenSigningAlgValuesSupported:  algs,
-		GrantTypesSupported:               &[]string{"refresh_token"},
-		TokenEndpointAuthMethodsSupported: &[]string{"none"},
+		Issuer:                           issuer,
+		JwksUri:                          issuer + jwksPath,
+		SubjectTypesSupported:            []api.OpenIDConfigurationSubjectTypesSupported{api.OpenIDConfigurationSubjectTypesSupportedPublic},
+		IdTokenSigningAlgValuesSupported: algs,
 	})
 }
 

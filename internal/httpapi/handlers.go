@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -20,28 +22,15 @@ type handlers struct{ s *Server }
 
 var _ api.StrictServerInterface = (*handlers)(nil)
 
-// ginContext recovers the gin context the generated strict server passes as ctx.
-func ginContext(ctx context.Context) *gin.Context {
-	c, _ := ctx.(*gin.Context)
-	return c
-}
-
-// requestContext is the context to hand to use cases. Never the *gin.Context
-// itself: gin recycles it for the next request, while database/sql may still
-// watch a context after the query returns (a data race the race detector found).
-func requestContext(ctx context.Context) context.Context {
-	return ginContext(ctx).Request.Context()
-}
-
-func client(ctx context.Context) identity.Client {
-	c := ginContext(ctx)
-	return identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}
-}
+// readinessQueryTimeout bounds readiness's database query, so /readyz
+// answers within 1 s (the contract) with room for the rest of the request.
+const readinessQueryTimeout = 800 * time.Millisecond
 
 func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api.SignUpResponseObject, error) {
-	tokens, err := h.s.deps.Service.SignUp(requestContext(ctx), identity.SignUpInput{
+	sc := scopeOf(ctx)
+	tokens, err := h.s.deps.Service.SignUp(sc.work, identity.SignUpInput{
 		Email: req.Body.Email, Password: req.Body.Password, Name: req.Body.Name,
-	}, client(ctx))
+	}, sc.client)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +38,8 @@ func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api
 }
 
 func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.LogInResponseObject, error) {
-	tokens, err := h.s.deps.Service.LogIn(requestContext(ctx), req.Body.Email, req.Body.Password, client(ctx))
+	sc := scopeOf(ctx)
+	tokens, err := h.s.deps.Service.LogIn(sc.work, req.Body.Email, req.Body.Password, sc.client)
 	h.s.metrics.logins.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return nil, err
@@ -58,7 +48,7 @@ func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.L
 }
 
 func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionRequestObject) (api.RefreshSessionResponseObject, error) {
-	tokens, err := h.s.deps.Service.Refresh(requestContext(ctx), req.Body.RefreshToken)
+	tokens, err := h.s.deps.Service.Refresh(scopeOf(ctx).work, req.Body.RefreshToken)
 	h.s.metrics.refresh.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return nil, err
@@ -67,25 +57,29 @@ func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionReq
 }
 
 func (h *handlers) LogOut(ctx context.Context, req api.LogOutRequestObject) (api.LogOutResponseObject, error) {
-	if err := h.s.deps.Service.LogOut(requestContext(ctx), req.Body.RefreshToken); err != nil {
+	if err := h.s.deps.Service.LogOut(scopeOf(ctx).work, req.Body.RefreshToken); err != nil {
 		return nil, err
 	}
 	return api.LogOut204Response{}, nil
 }
 
 func (h *handlers) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
-	user, err := h.s.deps.Service.Me(requestContext(ctx), claimsFrom(ctx))
+	sc := scopeOf(ctx)
+	user, err := h.s.deps.Service.Me(sc.work, sc.claims)
 	if err != nil {
 		return nil, err
 	}
-	ginContext(ctx).Header("Cache-Control", "no-store") // personal data
-	return api.GetMe200JSONResponse(userResponse(user)), nil
+	return api.GetMe200JSONResponse{
+		Headers: api.GetMe200ResponseHeaders{CacheControl: "no-store"}, // personal data
+		Body:    userResponse(user),
+	}, nil
 }
 
-// GetJWKS is normally answered by Server.Handler's fast path before gin; this
-// serves the same bytes if a request reaches the engine some other way.
-func (h *handlers) GetJWKS(ctx context.Context, _ api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
-	return jwksResponse{ring: h.s.deps.Keys.Ring(), ifNoneMatch: ginContext(ctx).GetHeader("If-None-Match")}, nil
+// GetJWKS is never called: Server.Handler answers every GET and HEAD of the
+// JWKS before gin. If a request ever got here it would be a bug, reported as
+// one rather than answered from a second, untested path.
+func (h *handlers) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	return nil, errors.New("the JWKS reached gin: Server.Handler answers it")
 }
 
 // etagMatches applies If-None-Match (RFC 9110 §13.1.2: weak comparison, a
@@ -112,19 +106,24 @@ func (h *handlers) GetHealth(context.Context, api.GetHealthRequestObject) (api.G
 	return api.GetHealth200JSONResponse{Status: "ok"}, nil
 }
 
+// GetReadiness runs a real query through the pool under a deadline, so an
+// exhausted pool or a frozen database reads as not ready within the bound.
 func (h *handlers) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
 	if !h.s.ready.Load() {
 		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: starting or shutting down"}
 	}
-	if err := h.s.deps.DB.Ping(requestContext(ctx)); err != nil {
-		ginContext(ctx).Error(err) //nolint:errcheck // logged, not shown
-		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database does not answer"}
+	pingCtx, cancel := context.WithTimeout(scopeOf(ctx).work, readinessQueryTimeout)
+	defer cancel()
+	if err := h.s.deps.DB.Ping(pingCtx); err != nil {
+		// Both wrapped: the problem for the client, the cause for the log.
+		return nil, fmt.Errorf("readiness query: %w: %w", err,
+			&identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database did not answer in time"})
 	}
 	return api.GetReadiness200JSONResponse{Status: "ok"}, nil
 }
 
 func (h *handlers) GetMetrics(ctx context.Context, _ api.GetMetricsRequestObject) (api.GetMetricsResponseObject, error) {
-	return metricsResponse{handler: promhttp.HandlerFor(h.s.metrics.registry, promhttp.HandlerOpts{}), req: ginContext(ctx).Request}, nil
+	return metricsResponse{handler: promhttp.HandlerFor(h.s.metrics.registry, promhttp.HandlerOpts{}), req: scopeOf(ctx).request}, nil
 }
 
 // result labels an outcome for the login and refresh counters.
@@ -161,46 +160,9 @@ func userResponse(u identity.User) api.User {
 	return out
 }
 
-const claimsKey = "lanyard.claims"
-
-// requireBearer authenticates the operations whose spec requires a bearer
-// token and leaves the claims on the context.
-func (s *Server) requireBearer(c *gin.Context) {
-	if !s.bearer[routeOf(c)] {
-		return
-	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		fail(c, identity.CodeUnauthorized, "a valid access token is required")
-		return
-	}
-	claims, err := s.deps.Service.AuthenticateSession(c.Request.Context(), strings.TrimSpace(token))
-	if err != nil {
-		writeProblem(c, err)
-		return
-	}
-	c.Set(claimsKey, claims)
-}
-
-func claimsFrom(ctx context.Context) identity.AccessClaims {
-	v, _ := ginContext(ctx).Get(claimsKey)
-	claims, _ := v.(identity.AccessClaims)
-	return claims
-}
-
-// Custom response objects: the JWKS and discovery bytes are prepared once,
-// not marshalled per request, and metrics go through promhttp for its
-// content negotiation.
-
-type jwksResponse struct {
-	ring        *keys.Ring
-	ifNoneMatch string
-}
-
-func (j jwksResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
-	_, err := writeJWKS(w, j.ring, j.ifNoneMatch)
-	return err
-}
+// Custom response objects: the discovery bytes are prepared once, not
+// marshalled per request, and metrics go through promhttp for its content
+// negotiation.
 
 // Header values shared by every JWKS response (never modified).
 var (
@@ -210,12 +172,15 @@ var (
 )
 
 // writeJWKS answers a JWKS request from the ring's prepared bytes: 304 when
-// If-None-Match names the current tag. It reports the status written.
-func writeJWKS(w http.ResponseWriter, ring *keys.Ring, ifNoneMatch string) (int, error) {
+// If-None-Match names the current tag. allowOrigin is the CORS header, nil
+// for none. It reports the status written.
+func writeJWKS(w http.ResponseWriter, ring *keys.Ring, ifNoneMatch string, allowOrigin []string) (int, error) {
 	h := w.Header()
 	h["Etag"] = []string{ring.JWKSETag()}
 	h["Cache-Control"] = jwksCacheControl
-	h["Access-Control-Allow-Origin"] = anyOrigin
+	if allowOrigin != nil {
+		h["Access-Control-Allow-Origin"] = allowOrigin
+	}
 	if ifNoneMatch != "" && etagMatches(ifNoneMatch, ring.JWKSETag()) {
 		w.WriteHeader(http.StatusNotModified)
 		return http.StatusNotModified, nil
@@ -252,7 +217,8 @@ func (m metricsResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
 }
 
 func (h *handlers) GetProfile(ctx context.Context, _ api.GetProfileRequestObject) (api.GetProfileResponseObject, error) {
-	user, err := h.s.deps.Service.Me(requestContext(ctx), claimsFrom(ctx))
+	sc := scopeOf(ctx)
+	user, err := h.s.deps.Service.Me(sc.work, sc.claims)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +229,8 @@ func (h *handlers) GetProfile(ctx context.Context, _ api.GetProfileRequestObject
 }
 
 func (h *handlers) PutProfile(ctx context.Context, req api.PutProfileRequestObject) (api.PutProfileResponseObject, error) {
-	update, err := h.s.deps.Service.UpdateProfile(requestContext(ctx), claimsFrom(ctx), identity.Profile{
+	sc := scopeOf(ctx)
+	update, err := h.s.deps.Service.UpdateProfile(sc.work, sc.claims, identity.Profile{
 		PythonProficiency: string(req.Body.PythonProficiency),
 		DeveloperRole:     string(req.Body.DeveloperRole),
 	})
@@ -294,7 +261,8 @@ func profileResponse(p *identity.Profile) *api.Profile {
 }
 
 func (h *handlers) ListSessions(ctx context.Context, _ api.ListSessionsRequestObject) (api.ListSessionsResponseObject, error) {
-	sessions, err := h.s.deps.Service.ListSessions(requestContext(ctx), claimsFrom(ctx))
+	sc := scopeOf(ctx)
+	sessions, err := h.s.deps.Service.ListSessions(sc.work, sc.claims)
 	if err != nil {
 		return nil, err
 	}
@@ -312,21 +280,24 @@ func (h *handlers) ListSessions(ctx context.Context, _ api.ListSessionsRequestOb
 }
 
 func (h *handlers) EndSession(ctx context.Context, req api.EndSessionRequestObject) (api.EndSessionResponseObject, error) {
-	if err := h.s.deps.Service.EndSession(requestContext(ctx), claimsFrom(ctx), req.Id.String()); err != nil {
+	sc := scopeOf(ctx)
+	if err := h.s.deps.Service.EndSession(sc.work, sc.claims, req.Id.String()); err != nil {
 		return nil, err
 	}
 	return api.EndSession204Response{}, nil
 }
 
 func (h *handlers) EndOtherSessions(ctx context.Context, _ api.EndOtherSessionsRequestObject) (api.EndOtherSessionsResponseObject, error) {
-	if err := h.s.deps.Service.EndOtherSessions(requestContext(ctx), claimsFrom(ctx)); err != nil {
+	sc := scopeOf(ctx)
+	if err := h.s.deps.Service.EndOtherSessions(sc.work, sc.claims); err != nil {
 		return nil, err
 	}
 	return api.EndOtherSessions204Response{}, nil
 }
 
 func (h *handlers) ChangePassword(ctx context.Context, req api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
-	if err := h.s.deps.Service.ChangePassword(requestContext(ctx), claimsFrom(ctx), req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+	sc := scopeOf(ctx)
+	if err := h.s.deps.Service.ChangePassword(sc.work, sc.claims, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
 		return nil, err
 	}
 	return api.ChangePassword204Response{}, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/lanyard-id/lanyard/internal/httpapi"
 	"github.com/lanyard-id/lanyard/internal/identity"
@@ -43,21 +44,44 @@ type testServer struct {
 	ring  *identity.KeyRing
 	// statements counts Postgres statements on the wire (withStatementCounter).
 	statements *testdb.StatementCounter
+	// spec checks every response against openapi.yaml.
+	spec *specChecker
+	t    testing.TB
 }
 
 type option func(*serverOptions)
 
 type serverOptions struct {
-	cfg     identity.Config
-	hasher  identity.Hasher
-	cors    []string
-	counted bool // Postgres behind a statement-counting proxy
+	cfg      identity.Config
+	hasher   identity.Hasher
+	cors     []string
+	counted  bool // Postgres behind a statement-counting proxy
+	db       func(*store.Store) httpapi.Pinger
+	lifetime context.Context
+	log      slog.Handler
+	wrap     func(http.Handler) http.Handler
 }
 
 func withStatementCounter() option { return func(o *serverOptions) { o.counted = true } }
 
 func withHasher(h identity.Hasher) option { return func(o *serverOptions) { o.hasher = h } }
 func withCORS(origins ...string) option   { return func(o *serverOptions) { o.cors = origins } }
+
+// withPinger replaces the store as readiness's database check.
+func withPinger(p httpapi.Pinger) option {
+	return func(o *serverOptions) { o.db = func(*store.Store) httpapi.Pinger { return p } }
+}
+
+// withLifetime sets Deps.Lifetime (default: the test's context).
+func withLifetime(ctx context.Context) option { return func(o *serverOptions) { o.lifetime = ctx } }
+
+// withLog sends the server's log to h (default: discarded).
+func withLog(h slog.Handler) option { return func(o *serverOptions) { o.log = h } }
+
+// withWrap puts a handler in front of the server's, to watch requests.
+func withWrap(wrap func(http.Handler) http.Handler) option {
+	return func(o *serverOptions) { o.wrap = wrap }
+}
 
 func fastHasher(t testing.TB) *password.Hasher {
 	h, err := password.NewHasher(password.Params{MemoryKiB: 64, Time: 1, Threads: 1}, 4, time.Second)
@@ -76,7 +100,11 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 			RefreshReuseGrace: 10 * time.Second, PasswordMinLength: 15, PasswordMaxLength: 1024,
 			Secret: secret,
 		},
-		hasher: fastHasher(t),
+		hasher:   fastHasher(t),
+		db:       func(st *store.Store) httpapi.Pinger { return st },
+		lifetime: t.Context(),
+		log:      slog.DiscardHandler,
+		wrap:     func(h http.Handler) http.Handler { return h },
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -93,19 +121,24 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	require.NoError(t, err)
 	ring, _, err := identity.LoadKeyRing(context.Background(), st, sealer, keys.ES256, clk.Now())
 	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(o.log)
 	svc, err := identity.NewService(o.cfg, st, o.hasher, ring, log)
 	require.NoError(t, err)
 	svc.Now = clk.Now
 	srv, err := httpapi.New(httpapi.Deps{
-		Service: svc, Keys: ring, DB: st, Log: log, Issuer: issuer, CORSOrigins: o.cors,
+		Service: svc, Keys: ring, DB: o.db(st), Log: log, Lifetime: o.lifetime,
+		Issuer: issuer, CORSOrigins: o.cors,
 		HashesInFlight: func() int { return 0 },
 	})
 	require.NoError(t, err)
 	srv.SetReady(true)
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(o.wrap(srv.Handler()))
 	t.Cleanup(ts.Close)
-	return &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring, statements: statements}
+	s := &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring, statements: statements, spec: newSpecChecker(t), t: t}
+	// Every response the tests receive through the server's client is
+	// checked against openapi.yaml.
+	ts.Client().Transport = checkedTransport{base: ts.Client().Transport, s: s}
+	return s
 }
 
 type response struct {
@@ -180,6 +213,9 @@ func (s *testServer) refresh(t testing.TB, token string) response {
 func (s *testServer) count(t testing.TB, table string) int64 {
 	t.Helper()
 	var n int64
-	require.NoError(t, s.store.DB().Table(table).Count(&n).Error)
+	require.NoError(t, s.sql(t).Table(table).Count(&n).Error)
 	return n
 }
+
+// sql is a raw handle on the server's database, to inspect rows.
+func (s *testServer) sql(t testing.TB) *gorm.DB { return testdb.SQL(t, s.store) }

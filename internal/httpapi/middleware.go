@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -43,7 +44,11 @@ func requestID() gin.HandlerFunc {
 }
 
 // observe logs each request and records its metrics, labelled by route
-// template so unknown paths cannot grow the label set.
+// template so unknown paths cannot grow the label set. A request whose client
+// went away before the answer is logged at INFO as cancelled by the client,
+// with the status the server chose: a hang-up is not a server fault. 503s
+// (load shedding, draining, a database past its deadline) are WARN with
+// their cause; other 5xx are ERROR.
 func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -57,10 +62,14 @@ func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 		method := methodLabel(c.Request.Method)
 		m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(method, route).Observe(elapsed.Seconds())
-		level := slog.LevelInfo
+		level, msg := slog.LevelInfo, "request"
 		switch {
+		case c.Request.Context().Err() != nil:
+			// net/http cancels the request's context while the handler runs
+			// only when the client closed the connection or reset the stream.
+			msg = "request cancelled by client"
 		case status == http.StatusServiceUnavailable:
-			level = slog.LevelWarn // load shedding and draining are expected, not faults
+			level = slog.LevelWarn
 		case status >= 500:
 			level = slog.LevelError
 		}
@@ -75,7 +84,7 @@ func observe(log *slog.Logger, m *metrics) gin.HandlerFunc {
 		if len(c.Errors) > 0 {
 			attrs = append(attrs, slog.String("error", c.Errors.Last().Error()))
 		}
-		log.LogAttrs(c.Request.Context(), level, "request", attrs...)
+		log.LogAttrs(c.Request.Context(), level, msg, attrs...)
 	}
 }
 
@@ -90,61 +99,148 @@ func methodLabel(m string) string {
 }
 
 // recoverPanics turns a panic into a logged 500 problem without internals.
-func recoverPanics(log *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		defer func() {
-			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
-					panic(r)
-				}
-				log.ErrorContext(c.Request.Context(), "panic", "request_id", c.GetString(requestIDHeader), "panic", r)
-				writeProblem(c, &identity.Error{Code: identity.CodeInternal, Message: "an internal error occurred"})
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
 			}
-		}()
-		c.Next()
-	}
+			s.deps.Log.ErrorContext(c.Request.Context(), "panic", "request_id", c.GetString(requestIDHeader), "panic", r)
+			s.fail(c, identity.CodeInternal, "an internal error occurred")
+		}
+	}()
+	c.Next()
 }
 
-// publicPaths may be read by any origin: verifiers in browsers and edge
-// workers fetch keys and discovery cross-origin.
-var publicPaths = map[string]bool{
-	"/.well-known/jwks.json":            true,
-	"/.well-known/openid-configuration": true,
+// scope is what a request carries for its handler, in Request.Context()
+// (handlers read it with ctx.Value, whatever wraps the context).
+type scope struct {
+	// work is the context for use cases: the request's values, not cancelled
+	// when the client disconnects (a hang-up must not abort a statement
+	// half-way or cost the pool its connection), but cancelled when the
+	// server's lifetime ends, so no database work outlives the process.
+	// Never the *gin.Context: gin recycles it for the next request while
+	// database/sql may still watch a query's context after it returns.
+	work    context.Context
+	client  identity.Client
+	claims  identity.AccessClaims // set by requireBearer
+	request *http.Request         // for answers that negotiate on request headers (metrics)
 }
 
-// cors allows exactly the configured origins (no wildcards, no credentials:
-// tokens travel in bodies and the Authorization header, not cookies) and
-// answers preflight requests itself.
-func cors(allowed []string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		h := c.Writer.Header()
-		h.Add("Vary", "Origin")
-		origin := c.GetHeader("Origin")
-		preflight := c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != ""
-		switch {
-		case publicPaths[c.Request.URL.Path]:
-			h.Set("Access-Control-Allow-Origin", "*")
-		case origin != "" && slices.Contains(allowed, origin):
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id")
-		default:
-			if preflight {
-				// No CORS headers: the browser blocks the real request.
-				c.AbortWithStatus(http.StatusNoContent)
-				return
-			}
-			c.Next()
-			return
-		}
-		if preflight {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
-			h.Set("Access-Control-Max-Age", "600")
-			c.AbortWithStatus(http.StatusNoContent)
-			return
-		}
-		c.Next()
+type scopeKey struct{}
+
+// scopeOf returns the request's scope; the scope middleware runs before
+// every handler.
+func scopeOf(ctx context.Context) *scope { return ctx.Value(scopeKey{}).(*scope) }
+
+// errServerStopping is the cause of a work context cancelled by the end of
+// the server's lifetime.
+var errServerStopping = errors.New("the server is shutting down")
+
+// scope puts the request's scope, with its work context, in Request.Context().
+func (s *Server) scope(c *gin.Context) {
+	sc := &scope{client: identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}}
+	ctx := context.WithValue(c.Request.Context(), scopeKey{}, sc)
+	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(s.deps.Lifetime, func() { cancel(errServerStopping) })
+	if s.deps.Lifetime.Err() != nil {
+		// Over already: AfterFunc cancels from another goroutine, which the
+		// request's first statement could beat.
+		cancel(errServerStopping)
 	}
+	defer func() {
+		stop()
+		cancel(nil)
+	}()
+	sc.work = work
+	c.Request = c.Request.WithContext(ctx)
+	sc.request = c.Request
+	c.Next()
+}
+
+// exposedHeaders may be read by allowed origins' scripts.
+const exposedHeaders = "WWW-Authenticate, Retry-After, X-Request-Id"
+
+// allowedRequestHeaders may be sent by allowed origins' scripts. The same
+// for every operation: a client that attaches its bearer token to every
+// call (to refresh too) must not be blocked by the preflight.
+const allowedRequestHeaders = "Authorization, Content-Type, X-Request-Id"
+
+// cors applies the matched operation's CORS policy to an actual request
+// (unknown routes get the allow-list policy, so allowed origins can read the
+// 404). Preflights of known paths are answered by preflight.
+func (s *Server) cors(c *gin.Context) {
+	if c.Request.Method == http.MethodOptions && c.FullPath() != "" {
+		return
+	}
+	policy := corsAllowlist
+	if op := s.op(c); op != nil {
+		policy = op.cors
+	}
+	s.allowOrigin(c, policy)
+}
+
+// allowOrigin sets the headers that let the request's origin read the answer
+// under policy, and reports whether it may. Never with credentials: tokens
+// travel in bodies and the Authorization header, not cookies.
+func (s *Server) allowOrigin(c *gin.Context, policy corsPolicy) bool {
+	h := c.Writer.Header()
+	if policy == corsPublic {
+		h.Set("Access-Control-Allow-Origin", "*")
+		return true
+	}
+	h.Add("Vary", "Origin")
+	origin := c.GetHeader("Origin")
+	if origin == "" || !slices.Contains(s.deps.CORSOrigins, origin) {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Expose-Headers", exposedHeaders)
+	return true
+}
+
+// preflight answers OPTIONS on every path of the spec: a CORS preflight gets
+// the policy of the operation it asks about (no CORS headers, so the browser
+// blocks the real request, when that operation does not exist or the origin
+// is not allowed); any other OPTIONS request is a method the path lacks.
+func (s *Server) preflight(c *gin.Context) {
+	requested := c.GetHeader("Access-Control-Request-Method")
+	if requested == "" {
+		s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method")
+		return
+	}
+	method := requested
+	if method == http.MethodHead {
+		method = http.MethodGet // HEAD is answered as GET
+	}
+	h := c.Writer.Header()
+	h.Add("Vary", "Access-Control-Request-Method")
+	if op := s.ops[routeKey{method, c.FullPath()}]; op != nil && s.allowOrigin(c, op.cors) {
+		h.Set("Access-Control-Allow-Methods", requested)
+		h.Set("Access-Control-Allow-Headers", allowedRequestHeaders)
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	c.AbortWithStatus(http.StatusNoContent)
+}
+
+// requireBearer authenticates the operations whose spec requires a bearer
+// token and leaves the claims in the request's scope.
+func (s *Server) requireBearer(c *gin.Context) {
+	if op := s.op(c); op == nil || !op.bearer {
+		return
+	}
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		s.fail(c, identity.CodeUnauthorized, "a valid access token is required")
+		return
+	}
+	sc := scopeOf(c.Request.Context())
+	claims, err := s.deps.Service.AuthenticateSession(sc.work, strings.TrimSpace(token))
+	if err != nil {
+		s.writeProblem(c, err)
+		return
+	}
+	sc.claims = claims
 }
 
 // utf8Charset accepts no charset (JSON is UTF-8 by definition, RFC 8259) or
@@ -157,45 +253,38 @@ func utf8Charset(charset string) bool {
 	return false
 }
 
-// strictBody enforces the body rules on requests that carry one: JSON media
-// type (415), the size cap (413), and strict JSON (400). The checked bytes
-// replace the body for the validator and the handler.
-func strictBody() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		switch c.Request.Method {
-		case http.MethodPost, http.MethodPut, http.MethodPatch:
-		default:
-			c.Next()
-			return
-		}
-		if c.FullPath() == "" { // no such route: let it answer 404 or 405 first
-			c.Next()
-			return
-		}
-		if c.Request.ContentLength > MaxBodyBytes {
-			fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")
-			return
-		}
-		mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if err != nil || mediaType != "application/json" || !utf8Charset(params["charset"]) {
-			fail(c, codeUnsupportedMediaType, "send the request body as application/json")
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")
-			return
-		case err != nil:
-			fail(c, codeInvalidJSON, "the request body could not be read")
-			return
-		}
-		if err := checkStrictJSON(body); err != nil {
-			fail(c, codeInvalidJSON, err.Error())
-			return
-		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		c.Next()
+// readBody enforces the body rules of operations that take one: a media
+// type the operation lists (415), the size cap (413), and that media type's
+// own checks (400). The checked bytes replace the body for the validator
+// and the handler.
+func (s *Server) readBody(c *gin.Context) {
+	op := s.op(c)
+	if op == nil || op.bodies == nil {
+		return
 	}
+	if c.Request.ContentLength > MaxBodyBytes {
+		s.fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")
+		return
+	}
+	mediaType, params, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	format, accepted := op.bodies[mediaType]
+	if err != nil || !accepted || !format.charset(params["charset"]) {
+		s.fail(c, codeUnsupportedMediaType, "send the request body as "+op.accepts)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		s.fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")
+		return
+	case err != nil:
+		s.fail(c, format.malformed, "the request body could not be read")
+		return
+	}
+	if err := format.check(body); err != nil {
+		s.fail(c, format.malformed, err.Error())
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
 }

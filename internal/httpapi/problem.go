@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -36,8 +38,9 @@ var statusByCode = map[identity.Code]int{
 	identity.CodeInternal:            http.StatusInternalServerError,
 }
 
-// retryAfterSeconds is sent with every 503: a hashing slot or readiness
-// usually returns within a second or two.
+// retryAfterSeconds is sent with every 503: a hashing slot, a database that
+// missed its deadline or a replica that is draining usually recovers (or the
+// load balancer moves on) within a second or two.
 const retryAfterSeconds = 2
 
 // problem is an RFC 9457 body. Field order is fixed, so equal problems are
@@ -56,13 +59,24 @@ type fieldError struct {
 	Message string `json:"message"`
 }
 
-// writeProblem answers with the problem for err and aborts the chain. Errors
-// that are not *identity.Error become a bare 500: internals never reach a client.
-func writeProblem(c *gin.Context, err error) {
-	e, ok := err.(*identity.Error)
-	if !ok || e.Code == identity.CodeInternal {
+// writeProblem answers with the problem for err, in the error format of the
+// matched operation, and aborts the chain. Errors that are not
+// *identity.Error become a bare 500: internals never reach a client. Causes
+// of 500s and 503s are recorded for the access log.
+func (s *Server) writeProblem(c *gin.Context, err error) {
+	var e *identity.Error
+	if !errors.As(err, &e) {
+		e = &identity.Error{Code: identity.CodeInternal}
+	}
+	if e.Code == identity.CodeInternal && interrupted(err) {
+		e = &identity.Error{Code: identity.CodeUnavailable, Message: "the request could not finish in time; retry shortly"}
+	}
+	switch e.Code {
+	case identity.CodeInternal:
 		c.Error(err) //nolint:errcheck // recorded for the access log
 		e = &identity.Error{Code: identity.CodeInternal, Message: "an internal error occurred"}
+	case identity.CodeUnavailable:
+		c.Error(err) //nolint:errcheck // the cause, logged at WARN
 	}
 	status, known := statusByCode[e.Code]
 	if !known {
@@ -75,7 +89,6 @@ func writeProblem(c *gin.Context, err error) {
 	for _, f := range e.Fields {
 		p.Errors = append(p.Errors, fieldError(f))
 	}
-	body, _ := json.Marshal(p)
 	h := c.Writer.Header()
 	switch status {
 	case http.StatusUnauthorized:
@@ -86,11 +99,28 @@ func writeProblem(c *gin.Context, err error) {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	h.Set("Cache-Control", "no-store")
-	c.Data(status, "application/problem+json", body)
+	format := errorFormats[problemJSON] // unknown routes and methods
+	if op := s.op(c); op != nil {
+		format = op.errors
+	}
+	format(c, p)
 	c.Abort()
 }
 
+// interrupted reports an error that is not a fault of the request or of the
+// server's code: the work context ended (the server's lifetime is over) or
+// the database missed its deadline or is unreachable. Such a request is worth
+// retrying, so it is a 503, never a 500.
+func interrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, identity.ErrUnavailable)
+}
+
+func writeProblemJSON(c *gin.Context, p problem) {
+	body, _ := json.Marshal(p)
+	c.Data(p.Status, problemJSON, body)
+}
+
 // fail builds an identity error for problems the HTTP layer finds itself.
-func fail(c *gin.Context, code identity.Code, message string, fields ...identity.FieldError) {
-	writeProblem(c, &identity.Error{Code: code, Message: message, Fields: fields})
+func (s *Server) fail(c *gin.Context, code identity.Code, message string, fields ...identity.FieldError) {
+	s.writeProblem(c, &identity.Error{Code: code, Message: message, Fields: fields})
 }

@@ -1,35 +1,43 @@
 // Package httpapi is Lanyard's HTTP face: a gin engine serving the strict
-// server generated from openapi.yaml by calling the identity use cases, with
-// the middleware every request passes (request id, logging, metrics, panic
-// recovery, CORS, body limits, strict JSON, spec validation, bearer auth). It
-// maps domain error codes to problem+json in one place (problem.go).
+// server generated from openapi.yaml by calling the identity use cases. The
+// rules that differ per operation (accepted body media types, credentials,
+// CORS policy, error format) are read from the spec into one table at
+// start-up (operations.go) and applied by the middleware every request
+// passes (request id, logging, metrics, panic recovery, request scope, CORS,
+// bearer auth, body checks, spec validation). It maps domain error codes to
+// problem+json in one place (problem.go).
 package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 
 	"github.com/lanyard-id/lanyard/api"
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
-// Pinger reports whether the database answers.
+// Pinger reports whether the database answers a real query. Ping must
+// return when ctx ends: readiness bounds it.
 type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
 // Deps are what the HTTP layer needs.
 type Deps struct {
-	Service        *identity.Service
-	Keys           *identity.KeyRing
-	DB             Pinger
-	Log            *slog.Logger
+	Service *identity.Service
+	Keys    *identity.KeyRing
+	DB      Pinger
+	Log     *slog.Logger
+	// Lifetime is the server's lifetime: when it ends, the database work of
+	// requests still in flight is cancelled (their clients' disconnects never
+	// cancel it). Required.
+	Lifetime       context.Context
 	Issuer         string
 	CORSOrigins    []string
 	TrustedProxies []string
@@ -43,11 +51,14 @@ type Server struct {
 	metrics   *metrics
 	ready     atomic.Bool
 	discovery *discoveryCache
-	bearer    map[routeKey]bool
+	ops       map[routeKey]*operation
 }
 
 // New builds the engine with every route in one place.
 func New(deps Deps) (*Server, error) {
+	if deps.Lifetime == nil {
+		return nil, errors.New("httpapi: Deps.Lifetime is required")
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{deps: deps, metrics: newMetrics(deps.HashesInFlight)}
 	s.discovery = &discoveryCache{issuer: deps.Issuer}
@@ -56,10 +67,15 @@ func New(deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded openapi spec: %w", err)
 	}
-	s.bearer = bearerRoutes(doc)
-	validator := newSpecValidator(doc)
+	if s.ops, err = buildOperations(doc); err != nil {
+		return nil, err
+	}
+	registerFormats()
 
 	e := gin.New()
+	// Handlers get the *gin.Context as their context.Context; with the
+	// fallback its Value reads Request.Context(), where the scope is.
+	e.ContextWithFallback = true
 	e.HandleMethodNotAllowed = true
 	// Answer a wrong path with a 404 problem, not a redirect a JSON client
 	// would follow without CORS headers.
@@ -70,24 +86,39 @@ func New(deps Deps) (*Server, error) {
 	}
 	// Authentication comes before any body or parameter check, so an
 	// anonymous caller learns nothing about what a valid request looks like.
-	e.Use(requestID(), observe(deps.Log, s.metrics), recoverPanics(deps.Log), cors(deps.CORSOrigins), s.requireBearer, strictBody(), validator.middleware())
-	e.NoRoute(func(c *gin.Context) { fail(c, identity.CodeNotFound, "no such endpoint") })
-	e.NoMethod(func(c *gin.Context) { fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
+	e.Use(requestID(), observe(deps.Log, s.metrics), s.recoverPanics, s.scope, s.cors, s.requireBearer, s.readBody, s.validate)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 
 	strict := api.NewStrictHandlerWithOptions(&handlers{s}, nil, api.StrictGinServerOptions{
-		// Bodies were already checked by strictBody and the validator, so a
+		// Bodies were already checked by readBody and the validator, so a
 		// failure to bind here is still the client's: say so without detail.
-		RequestErrorHandlerFunc:  func(c *gin.Context, err error) { fail(c, codeInvalidJSON, "the request body could not be decoded") },
-		HandlerErrorFunc:         writeProblem,
-		ResponseErrorHandlerFunc: writeProblem,
+		RequestErrorHandlerFunc: func(c *gin.Context, err error) {
+			code := identity.CodeValidation
+			if op := s.op(c); op != nil {
+				if format, ok := op.bodies[c.ContentType()]; ok {
+					code = format.malformed
+				}
+			}
+			s.fail(c, code, "the request body could not be decoded")
+		},
+		HandlerErrorFunc:         s.writeProblem,
+		ResponseErrorHandlerFunc: s.writeProblem,
 	})
 	api.RegisterHandlersWithOptions(e, strict, api.GinServerOptions{
 		// Only reachable if a parameter passed the validator but not the
 		// generated binding; keep it a client error without detail.
 		ErrorHandler: func(c *gin.Context, err error, status int) {
-			fail(c, identity.CodeValidation, "the request parameters are invalid")
+			s.fail(c, identity.CodeValidation, "the request parameters are invalid")
 		},
 	})
+	preflighted := map[string]bool{}
+	for key := range s.ops {
+		if !preflighted[key.path] {
+			preflighted[key.path] = true
+			e.OPTIONS(key.path, s.preflight)
+		}
+	}
 	s.engine = e
 	return s, nil
 }
@@ -101,9 +132,13 @@ func New(deps Deps) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	jwksOK := s.metrics.requests.WithLabelValues(http.MethodGet, jwksPath, "200")
 	jwksNotModified := s.metrics.requests.WithLabelValues(http.MethodGet, jwksPath, "304")
+	var allowOrigin []string // the JWKS operation's CORS policy, from the spec
+	if op := s.ops[routeKey{http.MethodGet, jwksPath}]; op != nil && op.cors == corsPublic {
+		allowOrigin = anyOrigin
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == jwksPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			status, _ := writeJWKS(w, s.deps.Keys.Ring(), r.Header.Get("If-None-Match"))
+			status, _ := writeJWKS(w, s.deps.Keys.Ring(), r.Header.Get("If-None-Match"), allowOrigin)
 			if status == http.StatusOK {
 				jwksOK.Inc()
 			} else {
@@ -125,37 +160,4 @@ func (s *Server) CountPurged(n int64) { s.metrics.purged.Add(float64(n)) }
 // SetReady flips readiness; shutdown turns it off before draining.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-// Routes lists "METHOD path" for every route served (for the spec test).
-func (s *Server) Routes() []string {
-	var out []string
-	for _, r := range s.engine.Routes() {
-		out = append(out, r.Method+" "+r.Path)
-	}
-	return out
-}
-
 const jwksPath = "/.well-known/jwks.json"
-
-// routeKey names an operation by method and gin path template. A struct key
-// lets every request look its route up without building a string.
-type routeKey struct{ method, path string }
-
-func routeOf(c *gin.Context) routeKey { return routeKey{c.Request.Method, c.FullPath()} }
-
-// bearerRoutes lists the operations whose spec requires a bearer token;
-// requireBearer guards exactly those.
-func bearerRoutes(doc *openapi3.T) map[routeKey]bool {
-	out := map[routeKey]bool{}
-	for path, item := range doc.Paths.Map() {
-		for method, op := range item.Operations() {
-			sec := op.Security
-			if sec == nil {
-				sec = &doc.Security
-			}
-			if len(*sec) > 0 {
-				out[routeKey{method, ginPath(path)}] = true
-			}
-		}
-	}
-	return out
-}

@@ -17,83 +17,49 @@ import (
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
-// specValidator checks requests against openapi.yaml before handlers run.
-type specValidator struct {
-	// routes maps a method and gin path to its operation, for operations with a
-	// body or parameters; the others (JWKS, health) skip validation. The
-	// route comes from gin's own match rather than a second router, so the
-	// two can never disagree about which operation a request is (a
-	// percent-encoded path once slipped past a second router unvalidated).
-	routes map[routeKey]*routers.Route
-}
-
 // registerFormats makes kin-openapi check the string formats the spec uses
 // (it ignores unknown formats by default).
 var registerFormats = sync.OnceFunc(func() {
 	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122))
 })
 
-func newSpecValidator(doc *openapi3.T) *specValidator {
-	registerFormats()
-	v := &specValidator{routes: map[routeKey]*routers.Route{}}
-	for path, item := range doc.Paths.Map() {
-		for method, op := range item.Operations() {
-			if op.RequestBody != nil || len(op.Parameters) > 0 || len(item.Parameters) > 0 {
-				v.routes[routeKey{method, ginPath(path)}] = &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: op}
-			}
-		}
+// validate checks a request against its operation in openapi.yaml before
+// the handler runs. The operation comes from gin's own match rather than a
+// second router, so the two can never disagree about which operation a
+// request is (a percent-encoded path once slipped past a second router
+// unvalidated).
+func (s *Server) validate(c *gin.Context) {
+	op := s.op(c)
+	if op == nil || op.route == nil {
+		return
 	}
-	return v
-}
-
-// ginPath turns /a/{id} into gin's /a/:id.
-func ginPath(openapiPath string) string {
-	parts := strings.Split(openapiPath, "/")
-	for i, p := range parts {
-		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
-			parts[i] = ":" + p[1:len(p)-1]
-		}
+	pathParams := make(map[string]string, len(c.Params))
+	for _, p := range c.Params {
+		pathParams[p.Key] = p.Value
 	}
-	return strings.Join(parts, "/")
-}
-
-func (v *specValidator) middleware() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		route, ok := v.routes[routeOf(c)]
-		if !ok {
-			c.Next()
-			return
-		}
-		pathParams := make(map[string]string, len(c.Params))
-		for _, p := range c.Params {
-			pathParams[p.Key] = p.Value
-		}
-		err := openapi3filter.ValidateRequest(c.Request.Context(), &openapi3filter.RequestValidationInput{
-			Request:    c.Request,
-			PathParams: pathParams,
-			Route:      route,
-			Options: &openapi3filter.Options{
-				MultiError:         true,
-				KeepValidatedValue: true,
-				// Bearer tokens are checked by Lanyard's own middleware, which
-				// answers with the contract's WWW-Authenticate header.
-				AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
-			},
-		})
-		if err != nil {
-			fail(c, identity.CodeValidation, "the request is invalid", fieldErrors(route, err)...)
-			return
-		}
-		c.Next()
+	err := openapi3filter.ValidateRequest(c.Request.Context(), &openapi3filter.RequestValidationInput{
+		Request:    c.Request,
+		PathParams: pathParams,
+		Route:      op.route,
+		Options: &openapi3filter.Options{
+			MultiError:         true,
+			KeepValidatedValue: true,
+			// Credentials were checked by requireBearer, which answers with
+			// the contract's WWW-Authenticate header.
+			AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil },
+		},
+	})
+	if err != nil {
+		s.fail(c, identity.CodeValidation, "the request is invalid", fieldErrors(op.route, c.ContentType(), err)...)
 	}
 }
 
 // fieldErrors rewrites validator errors as fixed messages built from the
 // schema, never from the submitted value (which kin may quote).
-func fieldErrors(route *routers.Route, err error) []identity.FieldError {
+func fieldErrors(route *routers.Route, mediaType string, err error) []identity.FieldError {
 	var schema *openapi3.Schema
 	if rb := route.Operation.RequestBody; rb != nil && rb.Value != nil {
-		if mt := rb.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil {
+		if mt := rb.Value.Content.Get(mediaType); mt != nil && mt.Schema != nil {
 			schema = mt.Schema.Value
 		}
 	}

@@ -345,16 +345,17 @@ type LogoutRequest struct {
 }
 
 // OpenIDConfiguration Discovery metadata (OpenID Connect Discovery 1.0 / RFC 8414 member
-// names). Clients must ignore members they do not know; more may be
-// added. There is no `authorization_endpoint`: Lanyard has none.
+// names), listing only what Lanyard serves. Clients must ignore members
+// they do not know; more may be added. There is no
+// `authorization_endpoint` and no `token_endpoint`: Lanyard has
+// neither (its refresh endpoint takes JSON, not the form-encoded
+// OAuth 2.0 token request, so it is not advertised as one).
 //
-// Example: {"grant_types_supported":["refresh_token"],"id_token_signing_alg_values_supported":["ES256"],"issuer":"http://localhost:8080","jwks_uri":"http://localhost:8080/.well-known/jwks.json","response_types_supported":["token"],"subject_types_supported":["public"],"token_endpoint":"http://localhost:8080/v1/auth/refresh","token_endpoint_auth_methods_supported":["none"]}
+// Example: {"id_token_signing_alg_values_supported":["ES256"],"issuer":"http://localhost:8080","jwks_uri":"http://localhost:8080/.well-known/jwks.json","subject_types_supported":["public"]}
 type OpenIDConfiguration struct {
-	// GrantTypesSupported `["refresh_token"]`: the only grant the token endpoint performs.
-	GrantTypesSupported *[]string `json:"grant_types_supported,omitempty"`
-
 	// IdTokenSigningAlgValuesSupported The JWS algorithms of the keys in the JWKS. Lanyard issues no ID
-	// tokens; its access tokens are signed with these algorithms.
+	// tokens; its access tokens are signed with these algorithms, and
+	// JWT libraries read this member to build their allow-list.
 	IdTokenSigningAlgValuesSupported []OpenIDConfigurationIdTokenSigningAlgValuesSupported `json:"id_token_signing_alg_values_supported"`
 
 	// Issuer The issuer URL; equal to the `iss` claim of access tokens.
@@ -363,19 +364,8 @@ type OpenIDConfiguration struct {
 	// JwksUri URL of the JWKS (`<issuer>/.well-known/jwks.json`).
 	JwksUri string `json:"jwks_uri"`
 
-	// ResponseTypesSupported Required by OpenID Connect Discovery; Lanyard has no authorization endpoint, so verifiers can ignore it.
-	ResponseTypesSupported []string `json:"response_types_supported"`
-
 	// SubjectTypesSupported Always `["public"]`: `sub` is the same user id for every client.
 	SubjectTypesSupported []OpenIDConfigurationSubjectTypesSupported `json:"subject_types_supported"`
-
-	// TokenEndpoint URL of the refresh endpoint (`<issuer>/v1/auth/refresh`). It takes
-	// a JSON body `{refresh_token}`, not the form-encoded OAuth 2.0
-	// token request.
-	TokenEndpoint string `json:"token_endpoint"`
-
-	// TokenEndpointAuthMethodsSupported Always `["none"]`: the refresh endpoint takes no client authentication.
-	TokenEndpointAuthMethodsSupported *[]string `json:"token_endpoint_auth_methods_supported,omitempty"`
 }
 
 // OpenIDConfigurationIdTokenSigningAlgValuesSupported defines model for OpenIDConfiguration.IdTokenSigningAlgValuesSupported.
@@ -858,6 +848,9 @@ type ClientInterface interface {
 	// unknown `kid` should refetch the set (rate-limited) before rejecting
 	// the token.
 	//
+	// Readable from any origin (`Access-Control-Allow-Origin: *`), so
+	// verifiers in browsers and edge workers can fetch it.
+	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 	GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -868,7 +861,11 @@ type ClientInterface interface {
 	// / [RFC 8414](https://www.rfc-editor.org/rfc/rfc8414), so standard JWT
 	// libraries can find the issuer's keys from the issuer URL alone.
 	// Lanyard is not a full OpenID Provider: it has no authorization
-	// endpoint and issues no ID tokens.
+	// endpoint, no OAuth 2.0 token endpoint, and issues no ID tokens, so
+	// the document lists only the issuer, the JWKS and what describes the
+	// access tokens.
+	//
+	// Readable from any origin (`Access-Control-Allow-Origin: *`).
 	//
 	// Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 	GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -893,9 +890,16 @@ type ClientInterface interface {
 
 	// GetReadiness Readiness
 	//
-	// Answers 200 when this replica can serve requests: the database is
-	// reachable and a signing key is loaded. Otherwise 503 `unavailable`.
-	// Use it for load-balancer health checks and readiness probes.
+	// Answers 200 when this replica can serve requests: a real query
+	// (`SELECT 1` through the connection pool) came back in time and a
+	// signing key is loaded. Otherwise 503 `unavailable` with
+	// `Retry-After`: the database does not answer, the pool has no free
+	// connection, or the replica is starting or shutting down (after
+	// SIGTERM readiness turns 503 before the listener closes).
+	//
+	// Always answers within 1 second: the query gets 800 ms, and a query
+	// that has not answered by then counts as not ready. Use it for
+	// load-balancer health checks and readiness probes.
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1175,6 +1179,9 @@ type ClientInterface interface {
 // unknown `kid` should refetch the set (rate-limited) before rejecting
 // the token.
 //
+// Readable from any origin (`Access-Control-Allow-Origin: *`), so
+// verifiers in browsers and edge workers can fetch it.
+//
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
 func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetJWKSRequest(c.Server)
@@ -1195,7 +1202,11 @@ func (c *Client) GetJWKS(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // / [RFC 8414](https://www.rfc-editor.org/rfc/rfc8414), so standard JWT
 // libraries can find the issuer's keys from the issuer URL alone.
 // Lanyard is not a full OpenID Provider: it has no authorization
-// endpoint and issues no ID tokens.
+// endpoint, no OAuth 2.0 token endpoint, and issues no ID tokens, so
+// the document lists only the issuer, the JWKS and what describes the
+// access tokens.
+//
+// Readable from any origin (`Access-Control-Allow-Origin: *`).
 //
 // Corresponds with GET /.well-known/openid-configuration (the `GetOpenIDConfiguration` operationId).
 func (c *Client) GetOpenIDConfiguration(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1250,9 +1261,16 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // GetReadiness Readiness
 //
-// Answers 200 when this replica can serve requests: the database is
-// reachable and a signing key is loaded. Otherwise 503 `unavailable`.
-// Use it for load-balancer health checks and readiness probes.
+// Answers 200 when this replica can serve requests: a real query
+// (`SELECT 1` through the connection pool) came back in time and a
+// signing key is loaded. Otherwise 503 `unavailable` with
+// `Retry-After`: the database does not answer, the pool has no free
+// connection, or the replica is starting or shutting down (after
+// SIGTERM readiness turns 503 before the listener closes).
+//
+// Always answers within 1 second: the query gets 800 ms, and a query
+// that has not answered by then counts as not ready. Use it for
+// load-balancer health checks and readiness probes.
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2272,6 +2290,9 @@ type ClientWithResponsesInterface interface {
 	// unknown `kid` should refetch the set (rate-limited) before rejecting
 	// the token.
 	//
+	// Readable from any origin (`Access-Control-Allow-Origin: *`), so
+	// verifiers in browsers and edge workers can fetch it.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -2284,7 +2305,11 @@ type ClientWithResponsesInterface interface {
 	// / [RFC 8414](https://www.rfc-editor.org/rfc/rfc8414), so standard JWT
 	// libraries can find the issuer's keys from the issuer URL alone.
 	// Lanyard is not a full OpenID Provider: it has no authorization
-	// endpoint and issues no ID tokens.
+	// endpoint, no OAuth 2.0 token endpoint, and issues no ID tokens, so
+	// the document lists only the issuer, the JWKS and what describes the
+	// access tokens.
+	//
+	// Readable from any origin (`Access-Control-Allow-Origin: *`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2315,9 +2340,16 @@ type ClientWithResponsesInterface interface {
 
 	// GetReadinessWithResponse Readiness
 	//
-	// Answers 200 when this replica can serve requests: the database is
-	// reachable and a signing key is loaded. Otherwise 503 `unavailable`.
-	// Use it for load-balancer health checks and readiness probes.
+	// Answers 200 when this replica can serve requests: a real query
+	// (`SELECT 1` through the connection pool) came back in time and a
+	// signing key is loaded. Otherwise 503 `unavailable` with
+	// `Retry-After`: the database does not answer, the pool has no free
+	// connection, or the replica is starting or shutting down (after
+	// SIGTERM readiness turns 503 before the listener closes).
+	//
+	// Always answers within 1 second: the query gets 800 ms, and a query
+	// that has not answered by then counts as not ready. Use it for
+	// load-balancer health checks and readiness probes.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2936,6 +2968,11 @@ func (r LogInResponse) ContentType() string {
 	return ""
 }
 
+// LogOutResponse503Headers the declared response headers of an HTTP 503 response for LogOut
+type LogOutResponse503Headers struct {
+	RetryAfter int
+}
+
 type LogOutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2947,6 +2984,10 @@ type LogOutResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogOutResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -2967,6 +3008,11 @@ func (r LogOutResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r LogOutResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogOutResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3199,9 +3245,19 @@ func (r SignUpResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
+type GetMeResponse200Headers struct {
+	CacheControl string
+}
+
 // GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
 type GetMeResponse401Headers struct {
 	WWWAuthenticate *string
+}
+
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RetryAfter int
 }
 
 type GetMeResponse struct {
@@ -3213,8 +3269,14 @@ type GetMeResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3230,6 +3292,11 @@ func (r GetMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetMeResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3361,6 +3428,11 @@ type GetProfileResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// GetProfileResponse503Headers the declared response headers of an HTTP 503 response for GetProfile
+type GetProfileResponse503Headers struct {
+	RetryAfter int
+}
+
 type GetProfileResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3370,10 +3442,14 @@ type GetProfileResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetProfileResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetProfileResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetProfileResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3389,6 +3465,11 @@ func (r GetProfileResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r GetProfileResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetProfileResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3430,6 +3511,11 @@ type PutProfileResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// PutProfileResponse503Headers the declared response headers of an HTTP 503 response for PutProfile
+type PutProfileResponse503Headers struct {
+	RetryAfter int
+}
+
 type PutProfileResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3445,10 +3531,14 @@ type PutProfileResponse struct {
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PutProfileResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PutProfileResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutProfileResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3479,6 +3569,11 @@ func (r PutProfileResponse) GetApplicationproblemJSON415() *UnsupportedMediaType
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r PutProfileResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutProfileResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3515,6 +3610,11 @@ type EndOtherSessionsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// EndOtherSessionsResponse503Headers the declared response headers of an HTTP 503 response for EndOtherSessions
+type EndOtherSessionsResponse503Headers struct {
+	RetryAfter int
+}
+
 type EndOtherSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3522,8 +3622,12 @@ type EndOtherSessionsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *EndOtherSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EndOtherSessionsResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -3534,6 +3638,11 @@ func (r EndOtherSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r EndOtherSessionsResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EndOtherSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3575,6 +3684,11 @@ type ListSessionsResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// ListSessionsResponse503Headers the declared response headers of an HTTP 503 response for ListSessions
+type ListSessionsResponse503Headers struct {
+	RetryAfter int
+}
+
 type ListSessionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3584,10 +3698,14 @@ type ListSessionsResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListSessionsResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListSessionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3603,6 +3721,11 @@ func (r ListSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r ListSessionsResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3639,6 +3762,11 @@ type EndSessionResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// EndSessionResponse503Headers the declared response headers of an HTTP 503 response for EndSession
+type EndSessionResponse503Headers struct {
+	RetryAfter int
+}
+
 type EndSessionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3650,8 +3778,12 @@ type EndSessionResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *EndSessionResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EndSessionResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3672,6 +3804,11 @@ func (r EndSessionResponse) GetApplicationproblemJSON404() *NotFound {
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
 func (r EndSessionResponse) GetApplicationproblemJSON500() *Internal {
 	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EndSessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -3715,6 +3852,9 @@ func (r EndSessionResponse) ContentType() string {
 // unknown `kid` should refetch the set (rate-limited) before rejecting
 // the token.
 //
+// Readable from any origin (`Access-Control-Allow-Origin: *`), so
+// verifiers in browsers and edge workers can fetch it.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /.well-known/jwks.json (the `GetJWKS` operationId).
@@ -3733,7 +3873,11 @@ func (c *ClientWithResponses) GetJWKSWithResponse(ctx context.Context, reqEditor
 // / [RFC 8414](https://www.rfc-editor.org/rfc/rfc8414), so standard JWT
 // libraries can find the issuer's keys from the issuer URL alone.
 // Lanyard is not a full OpenID Provider: it has no authorization
-// endpoint and issues no ID tokens.
+// endpoint, no OAuth 2.0 token endpoint, and issues no ID tokens, so
+// the document lists only the issuer, the JWKS and what describes the
+// access tokens.
+//
+// Readable from any origin (`Access-Control-Allow-Origin: *`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3782,9 +3926,16 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEdi
 
 // GetReadinessWithResponse Readiness
 //
-// Answers 200 when this replica can serve requests: the database is
-// reachable and a signing key is loaded. Otherwise 503 `unavailable`.
-// Use it for load-balancer health checks and readiness probes.
+// Answers 200 when this replica can serve requests: a real query
+// (`SELECT 1` through the connection pool) came back in time and a
+// signing key is loaded. Otherwise 503 `unavailable` with
+// `Retry-After`: the database does not answer, the pool has no free
+// connection, or the replica is starting or shutting down (after
+// SIGTERM readiness turns 503 before the listener closes).
+//
+// Always answers within 1 second: the query gets 800 ms, and a query
+// that has not answered by then counts as not ready. Use it for
+// load-balancer health checks and readiness probes.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4510,6 +4661,26 @@ func ParseLogOutResponse(rsp *http.Response) (*LogOutResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers LogOutResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4742,9 +4913,26 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMeResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -4755,6 +4943,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4882,6 +5080,13 @@ func ParseGetProfileResponse(rsp *http.Response) (*GetProfileResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -4905,6 +5110,16 @@ func ParseGetProfileResponse(rsp *http.Response) (*GetProfileResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetProfileResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4966,6 +5181,13 @@ func ParsePutProfileResponse(rsp *http.Response) (*PutProfileResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -4989,6 +5211,16 @@ func ParsePutProfileResponse(rsp *http.Response) (*PutProfileResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutProfileResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5025,6 +5257,13 @@ func ParseEndOtherSessionsResponse(rsp *http.Response) (*EndOtherSessionsRespons
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -5038,6 +5277,16 @@ func ParseEndOtherSessionsResponse(rsp *http.Response) (*EndOtherSessionsRespons
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers EndOtherSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5078,6 +5327,13 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -5101,6 +5357,16 @@ func ParseListSessionsResponse(rsp *http.Response) (*ListSessionsResponse, error
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListSessionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5151,6 +5417,13 @@ func ParseEndSessionResponse(rsp *http.Response) (*EndSessionResponse, error) {
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -5164,6 +5437,16 @@ func ParseEndSessionResponse(rsp *http.Response) (*EndSessionResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers EndSessionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
