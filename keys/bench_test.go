@@ -12,6 +12,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lanyard-id/lanyard/accesstoken"
 )
 
 // benchClaims is a representative ~350-byte access-token claims set.
@@ -69,7 +71,7 @@ func BenchmarkJWXSignES256(b *testing.B) {
 	_, k := benchRing(b, ES256)
 	hdr := jws.NewHeaders()
 	require.NoError(b, hdr.Set(jws.KeyIDKey, k.kid))
-	require.NoError(b, hdr.Set(jws.TypeKey, tokenType))
+	require.NoError(b, hdr.Set(jws.TypeKey, accesstoken.Type))
 	opt := jws.WithKey(jwa.ES256(), k.signer, jws.WithProtectedHeaders(hdr))
 	b.ReportAllocs()
 	for b.Loop() {

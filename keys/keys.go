@@ -20,6 +20,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+
+	"github.com/lanyard-id/lanyard/accesstoken"
 )
 
 // Algorithm is a JWS signature algorithm the ring can sign with.
@@ -37,9 +39,6 @@ const (
 // 3072: a 3072-bit private-key operation costs ~3x as much, and RS256
 // signing sits on the token-minting hot path; 2048 meets the >=2048 floor.
 const rsaBits = 2048
-
-// tokenType is the JWT "typ" of access tokens (RFC 9068).
-const tokenType = "at+jwt"
 
 // b64 is the JOSE base64url alphabet without padding. Strict rejects
 // non-canonical encodings so a token has exactly one valid spelling.
@@ -107,12 +106,14 @@ func Generate(alg Algorithm) (*SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: generate %s key: %w", alg, err)
 	}
-	return newSigningKey(alg, signer)
+	return NewSigningKey(alg, signer)
 }
 
-// newSigningKey checks that signer is the right kind of key for alg and
-// precomputes everything Sign, Verify and the JWKS need from it.
-func newSigningKey(alg Algorithm, signer crypto.Signer) (*SigningKey, error) {
+// NewSigningKey wraps an existing private key: a P-256 ECDSA key for
+// ES256, Ed25519 for EdDSA, RSA of at least 2048 bits for RS256. It
+// checks the key type and precomputes everything Sign, Verify and the
+// JWKS need from it.
+func NewSigningKey(alg Algorithm, signer crypto.Signer) (*SigningKey, error) {
 	k := &SigningKey{alg: alg, signer: signer}
 	switch alg {
 	case ES256:
@@ -181,7 +182,7 @@ func newSigningKey(alg Algorithm, signer crypto.Signer) (*SigningKey, error) {
 		Alg Algorithm `json:"alg"`
 		Kid string    `json:"kid"`
 		Typ string    `json:"typ"`
-	}{alg, k.kid, tokenType})
+	}{alg, k.kid, accesstoken.Type})
 	if err != nil {
 		return nil, fmt.Errorf("keys: marshal header: %w", err)
 	}

@@ -254,6 +254,8 @@ func TestVerifyRejects(t *testing.T) {
 				"missing typ":         forge(t, h(string(alg), kid, ""), testClaims, k.sign),
 				"missing alg":         forge(t, h("", kid, "at+jwt"), testClaims, k.sign),
 				"uppercase ALG":       forge(t, `{"ALG":"`+string(alg)+`","kid":"`+kid+`","typ":"at+jwt"}`, testClaims, k.sign),
+				"alg twice":           forge(t, `{"alg":"none","kid":"`+kid+`","typ":"at+jwt","alg":"`+string(alg)+`"}`, testClaims, k.sign),
+				"kid and KID":         forge(t, `{"alg":"`+string(alg)+`","KID":"other","kid":"`+kid+`","typ":"at+jwt"}`, testClaims, k.sign),
 				"crit header":         forge(t, `{"alg":"`+string(alg)+`","kid":"`+kid+`","typ":"at+jwt","crit":["exp"],"exp":1}`, testClaims, k.sign),
 				"b64 false":           forge(t, `{"alg":"`+string(alg)+`","kid":"`+kid+`","typ":"at+jwt","b64":false,"crit":["b64"]}`, testClaims, k.sign),
 				"key not in ring":     foreignTok,
@@ -500,16 +502,16 @@ func TestOpenChecksThumbprint(t *testing.T) {
 func TestNewSigningKeyRejectsBadKeys(t *testing.T) {
 	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	require.NoError(t, err)
-	_, err = newSigningKey(ES256, p384)
+	_, err = NewSigningKey(ES256, p384)
 	assert.Error(t, err)
 
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err == nil {
-		_, err = newSigningKey(RS256, small)
+		_, err = NewSigningKey(RS256, small)
 		assert.Error(t, err)
 	}
 
-	_, err = newSigningKey(EdDSA, testKey(t, ES256, 0).signer)
+	_, err = NewSigningKey(EdDSA, testKey(t, ES256, 0).signer)
 	assert.Error(t, err)
 }
 

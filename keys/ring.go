@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/lanyard-id/lanyard/accesstoken"
 )
 
 // ErrInvalidToken is returned (wrapped with details) for every token Verify
@@ -28,6 +28,8 @@ type Ring struct {
 	jwks     []byte
 	jwksETag string
 	algs     []Algorithm
+	// algNames is algs as strings: the header allow-list.
+	algNames []string
 }
 
 // NewRing builds a ring that signs with signing and publishes signing plus
@@ -54,6 +56,7 @@ func NewRing(signing *SigningKey, published ...*SigningKey) (*Ring, error) {
 		r.byKid[k.kid] = k
 		if !slices.Contains(r.algs, k.alg) {
 			r.algs = append(r.algs, k.alg)
+			r.algNames = append(r.algNames, string(k.alg))
 		}
 		r.byHeader[strings.TrimSuffix(k.hdrPrefix, ".")] = k
 		pubs = append(pubs, k.pubJSON)
@@ -109,28 +112,18 @@ func (r *Ring) Sign(payload []byte) (string, error) {
 }
 
 // Verify checks a compact JWS minted for this ring and returns its
-// payload: the header must parse, typ must be at+jwt, kid must name a
-// published key, alg must equal that key's algorithm (so "none" and HS*
-// never verify), and the signature must be valid. Every failure wraps
-// ErrInvalidToken.
+// payload. The header must pass accesstoken.ParseHeader with the ring's
+// algorithms as the allow-list, kid must name a published key, alg must
+// equal that key's algorithm (so "none" and HS* never verify), and the
+// signature must be valid. The claims are the caller's to check, with
+// accesstoken.Policy. Every failure wraps ErrInvalidToken.
 func (r *Ring) Verify(token string) ([]byte, error) {
-	h := strings.IndexByte(token, '.')
-	if h < 0 {
-		return nil, invalid("not a compact JWS")
+	hdr, payload, sig, err := accesstoken.Split(token)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
-	p := strings.IndexByte(token[h+1:], '.')
-	if p < 0 {
-		return nil, invalid("not a compact JWS")
-	}
-	p += h + 1
-	if strings.IndexByte(token[p+1:], '.') >= 0 {
-		return nil, invalid("not a compact JWS")
-	}
-	hdr, payload, sig := token[:h], token[h+1:p], token[p+1:]
-
 	k, ok := r.byHeader[hdr]
 	if !ok {
-		var err error
 		if k, err = r.keyForHeader(hdr); err != nil {
 			return nil, err
 		}
@@ -151,7 +144,7 @@ func (r *Ring) Verify(token string) ([]byte, error) {
 	if _, err := b64.Decode(sigBytes, []byte(sig)); err != nil {
 		return nil, invalid("bad signature encoding")
 	}
-	if err := k.verify([]byte(token[:p]), sigBytes); err != nil {
+	if err := k.verify([]byte(token[:len(hdr)+1+len(payload)]), sigBytes); err != nil {
 		return nil, invalid("bad signature")
 	}
 	out, err := b64.DecodeString(payload)
@@ -165,44 +158,18 @@ func (r *Ring) Verify(token string) ([]byte, error) {
 // to one this package emits (e.g. another serializer, or a forgery). It
 // applies the same rules in full.
 func (r *Ring) keyForHeader(enc string) (*SigningKey, error) {
-	raw, err := b64.DecodeString(enc)
+	h, err := accesstoken.ParseHeader(enc, r.algNames)
 	if err != nil {
-		return nil, invalid("bad header encoding")
+		return nil, invalid("%v", err)
 	}
-	// jwsbb's parser is case-sensitive and keeps the last duplicate,
-	// unlike encoding/json which would also accept "ALG" for "alg".
-	h := jwsbb.HeaderParse(raw)
-	// We implement no critical extensions, and b64=false (RFC 7797) would
-	// change what was signed; refuse both rather than misinterpret them.
-	if jwsbb.HeaderHas(h, "crit") || jwsbb.HeaderHas(h, "b64") {
-		return nil, invalid("unsupported header parameter")
-	}
-	// alg is read first, so a header that is not a JSON object fails here.
-	alg, err := jwsbb.HeaderGetString(h, "alg")
-	if err != nil {
-		return nil, invalid("header alg: %v", err)
-	}
-	typ, err := jwsbb.HeaderGetString(h, "typ")
-	if err != nil {
-		return nil, invalid("header typ: %v", err)
-	}
-	// RFC 9068 §4: at+jwt, with the optional "application/" prefix;
-	// media types compare case-insensitively.
-	if !strings.EqualFold(typ, tokenType) && !strings.EqualFold(typ, "application/"+tokenType) {
-		return nil, invalid("typ %q is not %s", typ, tokenType)
-	}
-	kid, err := jwsbb.HeaderGetString(h, "kid")
-	if err != nil {
-		return nil, invalid("header kid: %v", err)
-	}
-	k, ok := r.byKid[kid]
+	k, ok := r.byKid[h.Kid]
 	if !ok {
-		return nil, invalid("unknown kid %q", kid)
+		return nil, invalid("unknown kid %q", h.Kid)
 	}
 	// The key, not the token, decides the algorithm: this is what stops
 	// alg=none, HS256-with-the-public-key and cross-algorithm confusion.
-	if alg != string(k.alg) {
-		return nil, invalid("alg %q does not match key alg %s", alg, k.alg)
+	if h.Alg != string(k.alg) {
+		return nil, invalid("alg %q does not match key alg %s", h.Alg, k.alg)
 	}
 	return k, nil
 }

@@ -114,7 +114,7 @@ func (s *Sealer) Open(kid string, alg Algorithm, sealed []byte) (*SigningKey, er
 	if !ok {
 		return nil, fmt.Errorf("%w: %T is not a signer", errOpen, priv)
 	}
-	k, err := newSigningKey(alg, signer)
+	k, err := NewSigningKey(alg, signer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errOpen, err)
 	}

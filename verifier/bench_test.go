@@ -11,19 +11,19 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lanyard-id/lanyard/verifier/internal/fakeissuer"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 )
 
 // benchToken is a Lanyard-shaped ES256 token and the verifier that trusts it.
-func benchToken(b *testing.B) (*Verifier, *fakeissuer.Key, string) {
+func benchToken(b *testing.B) (*Verifier, *tokentest.Key, string) {
 	b.Helper()
-	key := fakeissuer.NewKey("ES256")
-	srv := fakeissuer.NewServer(key)
+	key := tokentest.NewKey("ES256")
+	srv := tokentest.NewServer(key)
 	b.Cleanup(srv.Close)
-	clock := fakeissuer.NewClock(t0)
+	clock := tokentest.NewClock(t0)
 	v, err := New(context.Background(), Config{JWKSURL: srv.URL(), Issuer: testIssuer, Audience: testAudience, Now: clock.Now})
 	require.NoError(b, err)
-	tok := key.Sign(fakeissuer.Claims(testIssuer, testAudience, t0))
+	tok := key.Sign(tokentest.Claims(testIssuer, testAudience, t0))
 	return v, key, tok
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lanyard-id/lanyard/internal/tokencorpus"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 	"github.com/lanyard-id/lanyard/verifier"
 )
 
@@ -18,7 +18,7 @@ import (
 // verifiers are held to: same tokens, same JWKS, same answers.
 func TestCorpus(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	corpus, err := tokencorpus.Build("https://id.example.com", "https://api.example.com", now)
+	corpus, err := tokentest.NewCorpus("https://id.example.com", "https://api.example.com", now)
 	require.NoError(t, err)
 
 	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -43,7 +43,7 @@ func TestCorpus(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 
-	require.Len(t, corpus.Cases, 22)
+	require.Len(t, corpus.Cases, 28)
 	for _, c := range corpus.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			claims, err := v.Verify(context.Background(), c.Token)

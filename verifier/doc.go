@@ -28,17 +28,21 @@
 //
 // # Rules
 //
-// These are the rules the FastAPI and Node examples apply too (see
-// examples/README.md, "Agreed rules"; internal/tokencorpus holds the
-// shared cases). The token is a compact JWS of canonical unpadded base64url
-// parts (no whitespace); its header has an allowed alg matching the key's,
-// typ at+jwt, a kid, and neither crit nor b64. Claim names are
-// case-sensitive ("Profile_Complete" is not profile_complete). exp, iat
-// and nbf are JSON numbers in [0, 2^53); exp and iat are required, nbf is
+// The rules are those of package accesstoken, the one implementation
+// Lanyard's own bearer check and key ring use too; the FastAPI and Node
+// examples apply the same ones (examples/README.md, "Agreed rules";
+// internal/tokentest holds the cases all of them are held to). In short:
+// a compact JWS of canonical unpadded base64url parts (no whitespace);
+// a header with an allowed alg matching the key's, typ at+jwt, a kid,
+// and neither crit nor b64; header and claims are UTF-8 JSON objects in
+// which no two member names, at any depth, are equal ignoring case ("sub"
+// twice, or "sub" and "SUB", is refused); claims are then read by their
+// exact names ("Profile_Complete" is not profile_complete). exp, iat and
+// nbf are JSON numbers in [0, 2^53); exp and iat are required, nbf is
 // checked only when present; a token is refused when expired, not yet
 // valid (nbf) or issued in the future (iat), each beyond Config.Leeway.
-// iss must equal Config.Issuer, aud contain Config.Audience; sub and sid
-// are non-empty strings, email and jti strings when present;
+// iss must equal Config.Issuer, aud be or contain Config.Audience; sub
+// and sid are non-empty strings, email and jti strings when present;
 // profile_complete is a required boolean; profile, when present, is an
 // object with string python_proficiency and developer_role, and it is
 // required when profile_complete is true. VerifyRequest accepts the

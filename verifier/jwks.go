@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+
+	"github.com/lanyard-id/lanyard/accesstoken"
 )
 
 // maxJWKSBytes caps the key-set response; a real one is a few KiB, and a
@@ -58,44 +60,6 @@ type fetchCall struct {
 	err  error // set before done is closed
 }
 
-// parseHeader checks the protected header and returns its alg and kid.
-func (v *Verifier) parseHeader(enc string) (alg, kid string, err error) {
-	raw, err := b64.DecodeString(enc)
-	if err != nil {
-		return "", "", invalid("header encoding: %v", err)
-	}
-	// jwsbb's header parser reads only the members asked for and is
-	// case-sensitive, unlike encoding/json which would take "ALG" for alg.
-	h := jwsbb.HeaderParse(raw)
-	// We implement no critical extensions, so RFC 7515 §4.1.11 says we
-	// must reject any crit; b64=false (RFC 7797) would change what was
-	// signed. Refuse both rather than misinterpret them.
-	if jwsbb.HeaderHas(h, "crit") || jwsbb.HeaderHas(h, "b64") {
-		return "", "", invalid("unsupported header parameter crit or b64")
-	}
-	// alg is read first, so a header that is not a JSON object fails here.
-	if alg, err = jwsbb.HeaderGetString(h, "alg"); err != nil {
-		return "", "", invalid("header alg: %v", err)
-	}
-	if !v.algs[alg] {
-		return "", "", invalid("alg %q not allowed", alg)
-	}
-	typ, err := jwsbb.HeaderGetString(h, "typ")
-	if err != nil {
-		return "", "", invalid("header typ: %v", err)
-	}
-	// RFC 9068 §4: at+jwt, optionally with the "application/" prefix;
-	// media types compare case-insensitively. Checking typ keeps ID tokens
-	// or other JWTs from the same keys from passing as access tokens.
-	if !strings.EqualFold(typ, tokenType) && !strings.EqualFold(typ, "application/"+tokenType) {
-		return "", "", invalid("typ %q is not %s", typ, tokenType)
-	}
-	if kid, err = jwsbb.HeaderGetString(h, "kid"); err != nil || kid == "" {
-		return "", "", invalid("header kid missing or not a string")
-	}
-	return alg, kid, nil
-}
-
 // headerMemo is a protected header (still base64url) that passed every
 // header check and then carried a valid signature, with the key it named
 // in the key set it was checked against.
@@ -121,19 +85,19 @@ func (v *Verifier) keyForHeader(ctx context.Context, enc string) (*publicKey, *k
 		v.refreshIfStale(now, set)
 		return m.key, set, nil
 	}
-	alg, kid, err := v.parseHeader(enc)
+	h, err := accesstoken.ParseHeader(enc, v.algs)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, invalid("%v", err)
 	}
-	k, set, err := v.key(ctx, now, kid)
+	k, set, err := v.key(ctx, now, h.Kid)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The key, not the token, decides the algorithm: together with the
 	// allow-list this is what stops alg confusion (HS256 keyed with the
 	// public key, or an RS256 header on an EC key).
-	if alg != k.alg {
-		return nil, nil, invalid("alg %q does not match key %q alg %s", alg, kid, k.alg)
+	if h.Alg != k.alg {
+		return nil, nil, invalid("alg %q does not match key %q alg %s", h.Alg, h.Kid, k.alg)
 	}
 	return k, set, nil
 }
@@ -318,18 +282,9 @@ func (v *Verifier) parseJWKS(body []byte) (map[string]*publicKey, error) {
 		keys[j.Kid] = k
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("verifier: jwks has no usable key for %v (%s)", v.allowedList(), strings.Join(skipped, "; "))
+		return nil, fmt.Errorf("verifier: jwks has no usable key for %v (%s)", v.algs, strings.Join(skipped, "; "))
 	}
 	return keys, nil
-}
-
-func (v *Verifier) allowedList() []string {
-	out := make([]string, 0, len(v.algs))
-	for a := range v.algs {
-		out = append(out, a)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func (v *Verifier) parseJWK(j *jwkJSON) (*publicKey, error) {
@@ -338,7 +293,7 @@ func (v *Verifier) parseJWK(j *jwkJSON) (*publicKey, error) {
 	}
 	// The JWK must name its algorithm: the token's alg is only trusted
 	// when it equals the key's.
-	if !v.algs[j.Alg] {
+	if !slices.Contains(v.algs, j.Alg) {
 		return nil, fmt.Errorf("alg %q not allowed", j.Alg)
 	}
 	if j.Use != "" && j.Use != "sig" {

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -21,8 +22,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lanyard-id/lanyard/accesstoken"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 	"github.com/lanyard-id/lanyard/keys"
-	"github.com/lanyard-id/lanyard/verifier/internal/fakeissuer"
 )
 
 const (
@@ -37,14 +39,14 @@ var enc = base64.RawURLEncoding.EncodeToString
 // Key generation (RSA above all) is slow enough to share keys across tests.
 var (
 	keyOnce sync.Once
-	keyPool map[string]*fakeissuer.Key
+	keyPool map[string]*tokentest.Key
 )
 
-func sharedKey(alg string) *fakeissuer.Key {
+func sharedKey(alg string) *tokentest.Key {
 	keyOnce.Do(func() {
-		keyPool = map[string]*fakeissuer.Key{}
+		keyPool = map[string]*tokentest.Key{}
 		for _, a := range []string{"ES256", "EdDSA", "RS256"} {
-			keyPool[a] = fakeissuer.NewKey(a)
+			keyPool[a] = tokentest.NewKey(a)
 		}
 	})
 	return keyPool[alg]
@@ -52,18 +54,18 @@ func sharedKey(alg string) *fakeissuer.Key {
 
 // fixture is a verifier wired to a fake Lanyard that publishes key.
 type fixture struct {
-	key   *fakeissuer.Key
-	srv   *fakeissuer.Server
-	clock *fakeissuer.Clock
+	key   *tokentest.Key
+	srv   *tokentest.Server
+	clock *tokentest.Clock
 	v     *Verifier
 }
 
-func newFixture(t *testing.T, mutate func(*Config), keys ...*fakeissuer.Key) *fixture {
+func newFixture(t *testing.T, mutate func(*Config), keys ...*tokentest.Key) *fixture {
 	t.Helper()
 	if len(keys) == 0 {
-		keys = []*fakeissuer.Key{fakeissuer.NewKey("ES256")}
+		keys = []*tokentest.Key{tokentest.NewKey("ES256")}
 	}
-	f := &fixture{key: keys[0], srv: fakeissuer.NewServer(keys...), clock: fakeissuer.NewClock(t0)}
+	f := &fixture{key: keys[0], srv: tokentest.NewServer(keys...), clock: tokentest.NewClock(t0)}
 	t.Cleanup(f.srv.Close)
 	cfg := Config{JWKSURL: f.srv.URL(), Issuer: testIssuer, Audience: testAudience, Now: f.clock.Now}
 	if mutate != nil {
@@ -78,7 +80,7 @@ func newFixture(t *testing.T, mutate func(*Config), keys ...*fakeissuer.Key) *fi
 
 // claims is a valid claim set at the fixture's current time.
 func (f *fixture) claims() map[string]any {
-	return fakeissuer.Claims(testIssuer, testAudience, f.clock.Now())
+	return tokentest.Claims(testIssuer, testAudience, f.clock.Now())
 }
 
 // token is a valid token with mut applied to its claims.
@@ -133,8 +135,8 @@ func TestNewValidatesConfig(t *testing.T) {
 
 	v, err := newVerifier(ok)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]bool{"ES256": true}, v.algs)
-	assert.Equal(t, 30*time.Second, v.leeway)
+	assert.Equal(t, []string{"ES256"}, v.algs)
+	assert.Equal(t, 30*time.Second, v.policy.Leeway)
 	assert.Equal(t, 30*time.Second, v.cooldown)
 	assert.Equal(t, 5*time.Minute, v.ttl)
 	assert.Equal(t, 5*time.Second, v.client.Timeout)
@@ -153,13 +155,13 @@ func TestNewValidatesConfig(t *testing.T) {
 // New must not fail when Lanyard is down; the verifier recovers once it is up.
 func TestNewWhileLanyardDown(t *testing.T) {
 	k := sharedKey("ES256")
-	srv := fakeissuer.NewServer(k)
+	srv := tokentest.NewServer(k)
 	defer srv.Close()
 	srv.SetDown(true)
-	clock := fakeissuer.NewClock(t0)
+	clock := tokentest.NewClock(t0)
 	v, err := New(context.Background(), Config{JWKSURL: srv.URL(), Issuer: testIssuer, Audience: testAudience, Now: clock.Now})
 	require.NoError(t, err)
-	tok := k.Sign(fakeissuer.Claims(testIssuer, testAudience, t0))
+	tok := k.Sign(tokentest.Claims(testIssuer, testAudience, t0))
 
 	_, err = v.Verify(context.Background(), tok)
 	require.ErrorIs(t, err, ErrInvalidToken, "no keys yet")
@@ -214,7 +216,7 @@ func TestVerifyAccepts(t *testing.T) {
 
 	for _, typ := range []string{"at+jwt", "AT+JWT", "application/at+jwt", "Application/At+JWT"} {
 		t.Run("typ "+typ, func(t *testing.T) {
-			tok := f.key.SignRaw(fakeissuer.Header("ES256", f.key.Kid, typ), mustJSON(f.claims()))
+			tok := f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, typ), mustJSON(f.claims()))
 			_, err := f.verify(tok)
 			require.NoError(t, err)
 		})
@@ -224,11 +226,16 @@ func TestVerifyAccepts(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, c.ProfileComplete)
 	assert.Nil(t, c.Profile)
+
+	// Claim names are exact: a case variant alone is an unknown claim.
+	c, err = f.verify(f.token(func(c map[string]any) { c["Email"] = c["email"]; delete(c, "email") }))
+	require.NoError(t, err)
+	assert.Empty(t, c.Email)
 }
 
 func TestVerifyOtherAlgorithms(t *testing.T) {
 	all := func(c *Config) { c.Algorithms = []string{"ES256", "EdDSA", "RS256"} }
-	keys := []*fakeissuer.Key{sharedKey("ES256"), sharedKey("EdDSA"), sharedKey("RS256")}
+	keys := []*tokentest.Key{sharedKey("ES256"), sharedKey("EdDSA"), sharedKey("RS256")}
 	f := newFixture(t, all, keys...)
 	for _, k := range keys {
 		t.Run(k.Alg, func(t *testing.T) {
@@ -254,7 +261,7 @@ func TestVerifyRejects(t *testing.T) {
 	parts := strings.Split(good, ".")
 	claims := mustJSON(f.claims())
 	now := t0.Unix()
-	hdr := func(alg, kid, typ string) []byte { return fakeissuer.Header(alg, kid, typ) }
+	hdr := func(alg, kid, typ string) []byte { return tokentest.Header(alg, kid, typ) }
 	stdHdr := hdr("ES256", es.Kid, "at+jwt")
 	withClaims := func(mut func(map[string]any)) string { return f.token(mut) }
 
@@ -281,7 +288,7 @@ func TestVerifyRejects(t *testing.T) {
 		"one segment":                   "abc",
 		"two segments":                  parts[0] + "." + parts[1],
 		"four segments":                 good + ".x",
-		"too long":                      parts[0] + "." + strings.Repeat("A", maxTokenLen) + "." + parts[2],
+		"too long":                      parts[0] + "." + strings.Repeat("A", accesstoken.MaxLen) + "." + parts[2],
 		"header not base64":             "!!." + parts[1] + "." + parts[2],
 		"header not JSON":               es.SignRaw([]byte("alg=ES256"), claims),
 		"header an array":               es.SignRaw([]byte(`["ES256"]`), claims),
@@ -310,12 +317,12 @@ func TestVerifyRejects(t *testing.T) {
 		"typ not a string":         es.SignRaw([]byte(`{"alg":"ES256","kid":"`+es.Kid+`","typ":true}`), claims),
 		"kid missing":              es.SignRaw(hdr("ES256", "", "at+jwt"), claims),
 		"kid not a string":         es.SignRaw([]byte(`{"alg":"ES256","kid":7,"typ":"at+jwt"}`), claims),
-		"unknown kid":              fakeissuer.NewKey("ES256").Sign(f.claims()),
+		"unknown kid":              tokentest.NewKey("ES256").Sign(f.claims()),
 		"crit":                     es.SignRaw([]byte(`{"alg":"ES256","kid":"`+es.Kid+`","typ":"at+jwt","crit":["exp"],"exp":1}`), claims),
 		"crit empty":               es.SignRaw([]byte(`{"alg":"ES256","kid":"`+es.Kid+`","typ":"at+jwt","crit":[]}`), claims),
 		"b64 false":                es.SignRaw([]byte(`{"alg":"ES256","kid":"`+es.Kid+`","typ":"at+jwt","b64":false,"crit":["b64"]}`), claims),
 		"b64 without crit":         es.SignRaw([]byte(`{"alg":"ES256","kid":"`+es.Kid+`","typ":"at+jwt","b64":true}`), claims),
-		"other key under our kid":  fakeissuer.NewKey("ES256").SignRaw(stdHdr, claims),
+		"other key under our kid":  tokentest.NewKey("ES256").SignRaw(stdHdr, claims),
 		"tampered header":          enc(hdr("ES256", es.Kid, "application/at+jwt")) + "." + parts[1] + "." + parts[2],
 		"tampered payload":         parts[0] + "." + enc([]byte(strings.Replace(string(claims), "ada@", "eve@", 1))) + "." + parts[2],
 		"tampered signature":       parts[0] + "." + parts[1] + "." + enc(flipped),
@@ -378,6 +385,11 @@ func TestVerifyRejects(t *testing.T) {
 		"payload JSON null":          es.SignRaw(stdHdr, []byte("null")),
 		"payload trailing garbage":   es.SignRaw(stdHdr, append(append([]byte(nil), claims...), '}')),
 		"payload empty object":       es.SignRaw(stdHdr, []byte(`{}`)),
+
+		"sub only as SUB":         withClaims(func(c map[string]any) { c["SUB"] = c["sub"]; delete(c, "sub") }),
+		"aud array with null":     withClaims(func(c map[string]any) { c["aud"] = []any{nil, testAudience} }),
+		"aud array with a number": withClaims(func(c map[string]any) { c["aud"] = []any{testAudience, 7} }),
+		"jti not a string":        withClaims(func(c map[string]any) { c["jti"] = 7 }),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -392,12 +404,42 @@ func TestVerifyRejects(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// Member names that are equal, or equal ignoring case, are refused
+// wherever they are, whichever copy a reader would keep: a token that a
+// case-sensitive and a case-insensitive reader would read differently
+// (sub and SUB: two users) is no token.
+func TestVerifyRejectsDuplicateNames(t *testing.T) {
+	f := newFixture(t, nil)
+	claims := mustJSON(f.claims())
+	hdr := func(members string) []byte {
+		return []byte(`{"alg":"ES256","kid":"` + f.key.Kid + `","typ":"at+jwt",` + members + `}`)
+	}
+	for name, tok := range map[string]string{
+		"sub twice":             f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, "at+jwt"), withMembers(claims, `"sub":"someone-else"`)),
+		"sub and SUB":           f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, "at+jwt"), withMembers(claims, `"SUB":"someone-else"`)),
+		"sub escaped":           f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, "at+jwt"), withMembers(claims, `"s\u0075b":"someone-else"`)),
+		"unknown claim twice":   f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, "at+jwt"), withMembers(claims, `"x":1,"X":2`)),
+		"duplicate deep inside": f.key.SignRaw(tokentest.Header("ES256", f.key.Kid, "at+jwt"), withMembers(claims, `"x":[{"a":{"b":1,"b":2}}]`)),
+		"profile member twice": f.token(func(c map[string]any) {
+			c["profile"] = json.RawMessage(`{"python_proficiency":"none","developer_role":"student","Developer_Role":"other"}`)
+		}),
+		"header alg twice":   f.key.SignRaw(hdr(`"alg":"none"`), claims),
+		"header kid and KID": f.key.SignRaw(hdr(`"KID":"other"`), claims),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.verify(tok)
+			require.ErrorIs(t, err, ErrInvalidToken)
+			assert.ErrorContains(t, err, "duplicate member names")
+		})
+	}
+}
+
 // A key rotated in after the first fetch verifies once the cooldown allows
 // a refetch; the old key keeps verifying meanwhile.
 func TestRefetchOnUnknownKid(t *testing.T) {
 	f := newFixture(t, nil)
 	require.EqualValues(t, 1, f.srv.Hits())
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(f.key, next)
 
 	f.clock.Advance(DefaultRefetchCooldown)
@@ -416,7 +458,7 @@ func TestRefetchCooldown(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.RefetchCooldown = 10 * time.Second })
 	burst := func(n int) {
 		for range n {
-			_, err := f.verify(fakeissuer.NewKey("ES256").Sign(f.claims()))
+			_, err := f.verify(tokentest.NewKey("ES256").Sign(f.claims()))
 			require.ErrorIs(t, err, ErrInvalidToken)
 		}
 	}
@@ -436,7 +478,7 @@ func TestRefetchCooldown(t *testing.T) {
 	assert.EqualValues(t, 3, f.srv.Hits())
 
 	// A kid published meanwhile is found as soon as the cooldown allows.
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(f.key, next)
 	_, err := f.verify(next.Sign(f.claims()))
 	require.ErrorIs(t, err, ErrInvalidToken, "still cooling down")
@@ -451,7 +493,7 @@ func TestRefetchCooldown(t *testing.T) {
 // none can find the key by arriving late.
 func TestRefetchSingleFlight(t *testing.T) {
 	f := newFixture(t, nil)
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(f.key, next)
 	tok := next.Sign(f.claims())
 	f.clock.Advance(DefaultRefetchCooldown)
@@ -481,13 +523,13 @@ func TestRefetchSingleFlight(t *testing.T) {
 // After the first fetch Lanyard goes away: cached keys keep verifying
 // (stale or not), unknown kids fail, and no failure clears the cache.
 func TestLanyardDown(t *testing.T) {
-	for name, breakIt := range map[string]func(*fakeissuer.Server){
-		"unreachable":    func(s *fakeissuer.Server) { s.SetDown(true) },
-		"503":            func(s *fakeissuer.Server) { s.SetStatus(http.StatusServiceUnavailable) },
-		"not JSON":       func(s *fakeissuer.Server) { s.SetRaw([]byte("<html>maintenance</html>")) },
-		"no keys":        func(s *fakeissuer.Server) { s.SetRaw([]byte(`{"keys":[]}`)) },
-		"no usable keys": func(s *fakeissuer.Server) { s.SetRaw([]byte(`{"keys":[{"kty":"EC","kid":"x","alg":"ES256"}]}`)) },
-		"too large":      func(s *fakeissuer.Server) { s.SetRaw([]byte(`{"keys":[` + strings.Repeat(" ", maxJWKSBytes) + `]}`)) },
+	for name, breakIt := range map[string]func(*tokentest.Server){
+		"unreachable":    func(s *tokentest.Server) { s.SetDown(true) },
+		"503":            func(s *tokentest.Server) { s.SetStatus(http.StatusServiceUnavailable) },
+		"not JSON":       func(s *tokentest.Server) { s.SetRaw([]byte("<html>maintenance</html>")) },
+		"no keys":        func(s *tokentest.Server) { s.SetRaw([]byte(`{"keys":[]}`)) },
+		"no usable keys": func(s *tokentest.Server) { s.SetRaw([]byte(`{"keys":[{"kty":"EC","kid":"x","alg":"ES256"}]}`)) },
+		"too large":      func(s *tokentest.Server) { s.SetRaw([]byte(`{"keys":[` + strings.Repeat(" ", maxJWKSBytes) + `]}`)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, nil)
@@ -505,7 +547,7 @@ func TestLanyardDown(t *testing.T) {
 
 			// Unknown kid: rejected, with the outage in the error.
 			f.clock.Advance(DefaultRefetchCooldown)
-			_, err = f.verify(fakeissuer.NewKey("ES256").Sign(f.claims()))
+			_, err = f.verify(tokentest.NewKey("ES256").Sign(f.claims()))
 			require.ErrorIs(t, err, ErrInvalidToken)
 			assert.Contains(t, err.Error(), "JWKS fetch failed")
 			assert.EqualValues(t, 3, f.srv.Hits())
@@ -519,7 +561,7 @@ func TestLanyardDown(t *testing.T) {
 // publishing stops verifying after the refresh.
 func TestStaleCacheRefresh(t *testing.T) {
 	f := newFixture(t, nil)
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(next) // the old key is withdrawn
 
 	f.clock.Advance(DefaultCacheTTL - time.Second)
@@ -544,7 +586,7 @@ func TestStaleCacheRefresh(t *testing.T) {
 // A caller whose context ends stops waiting; the shared fetch goes on.
 func TestVerifyContextCancelled(t *testing.T) {
 	f := newFixture(t, nil)
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(f.key, next)
 	f.clock.Advance(DefaultRefetchCooldown)
 	arrived, release := f.srv.Hold()
@@ -567,7 +609,7 @@ func TestVerifyContextCancelled(t *testing.T) {
 
 func TestRefresh(t *testing.T) {
 	f := newFixture(t, nil)
-	next := fakeissuer.NewKey("ES256")
+	next := tokentest.NewKey("ES256")
 	f.srv.SetKeys(next)
 	require.NoError(t, f.v.Refresh(context.Background()), "ignores the cooldown")
 	assert.EqualValues(t, 2, f.srv.Hits())
@@ -584,7 +626,7 @@ func TestRefresh(t *testing.T) {
 // move to another host (or to plain http) behind the operator's back.
 func TestJWKSRedirectNotFollowed(t *testing.T) {
 	k := sharedKey("ES256")
-	srv := fakeissuer.NewServer(k)
+	srv := tokentest.NewServer(k)
 	defer srv.Close()
 	redirect := httptest.NewServer(http.RedirectHandler(srv.URL(), http.StatusFound))
 	defer redirect.Close()
@@ -599,7 +641,7 @@ func TestParseJWKS(t *testing.T) {
 		Algorithms: []string{"ES256", "EdDSA", "RS256"}})
 	require.NoError(t, err)
 	es, ed, rs := sharedKey("ES256"), sharedKey("EdDSA"), sharedKey("RS256")
-	jwk := func(k *fakeissuer.Key, mut func(map[string]any)) map[string]any {
+	jwk := func(k *tokentest.Key, mut func(map[string]any)) map[string]any {
 		m := k.JWK()
 		if mut != nil {
 			mut(m)
@@ -650,6 +692,12 @@ func TestParseJWKS(t *testing.T) {
 	require.Error(t, err)
 }
 
+// withMembers returns the JSON object obj with the members extra (JSON
+// text) added at the end: the only way to build duplicate names.
+func withMembers(obj []byte, extra string) []byte {
+	return append(append(bytes.Clone(obj[:len(obj)-1]), ","+extra...), '}')
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -678,7 +726,7 @@ func TestLanyardKeyRingInterop(t *testing.T) {
 				Algorithms: []string{string(alg)}, Now: func() time.Time { return t0 },
 			})
 			require.NoError(t, err)
-			tok, err := ring.Sign(mustJSON(fakeissuer.Claims(testIssuer, testAudience, t0)))
+			tok, err := ring.Sign(mustJSON(tokentest.Claims(testIssuer, testAudience, t0)))
 			require.NoError(t, err)
 			c, err := v.Verify(context.Background(), tok)
 			require.NoError(t, err)
@@ -687,12 +735,18 @@ func TestLanyardKeyRingInterop(t *testing.T) {
 	}
 }
 
-// The package is public: it must not reach into Lanyard's internals or
-// the server, and must not make net/http users compile gin.
+// The package is public: of Lanyard it may import only the public token
+// rules (which themselves import nothing of Lanyard), never its internals
+// or the server, and it must not make net/http users compile gin.
 func TestImports(t *testing.T) {
-	for dir, banned := range map[string][]string{
-		".":           {"github.com/lanyard-id/lanyard/", "github.com/gin-gonic/"},
-		"ginverifier": {"github.com/lanyard-id/lanyard/internal", "github.com/lanyard-id/lanyard/cmd"},
+	const module = "github.com/lanyard-id/lanyard/"
+	for dir, rule := range map[string]struct {
+		lanyard []string // the only Lanyard packages it may import
+		banned  []string
+	}{
+		".":              {lanyard: []string{module + "accesstoken"}, banned: []string{"github.com/gin-gonic/"}},
+		"../accesstoken": {banned: []string{"github.com/gin-gonic/"}},
+		"ginverifier":    {lanyard: []string{module + "verifier"}},
 	} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		require.NoError(t, err)
@@ -705,7 +759,10 @@ func TestImports(t *testing.T) {
 			require.NoError(t, err)
 			for _, imp := range f.Imports {
 				path := strings.Trim(imp.Path.Value, `"`)
-				for _, b := range banned {
+				if strings.HasPrefix(path, module) {
+					assert.Contains(t, rule.lanyard, path, "%s imports %s", name, path)
+				}
+				for _, b := range rule.banned {
 					assert.False(t, strings.HasPrefix(path, b), "%s imports %s", name, path)
 				}
 			}
@@ -726,9 +783,9 @@ func TestHeaderMemo(t *testing.T) {
 	assert.Equal(t, strings.Split(good, ".")[0], m.hdr)
 
 	// Valid-looking headers on forged tokens do not displace it.
-	other := fakeissuer.NewKey("ES256")
+	other := tokentest.NewKey("ES256")
 	for _, typ := range []string{"application/at+jwt", "AT+JWT"} {
-		forged := other.SignRaw(fakeissuer.Header("ES256", f.key.Kid, typ), mustJSON(f.claims()))
+		forged := other.SignRaw(tokentest.Header("ES256", f.key.Kid, typ), mustJSON(f.claims()))
 		_, err = f.verify(forged)
 		require.ErrorIs(t, err, ErrInvalidToken)
 		assert.Same(t, m, f.v.memo.Load())

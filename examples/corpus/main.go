@@ -1,7 +1,7 @@
 // Command corpus serves the shared token corpus for the backend examples.
 //
 // It builds the corpus of access tokens (good ones and every way of getting one
-// wrong) with internal/tokencorpus, serves the corpus's public keys at
+// wrong) with internal/tokentest, serves the corpus's public keys at
 // http://127.0.0.1:<port>/.well-known/jwks.json, writes the corpus plus
 // "jwks_url" to the -out file, and prints one line to stdout:
 //
@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lanyard-id/lanyard/internal/tokencorpus"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 )
 
 const (
@@ -46,7 +46,7 @@ var errMaxReached = errors.New("-max reached")
 
 // output is the file written with -out: the corpus and where its keys are served.
 type output struct {
-	*tokencorpus.Corpus
+	*tokentest.Corpus
 	JWKSURL string `json:"jwks_url"`
 }
 
@@ -75,7 +75,7 @@ func run() error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 
-	corpus, err := tokencorpus.Build(corpusIssuer, corpusAudience, time.Now())
+	corpus, err := tokentest.NewCorpus(corpusIssuer, corpusAudience, time.Now())
 	if err != nil {
 		return fmt.Errorf("build the corpus: %w", err)
 	}

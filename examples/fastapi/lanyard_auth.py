@@ -283,6 +283,8 @@ class LanyardVerifier:
             raise InvalidToken("not a compact JWS")
         if any(not _canonical_b64url(part) for part in token.split(".")):
             raise InvalidToken("non-canonical base64url")
+        for part in token.split(".")[:2]:
+            _refuse_duplicate_names(part)
         try:
             header = jwt.get_unverified_header(token)
             typ = header.get("typ")
@@ -317,6 +319,32 @@ class LanyardVerifier:
             raise InvalidToken(e.__class__.__name__) from e
         _check_claims(claims)
         return claims
+
+
+def _refuse_duplicate_names(part: str) -> None:
+    """Refuses a header or claims set (a base64url part) that is not strict UTF-8 JSON, or in
+    which an object, at any depth, has two member names equal ignoring case. json.loads keeps
+    the last of two names silently and is case-sensitive, other JSON readers are not: "sub"
+    twice, or "sub" and "SUB", could name two users to two readers."""
+    try:
+        text = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
+        json.loads(text, object_pairs_hook=_unique_names, parse_constant=_no_constant)
+    except ValueError as e:  # bad UTF-8, bad JSON, NaN or Infinity
+        raise InvalidToken(f"not strict UTF-8 JSON: {e}") from e
+
+
+def _unique_names(pairs: Sequence[Any]) -> Dict[str, Any]:
+    seen: Dict[str, str] = {}
+    for name, _ in pairs:
+        key = name.casefold()
+        if key in seen:
+            raise InvalidToken(f"duplicate member names {seen[key]!r} and {name!r}")
+        seen[key] = name
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _canonical_b64url(part: str) -> bool:

@@ -47,6 +47,12 @@ EXPECTED_CORPUS_CASES = {
     "case_variant_claim",
     "b64_false",
     "trailing_whitespace",
+    "case_variant_only",
+    "duplicate_claim",
+    "case_duplicate_claim",
+    "duplicate_profile_member",
+    "duplicate_header_member",
+    "aud_array_with_null",
 }
 
 

@@ -119,6 +119,43 @@ const isNumericDate = (v) => typeof v === 'number' && Number.isFinite(v) && v >=
 /** True if part is the one canonical unpadded base64url spelling of its bytes. */
 const canonicalB64url = (part) => Buffer.from(part, 'base64url').toString('base64url') === part;
 
+const strictUTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Refuses a header or claims set (a base64url part) that is not UTF-8 JSON, or in which an
+ * object, at any depth, has two member names equal ignoring case. JSON.parse keeps the last of
+ * two names silently and is case-sensitive, other JSON readers are not: "sub" twice, or "sub"
+ * and "SUB", could name two users to two readers. Throws InvalidTokenError.
+ */
+function refuseDuplicateNames(part) {
+  let text;
+  try {
+    text = strictUTF8.decode(Buffer.from(part, 'base64url'));
+    JSON.parse(text);
+  } catch (err) {
+    throw new InvalidTokenError(`not UTF-8 JSON: ${err?.message}`, { cause: err });
+  }
+  // The text is valid JSON, so its strings and brackets are all the scan needs: a string
+  // followed by ':' is a member name of the innermost open object.
+  const open = []; // per open object a Map from folded name to name; per open array null
+  let last = null;
+  for (const [tok] of text.matchAll(/"(?:[^"\\]|\\.)*"|[{}[\]:]/g)) {
+    if (tok === '{') open.push(new Map());
+    else if (tok === '[') open.push(null);
+    else if (tok === '}' || tok === ']') open.pop();
+    else if (tok === ':') {
+      const name = JSON.parse(last);
+      const key = name.toUpperCase().toLowerCase(); // folds ſ and s, K (Kelvin) and k alike
+      const names = open.at(-1);
+      if (names.has(key)) {
+        throw new InvalidTokenError(`duplicate member names ${JSON.stringify(names.get(key))} and ${JSON.stringify(name)}`);
+      }
+      names.set(key, name);
+    }
+    last = tok;
+  }
+}
+
 /** The rules jose leaves out (examples/README.md, "Agreed rules"). Throws InvalidTokenError. */
 function checkClaims(payload) {
   for (const name of ['exp', 'iat', 'nbf']) {
@@ -197,6 +234,7 @@ export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256
     if (!COMPACT_JWS.test(token) || !token.split('.').every(canonicalB64url)) {
       throw new InvalidTokenError('not a compact JWS');
     }
+    token.split('.').slice(0, 2).forEach(refuseDuplicateNames);
     let header;
     try {
       header = decodeProtectedHeader(token);

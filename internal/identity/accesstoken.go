@@ -3,36 +3,15 @@ package identity
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"time"
+
+	"github.com/lanyard-id/lanyard/accesstoken"
 )
 
-// AccessTokenType is the JWT "typ" header of Lanyard access tokens (RFC 9068).
-const AccessTokenType = "at+jwt"
-
-// accessLeeway tolerates clock skew when Lanyard checks its own tokens.
-const accessLeeway = 30 * time.Second
-
-// AccessClaims are the claims of an access token, as the contract lists them.
-type AccessClaims struct {
-	Issuer          string         `json:"iss"`
-	Subject         string         `json:"sub"`
-	Audience        string         `json:"aud"`
-	IssuedAt        int64          `json:"iat"`
-	NotBefore       int64          `json:"nbf"`
-	Expiry          int64          `json:"exp"`
-	ID              string         `json:"jti"`
-	SessionID       string         `json:"sid"`
-	Email           string         `json:"email"`
-	ProfileComplete bool           `json:"profile_complete"`
-	Profile         *ProfileClaims `json:"profile,omitempty"`
-}
-
-// ProfileClaims let a backend personalise without a lookup.
-type ProfileClaims struct {
-	PythonProficiency string `json:"python_proficiency"`
-	DeveloperRole     string `json:"developer_role"`
-}
+// AccessClaims are the claims of an access token. They are the public
+// rules package's Claims, so Lanyard mints and reads them by the very
+// names every published verifier reads.
+type AccessClaims = accesstoken.Claims
 
 func (s *Service) mintAccessToken(user User, sessionID string, now time.Time) (string, error) {
 	var jti [16]byte
@@ -43,41 +22,40 @@ func (s *Service) mintAccessToken(user User, sessionID string, now time.Time) (s
 		Issuer:          s.cfg.Issuer,
 		Subject:         user.ID,
 		Audience:        s.cfg.Audience,
-		IssuedAt:        now.Unix(),
-		NotBefore:       now.Unix(),
-		Expiry:          now.Add(s.cfg.AccessTTL).Unix(),
+		IssuedAt:        now,
+		NotBefore:       now,
+		ExpiresAt:       now.Add(s.cfg.AccessTTL),
 		ID:              base64.RawURLEncoding.EncodeToString(jti[:]),
 		SessionID:       sessionID,
 		Email:           user.Email,
 		ProfileComplete: user.ProfileComplete(),
 	}
 	if claims.ProfileComplete {
-		claims.Profile = &ProfileClaims{PythonProficiency: user.Profile.PythonProficiency, DeveloperRole: user.Profile.DeveloperRole}
+		claims.Profile = &accesstoken.Profile{PythonProficiency: user.Profile.PythonProficiency, DeveloperRole: user.Profile.DeveloperRole}
 	}
-	payload, err := json.Marshal(claims)
+	payload, err := claims.Payload()
 	if err != nil {
 		return "", err
 	}
 	return s.signer.Sign(payload)
 }
 
-// Authenticate checks an access token the way every verifier must: signature
-// by a published key (with alg and typ checked by the signer), then issuer,
-// audience and validity window.
+// Authenticate checks an access token exactly as the public verifier does:
+// the signer checks the header and the signature by a published key, then
+// the shared rules check the claims (exact names, no duplicates, issuer,
+// audience, validity window, iat not in the future, sub and sid).
 func (s *Service) Authenticate(token string) (AccessClaims, error) {
 	unauthorized := &Error{Code: CodeUnauthorized, Message: "a valid access token is required"}
 	payload, err := s.signer.Verify(token)
 	if err != nil {
 		return AccessClaims{}, unauthorized
 	}
-	var c AccessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	// The verifiers' default leeway: Lanyard is as tolerant of skew as the
+	// backends that check its tokens, no more.
+	policy := accesstoken.Policy{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, Leeway: accesstoken.DefaultLeeway}
+	c, err := policy.Check(payload, s.Now())
+	if err != nil {
 		return AccessClaims{}, unauthorized
 	}
-	now := s.Now()
-	if c.Issuer != s.cfg.Issuer || c.Audience != s.cfg.Audience || c.Subject == "" || c.SessionID == "" ||
-		now.After(time.Unix(c.Expiry, 0).Add(accessLeeway)) || now.Before(time.Unix(c.NotBefore, 0).Add(-accessLeeway)) {
-		return AccessClaims{}, unauthorized
-	}
-	return c, nil
+	return *c, nil
 }

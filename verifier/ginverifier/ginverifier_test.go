@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 	"github.com/lanyard-id/lanyard/verifier"
-	"github.com/lanyard-id/lanyard/verifier/internal/fakeissuer"
 )
 
 const (
@@ -38,8 +38,8 @@ var (
 
 func TestGinMiddleware(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	key := fakeissuer.NewKey("ES256")
-	srv := fakeissuer.NewServer(key)
+	key := tokentest.NewKey("ES256")
+	srv := tokentest.NewServer(key)
 	defer srv.Close()
 	v, err := verifier.New(context.Background(), verifier.Config{
 		JWKSURL: srv.URL(), Issuer: issuer, Audience: audience, Now: func() time.Time { return t0 },
@@ -47,7 +47,7 @@ func TestGinMiddleware(t *testing.T) {
 	require.NoError(t, err)
 
 	sign := func(mut func(map[string]any)) string {
-		c := fakeissuer.Claims(issuer, audience, t0)
+		c := tokentest.Claims(issuer, audience, t0)
 		if mut != nil {
 			mut(c)
 		}

@@ -17,6 +17,8 @@ const EXPECTED_CASES = [
   'tampered_payload', 'tampered_signature', 'alg_none', 'hs256_public_key', 'unknown_kid',
   'missing_profile_complete', 'wrong_typ', 'missing_sid', 'exp_string', 'exp_huge', 'missing_nbf', 'iat_future',
   'profile_true_without_profile', 'case_variant_claim', 'b64_false', 'trailing_whitespace',
+  'case_variant_only', 'duplicate_claim', 'case_duplicate_claim', 'duplicate_profile_member',
+  'duplicate_header_member', 'aud_array_with_null',
 ];
 
 const path = process.env.LANYARD_CORPUS;

@@ -1,4 +1,4 @@
-package tokencorpus
+package tokentest
 
 import (
 	"crypto/ecdsa"
@@ -28,7 +28,7 @@ var now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 // The names, order and verdicts other teams code against.
 func TestCases(t *testing.T) {
-	c, err := Build(iss, aud, now)
+	c, err := NewCorpus(iss, aud, now)
 	require.NoError(t, err)
 	assert.Equal(t, iss, c.Issuer)
 	assert.Equal(t, aud, c.Audience)
@@ -61,21 +61,27 @@ func TestCases(t *testing.T) {
 		{"missing_nbf", true, true},
 		{"iat_future", false, false},
 		{"profile_true_without_profile", false, false},
-		{"case_variant_claim", true, false},
+		{"case_variant_claim", false, false},
 		{"b64_false", false, false},
 		{"trailing_whitespace", false, false},
+		{"case_variant_only", false, false},
+		{"duplicate_claim", false, false},
+		{"case_duplicate_claim", false, false},
+		{"duplicate_profile_member", false, false},
+		{"duplicate_header_member", false, false},
+		{"aud_array_with_null", false, false},
 	}, got)
 
-	_, err = Build("", aud, now)
+	_, err = NewCorpus("", aud, now)
 	require.Error(t, err)
-	_, err = Build(iss, "", now)
+	_, err = NewCorpus(iss, "", now)
 	require.Error(t, err)
 }
 
 // Each case is wrong in exactly the way its name says, checked here with
 // plain crypto so the corpus does not depend on any verifier's opinion.
 func TestTokensAreWhatTheySay(t *testing.T) {
-	c, err := Build(iss, aud, now)
+	c, err := NewCorpus(iss, aud, now)
 	require.NoError(t, err)
 
 	var jwks struct {
@@ -96,10 +102,12 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 	require.NoError(t, err)
 
 	type parsed struct {
-		hdr    map[string]any
-		claims map[string]any
-		in     string
-		sig    []byte
+		hdr       map[string]any
+		claims    map[string]any
+		rawHdr    string // the JSON, which may hold what a map cannot: duplicates
+		rawClaims string
+		in        string
+		sig       []byte
 	}
 	parse := func(tok string) parsed {
 		p := strings.Split(tok, ".")
@@ -111,6 +119,7 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 		body, err := b64.DecodeString(p[1])
 		require.NoError(t, err)
 		require.NoError(t, json.Unmarshal(body, &out.claims))
+		out.rawHdr, out.rawClaims = string(h), string(body)
 		out.sig, err = b64.DecodeString(p[2])
 		require.NoError(t, err)
 		out.in = p[0] + "." + p[1]
@@ -153,6 +162,7 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 			wantHdr := map[string]any{"alg": "ES256", "kid": jwk["kid"], "typ": "at+jwt"}
 			var wantExp any = float64(now.Add(15 * time.Minute).Unix())
 			wantValidSig := true
+			var wantAud any = aud
 			switch cs.Name {
 			case "good_complete":
 				assert.Equal(t, true, cl["profile_complete"])
@@ -211,13 +221,28 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 			case "case_variant_claim":
 				assert.Equal(t, false, cl["profile_complete"])
 				assert.Equal(t, true, cl["Profile_Complete"])
-				body, err := b64.DecodeString(strings.Split(tok, ".")[1])
-				require.NoError(t, err)
-				i, j := strings.Index(string(body), `"profile_complete":false`), strings.Index(string(body), `"Profile_Complete":true`)
-				assert.True(t, i >= 0 && j > i, "the variant comes after the real claim, so last-wins case folding would pick it: %s", body)
+				i, j := strings.Index(p.rawClaims, `"profile_complete":false`), strings.Index(p.rawClaims, `"Profile_Complete":true`)
+				assert.True(t, i >= 0 && j > i, "the variant comes after the real claim, so last-wins case folding would pick it: %s", p.rawClaims)
 			case "b64_false":
 				wantHdr["b64"] = false
 			case "trailing_whitespace":
+			case "case_variant_only":
+				assert.NotContains(t, cl, "profile_complete")
+				assert.Equal(t, true, cl["Profile_Complete"])
+				assert.Contains(t, cl, "profile")
+			case "duplicate_claim":
+				assert.Equal(t, 2, strings.Count(p.rawClaims, `"sub":"`), p.rawClaims)
+			case "case_duplicate_claim":
+				assert.Contains(t, cl, "SUB")
+				assert.NotEqual(t, cl["sub"], cl["SUB"])
+			case "duplicate_profile_member":
+				assert.Equal(t, 2, strings.Count(p.rawClaims, `"developer_role":"`), p.rawClaims)
+			case "duplicate_header_member":
+				// The last kid is the published one, the first another.
+				assert.Equal(t, 2, strings.Count(p.rawHdr, `"kid":"`), p.rawHdr)
+				assert.False(t, strings.HasPrefix(p.rawHdr, `{"alg":"ES256","kid":"`+jwk["kid"]), p.rawHdr)
+			case "aud_array_with_null":
+				wantAud = []any{nil, aud}
 			default:
 				t.Fatalf("unexpected case %q", cs.Name)
 			}
@@ -226,7 +251,7 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 			assert.Equal(t, wantValidSig, esValid(p), "signature under the published key")
 			if !strings.HasPrefix(cs.Name, "wrong_") {
 				assert.Equal(t, iss, cl["iss"])
-				assert.Equal(t, aud, cl["aud"])
+				assert.Equal(t, wantAud, cl["aud"])
 			}
 		})
 	}
@@ -234,7 +259,7 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 
 // The corpus travels as JSON to the Python and Node tests.
 func TestJSONRoundTrip(t *testing.T) {
-	c, err := Build(iss, aud, now)
+	c, err := NewCorpus(iss, aud, now)
 	require.NoError(t, err)
 	b, err := json.Marshal(c)
 	require.NoError(t, err)
@@ -244,7 +269,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	assert.JSONEq(t, string(c.JWKS), string(back.JWKS))
 	assert.Contains(t, string(b), `"jwks":{"keys":[`)
 
-	c2, err := Build(iss, aud, now)
+	c2, err := NewCorpus(iss, aud, now)
 	require.NoError(t, err)
 	assert.NotEqual(t, string(c.JWKS), string(c2.JWKS), "a fresh key per Build")
 }
