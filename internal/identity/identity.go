@@ -51,6 +51,10 @@ type RotateRequest struct {
 	Now        time.Time
 	GraceStart time.Time // a parent rotated after this is still honoured
 	IdleCutoff time.Time // a session last used before this has gone idle
+	// NotAfter, when set, is the request's deadline on the database's clock:
+	// a rotation that would take effect later (a statement the database
+	// reads only after the request has answered 503) changes nothing.
+	NotAfter time.Time
 }
 
 // Rotation is what a rotation statement found and did.

@@ -23,8 +23,11 @@ type Config struct {
 	RefreshIdleTTL     time.Duration
 	RefreshAbsoluteTTL time.Duration
 	RefreshReuseGrace  time.Duration
-	PasswordMinLength  int // code points
-	PasswordMaxLength  int
+	// DBTimeout is LANYARD_DB_TIMEOUT, the deadline of each database
+	// operation: a refresh that has not taken effect by then never will.
+	DBTimeout         time.Duration
+	PasswordMinLength int // code points
+	PasswordMaxLength int
 	// Secret is LANYARD_SECRET; the refresh-token MAC key is derived from it.
 	Secret []byte
 	// PreviousSecret (LANYARD_SECRET_PREVIOUS) is still accepted for
@@ -231,14 +234,20 @@ func (s *Service) Refresh(ctx context.Context, presented string) (Tokens, error)
 	// lost is judged against the rotation time the database stored, on the
 	// same clock, however long the first attempt waited.
 	now := s.sessionTime()
-	rot, err := s.store.RotateSession(ctx, RotateRequest{
+	req := RotateRequest{
 		SessionID:  tok.sessionID.String(),
 		SecretHash: tok.secretHash(),
 		Generation: tok.generation,
 		Now:        now,
 		GraceStart: now.Add(-s.cfg.RefreshReuseGrace),
 		IdleCutoff: now.Add(-s.cfg.RefreshIdleTTL),
-	})
+	}
+	if s.sessionNow != nil && s.cfg.DBTimeout > 0 {
+		// Only a reading of the database's clock can bound what the database
+		// does; with the process clock alone there is no guard.
+		req.NotAfter = now.Add(s.cfg.DBTimeout)
+	}
+	rot, err := s.store.RotateSession(ctx, req)
 	if errors.Is(err, ErrNotFound) {
 		return Tokens{}, s.explainRefreshFailure(ctx, tok, now)
 	}

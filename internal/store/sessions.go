@@ -59,9 +59,14 @@ WHERE id = $5 AND secret_hash = $6 AND revoked_at IS NULL
   AND generation >= $1 AND expires_at > $2 AND last_used_at > $4`
 
 // rotateSessionPostgres reads the user and profile by joining the updated
-// row in a data-modifying CTE: two index lookups.
+// row in a data-modifying CTE: two index lookups. $7, when not NULL, is the
+// request's deadline on the database's clock: a statement that runs later
+// (one that sat unread in the socket of a frozen server, and runs when it
+// wakes, long after its request answered 503) changes nothing, so the
+// client's retry is not taken for reuse.
 const rotateSessionPostgres = `
 WITH s AS (UPDATE sessions SET` + rotateSet + `
+  AND ($7::timestamptz IS NULL OR clock_timestamp() < $7)
   RETURNING generation, revoke_reason, expires_at, user_id)
 SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at,
        p.python_proficiency, p.developer_role, p.completed_at
@@ -69,7 +74,8 @@ FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.us
 
 // rotateSessionSQLite: SQLite has no UPDATE in a CTE and RETURNING cannot
 // join, so scalar subqueries bring the user and profile back. Its numbered
-// parameters are spelled ?N.
+// parameters are spelled ?N. It needs no deadline guard: the database runs
+// in this process, and a cancelled statement is interrupted, not queued.
 var rotateSessionSQLite = strings.ReplaceAll(`
 UPDATE sessions SET`+rotateSet+`
 RETURNING generation, revoke_reason, expires_at, user_id,
@@ -87,8 +93,16 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	query := rotateSessionPostgres
+	args := []any{r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash, nil}
+	if !r.NotAfter.IsZero() {
+		args[6] = r.NotAfter
+	}
 	if s.dialect == SQLite {
-		query = rotateSessionSQLite
+		// SQLite's clock is this machine's, and the statement runs now.
+		if !r.NotAfter.IsZero() && !time.Now().Before(r.NotAfter) {
+			return identity.Rotation{}, identity.ErrNotFound
+		}
+		query, args = rotateSessionSQLite, args[:6]
 	}
 	var (
 		row          userWithProfile
@@ -96,7 +110,7 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 		revokeReason *string
 		expiresAt    dbTime
 	)
-	err := s.db.Statement.ConnPool.QueryRowContext(ctx, query, r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash).Scan(
+	err := s.db.Statement.ConnPool.QueryRowContext(ctx, query, args...).Scan(
 		&generation, &revokeReason, &expiresAt, &row.ID, &row.Email, &row.Name, &row.CreatedAt,
 		&row.PythonProficiency, &row.DeveloperRole, &row.CompletedAt)
 	if errors.Is(err, sql.ErrNoRows) {

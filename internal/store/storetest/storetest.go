@@ -259,6 +259,26 @@ func testRotation(t *testing.T, s Store) {
 	require.NoError(t, err)
 	assert.True(t, r.Reused)
 
+	// A rotation whose deadline (on the database's clock) has passed when it
+	// would take effect changes nothing.
+	late := create(t, s, "late@example.com")
+	dbNow, err := s.DatabaseNow(ctx)
+	require.NoError(t, err)
+	req := identity.RotateRequest{
+		SessionID: late.session.ID, SecretHash: late.session.SecretHash, Generation: 0,
+		Now: t0.Add(time.Second), GraceStart: t0.Add(-9 * time.Second), IdleCutoff: t0.Add(-168 * time.Hour),
+		NotAfter: dbNow.Add(-time.Second),
+	}
+	_, err = s.RotateSession(ctx, req)
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+	st, err := s.SessionState(ctx, late.session.ID, late.session.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, t0, st.LastUsedAt, "nothing changed")
+	req.NotAfter = dbNow.Add(time.Minute)
+	r, err = s.RotateSession(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), r.Generation, "in time, it rotates")
+
 	// Lifetimes: past the absolute end, or idle too long, nothing matches.
 	e := create(t, s, "expiry@example.com")
 	_, err = rotate(s, e, 0, e.session.ExpiresAt)
@@ -267,7 +287,7 @@ func testRotation(t *testing.T, s Store) {
 	assert.ErrorIs(t, err, identity.ErrNotFound)
 	_, err = rotate(s, e, 0, t0.Add(168*time.Hour-time.Microsecond))
 	assert.NoError(t, err, "one microsecond before the idle cutoff still rotates")
-	st, err := s.SessionState(ctx, e.session.ID, e.session.SecretHash)
+	st, err = s.SessionState(ctx, e.session.ID, e.session.SecretHash)
 	require.NoError(t, err)
 	assert.Equal(t, t0.Add(168*time.Hour-time.Microsecond), st.LastUsedAt)
 	assert.Equal(t, e.session.ExpiresAt, st.ExpiresAt)
