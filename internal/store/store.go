@@ -11,6 +11,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -20,6 +21,10 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
@@ -89,11 +94,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	)
 	if opts.PostgresURL != "" {
 		dialect = Postgres
-		dsn, dsnErr := withServerTimeouts(opts.PostgresURL, opts.Timeout)
-		if dsnErr != nil {
-			return nil, dsnErr
+		pool, poolErr := openPostgres(opts.PostgresURL, opts.Timeout)
+		if poolErr != nil {
+			return nil, poolErr
 		}
-		db, err = gorm.Open(postgres.Open(dsn), cfg)
+		db, err = gorm.Open(postgres.New(postgres.Config{Conn: pool}), cfg)
 	} else {
 		dialect = SQLite
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
@@ -135,6 +140,35 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openPostgres returns a pool whose connections carry the server-side
+// timeouts, and whose cancelled queries are cancelled on the server too.
+// pgx's default only stops waiting on the client side: a statement queued
+// behind a lock would keep waiting on the server after its request had
+// answered 503, and an auto-commit statement would then commit (after
+// shutdown, even after the process exited). With a cancel request the
+// server stops it, and the connection stays usable. When the server cannot
+// be reached to cancel (frozen, gone), the socket deadline ends the wait
+// shortly after.
+func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, error) {
+	dsn, err := withServerTimeouts(rawURL, timeout)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
+	}
+	giveUp := min(cancelGrace, timeout/4)
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: giveUp}
+	}
+	return stdlib.OpenDB(*cfg), nil
+}
+
+// cancelGrace is how long a cancelled query waits for the server to confirm
+// the cancellation before the connection is dropped instead.
+const cancelGrace = 500 * time.Millisecond
+
 // withServerTimeouts sets statement_timeout and lock_timeout on every
 // connection (as startup parameters, so no extra round trip and no session
 // state a pooler could lose), unless the URL sets them already. They are a
@@ -144,7 +178,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func withServerTimeouts(rawURL string, timeout time.Duration) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", fmt.Errorf("parse database URL: invalid URL") // never echo it: it may hold a password
+		return "", errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
 	}
 	server := max(timeout-timeout/10, time.Millisecond).Milliseconds()
 	q := u.Query()

@@ -133,3 +133,43 @@ func TestUnreachable(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, identity.ErrUnavailable)
 }
+
+// TestCancelReachesTheServer: cancelling a statement that waits behind a
+// lock cancels it on the server before the call returns. Otherwise it would
+// keep waiting there and, as an auto-commit statement, commit once the lock
+// went: after its request had answered, or after the process had exited
+// (pgx's default sends the cancel request from a goroutine, afterwards).
+func TestCancelReachesTheServer(t *testing.T) {
+	s := testdb.Open(t, store.Postgres)
+	_, ns := signUp(t, s, "cancel@example.com")
+	tx := testdb.SQL(t, s).Begin()
+	require.NoError(t, tx.Error)
+	require.NoError(t, tx.Exec(`LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE`).Error)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.RotateSession(ctx, identity.RotateRequest{
+			SessionID: ns.ID, SecretHash: ns.SecretHash, Generation: 0,
+			Now: t0.Add(time.Minute), GraceStart: t0.Add(time.Minute - 10*time.Second), IdleCutoff: t0.Add(-time.Hour),
+		})
+		done <- err
+	}()
+	raw := testdb.SQL(t, s)
+	waiting := func() int64 {
+		var n int64
+		require.NoError(t, raw.Raw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE sessions%' AND datname = current_database()`).Scan(&n).Error)
+		return n
+	}
+	require.Eventually(t, func() bool { return waiting() == 1 }, 5*time.Second, 10*time.Millisecond, "the rotation waits on the lock")
+	cancel()
+	err := <-done
+	assert.ErrorIs(t, err, identity.ErrUnavailable)
+	assert.Zero(t, waiting(), "the server stopped waiting before the call returned (a process exiting now leaves nothing behind)")
+	require.NoError(t, tx.Rollback().Error)
+
+	st, err := s.SessionState(context.Background(), ns.ID, ns.SecretHash)
+	require.NoError(t, err)
+	assert.True(t, st.LastUsedAt.Equal(t0), "nothing committed once the lock went")
+	require.NoError(t, s.Ping(context.Background()), "the pool is healthy")
+}
