@@ -4,7 +4,7 @@
 #   docker run -p 8080:8080 -v lanyard-data:/data lanyard                      # embedded SQLite
 #   docker run -p 8080:8080 -e LANYARD_DATABASE_URL=… -e LANYARD_SECRET=… lanyard # PostgreSQL
 #
-# See README.md ("Production notes") for the settings a deployment needs.
+# See docs/operations.md and docs/settings.md for the settings a deployment needs.
 
 # ---- build ----------------------------------------------------------------
 FROM golang:1.26-bookworm AS build

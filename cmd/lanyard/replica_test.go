@@ -269,7 +269,11 @@ var replicaClient = &http.Client{Timeout: 10 * time.Second}
 // data directory and registers its shutdown. It does not wait for it.
 func replicaLaunch(t *testing.T, bin, name string, shared, extra map[string]string) *replicaProc {
 	t.Helper()
-	vars := map[string]string{"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_DATA_DIR": t.TempDir()}
+	vars := map[string]string{
+		"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_DATA_DIR": t.TempDir(),
+		// No load balancer polls readiness here: stop without the drain.
+		"LANYARD_SHUTDOWN_DRAIN": "0s",
+	}
 	for k, v := range shared {
 		vars[k] = v
 	}

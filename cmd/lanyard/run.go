@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,9 +12,7 @@ import (
 	"time"
 
 	"github.com/lanyard-id/lanyard/internal/config"
-	"github.com/lanyard-id/lanyard/internal/httpapi"
 	"github.com/lanyard-id/lanyard/internal/identity"
-	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/keys"
 )
@@ -37,7 +34,7 @@ Usage:
   lanyard version      print the version
   lanyard help         show this help
 
-Settings come from LANYARD_* environment variables; see README.md.
+Settings come from LANYARD_* environment variables; see docs/settings.md.
 With no LANYARD_DATABASE_URL, Lanyard keeps everything in ./lanyard-data
 (embedded SQLite, a generated secret and signing key).
 `
@@ -105,27 +102,6 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	return nil
 }
 
-// purgeSessions deletes ended and expired sessions every interval until ctx
-// ends. Every replica runs it; the store makes that safe.
-func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Service, api *httpapi.Server, log *slog.Logger) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		n, err := svc.PurgeSessions(ctx)
-		api.CountPurged(n)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("session cleanup failed", "error", err, "purged", n)
-		} else if n > 0 {
-			log.Info("sessions purged", "count", n)
-		}
-	}
-}
-
 func buildVersion() string {
 	if version != "" {
 		return version
@@ -156,15 +132,28 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 	if err != nil {
 		return cfg, nil, err
 	}
-	st, err := store.Open(ctx, store.Options{PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), MaxOpenConns: cfg.DBMaxConns})
+	st, err := store.Open(ctx, storeOptions(cfg))
 	if err != nil {
 		return cfg, nil, err
 	}
 	return cfg, st, nil
 }
 
+// migrate applies pending migrations. On the embedded database it takes the
+// data directory first, as serve does, so it never runs beside a server.
 func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	_, st, err := openStore(ctx, getenv)
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Embedded() {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	st, err := store.Open(ctx, storeOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -348,127 +337,16 @@ func newSealer(cfg config.Config) (*keys.Sealer, error) {
 	return sealer, nil
 }
 
-// maintainKeys performs due key transitions and picks up other replicas'
-// changes every interval until ctx ends.
-func maintainKeys(ctx context.Context, interval time.Duration, ring *identity.KeyRing, st *store.Store, sealer *keys.Sealer, p identity.KeyPolicy, log *slog.Logger) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		changed, err := ring.Maintain(ctx, st, sealer, p, identity.Now())
-		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn("key maintenance failed", "error", err)
-		case changed:
-			log.Info("signing keys changed", "kid", ring.Ring().SigningKeyID(), "alg", string(ring.Ring().Algorithm()))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-	}
-}
-
+// serve builds the application, then runs it until ctx ends.
 func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, st, err := openStore(ctx, getenv)
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	log := newLogger(cfg, stdout)
-
-	if cfg.MigrateOnStart {
-		applied, err := st.Migrate(ctx)
-		if err != nil {
-			return err
-		}
-		for _, m := range applied {
-			log.Info("migration applied", "file", m)
-		}
-	}
-	ring, sealer, err := loadKeys(ctx, &cfg, st, log)
+	a, err := newApp(ctx, cfg, newLogger(cfg, stdout))
 	if err != nil {
 		return err
 	}
-	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashQueueWait)
-	if err != nil {
-		return err
-	}
-	svc, err := identity.NewService(identity.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience,
-		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
-		RefreshReuseGrace: cfg.RefreshReuseGrace,
-		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
-		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret,
-	}, st, hasher, ring, log)
-	if err != nil {
-		return err
-	}
-	api, err := httpapi.New(httpapi.Deps{
-		Service: svc, Keys: ring, DB: st, Log: log,
-		Issuer: cfg.Issuer, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies,
-		HashesInFlight: hasher.InFlight,
-	})
-	if err != nil {
-		return err
-	}
-
-	listener, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return &config.Error{Variable: "LANYARD_ADDR", Reason: err.Error()}
-	}
-	srv := &http.Server{
-		Handler:           api.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(listener) }()
-	if cfg.CleanupInterval > 0 {
-		go purgeSessions(ctx, cfg.CleanupInterval, svc, api, log)
-	}
-	go maintainKeys(ctx, cfg.KeyCheckInterval, ring, st, sealer, keyPolicy(cfg), log)
-	api.SetReady(true)
-	database := "sqlite:" + cfg.SQLitePath()
-	if !cfg.Embedded() {
-		database = "postgres"
-	}
-	log.Info("listening", "addr", "http://"+listener.Addr().String(), "issuer", cfg.Issuer,
-		"database", database, "kid", ring.Ring().SigningKeyID(), "alg", string(ring.Ring().Algorithm()), "version", buildVersion())
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	// Readiness goes false first so a load balancer stops sending traffic
-	// (give it LANYARD_SHUTDOWN_DRAIN to notice); Shutdown then stops
-	// accepting and waits for in-flight requests, whose contexts stay alive
-	// (BaseContext drops the signal's cancellation) so no refresh is cut off
-	// half-way.
-	api.SetReady(false)
-	log.Info("shutting down", "drain", cfg.ShutdownDrain.String(), "timeout", cfg.ShutdownTimeout.String())
-	if cfg.ShutdownDrain > 0 {
-		drain := time.NewTimer(cfg.ShutdownDrain)
-		select {
-		case <-drain.C:
-		case err := <-served:
-			return err
-		}
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	log.Info("stopped")
-	return nil
+	defer a.close()
+	return a.run(ctx)
 }

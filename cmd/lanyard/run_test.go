@@ -16,13 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/glebarez/sqlite"
+	"gorm.io/gorm"
+
 	"github.com/lanyard-id/lanyard/internal/config"
-	"github.com/lanyard-id/lanyard/internal/identity"
-	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
 )
 
@@ -98,6 +98,11 @@ func start(t *testing.T, vars map[string]string) *lanyard {
 	vars["LANYARD_ADDR"] = "127.0.0.1:0"
 	if vars["LANYARD_DATA_DIR"] == "" {
 		vars["LANYARD_DATA_DIR"] = t.TempDir()
+	}
+	// Nothing polls readiness here, so stopping skips the drain unless the
+	// test names one; an empty value keeps the 5s default.
+	if _, ok := vars["LANYARD_SHUTDOWN_DRAIN"]; !ok {
+		vars["LANYARD_SHUTDOWN_DRAIN"] = "0s"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -283,6 +288,7 @@ func TestConfigErrors(t *testing.T) {
 		"LANYARD_PASSWORD_MIN_LENGTH": {"LANYARD_PASSWORD_MIN_LENGTH": "4"},
 		"LANYARD_CORS_ORIGINS":        {"LANYARD_CORS_ORIGINS": "https://ok.example, *"},
 		"LANYARD_ISSUER":              {"LANYARD_ISSUER": "localhost:8080"},
+		"LANYARD_DB_TIMEOUT":          {"LANYARD_REFRESH_REUSE_GRACE": "2s"}, // the 3s default does not fit
 	}
 	for variable, vars := range cases {
 		t.Run(variable, func(t *testing.T) {
@@ -338,32 +344,40 @@ func TestCommands(t *testing.T) {
 	assert.Error(t, run(context.Background(), []string{"frobnicate"}, env(map[string]string{}), io.Discard, io.Discard))
 }
 
-// TestGracefulShutdown: SIGTERM while a login is hashing. The login still
-// completes with tokens, run returns cleanly, and nothing new is accepted.
+// TestGracefulShutdown: SIGTERM while a login is hashing, with the default
+// drain. Readiness answers 503 at once while the listener still serves, so a
+// load balancer polling /readyz stops sending traffic before connections are
+// refused; requests in flight or arriving during the drain complete with
+// tokens; the listener closes after the drain and run returns cleanly.
 func TestGracefulShutdown(t *testing.T) {
 	vars := map[string]string{
-		// A deliberately slow hash keeps the login in flight while we stop.
+		// A deliberately slow hash keeps the logins in flight while we stop.
 		"LANYARD_ARGON2_MEMORY_KIB": "131072", "LANYARD_ARGON2_TIME": "4",
-		"LANYARD_SHUTDOWN_DRAIN": "3s",
+		"LANYARD_SHUTDOWN_DRAIN": "", // the default
 	}
 	l := start(t, vars)
-	status, _ := l.post(t, "/v1/auth/signup", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
+	credentials := map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"}
+	status, _ := l.post(t, "/v1/auth/signup", credentials)
 	require.Equal(t, http.StatusCreated, status)
 
 	type result struct {
 		status int
 		body   map[string]any
 	}
-	login := make(chan result, 1)
-	go func() {
-		s, b := l.post(t, "/v1/auth/login", map[string]any{"email": "drain@example.com", "password": "correct horse battery staple"})
-		login <- result{s, b}
-	}()
+	login := func() chan result {
+		done := make(chan result, 1)
+		go func() {
+			s, b := l.post(t, "/v1/auth/login", credentials)
+			done <- result{s, b}
+		}()
+		return done
+	}
+	before := login()
 	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_password_hashes_in_flight 1") },
 		30*time.Second, 5*time.Millisecond, "the login never started hashing")
 
+	signalled := time.Now()
 	l.cancel() // what SIGTERM does through signal.NotifyContext
-	// Readiness goes false first, while the listener still answers.
 	require.Eventually(t, func() bool {
 		res, err := http.Get(l.url + "/readyz")
 		if err != nil {
@@ -372,9 +386,15 @@ func TestGracefulShutdown(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusServiceUnavailable
 	}, 30*time.Second, 5*time.Millisecond, "readiness never went false during the drain")
-	r := <-login
-	assert.Equal(t, http.StatusOK, r.status, "the in-flight login finished")
-	assert.NotEmpty(t, r.body["refresh_token"])
+	// The listener still takes new requests while readiness says 503.
+	during := login()
+	status, _ = l.get(t, "/healthz", "")
+	assert.Equal(t, http.StatusOK, status, "liveness still answers during the drain")
+	for name, done := range map[string]chan result{"in flight at the signal": before, "sent during the drain": during} {
+		r := <-done
+		assert.Equal(t, http.StatusOK, r.status, "the login %s finished", name)
+		assert.NotEmpty(t, r.body["refresh_token"], "the login %s got tokens", name)
+	}
 	select {
 	case err := <-l.done:
 		require.NoError(t, err)
@@ -382,10 +402,11 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("run did not return after shutdown")
 	}
 	l.cancel = nil
+	assert.GreaterOrEqual(t, time.Since(signalled), 5*time.Second, "the listener stayed open for the default drain")
 	_, err := http.Get(l.url + "/healthz")
 	assert.Error(t, err, "no longer accepting connections")
-
-	assert.NotNil(t, l.first("shutting down"))
+	assert.Equal(t, "5s", l.first("shutting down")["drain"])
+	assert.NotNil(t, l.first("stopped"))
 }
 
 // TestSigningAlgorithms: EdDSA and RS256 are selectable; PyJWT verifies both,
@@ -426,25 +447,32 @@ func TestHeaderLimit(t *testing.T) {
 func TestCleanupJob(t *testing.T) {
 	dataDir := t.TempDir()
 	l := start(t, map[string]string{"LANYARD_DATA_DIR": dataDir, "LANYARD_CLEANUP_INTERVAL": "20ms"})
-	status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "purge@example.com", "password": "correct horse battery staple"})
+	credentials := map[string]any{"email": "purge@example.com", "password": "correct horse battery staple"}
+	status, body := l.post(t, "/v1/auth/signup", credentials)
 	require.Equal(t, http.StatusCreated, status)
-	userID := body["user"].(map[string]any)["id"].(string)
+	live := replicaClaim(t, body["access_token"].(string), "sid")
+	status, body = l.post(t, "/v1/auth/login", credentials)
+	require.Equal(t, http.StatusOK, status)
+	aged := replicaClaim(t, body["access_token"].(string), "sid")
 
-	// Plant a session that expired long ago, through a second connection to
-	// the same embedded database.
-	st, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dataDir, "lanyard.db")})
+	// Age the second session as if it had expired two months ago, through a
+	// second connection to the same embedded database.
+	db, err := gorm.Open(sqlite.Open("file:"+filepath.Join(dataDir, "lanyard.db")+"?_pragma=busy_timeout(10000)"), &gorm.Config{})
 	require.NoError(t, err)
-	defer st.Close()
-	old := time.Now().UTC().Add(-60 * 24 * time.Hour).Truncate(time.Microsecond)
-	require.NoError(t, st.CreateSession(context.Background(), identity.NewSession{
-		ID: uuid.NewString(), UserID: userID, SecretHash: make([]byte, 32), CreatedAt: old, ExpiresAt: old.Add(720 * time.Hour),
-	}))
+	conn, err := db.DB()
+	require.NoError(t, err)
+	defer conn.Close()
+	old := time.Now().UTC().Add(-60 * 24 * time.Hour)
+	res := db.Exec(`UPDATE sessions SET created_at = ?, rotated_at = ?, last_used_at = ?, expires_at = ? WHERE id = ?`,
+		old, old, old, old.Add(720*time.Hour), aged)
+	require.NoError(t, res.Error)
+	require.EqualValues(t, 1, res.RowsAffected)
 
 	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_sessions_purged_total 1") },
 		30*time.Second, 10*time.Millisecond, "the cleanup job never purged the expired session")
-	var n int64
-	require.NoError(t, st.DB().Raw(`SELECT count(*) FROM sessions`).Scan(&n).Error)
-	assert.EqualValues(t, 1, n, "only the live session from sign-up is left")
+	var left []string
+	require.NoError(t, db.Raw(`SELECT id FROM sessions`).Scan(&left).Error)
+	assert.Equal(t, []string{live}, left, "only the live session is left")
 }
 
 // TestKeyRotationCLI: `keys rotate` publishes a next key, `keys rotate --now`

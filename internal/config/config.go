@@ -56,10 +56,19 @@ type Config struct {
 	CORSOrigins    []string
 	TrustedProxies []string // CIDRs or IPs whose X-Forwarded-For is believed
 	DBMaxConns     int
+	// DBTimeout bounds every database operation (and sets Postgres's
+	// statement_timeout and lock_timeout, SQLite's busy timeout). It must be
+	// shorter than RefreshReuseGrace: a refresh whose answer was lost to the
+	// deadline is retried with the same token, and that retry has to land
+	// inside the grace window to get the same successor.
+	DBTimeout time.Duration
 
 	MigrateOnStart  bool
 	ShutdownTimeout time.Duration
-	ShutdownDrain   time.Duration // readiness reports 503 this long before the listener closes
+	// ShutdownDrain is how long readiness reports 503 before the listener
+	// closes. Not zero by default: a load balancer needs a few polls of
+	// /readyz to stop sending traffic, or requests land on a closed port.
+	ShutdownDrain   time.Duration
 	CleanupInterval time.Duration // how often ended sessions are purged; 0 turns the job off
 	LogLevel        string
 	LogFormat       string // "json" or "text"
@@ -95,8 +104,10 @@ func Load(getenv func(string) string) (Config, error) {
 		KeyRotationInterval: r.duration("LANYARD_KEY_ROTATION_INTERVAL", 720*time.Hour, 0, 10*365*24*time.Hour),
 		KeyPublicationLead:  r.duration("LANYARD_KEY_PUBLICATION_LEAD", 15*time.Minute, time.Minute, 7*24*time.Hour),
 		KeyCheckInterval:    r.duration("LANYARD_KEY_CHECK_INTERVAL", 30*time.Second, time.Second, 10*time.Minute),
-		PasswordMinLength:   r.integer("LANYARD_PASSWORD_MIN_LENGTH", 15, 8, 64),
-		PasswordMaxLength:   r.integer("LANYARD_PASSWORD_MAX_LENGTH", 1024, 64, 1024),
+		// The minimum's ceiling is the maximum's floor, so the two never cross.
+		PasswordMinLength: r.integer("LANYARD_PASSWORD_MIN_LENGTH", 15, 8, 64),
+		PasswordMaxLength: r.integer("LANYARD_PASSWORD_MAX_LENGTH", 1024, 64, 1024),
+		// These ranges keep every combination valid for password.NewHasher.
 		Argon2: password.Params{
 			MemoryKiB: uint32(r.integer("LANYARD_ARGON2_MEMORY_KIB", int(password.DefaultParams().MemoryKiB), 8*1024, 1024*1024)),
 			Time:      uint32(r.integer("LANYARD_ARGON2_TIME", int(password.DefaultParams().Time), 1, 16)),
@@ -105,9 +116,10 @@ func Load(getenv func(string) string) (Config, error) {
 		HashConcurrency: r.integer("LANYARD_HASH_CONCURRENCY", runtime.NumCPU(), 1, 1024),
 		HashQueueWait:   r.duration("LANYARD_HASH_QUEUE_WAIT", 2*time.Second, 0, time.Minute),
 		DBMaxConns:      r.integer("LANYARD_DB_MAX_CONNS", 20, 2, 1000),
+		DBTimeout:       r.duration("LANYARD_DB_TIMEOUT", 3*time.Second, 100*time.Millisecond, time.Minute),
 		MigrateOnStart:  r.boolean("LANYARD_MIGRATE", true),
 		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
-		ShutdownDrain:   r.duration("LANYARD_SHUTDOWN_DRAIN", 0, 0, 5*time.Minute),
+		ShutdownDrain:   r.duration("LANYARD_SHUTDOWN_DRAIN", 5*time.Second, 0, 5*time.Minute),
 		CleanupInterval: r.duration("LANYARD_CLEANUP_INTERVAL", 10*time.Minute, 0, 24*time.Hour),
 		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
@@ -181,11 +193,8 @@ func (c Config) validate() error {
 	if c.RefreshAbsoluteTTL < c.RefreshIdleTTL {
 		return &Error{"LANYARD_REFRESH_ABSOLUTE_TTL", "must be at least LANYARD_REFRESH_IDLE_TTL"}
 	}
-	if c.PasswordMinLength > c.PasswordMaxLength {
-		return &Error{"LANYARD_PASSWORD_MIN_LENGTH", "must not exceed LANYARD_PASSWORD_MAX_LENGTH"}
-	}
-	if err := c.Argon2.Validate(); err != nil {
-		return &Error{"LANYARD_ARGON2_MEMORY_KIB", err.Error()}
+	if c.RefreshReuseGrace > 0 && c.DBTimeout >= c.RefreshReuseGrace {
+		return &Error{"LANYARD_DB_TIMEOUT", fmt.Sprintf("must be shorter than the grace window LANYARD_REFRESH_REUSE_GRACE (%s): a refresh whose answer was lost to the deadline is retried within it", c.RefreshReuseGrace)}
 	}
 	return nil
 }

@@ -34,6 +34,8 @@ func TestDefaults(t *testing.T) {
 	assert.Nil(t, c.Secret)
 	assert.Empty(t, c.CORSOrigins)
 	assert.True(t, c.MigrateOnStart)
+	assert.Equal(t, 3*time.Second, c.DBTimeout)
+	assert.Equal(t, 5*time.Second, c.ShutdownDrain, "readiness goes 503 before the listener closes unless told otherwise")
 }
 
 func TestOverrides(t *testing.T) {
@@ -72,12 +74,42 @@ func TestRejects(t *testing.T) {
 		"LANYARD_CORS_ORIGINS":         "https://app.example.com/path",
 		"LANYARD_TRUSTED_PROXIES":      "not-an-ip",
 		"LANYARD_REFRESH_ABSOLUTE_TTL": "1h",
+		"LANYARD_DB_TIMEOUT":           "50ms",
+		"LANYARD_SHUTDOWN_DRAIN":       "-1s",
 	} {
 		_, err := Load(env(map[string]string{variable: value}))
 		var e *Error
 		require.ErrorAs(t, err, &e, variable)
 		assert.Equal(t, variable, e.Variable)
 	}
+}
+
+// TestDBTimeoutWithinGrace: the database deadline must be shorter than the
+// reuse grace window, so the retry of a refresh lost to the deadline still
+// lands inside it; with no grace window there is nothing to fit into.
+func TestDBTimeoutWithinGrace(t *testing.T) {
+	for _, tc := range []struct {
+		grace, timeout string
+		ok             bool
+	}{
+		{"10s", "", true},      // the defaults fit
+		{"2s", "", false},      // the 3s default does not fit a 2s window
+		{"5s", "5s", false},    // equal is not shorter
+		{"5s", "4999ms", true}, // just inside
+		{"0s", "60s", true},    // grace off: any allowed deadline
+		{"0s", "61s", false},   // still bounded by its own range
+	} {
+		_, err := Load(env(map[string]string{"LANYARD_REFRESH_REUSE_GRACE": tc.grace, "LANYARD_DB_TIMEOUT": tc.timeout}))
+		if tc.ok {
+			assert.NoError(t, err, "grace %s, timeout %q", tc.grace, tc.timeout)
+			continue
+		}
+		var e *Error
+		require.ErrorAs(t, err, &e, "grace %s, timeout %q", tc.grace, tc.timeout)
+		assert.Equal(t, "LANYARD_DB_TIMEOUT", e.Variable)
+	}
+	_, err := Load(env(map[string]string{"LANYARD_REFRESH_REUSE_GRACE": "2s"}))
+	assert.ErrorContains(t, err, "LANYARD_DB_TIMEOUT: must be shorter than the grace window LANYARD_REFRESH_REUSE_GRACE (2s)")
 }
 
 func TestEnsureSecret(t *testing.T) {

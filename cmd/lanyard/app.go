@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lanyard-id/lanyard/internal/config"
+	"github.com/lanyard-id/lanyard/internal/httpapi"
+	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/password"
+	"github.com/lanyard-id/lanyard/internal/store"
+	"github.com/lanyard-id/lanyard/keys"
+)
+
+// clockSyncInterval is how often the offset to the database's clock is
+// measured again; session decisions use the corrected clock.
+const clockSyncInterval = 30 * time.Second
+
+// app is `lanyard serve` once built: everything is open and the listener is
+// bound, but nothing runs until run. close releases what newApp took.
+type app struct {
+	cfg      config.Config
+	log      *slog.Logger
+	unlock   func() // releases the embedded data directory; nil on Postgres
+	store    *store.Store
+	clock    *identity.DatabaseClock
+	ring     *identity.KeyRing
+	sealer   *keys.Sealer
+	svc      *identity.Service
+	api      *httpapi.Server
+	listener net.Listener
+	srv      *http.Server
+	handlers inFlight
+
+	// lifetime is the context requests do their database work under. It
+	// outlives the signal and ends only when the shutdown timeout has
+	// passed, so in-flight work is cancelled before the process exits
+	// instead of committing after it.
+	lifetime    context.Context
+	endLifetime context.CancelFunc
+}
+
+// newApp opens the database (migrating it unless told not to), measures its
+// clock, loads the signing keys and builds the service, the HTTP handler and
+// the listener. On error everything it took is released.
+func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, err error) {
+	a := &app{log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if cfg.Embedded() {
+		if a.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if a.store, err = store.Open(ctx, storeOptions(cfg)); err != nil {
+		return nil, err
+	}
+	if cfg.MigrateOnStart {
+		applied, err := a.store.Migrate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range applied {
+			log.Info("migration applied", "file", m)
+		}
+	}
+	// Session decisions follow the database's clock, so replicas whose own
+	// clocks disagree still agree; without a first measurement there is
+	// nothing to correct by, so a database that does not answer stops start-up.
+	a.clock = identity.NewDatabaseClock(a.store, identity.Now)
+	if err := a.clock.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("read the database clock: %w", err)
+	}
+	// With the embedded default this fills in the generated secret.
+	if a.ring, a.sealer, err = loadKeys(ctx, &cfg, a.store, log); err != nil {
+		return nil, err
+	}
+	hasher, err := password.NewHasher(cfg.Argon2, cfg.HashConcurrency, cfg.HashQueueWait)
+	if err != nil {
+		return nil, err
+	}
+	a.svc, err = identity.NewService(identity.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace, DBTimeout: cfg.DBTimeout,
+		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
+		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret,
+	}, a.store, hasher, a.ring, log)
+	if err != nil {
+		return nil, err
+	}
+	a.svc.SetSessionClock(a.clock.Now)
+
+	a.lifetime, a.endLifetime = context.WithCancel(context.WithoutCancel(ctx))
+	a.api, err = httpapi.New(httpapi.Deps{
+		Service: a.svc, Keys: a.ring, DB: a.store, Log: log, Lifetime: a.lifetime,
+		Issuer: cfg.Issuer, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies,
+		HashesInFlight: hasher.InFlight,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, &config.Error{Variable: "LANYARD_ADDR", Reason: err.Error()}
+	}
+	a.srv = &http.Server{
+		Handler:           a.handlers.track(a.api.Handler()),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.cfg = cfg
+	return a, nil
+}
+
+// storeOptions is where the configuration says the database is, and how long
+// any one operation on it may take.
+func storeOptions(cfg config.Config) store.Options {
+	return store.Options{
+		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(),
+		MaxOpenConns: cfg.DBMaxConns, Timeout: cfg.DBTimeout,
+	}
+}
+
+// run serves until ctx ends (SIGTERM) or the listener fails, with the
+// background loops (database clock, key maintenance, session purge) in one
+// errgroup beside the server. The loops live exactly as long as the server:
+// they keep running while requests drain after the signal, and stop once
+// the server has stopped or failed. run returns only when every one of them
+// has returned, so close never pulls the store from under a loop.
+func (a *app) run(ctx context.Context) error {
+	loops, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoops()
+	g, gctx := errgroup.WithContext(loops)
+	g.Go(func() error {
+		defer stopLoops()
+		return a.serve(ctx, gctx)
+	})
+	g.Go(func() error { return a.clock.Run(gctx, clockSyncInterval, a.log) })
+	g.Go(func() error {
+		maintainKeys(gctx, a.cfg.KeyCheckInterval, a.ring, a.store, a.sealer, keyPolicy(a.cfg), a.log)
+		return nil
+	})
+	if a.cfg.CleanupInterval > 0 {
+		g.Go(func() error {
+			purgeSessions(gctx, a.cfg.CleanupInterval, a.svc, a.api, a.log)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// serve runs the HTTP server until the signal (ctx) or a failed loop (stop)
+// ends it, or the listener fails.
+//
+// After the signal, readiness goes false first and the listener stays open
+// for LANYARD_SHUTDOWN_DRAIN, so a load balancer polling /readyz stops
+// sending traffic before connections are refused; then the listener closes
+// and in-flight requests get LANYARD_SHUTDOWN_TIMEOUT to finish.
+func (a *app) serve(ctx, stop context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- a.srv.Serve(a.listener) }()
+	a.api.SetReady(true)
+	database := "sqlite:" + a.cfg.SQLitePath()
+	if !a.cfg.Embedded() {
+		database = "postgres"
+	}
+	a.log.Info("listening", "addr", "http://"+a.listener.Addr().String(), "issuer", a.cfg.Issuer,
+		"database", database, "kid", a.ring.Ring().SigningKeyID(), "alg", string(a.ring.Ring().Algorithm()), "version", buildVersion())
+
+	select {
+	case err := <-served:
+		return a.listenerFailed(err)
+	case <-ctx.Done():
+	case <-stop.Done():
+	}
+	a.api.SetReady(false)
+	a.log.Info("shutting down", "drain", a.cfg.ShutdownDrain.String(), "timeout", a.cfg.ShutdownTimeout.String())
+	drain := time.NewTimer(a.cfg.ShutdownDrain)
+	defer drain.Stop()
+	select {
+	case <-drain.C:
+	case err := <-served:
+		return a.listenerFailed(err)
+	}
+	err := a.stopServing()
+	if served := <-served; !errors.Is(served, http.ErrServerClosed) {
+		return served
+	}
+	return err
+}
+
+// listenerFailed stops serving after Serve returned on its own. Nothing new
+// can arrive, so there is no drain; requests already in flight still get the
+// shutdown timeout.
+func (a *app) listenerFailed(err error) error {
+	a.api.SetReady(false)
+	a.log.Error("listener failed; stopping", "error", err)
+	_ = a.stopServing() // the listener's failure is the error to report; stopServing logs what it cut off
+	return fmt.Errorf("serve: %w", err)
+}
+
+// stopServing closes the listener and waits up to LANYARD_SHUTDOWN_TIMEOUT
+// for in-flight requests. Past it, the lifetime context ends, which cancels
+// their database work, and it waits for their handlers to return (they
+// answer 503) before closing the connections: by the time it returns no
+// request can still write to the database.
+func (a *app) stopServing() error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	defer a.endLifetime()
+	if a.srv.Shutdown(ctx) == nil {
+		return nil
+	}
+	n := a.handlers.count()
+	a.log.Warn("shutdown timeout passed; cancelling the requests still in flight", "in_flight", n, "timeout", a.cfg.ShutdownTimeout.String())
+	a.endLifetime()
+	a.handlers.wait()
+	a.srv.Close()
+	return fmt.Errorf("shutdown: %d requests were still running after LANYARD_SHUTDOWN_TIMEOUT (%s); their database work was cancelled", n, a.cfg.ShutdownTimeout)
+}
+
+// close releases what newApp took, in reverse order. It is safe on an app
+// that was only partly built, and must come after run has returned.
+func (a *app) close() {
+	if a.endLifetime != nil {
+		a.endLifetime()
+	}
+	if a.listener != nil {
+		a.listener.Close() // already closed if run ran; not if it never did
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+	if a.unlock != nil {
+		a.unlock()
+	}
+}
+
+// inFlight counts the requests being handled. http.Server.Shutdown stops
+// waiting for them at its deadline; the handlers keep running, and shutdown
+// has to wait for them before the store closes.
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero while wait waits
+}
+
+func (f *inFlight) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.n++
+		f.mu.Unlock()
+		defer f.done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+}
+
+func (f *inFlight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// wait returns once no request is being handled.
+func (f *inFlight) wait() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	<-idle
+}
+
+// purgeSessions deletes ended and expired sessions every interval until ctx
+// ends. Every replica runs it; the store makes that safe.
+func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Service, api *httpapi.Server, log *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		n, err := svc.PurgeSessions(ctx)
+		api.CountPurged(n)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("session cleanup failed", "error", err, "purged", n)
+		} else if n > 0 {
+			log.Info("sessions purged", "count", n)
+		}
+	}
+}
+
+// maintainKeys performs due key transitions and picks up other replicas'
+// changes every interval until ctx ends.
+func maintainKeys(ctx context.Context, interval time.Duration, ring *identity.KeyRing, st *store.Store, sealer *keys.Sealer, p identity.KeyPolicy, log *slog.Logger) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		changed, err := ring.Maintain(ctx, st, sealer, p, identity.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("key maintenance failed", "error", err)
+		case changed:
+			log.Info("signing keys changed", "kid", ring.Ring().SigningKeyID(), "alg", string(ring.Ring().Algorithm()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
