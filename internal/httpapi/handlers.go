@@ -23,8 +23,10 @@ type handlers struct{ s *Server }
 var _ api.StrictServerInterface = (*handlers)(nil)
 
 // readinessQueryTimeout bounds readiness's database query, so /readyz
-// answers within 1 s (the contract) with room for the rest of the request.
-const readinessQueryTimeout = 800 * time.Millisecond
+// answers within 1 s (the contract) with room for the rest of the request
+// and for the store's cancellation of a query the server does not answer
+// (store.cancelGrace, 250 ms).
+const readinessQueryTimeout = 600 * time.Millisecond
 
 func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api.SignUpResponseObject, error) {
 	sc := scopeOf(ctx)

@@ -166,8 +166,10 @@ func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, error) {
 }
 
 // cancelGrace is how long a cancelled query waits for the server to confirm
-// the cancellation before the connection is dropped instead.
-const cancelGrace = 500 * time.Millisecond
+// the cancellation before the connection is dropped instead. A request that
+// gives up therefore returns at most this much after its deadline; readiness
+// (1 s in all) counts on it.
+const cancelGrace = 250 * time.Millisecond
 
 // withServerTimeouts sets statement_timeout and lock_timeout on every
 // connection (as startup parameters, so no extra round trip and no session
