@@ -71,7 +71,6 @@ type SigningKey struct {
 	kid     string
 	alg     Algorithm
 	signer  crypto.Signer
-	pub     jwk.Key
 	pubJSON []byte
 
 	// hdrPrefix is base64url(protected header) + ".". The header depends
@@ -171,7 +170,6 @@ func NewSigningKey(alg Algorithm, signer crypto.Signer) (*SigningKey, error) {
 			return nil, fmt.Errorf("keys: set jwk %s: %w", m.name, err)
 		}
 	}
-	k.pub = pub
 	if k.pubJSON, err = json.Marshal(pub); err != nil {
 		return nil, fmt.Errorf("keys: marshal jwk: %w", err)
 	}

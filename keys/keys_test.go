@@ -15,7 +15,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
@@ -555,6 +554,6 @@ func TestInteropRejectsTampered(t *testing.T) {
 	require.NoError(t, err)
 	_, err = jws.Verify([]byte(bad), jws.WithKeySet(set))
 	assert.Error(t, err)
-	_, err = jws.Verify([]byte(tok), jws.WithKey(jwa.ES256(), k.pub))
+	_, err = jws.Verify([]byte(tok), jws.WithKeySet(set))
 	assert.NoError(t, err)
 }
