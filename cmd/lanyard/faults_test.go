@@ -97,14 +97,14 @@ func TestDatabaseFaults(t *testing.T) {
 // its own connection, and returns once Lanyard's queries wait on it.
 func lockSessions(t *testing.T, c *testdb.Cluster) func() {
 	ctx := context.Background()
-	holder := faultConnect(t, c.URL())
+	holder := testdb.Connect(t, c.URL())
 	tx, err := holder.Begin(ctx)
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE`)
 	require.NoError(t, err)
 	// Statistics are read from another connection: inside a transaction
 	// pg_stat_activity is a snapshot taken once.
-	monitor := faultConnect(t, c.URL())
+	monitor := testdb.Connect(t, c.URL())
 	awaitLockWaiter(t, monitor)
 	return func() { require.NoError(t, tx.Commit(ctx)) }
 }
@@ -127,16 +127,6 @@ func awaitLockWaiter(t *testing.T, monitor *pgx.Conn) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func faultConnect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 // chainUser is one user's refresh chain: the token to present next is the
@@ -414,7 +404,7 @@ func runFault(t *testing.T, f fault) {
 			u.refresh = out["refresh_token"].(string)
 		}
 	}
-	db := faultConnect(t, c.URL())
+	db := testdb.Connect(t, c.URL())
 	var sessions, revoked int
 	require.NoError(t, db.QueryRow(context.Background(),
 		`SELECT count(*), count(*) FILTER (WHERE revoked_at IS NOT NULL) FROM sessions`).Scan(&sessions, &revoked))

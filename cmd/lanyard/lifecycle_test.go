@@ -128,8 +128,8 @@ func TestShutdownCancelsInFlightWork(t *testing.T) {
 	sid := replicaClaim(t, body["access_token"].(string), "sid")
 
 	ctx := context.Background()
-	locker := replicaDB(t, dbURL)
-	monitor := replicaDB(t, dbURL)
+	locker := testdb.Connect(t, dbURL)
+	monitor := testdb.Connect(t, dbURL)
 	tx, err := locker.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx)

@@ -10,10 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +43,7 @@ func TestLostAnswer(t *testing.T) {
 		"LANYARD_ARGON2_MEMORY_KIB": "8192", // sign-ups are not under test
 		"LANYARD_ARGON2_TIME":       "1",
 	})
-	db := faultConnect(t, dbURL)
+	db := testdb.Connect(t, dbURL)
 	users := 0
 	signUp := func(t *testing.T) (refresh, sid string) {
 		t.Helper()
@@ -74,15 +72,14 @@ func TestLostAnswer(t *testing.T) {
 		assert.False(t, sessionRevoked(t, db, sid), "the session is not revoked")
 	}
 
-	// The server's write commits after the client hung up; the retry is a
-	// duplicate of a rotated token, inside the grace window, and gets the
-	// very successor whose answer was lost.
-	t.Run("client gone, lock released before the deadline", func(t *testing.T) {
-		g0, sid := signUp(t)
-		logs := l.logMark()
-		release := lockSessionRow(t, dbURL, sid)
+	// hangUpWhileLocked locks the session's row, sends a refresh of token
+	// that waits on it, hangs up, and checks the refresh still waits; the
+	// returned func releases the lock.
+	hangUpWhileLocked := func(t *testing.T, token, sid string) (release func()) {
+		t.Helper()
+		release = lockSessionRow(t, dbURL, sid)
 		ctx, cancel := context.WithCancel(context.Background())
-		sent := goRefresh(ctx, http.DefaultClient, l.url, g0)
+		sent := goRefresh(ctx, http.DefaultClient, l.url, token)
 		awaitRefreshWaiters(t, db, 1)
 		cancel()
 		require.ErrorIs(t, <-sent, context.Canceled)
@@ -90,6 +87,16 @@ func TestLostAnswer(t *testing.T) {
 		// lock. (A window to observe that it does not vanish, not a wait for
 		// something to happen; the deadline is far off.)
 		assertStillWaiting(t, db, 500*time.Millisecond)
+		return release
+	}
+
+	// The server's write commits after the client hung up; the retry is a
+	// duplicate of a rotated token, inside the grace window, and gets the
+	// very successor whose answer was lost.
+	t.Run("client gone, lock released before the deadline", func(t *testing.T) {
+		g0, sid := signUp(t)
+		logs := l.logMark()
+		release := hangUpWhileLocked(t, g0, sid)
 		release()
 		awaitGeneration(t, db, sid, 1)
 		rec := awaitLog(t, &l.logBook, logs, func(rec map[string]any) bool {
@@ -122,13 +129,7 @@ func TestLostAnswer(t *testing.T) {
 	t.Run("retry while the first attempt still waits", func(t *testing.T) {
 		g0, sid := signUp(t)
 		logs := l.logMark()
-		release := lockSessionRow(t, dbURL, sid)
-		ctx, cancel := context.WithCancel(context.Background())
-		first := goRefresh(ctx, http.DefaultClient, l.url, g0)
-		awaitRefreshWaiters(t, db, 1)
-		cancel()
-		require.ErrorIs(t, <-first, context.Canceled)
-		assertStillWaiting(t, db, 500*time.Millisecond)
+		release := hangUpWhileLocked(t, g0, sid)
 		type result struct {
 			status int
 			body   map[string]any
@@ -192,7 +193,7 @@ func tokenParts(t *testing.T, token string) (string, int64) {
 // connection; the returned func commits it.
 func lockSessionRow(t *testing.T, dbURL, sid string) (release func()) {
 	t.Helper()
-	conn := faultConnect(t, dbURL)
+	conn := testdb.Connect(t, dbURL)
 	tx, err := conn.Begin(context.Background())
 	require.NoError(t, err)
 	var one int
@@ -343,7 +344,7 @@ func TestLateStatementNeverCommits(t *testing.T) {
 		"LANYARD_ARGON2_MEMORY_KIB": "8192",
 		"LANYARD_ARGON2_TIME":       "1",
 	})
-	db := faultConnect(t, dbURL)
+	db := testdb.Connect(t, dbURL)
 	status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "late@example.com", "password": "correct horse battery staple"})
 	require.Equal(t, http.StatusCreated, status, body)
 	g0 := body["refresh_token"].(string)
@@ -415,61 +416,19 @@ type heldConn struct {
 	mu         sync.Mutex
 	buf        []byte
 	quitOnce   sync.Once
-	clientQuit chan struct{} // closed once the client sent Terminate or closed its side
-	serverDone chan struct{} // closed when the server closed the connection
+	clientQuit chan struct{}   // closed once the client sent Terminate or closed its side
+	serverDone <-chan struct{} // closed when the server closed the connection
 }
 
 func (hc *heldConn) quit() { hc.quitOnce.Do(func() { close(hc.clientQuit) }) }
 
 func newHoldingProxy(t *testing.T, dbURL string) *holdingProxy {
 	t.Helper()
-	u, err := url.Parse(dbURL)
-	require.NoError(t, err)
-	upstream := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	u.Host = ln.Addr().String()
-	q := u.Query()
-	q.Set("sslmode", "disable") // the messages must be readable
-	u.RawQuery = q.Encode()
-	p := &holdingProxy{url: u.String(), held: make(chan *heldConn, 1)}
-	var (
-		conns sync.WaitGroup
-		mu    sync.Mutex
-		open  []net.Conn
-	)
-	// Whatever the test left held, nothing outlives it.
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		conns.Wait()
-	})
-	conns.Go(func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", upstream)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			mu.Lock()
-			open = append(open, client, server)
-			mu.Unlock()
-			hc := &heldConn{server: server, clientQuit: make(chan struct{}), serverDone: make(chan struct{})}
-			conns.Go(func() {
-				_, _ = io.Copy(client, server)
-				close(hc.serverDone)
-				client.Close()
-			})
-			conns.Go(func() { p.forward(client, hc) })
-		}
+	p := &holdingProxy{held: make(chan *heldConn, 1)}
+	// Whatever the test left held, nothing outlives it: the proxy closes
+	// every connection at cleanup.
+	p.url = testdb.ProxyPostgres(t, dbURL, func(client, server net.Conn, serverClosed <-chan struct{}) {
+		p.forward(client, &heldConn{server: server, clientQuit: make(chan struct{}), serverDone: serverClosed})
 	})
 	return p
 }
@@ -501,31 +460,20 @@ func (p *holdingProxy) forward(client net.Conn, hc *heldConn) {
 	holding := false
 	defer func() {
 		if holding {
-			hc.quit() // the server side stays open for release
-			return
+			hc.quit()
+			<-hc.serverDone // the server side stays open for release
 		}
-		hc.server.Close()
 	}()
-	// The startup message has no type byte: a length, then the payload.
-	var length [4]byte
-	if _, err := io.ReadFull(client, length[:]); err != nil {
+	startup, err := testdb.ReadStartupMessage(client)
+	if err != nil {
 		return
 	}
-	startup := make([]byte, binary.BigEndian.Uint32(length[:])-4)
-	if _, err := io.ReadFull(client, startup); err != nil {
+	if _, err := hc.server.Write(startup); err != nil {
 		return
 	}
-	if _, err := hc.server.Write(append(length[:], startup...)); err != nil {
-		return
-	}
-	var header [5]byte
 	for {
-		if _, err := io.ReadFull(client, header[:]); err != nil {
-			return
-		}
-		msg := make([]byte, 5+binary.BigEndian.Uint32(header[1:])-4)
-		copy(msg, header[:])
-		if _, err := io.ReadFull(client, msg[5:]); err != nil {
+		msg, err := testdb.ReadMessage(client)
+		if err != nil {
 			return
 		}
 		if !holding && p.trips(msg) {

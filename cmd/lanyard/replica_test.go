@@ -43,7 +43,7 @@ func TestReplicas(t *testing.T) {
 		"LANYARD_ISSUER":       "http://lanyard.test",
 	}
 
-	db := replicaDB(t, dbURL)
+	db := testdb.Connect(t, dbURL)
 
 	// 1. Both start at once against the empty database: they race to migrate
 	// and to create the first signing key.
@@ -456,17 +456,6 @@ func (b *replicaBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// replicaDB connects to the shared database to look at what the replicas did.
-func replicaDB(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 func replicaCount(t *testing.T, db *pgx.Conn, query string, args ...any) int {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,26 +20,18 @@ import (
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 	"github.com/lanyard-id/lanyard/keys"
 )
 
 const issuer = "https://id.example.test"
-
-// clock is a settable clock for lifetime edges.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 type testServer struct {
 	*httptest.Server
 	api   *httpapi.Server
 	store *store.Store
 	svc   *identity.Service
-	clock *clock
+	clock *tokentest.Clock
 	ring  *identity.KeyRing
 	// statements counts Postgres statements on the wire (withStatementCounter).
 	statements *testdb.StatementCounter
@@ -116,7 +107,7 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	} else {
 		st = testdb.Open(t, dialect)
 	}
-	clk := &clock{now: identity.Now()}
+	clk := tokentest.NewClock(identity.Now())
 	sealer, err := keys.NewSealer(secret)
 	require.NoError(t, err)
 	ring, _, err := identity.LoadKeyRing(context.Background(), st, sealer, keys.ES256, clk.Now())

@@ -11,11 +11,12 @@ import (
 	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 )
 
 // fakeDatabaseClock stands in for the database server's clock, which the
 // test moves by hand to reach lifetime edges exactly.
-type fakeDatabaseClock struct{ *settableClock }
+type fakeDatabaseClock struct{ *tokentest.Clock }
 
 func (c fakeDatabaseClock) DatabaseNow(context.Context) (time.Time, error) { return c.Now(), nil }
 
@@ -39,7 +40,7 @@ func replica(t *testing.T, st *store.Store, db fakeDatabaseClock, skew time.Dura
 // other way on one of them.
 func TestClockSkew(t *testing.T) {
 	st := testdb.Open(t, store.Postgres)
-	db := fakeDatabaseClock{&settableClock{now: identity.Now()}}
+	db := fakeDatabaseClock{tokentest.NewClock(identity.Now())}
 	secret := newSecret()
 	ahead := replica(t, st, db, 90*time.Second, secret)
 	behind := replica(t, st, db, -90*time.Second, secret)

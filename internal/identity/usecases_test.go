@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +15,13 @@ import (
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
+	"github.com/lanyard-id/lanyard/internal/tokentest"
 	"github.com/lanyard-id/lanyard/keys"
 )
 
 // The use cases, driven directly (no HTTP) against each real database.
 
 const pw = "correct horse battery staple"
-
-// settableClock is a clock tests move by hand.
-type settableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *settableClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *settableClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 var testConfig = identity.Config{
 	Issuer: "https://id.example.test", Audience: "https://id.example.test",
@@ -72,7 +59,7 @@ func TestUseCases(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			st := testdb.Open(t, d)
-			clk := &settableClock{now: identity.Now()}
+			clk := tokentest.NewClock(identity.Now())
 			svc := newService(t, st, st, clk.Now, newSecret())
 			ctx := context.Background()
 			client := identity.Client{UserAgent: "test/1.0", IP: "192.0.2.1"}
@@ -194,7 +181,7 @@ func TestUseCases(t *testing.T) {
 // "unavailable" (503, retry), never "internal".
 func TestDatabaseUnavailable(t *testing.T) {
 	st := testdb.Open(t, store.Postgres)
-	clk := &settableClock{now: identity.Now()}
+	clk := tokentest.NewClock(identity.Now())
 	svc := newService(t, st, st, clk.Now, newSecret())
 	ctx := context.Background()
 	tk, err := svc.SignUp(ctx, identity.SignUpInput{Email: "gone@example.com", Password: pw}, identity.Client{})

@@ -20,7 +20,7 @@ func TestCluster(t *testing.T) {
 	c := StartCluster(t)
 	t.Logf("cluster up in %v", time.Since(began).Round(time.Millisecond))
 
-	conn := connect(t, c.URL())
+	conn := Connect(t, c.URL())
 	_, err := conn.Exec(context.Background(), `CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)`)
 	require.NoError(t, err)
 	var addr string
@@ -42,7 +42,7 @@ func TestCluster(t *testing.T) {
 	cancel()
 	assert.Error(t, err, "a new connection to a frozen server does not complete")
 	c.Thaw()
-	conn = connect(t, c.URL()) // the old one was closed by its cancelled query
+	conn = Connect(t, c.URL()) // the old one was closed by its cancelled query
 	require.NoError(t, queryWithin(conn, 10*time.Second))
 
 	// Stopped: the session is terminated and nothing listens; the data stays.
@@ -51,7 +51,7 @@ func TestCluster(t *testing.T) {
 	_, err = pgx.Connect(context.Background(), c.URL())
 	assert.Error(t, err, "nothing listens")
 	c.Start()
-	conn = connect(t, c.URL())
+	conn = Connect(t, c.URL())
 	assert.Equal(t, 42, kept(t, conn))
 
 	// Killed: every process is gone at once; a restart runs crash recovery.
@@ -67,7 +67,7 @@ func TestCluster(t *testing.T) {
 	_, err = os.Stat(c.dataDir() + "/postmaster.pid")
 	assert.ErrorIs(t, err, os.ErrNotExist, "the stale lock file is gone")
 	c.Start()
-	conn = connect(t, c.URL())
+	conn = Connect(t, c.URL())
 	assert.Equal(t, 42, kept(t, conn))
 	assert.Contains(t, c.log(), "database system was interrupted", "the restart recovered from the crash")
 
@@ -75,19 +75,9 @@ func TestCluster(t *testing.T) {
 	c.Freeze()
 	c.Kill()
 	c.Start()
-	assert.Equal(t, 42, kept(t, connect(t, c.URL())))
+	assert.Equal(t, 42, kept(t, Connect(t, c.URL())))
 	// Cleanup stops it; a frozen cluster is left for cleanup to thaw.
 	c.Freeze()
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 func queryWithin(conn *pgx.Conn, d time.Duration) error {

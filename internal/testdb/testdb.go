@@ -71,6 +71,20 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
+// Connect opens a connection to the Postgres at url, giving up after 10s,
+// and closes it at cleanup.
+func Connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // OpenCounted returns a migrated Postgres store whose every statement is
 // counted on the wire.
 func OpenCounted(t testing.TB) (*store.Store, *StatementCounter) {

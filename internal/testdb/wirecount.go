@@ -1,10 +1,7 @@
 package testdb
 
 import (
-	"encoding/binary"
-	"io"
 	"net"
-	"net/url"
 	"sync/atomic"
 	"testing"
 )
@@ -28,68 +25,31 @@ func (c *StatementCounter) Reset() { c.n.Store(0) }
 // URL to use instead (sslmode=disable, so the messages can be read).
 func CountStatements(t testing.TB, dbURL string) (string, *StatementCounter) {
 	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	c := &StatementCounter{}
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", upstream)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			go func() { _, _ = io.Copy(client, server); client.Close() }()
-			go func() { c.forward(client, server); server.Close() }()
-		}
-	}()
-	u.Host = ln.Addr().String()
-	q := u.Query()
-	q.Set("sslmode", "disable")
-	u.RawQuery = q.Encode()
-	return u.String(), c
+	proxied := ProxyPostgres(t, dbURL, func(client, server net.Conn, _ <-chan struct{}) { c.forward(client, server) })
+	return proxied, c
 }
 
 // forward copies client→server messages, counting Execute and Query.
 func (c *StatementCounter) forward(client, server net.Conn) {
-	var header [5]byte
-	// The startup message has no type byte: a length, then the payload.
-	if _, err := io.ReadFull(client, header[:4]); err != nil {
+	startup, err := ReadStartupMessage(client)
+	if err != nil {
 		return
 	}
-	n := binary.BigEndian.Uint32(header[:4])
-	startup := make([]byte, n-4)
-	if _, err := io.ReadFull(client, startup); err != nil {
-		return
-	}
-	if _, err := server.Write(append(header[:4:4], startup...)); err != nil {
+	if _, err := server.Write(startup); err != nil {
 		return
 	}
 	for {
-		if _, err := io.ReadFull(client, header[:]); err != nil {
-			return
-		}
-		body := make([]byte, binary.BigEndian.Uint32(header[1:])-4)
-		if _, err := io.ReadFull(client, body); err != nil {
+		msg, err := ReadMessage(client)
+		if err != nil {
 			return
 		}
 		// pgx pings a connection that sat idle ("-- ping"): pool upkeep, not a
 		// statement of the request being measured.
-		if header[0] == 'E' || (header[0] == 'Q' && string(body) != "-- ping\x00") {
+		if msg[0] == 'E' || (msg[0] == 'Q' && string(msg[5:]) != "-- ping\x00") {
 			c.n.Add(1)
 		}
-		if _, err := server.Write(append(header[:], body...)); err != nil {
+		if _, err := server.Write(msg); err != nil {
 			return
 		}
 	}

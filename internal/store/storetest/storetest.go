@@ -114,6 +114,21 @@ func rotate(s Store, f fixture, gen int64, now time.Time) (identity.Rotation, er
 	})
 }
 
+// race runs call(0) … call(n-1) in n goroutines released at once, and
+// returns when all have returned.
+func race(n int, call func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			call(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 func testUsers(t *testing.T, s Store) {
 	ctx := context.Background()
 	f := create(t, s, "ada@example.com")
@@ -498,26 +513,15 @@ func testPurge(t *testing.T, s Store) {
 func testRacingRotations(t *testing.T, s Store) {
 	f := create(t, s, "race@example.com")
 	const n = 20
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		gens  = make([]int64, n)
-		errs  = make([]error, n)
-	)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r, err := rotate(s, f, 0, t0.Add(time.Second))
-			gens[i], errs[i] = r.Generation, err
-			if err == nil && r.Reused {
-				gens[i] = -1
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
+	gens := make([]int64, n)
+	errs := make([]error, n)
+	race(n, func(i int) {
+		r, err := rotate(s, f, 0, t0.Add(time.Second))
+		gens[i], errs[i] = r.Generation, err
+		if err == nil && r.Reused {
+			gens[i] = -1
+		}
+	})
 	for i := range n {
 		require.NoError(t, errs[i])
 		assert.Equal(t, int64(1), gens[i], "caller %d", i)
@@ -534,29 +538,18 @@ func testRacingSwaps(t *testing.T, s Store) {
 	f := create(t, s, "swap@example.com")
 	other := addSession(t, s, f.user.ID, t0)
 	const n = 8
-	var (
-		wg    sync.WaitGroup
-		start = make(chan struct{})
-		errs  = make([]error, n)
-	)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = s.Atomically(ctx, func(tx identity.Tx) error {
-				if err := tx.SwapPasswordHash(ctx, f.user.ID, testHash+string(rune('a'+i)), testHash, t0); err != nil {
-					return err
-				}
-				if err := tx.LockSession(ctx, f.user.ID, f.session.ID); err != nil {
-					return err
-				}
-				return tx.EndOtherSessions(ctx, f.user.ID, f.session.ID, "password_change", t0)
-			})
-		}()
-	}
-	close(start)
-	wg.Wait()
+	errs := make([]error, n)
+	race(n, func(i int) {
+		errs[i] = s.Atomically(ctx, func(tx identity.Tx) error {
+			if err := tx.SwapPasswordHash(ctx, f.user.ID, testHash+string(rune('a'+i)), testHash, t0); err != nil {
+				return err
+			}
+			if err := tx.LockSession(ctx, f.user.ID, f.session.ID); err != nil {
+				return err
+			}
+			return tx.EndOtherSessions(ctx, f.user.ID, f.session.ID, "password_change", t0)
+		})
+	})
 	won := -1
 	for i, err := range errs {
 		if err == nil {
