@@ -7,7 +7,9 @@
 # See docs/operations.md and docs/settings.md for the settings a deployment needs.
 
 # ---- build ----------------------------------------------------------------
-FROM golang:1.26-bookworm AS build
+# The exact Go patch release, the same as go.mod's toolchain line: a rebuild
+# never silently changes the standard library (net/http, crypto) it ships.
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 
 # Modules first, in their own layer: it is rebuilt only when go.mod/go.sum change.
@@ -34,12 +36,16 @@ COPY --from=build /out/lanyard /lanyard
 USER 65532:65532
 WORKDIR /data
 
+# The admin listener (/metrics) binds every interface of the container so a
+# scraper on the container network reaches it; publish port 9090 only to that
+# network, never to the internet.
 ENV LANYARD_ADDR=0.0.0.0:8080 \
+    LANYARD_ADMIN_ADDR=0.0.0.0:9090 \
     LANYARD_DATA_DIR=/data
 
 # Declared after /data is populated, so a new named volume inherits its owner.
 VOLUME /data
-EXPOSE 8080
+EXPOSE 8080 9090
 
 # Distroless has no shell or curl: the binary asks its own /healthz.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \

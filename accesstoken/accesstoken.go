@@ -31,7 +31,10 @@
 //   - exp, iat and nbf are JSON numbers in [0, 2^53); exp and iat are
 //     required, nbf is checked when present. A token is refused when
 //     exp <= now-leeway, nbf > now+leeway or iat > now+leeway (issued in
-//     the future), in whole seconds.
+//     the future), in whole seconds. A token whose lifetime, exp - iat,
+//     exceeds Policy.MaxLifetime is refused: whoever holds a signing key
+//     (a leaked one, say) cannot mint tokens that outlive its revocation
+//     by days.
 //   - sub and sid are non-empty strings; email and jti are strings when
 //     present; profile_complete is a required boolean; profile, when
 //     present and not null, is an object with string python_proficiency
@@ -64,6 +67,12 @@ const (
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = 60 * time.Second
 )
+
+// DefaultMaxLifetime is the longest exp - iat accepted when
+// Policy.MaxLifetime is zero: Lanyard's default access-token lifetime
+// (LANYARD_ACCESS_TTL, 15 min) plus MaxLeeway. A deployment with a longer
+// access TTL must raise its verifiers' maximum to match.
+const DefaultMaxLifetime = 15*time.Minute + MaxLeeway
 
 // b64 is the JOSE base64url alphabet without padding. Strict rejects
 // non-canonical trailing bits, so a token has exactly one spelling.
@@ -146,11 +155,14 @@ func ParseHeader(enc string, allowed []string) (Header, error) {
 }
 
 // Policy is what a valid token's claims must say. The zero Leeway means
-// no leeway; DefaultLeeway is the usual choice.
+// no leeway; DefaultLeeway is the usual choice. The zero MaxLifetime means
+// DefaultMaxLifetime: there is no way to accept tokens of any lifetime.
 type Policy struct {
 	Issuer   string // iss must equal it exactly
 	Audience string // aud must equal it, or contain it when an array
 	Leeway   time.Duration
+	// MaxLifetime bounds exp - iat (whole seconds, no leeway).
+	MaxLifetime time.Duration
 }
 
 // Validate reports whether p can accept any token.
@@ -162,6 +174,8 @@ func (p Policy) Validate() error {
 		return errors.New("Audience is required")
 	case p.Leeway < 0 || p.Leeway > MaxLeeway:
 		return fmt.Errorf("Leeway %v must be between 0 and %v", p.Leeway, MaxLeeway)
+	case p.MaxLifetime < 0:
+		return fmt.Errorf("MaxLifetime %v is negative", p.MaxLifetime)
 	}
 	return nil
 }
@@ -259,6 +273,13 @@ func (p Policy) Check(payload []byte, now time.Time) (*Claims, error) {
 	// A token issued in the future is refused like one not yet valid.
 	if iatAt > sec+leeway {
 		return nil, fmt.Errorf("issued in the future, at %v", dateTime(iatAt))
+	}
+	maxLifetime := p.MaxLifetime
+	if maxLifetime == 0 {
+		maxLifetime = DefaultMaxLifetime
+	}
+	if expAt-iatAt > maxLifetime.Seconds() {
+		return nil, fmt.Errorf("lifetime %v exceeds the maximum %v", dateTime(expAt).Sub(dateTime(iatAt)), maxLifetime)
 	}
 
 	c := &Claims{

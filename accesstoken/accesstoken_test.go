@@ -256,10 +256,11 @@ func TestCheckRejects(t *testing.T) {
 func TestPolicyValidate(t *testing.T) {
 	require.NoError(t, policy.Validate())
 	for name, p := range map[string]Policy{
-		"no issuer":       {Audience: "a", Leeway: DefaultLeeway},
-		"no audience":     {Issuer: "i", Leeway: DefaultLeeway},
-		"negative leeway": {Issuer: "i", Audience: "a", Leeway: -time.Second},
-		"leeway over max": {Issuer: "i", Audience: "a", Leeway: MaxLeeway + time.Second},
+		"no issuer":             {Audience: "a", Leeway: DefaultLeeway},
+		"no audience":           {Issuer: "i", Leeway: DefaultLeeway},
+		"negative leeway":       {Issuer: "i", Audience: "a", Leeway: -time.Second},
+		"negative max lifetime": {Issuer: "i", Audience: "a", MaxLifetime: -time.Second},
+		"leeway over max":       {Issuer: "i", Audience: "a", Leeway: MaxLeeway + time.Second},
 	} {
 		require.Error(t, p.Validate(), name)
 		// A policy that cannot be right accepts nothing, not everything.
@@ -275,6 +276,32 @@ func TestPolicyValidate(t *testing.T) {
 	require.ErrorContains(t, err, "expired")
 	_, err = exact.Check(payload("iat", "1795262401"), now)
 	require.ErrorContains(t, err, "issued in the future")
+}
+
+// TestMaxLifetime: exp - iat beyond the maximum is refused, even though the
+// token is otherwise valid now; the zero MaxLifetime is the default, not
+// "unbounded".
+func TestMaxLifetime(t *testing.T) {
+	// iat is now (1795262400); DefaultMaxLifetime is 960 s.
+	_, err := policy.Check(payload("exp", "1795263360"), now)
+	require.NoError(t, err, "exactly the default maximum")
+	_, err = policy.Check(payload("exp", "1795263361"), now)
+	require.ErrorContains(t, err, "lifetime 16m1s exceeds the maximum 16m0s")
+	_, err = policy.Check(payload("exp", "1795348800"), now)
+	require.ErrorContains(t, err, "exceeds the maximum", "a 24 h token")
+	_, err = policy.Check(payload("iat", "1795262399.5", "exp", "1795263360"), now)
+	require.ErrorContains(t, err, "exceeds the maximum", "fractions count")
+
+	long := policy
+	long.MaxLifetime = time.Hour
+	_, err = long.Check(payload("exp", "1795266000"), now)
+	require.NoError(t, err)
+	_, err = long.Check(payload("exp", "1795266001"), now)
+	require.ErrorContains(t, err, "exceeds the maximum 1h0m0s")
+	short := policy
+	short.MaxLifetime = time.Minute
+	_, err = short.Check(payload(), now)
+	require.ErrorContains(t, err, "lifetime 15m0s exceeds the maximum 1m0s")
 }
 
 // Payload writes what Check reads: the same names, dates in seconds.

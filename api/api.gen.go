@@ -385,7 +385,9 @@ type OpenIDConfigurationSubjectTypesSupported string
 type PasswordChange struct {
 	CurrentPassword string `json:"current_password"`
 
-	// NewPassword Same rules as at sign-up (default at least 15 code points as typed).
+	// NewPassword Same rules as `password` at sign-up (default at least 15 code
+	// points as typed, nothing guessable); a refusal names the field
+	// `new_password`.
 	NewPassword string `json:"new_password"`
 }
 
@@ -536,7 +538,12 @@ type SignupRequest struct {
 	// Email The account's email address. Compared case-insensitively.
 	Email string `json:"email"`
 
-	// Name Display name. Optional; the user's `name` is `null` when not given.
+	// Name Display name. Optional; the user's `name` is `null` when not
+	// given. A name with control, direction or invisible characters
+	// (zero-width, bidi controls, Hangul fillers, Braille blank, tag
+	// characters) is refused with 400 `validation_failed` on field
+	// `name`; joiners, variation selectors and flag tags are allowed
+	// where emoji sequences need them.
 	Name *string `json:"name,omitempty"`
 
 	// Password The password, in Unicode code points as typed (it is NFKC-normalised
@@ -548,7 +555,13 @@ type SignupRequest struct {
 	// bounds is answered with 400 `validation_failed` on field
 	// `password`, whose message states the configured bounds (the
 	// schema states only the fixed ceiling, so every length error
-	// comes from one place).
+	// comes from one place). A guessable password is refused the
+	// same way, the message naming the rule and never the password:
+	// one repeating itself or made mostly of runs
+	// (`aaaaaaaaaaaaaaa`, `passwordpassword`, `123456789012345`),
+	// one containing the service name `lanyard` or the email's
+	// local part, or one of 474,743 common and breached passwords
+	// (see docs/security.md).
 	Password string `json:"password"`
 }
 
@@ -709,6 +722,19 @@ type PayloadTooLarge = Problem
 
 // TokenIssued A new session, or a rotated one.
 type TokenIssued = TokenResponse
+
+// TooManyRequests An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type TooManyRequests = Problem
 
 // Unauthorized An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -1112,6 +1138,15 @@ type TokenIssuedJSONResponse struct {
 	Headers TokenIssuedResponseHeaders
 }
 
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter int
+}
+type TooManyRequestsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRequestsResponseHeaders
+}
+
 type UnauthorizedResponseHeaders struct {
 	WWWAuthenticate *string
 }
@@ -1247,6 +1282,20 @@ func (response GetMetrics200TextResponse) VisitGetMetricsResponse(w http.Respons
 	return err
 }
 
+type GetMetrics404ApplicationProblemPlusJSONResponse Problem
+
+func (response GetMetrics404ApplicationProblemPlusJSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetReadinessRequestObject struct {
 }
 
@@ -1371,6 +1420,23 @@ func (response LogIn415ApplicationProblemPlusJSONResponse) VisitLogInResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogIn429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response LogIn429ApplicationProblemPlusJSONResponse) VisitLogInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1715,6 +1781,23 @@ func (response SignUp415ApplicationProblemPlusJSONResponse) VisitSignUpResponse(
 	return err
 }
 
+type SignUp429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp429ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SignUp500ApplicationProblemPlusJSONResponse struct {
 	InternalApplicationProblemPlusJSONResponse
 }
@@ -1837,12 +1920,19 @@ type ChangePasswordResponseObject interface {
 	VisitChangePasswordResponse(w http.ResponseWriter) error
 }
 
-type ChangePassword204Response struct {
-}
+type ChangePassword200JSONResponse struct{ TokenIssuedJSONResponse }
 
-func (response ChangePassword204Response) VisitChangePasswordResponse(w http.ResponseWriter) error {
-	w.WriteHeader(204)
-	return nil
+func (response ChangePassword200JSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ChangePassword400ApplicationProblemPlusJSONResponse struct {
@@ -1908,6 +1998,23 @@ func (response ChangePassword415ApplicationProblemPlusJSONResponse) VisitChangeP
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword429ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3012,197 +3119,218 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Lchs3lvaroDhbFVJDUqQutkVVqn5ZlmM5sqXRZZzE9K8Gu0ESVhNgGmhRTMpV+zS777GPsk/y1zkH",
-	"6BubkuLLzM6/2arNWOxuXA/O5TsX/N4I9WyulVDWNAa/NxJh5loZgX8859G5+DUVxsJfoVZWKPwnn89j",
-	"GXIrtdqcJ3oUi9lfPxqt4Jm447N5TA1IdctjGV37ZyadzXiybAwal1PBRjpaMmmY0pYtRBx3xjqZiYi9",
-	"vjh922g3bnmcCuo4Eo1BubF2IxKWy7gxaNipYAkN86EmjeU2NY3BTq/XblhpY2j3OY+Yn2a7YZdz+JGP",
-	"dGoHo5irm8anTzgYGeGEr8dcxiIqT+eAzcRsJBJGD1n+es1EVttaMxtpmJt0o90QSaIT0xi8/70xliKO",
-	"GoPGnBuz0Ak8nQlj+ARan6WwDoJxy2LBjWX9XRZOecJDKxLDYq0mjU8fPn8tPrUbJpyKGYcZ/Vsixo1B",
-	"4y+bORVt0lOzeUaEQZ9EwoSJnOOK0O7XbRkPQzG3fBSLAQuK+x2wZmVLhwr2tM10Ql/iFjM9+ihC24Jf",
-	"g5VlDliT+32SZqhm0hipJm2WqhulF6rN9JjB+i8SrSYMZo/t69TCk5FOVWT2WUA7EbBYGmuGSvBwytwp",
-	"YKMlw91ps4W0U/hShFMt1YRxtWQmHc2ktUQgqWh1h6rxqd041Gocy/AzTlmBqsSMy/ja8htROh1cwarq",
-	"VFkcEbNTaRi+y3icCB4tmbiDiZSOx15OEtng6unhK1BDUBh6MGD3jTiKEmFMZeRdGMWxsiJRPP6iNZS+",
-	"kfIC+p8Z7jzTYZgmCR5bv2K7xUPkh8IuRHIrEnYEX33D5fPDo7VLlbibixCIDIfbZRmvDXmSSAFHLZuS",
-	"gYPFLv520oZfjeXhDbMJD0ULV/Wtti+B7L9oVZW212NspbCs0FsaTpkRxhCbzKlvJ1/Lt9qyl+7bb7V+",
-	"2fiCAfPDSoTRaRIKNtYJUWBqRIJrcsaXsebRpdYnPJmIL1qaObV1bbW+jrG1BwQbvgQj4or1n7Af5fPi",
-	"yvW385VzbJwdKSvtkl1qzU5cD99qIVdmEwzYQ5OA54bOCXF/w5o0MaLAS30j1LExqbiPCDMF41FzwDbP",
-	"naZTN5MDT5YDxpkSCxyaMczCh233WyLGiTDT7EcV4WSQTobqrYAphTyciog1g0P4R+dQK5voGMisY6xO",
-	"RIAioN2YCh6JBHWm0pvwQ2Vo8YIvDQuyFvZpACzT3BhqACAUR8INoNtoN2ATJHCtgU1SUdxuodJZY/C+",
-	"4ZtsfMhIxNhEgr6Aa3SleGqnOpG/iegLFcIwEZFQVvLYlBWpdyh6idvrhHkNhzVjPZGqdY9aWGyycohW",
-	"m0PNKtRJIlCw5aynnx+g0nTXKoa+e0cN17gZ5TldkXpRJhjWdH/eN6dyoyusodhcrivCRKfcsJFAqrjV",
-	"NyVR9RlzLA3jOhGpWdV/zVwoWxnTghuWiHnMl3AG7plvbQel6UpT07ZXA+D1fcdJ8Nh+5fm7Vq/F3ZxO",
-	"UNWS8d0KFT0w02pTlT0tjt+9ss+MnIAOwviES/VlM0krRzifxhtShoF4PB0VmR5rjgRPRMISnVph6qaW",
-	"lkeQK1CspjncT8eQvmBGX0NsHaR2CoyD2Jez4LosgGkFzIo4NmwxXQ6Gaqg6uVlS4DeBZ08k7pyuqqKc",
-	"30QaGfKM23DKuBoq5nXcLvPsAT8z+B0ZIP5rw3gi8Hur44jxOU9stzSW0vkJcgL04rd4cCItjJMOYAvC",
-	"UKxmnMXyNqe/pkLxJVHuohEkrcmewtlDUm/RMOqOb2kUfC17mCfCCGXBnmNE4GBuGRkJHPoEVFG2kCrS",
-	"Czrhi6mOa845DodGUzliK8vhv4XlFRFOTEaxgEnykdFxagUMJpZjYeVMUKNF4g6qh4HardK3Ny+hsRmP",
-	"yWxtg0I5gf91w8ss2EzR5GkkhQrFimbw7t27ToFYxapycAGLrJUbFyhY1h8zxpkbdFmXmYtkqN6fvzxk",
-	"T57u9j40p9bOzWBzc7FYdJNx2BGRtDrp6mSymYxD+H94rzUYquC5WwTB49n3w0bM1ZIn0bDRJsPj+2Em",
-	"x7CvYSNoMx4bzRZToZjSQ5XTARABa3KDKzlPdJSGloGCkfDQAvWEciyFaXUZWAT49mg5VEGsJ8cqQHvf",
-	"7fIFbW/QZoupDKf+6IF1ma8BdkwLXNCDvHre+MMza6zVmG65jPko/jIzIS20U5QYWrMZ4gpyojpSgQoA",
-	"izcBI3mfJcImS2amOrHxsmSsFswEsFFlKNhVqYtvZSEUJgK2QbJ0Z56PrUhYcA4j7hzAHwEzItQqMqyp",
-	"FXMKAK7ZUMFJVdpORUL0MAXBBVQUTrmaiIilKkYSnwqm5yIhxm5Ab8avFtLA6QLJHfLUCON4O7wfcctH",
-	"3AgWyYiQJWUWIkEoQioWnBy8/fng/MX1i+fXl8dvjk6vLgPWjMSYp7GFk77NgB9IBO9SlQgeTmG2bWZi",
-	"vWizWIc37tBDb6FWSoQ4vLnWMZtyZIRKs3EiSo+lYsCN9nGcft8z+TLlZipIThRIgFVWjjU5C/kcergR",
-	"Ym6A64PcYuNY64iNEz1j4m7KU2NhRWdippNla98vjW/FgXWkezWN5YlFGE0nzExTi99GeqFWbZvC/tYx",
-	"L9pvq9mCS5BPY50IIBKEz4BOHrBj/LnptxszqeQMzJp+RsxSWTERSXY0TTqf68SK6I2IJL/El77ojGYN",
-	"Xs+gxWvst3BcjXAmYskeBj22askWTfrdokaUdcFw0OySuvh2x7VuTmuseuUZMzcsqE4p6DZyZQ1p4YW4",
-	"FTGcznMd14iydyC7RtA+/T4SJjOvvzNsoZMboAZvuxqbgjYG5KZHo6VE/NrosV3wRFwLNZFKiAR2g1t+",
-	"bUIJQhRfmsXFx4keaStDU/pNGMGTcIp/iCgNuUU8D3lJjbHcbryUIo4I9luZ2KkSBfeAB467jAADEU61",
-	"m2kFLIbZzhNYMCvJmHZugN8fAtcd5B1qFYpEIRyBumbQZoHnIEGb/fe//wec2KPZ3C5JRDtZjMC2pEFl",
-	"JEuKWBvM6DiNCOAeKoekuy4HqFwpPhOePnB6URubci4LgtHhl6HicawXInKfgzgzVvCI+Egungt+j5Wl",
-	"zxwhtQQlDenWqIaxudDzGBc2b/sx7pNVYV9kS+/dxuRjyUmE/BMwzleCx3Z64Y75CsrDpvjcSZ/SEH/P",
-	"mEND4zkvU4XJmvRnQ9/UITrlIbuv6kb6+t2PdQOcp6NYhuR2eSdG7EexZE3QI5/u9p+2uuxUxUv/kt9P",
-	"kE9I5k7tHwyV0myeyFtuhafTZhAhZcJ/foX/RPjPCP/9q4T/ajuF/7kJWrCj0OJQYVdmCqbbG9fdaMlu",
-	"xBIdOd56OzoMWPPoYmv3SWvAgjC5Ddj3LDjrbO0+gRbv4D/LgHT+0x/P4OXoxcVB8eWjaGt3t79Hr9Ob",
-	"5xcHAWue+2ZB+QwEPBuqQ62TSCoO+jiYdk4K0VqAovFkJ03izFs05xEeJr+Sz9h//ecTJ0jL+8zjSf3Z",
-	"f/3ugvF4ohNppzOS/7AKBGFH2FORc+JiNNoNnGej3cBZ1HK1MLld7fEwTW4Fa+LCwvxo1W7E0rSKveAK",
-	"Yy+4eLXt1xzaM6IfcUdSizVxqVvtfOWQLXJrRQLv/9/3B51feOe3XmfvuvPhr/9WxyFuZA3TBOqV0T5Z",
-	"6I4BBzcyChipL941iPq+yVcVNG/CV2dSnQg1sdOizlHo1S7re4U3S/tx2Gg3Tn88w604qF0otdrSGx2l",
-	"cWq+ygKlRqzHnY2cBCXBKye1Y7xbbeInFmaHgSgGHbWOR8BqNpF6vmz0Ncv882rHX9BFhXPCxhJRtfFM",
-	"0vqtYaQXdZy0xEIvhM3ZKPuv/9xtAem5NboViRx7oArOWEUwwE8YIYDMITvaeHCzI4j039jqbe12ev1O",
-	"f7fD+6OtcLvhaJQIEGkANxe3sjF+tn36evvF1t3L/vPJs9t0tGdPRH/y6s1vf3/6RDy7TM1eevbq9vzv",
-	"R1cN3IPG3fXLo9/O073Z9pNXJ2+vbSqe7O6dvJ3/9O7J/HB5YeXNzx9/PH53vMt7jU8fVsQYTaWOv8GT",
-	"faaTCAEqUjvlROHCKNtlFyIWoQXmjwcYlkhaMTMPKcIg5z7lunSS8OXqZsOo6vb2BOyoQrAMsHEYM4/P",
-	"CtMa89iIqpZ9mAOJle1ELQ3GEvH/437uhnqG9Oo0oEHDeTHYVCcGJAoQ8pIZy6GRlWV1TdatqwMkv6s4",
-	"27vsUM/mPBERC7kRHamMUEZaeSviJQx4rJMZtz4CATghv/OccGt3p+aI5qOvG4d/SlBPOBVgMZP9Zyxp",
-	"jmTcsRh7YU3EuTToG2h2CEPqKy/5e4ywKJEKo+v3tnYeYNyV/fdTzGawhhZ0aj+PGC5X8FoneDxqaTUT",
-	"KqoQSsX51IgTe33wy9vw9ofDj72jy/jj7cdX2+b1+fLJ1UH2f8f614MXl/3X5uPPi+urkex87J1dPn2n",
-	"3+5G1hp58/TH8KB/Mn/9PL7cuvj5+Yj/cvWyP9p7Onl62Jncnv79xzF/1Tn/2/Fp/G7v9eL88An/+0nY",
-	"WyW5Fc/YfYfwnF5GD+3K6pdbqlv607lQxy8OtRrLSUq4zyqRvZAm1LdwSmbCcjAIWZM+ZIcEuLD8lX63",
-	"xzYZMORnO/0dp6MOFRg1ptVG4wXdJkB9C6DDEwILyakNpycGW9N5ZeVE6cRrumao7FQsPUIJltM+m+Fz",
-	"vkQbJIpAnb2cisRZUEMVeByaIpuEiuZaKkvKl9IsIBA++32QDWjKzVApIcFqZU2wzDyh+ZcRJDWMAqsQ",
-	"NJ1iAMSsI1SoIxEN1elBaqdsq9vLvM5I5W1mtAO9EDOLbmH/Qd3khmklWhUT7veGx06vkXeryTWPJ9do",
-	"6JrrDHTI9dMP7QY6I5LGoDG1dj7Y3Ix1yOOpNnbwrPes12g3Pi5uzHWayHWvbHYxfgwt1E14uevBlhQJ",
-	"CMGNSu8keBur8umR439QQTf+gINoQZQP3/jxopttHE4co3aOXzjM3OyjaV2E8smiIH3UB04JIwo9YYzC",
-	"UL1+d8liOUo4xgIlgkekzjrzy2o2SmWMSJVMGJrkHSBz2sJMlP5x+6EsWfMNrVsjesauzk/2mfg15TGM",
-	"C5VyaUzAwpjLGaxcaQVK0ggIoWYQOZFUu706P/F7AevPmsEw7fW2QxoK/lvUk1DQekzPa6lsnar9fujI",
-	"b9j4EAxYYNJR4HEYw2eEhTEZIZYhkFuFyGy6dfvkKfnBjakwXbdLhZVbP5X2I49FHes+cyL1EDH8zxCb",
-	"GJSnbC70fUSOEgvgQRWZ6V6/fqwq1W4osSi+jVFAbUSEBIWWzKcJNxQyttXberIqClf7/P0P6iPVUayA",
-	"6EAXSRoLgygdqcaddJ75KMrAlo4EQ9aPr0Nf0ZcrSSuzrAy6dvcdCr16GBT53No4H4WSeG9n92kGTBK8",
-	"blzob9tD0CAp1+D3QZc9T7gKp0wr5+ZHqMZ5/IlaB3UBxO1KVHJ7qNZh5IitVsPh2vXhA9BMMQa2vc6z",
-	"317ja4cGqm7vdsVp3WaFQMc2C2bCTnV0Db852BWbSbgV17GcSZu1kXnscFwu1hTMgsi5nAyGbO/7g2aG",
-	"qqjAoG5gE8EthacSQoykN1qiGHt1eXnGCIFc0RO+dsx8ZqSsBsy7OJWS9fMlofIrpx+nsnJicfHYjIdT",
-	"qUQH5DH+QLHGuExNIygcAsQw4yN9K1pl1LpueYqYBu/89uG9QzU+bNTiJn41q+N7lc64Kgzrbh5zRQgE",
-	"SktpfEC0CoV3Y4RaWU4OaR9nrJOqR6Ns7q76LVZyKbp14/Z7vOpnAY0c9KCag7wPdMqEssmSzRGPJmaC",
-	"p+PRiEHBzVOj3pg12D7Ms0DxuMVtloi54FaULTskuBm/I1fm7t5ewbFJxFhxbWbkuUJlU51Y5sK9vJrj",
-	"Zw2tgBVdHhdJswqh1VJ9VZOoteoLfXULRpKKDAsKxyYg9AtZ/H/95053q9tv7aOhxG6kihAMy11SGfcu",
-	"DbJ4Cst6WScRY4GU+iCu57y3tJ7ZbmbnpE3HeY0sG8t4zTpoNdI8QYx/Tu+1CZcfLdmIhzfCucDnIjGg",
-	"+kiDYQDWqXUlzgj/ArGDs8sBvcve3mB7a9Dv/YLDdW7W6wT9rLUezvnSTrW6xgGFUqhw6ZMhUKJZUcfM",
-	"ir2vOtuEKk4VgzP8F7TD29vbe212dXnY2meBSuM4YIupjEVuRpaU6ohb0bFyhopYGruYGgoBqOFl5Unf",
-	"f4zLnuhP9cvxgBMdvzgrfFAlp5o2V8bZLq/qPbT1eeDSc22nxV0h52IVdfxWFPMvuin37MKFrY3Cqz/m",
-	"oL9ieH0VvJvn7OKfcKSh62vfLx2olZ0rjJDH8ekYFaoHYkrwA1CeHrM2GQdIlZVx8QVpWORstzWnPt+V",
-	"1dms7EySQvehYCOdOddJh53IW1FUMEZax4KvYpB+LWq6u4dSrubAv9bgQUQVOZ2oiHFGyFwppnTsgsbQ",
-	"9nfqfoWW6P0MBxbL19PRD6E8la9fXv123H8rj83xzM5/OTx+cvzxePHm45V98+LI8q2/7x7LhYxexYvj",
-	"j1r+/NPfEq6i3rHqdcXy9TzcfgNt6OjV+eJUPrsd/bD38ed3d3q0/bZ3+nGyOH1xIMd/64ZbsRrNXvai",
-	"n17HOC6wRMy1VI3BHmgr/0RKJ3PJbQ+Fd65yqPLqrTrqqplAtTvCmoGRUdCiDNChCqp0MmBAv0EGT/gX",
-	"HKrVZWjDk+AjQ7aUr9QtjtKpPqtKcWHp18XZ0VlbiVx2nzqX9togutJuPooXlDchB6bcbjwYopKfvNI+",
-	"lZotzbz2PK7IhFWDRy8w0TgLN0Nk3jD6tOj7VlpBlyMxkUohLZbIrt3g0S1XYQnwyvfIuTo+T5QfVLxE",
-	"VrNEgzj60zNUv/Glz2vOdnk5xR0PbYyRbokIhbwVEWbgVHLtWFPP+a+pqGJmu/2tB3E8F6d+31gyjgLG",
-	"qovxZmB3K8EicStD6riimCdoRzq1vFZ/Xo3sIcRujcDMuJwbjrMeS1wDTJg66dluyHVSz7UmXeoWcs0c",
-	"2F9xb5Qh9lTWRv/JeX1nhIuz47MMEpUK0w2MwDjHRKeTKfOx3ZfnVxeXRy+uz85Pfzo+umh1H2NzxNzY",
-	"a1iGWoMIBgFv5NuY+G1ea+bUBeYk13xSv1NTwa6MSDoHEwRAC9M0XEl0xrXh55k2lu32t9hoaYV5zNyq",
-	"DoEIQ0oyKqtMvTRM3JGcvuoOpjsHJ5J4YDHMkZ4Qflck66q60Bv0UF3IyJimgXEuT6N+2Bvvic7WaJt3",
-	"dsLdqPNMPBl39nhv1A+3om2xM6ZhQrPb3V6339/uPq3OqtRnvzfobQ12+r+UJztovNG/yTjmm7vdHmv+",
-	"1O/vsxOp0jt29+zJ9ZOdVl2cSz7J3x8HOnm+8ZDfJmu4dtHlRKXzzxU9Tg/C9LXHRqwoPoMhHEScnehb",
-	"EXOEYP6141hoTjXhBfOYLzHuuctO57Ss+8Xo9QCeoS8vQz4wI8rmZkix8wLS90eDaNogtq6URBy5zt3D",
-	"moS3vH3542FHwRLEwCqGCiMaXA7GlJsppngYTS8Cnd3yGDiNmYs4lmpiWKwnKCRjeSNa7aEaCbsQLow8",
-	"dCEZIsqid5pZLs3ZwcXFu9PzF9dvjt9enxy9/eHyVdAeqo0N77Pq725stBnlJI5ErBfsWSvTn4tNE1Q6",
-	"VHVtH/yUtc0yZ5iKWCgkjJ/1e1s7rS47UMuhyiO+95nSCF1pgweEnGtddpD7GfOERW3EUFGdGFhTsi+9",
-	"O36n16stSqMVlYwBUyGPxl9AY1mMvLHcuqjUwnRdT02MnSf+4N/E3cPwDXknsjniBpKn2MVOIXo+VKGe",
-	"CUMJQKBczGOsAIK2xbePlyqXY1hjdzl2hllG3Om6kXfr/jEz7vW7S6BT2FQeWgzHgLPfZRdCRUxSAstB",
-	"McxmwFxGIEUEFDuguACww3ygj5nqNI6cx4taIy1xPwd4MZBzCU/1eBxLJdABubHxCoONNzYGLODxJGDN",
-	"AMMrAjZaeprdZwGGWlDS4zk9lmPYQ08YrbaLXW5mwQwYBz91WgFmvcJLdjkfsGGD279+XNhhI3CjOAQl",
-	"zGxsDCjJ2BiX8ZMHZRQO7/HFxdXROdi7WZxGQC8GTGKmM6bVZQFVkQ7TmVAug9mkI9e4D2ZoXl0dvyi1",
-	"hhU1ZORi7XkauS98omxhMAdXL46P3h4eFY54PnCXrSy5RWfoaBwM6Alm1rGmTzg0EhrFTO65DqeIT4/G",
-	"AY3IUAPUlLibBwP6gf21oBR3SCn2KcTFAR4eHl1cXF9enhSG2N8FpoipxNTuRyuDAeMsVfLXVPiU4og1",
-	"c+f91jOWcBXpGRtJ678DFbqc5Oy1a0QoeJhoY+jwgGqQOfA8mESTwtygQVFelQUpvlVFNYIBc0p/m3EK",
-	"YHFJHvuIdxDsVoPsFVuDxfx9Fc+BlSoCQZ+Ctm8cGR0QWU3zfmjI9bg/fCzkquhdgY999gVnsdY36dyd",
-	"g79juLVIDEWhwrHEtZQTxW2aiCzMKj9jINgjSk2GE9h259hHr3JVCKiiA4hedWPw1RS+wCAtJK1Nojvs",
-	"xWvuT3oM9y0WYsGXIIcw2ZsOtxIiMiC6s2WwoFjg6E3NnlUdZ/9cvPAboFjEAWsPZZvt9XoFvlp2dCJe",
-	"eT/+5TGHPzLKlTImfpxyzFIFxobjtFEshqqGf5wfvTw/unh1ffzi5KjCRZ6yiC9Nq81CPp87IlxQBYAZ",
-	"+uLLkcTfmazcQbHWQXERnvR2nj1+HdbJW+XEHzMiTIQtMLGt3SfIvWBkQtlEz5ctX7RAiYVLCvSsjFsW",
-	"nJ1eXLLN2/4mT+100/VMUCrKVRC3dqgq78UYkB102YVUkxi52oBh2T6/GYmwaaKMq+xEbOnCgupLApy7",
-	"we9nnmtKoKagcxbJiTCWYIvqmfpnIm51HvoSBlsfeEjKTinNZy1ISxbwQ0brlcHE67Jy+EgYt0phtSfP",
-	"DaNOvbwydUGmB6Rw1JuxjwEb1pu6iDv0RnvRE74lOtthf9zZGT/lnT2xFXV2w2ejPn863hFPeuvN4v/x",
-	"LsEyyljj/Le5JU7ef/qg6vt/PPj1xy3+3OM6YDaRMyy/8vZl0cwlYRvrhUg6IYcfmh42CwktML41YWpw",
-	"A2cjrUAHq8DkGjvdab0eAk1HBQi0oID9cST0YWxivwI+KIEbtRaBeBAB/f/QTWzrXfkF5ZI10ZXsEOtw",
-	"qmUoDJvxiLD5B7zJFKXoiAa3rAKtrgw2X+ZVXoelysI0kXZ5AUtMR5VK3oA9m//10pPP63eXjZWyD3/Q",
-	"9qV0/qDkl8TYfKLXofLuEtBWs6K7KyWRwJ51wat5ESUPoQyVw1D61VpMmHRcLY2UDXpdJaJC7R/cHxJv",
-	"2YpOrZ1TRQypxnqVQvLUDFDpJUby2iXm/MhQDFxlAarcls5xjL6KG2nzrtzXUGW8Cr3+OWwHf0+ERauF",
-	"ctc5lfLpxOiN2tgo8gQwTTgCG80CrOEtfLLvg5Yz/r3FwxBbKKjALtkdNgJxBdBK8xo6OgHy1garMCFK",
-	"xjKbihJTBSpgGxsO09jYyA2kPMnXsCxTH3U1xoI1WRV5DeWQI8SYKV9zLM6E4PU+Lc3GRkmvxvWoKp7W",
-	"VYDY2MjhI4eGpUZsbMBYmmtUzFaXnZHFiYFTGQBV1ubRzGtTNSMsaEZbVipj1iZNdbWWWbM+truFxuhf",
-	"/sIOtbqF/rUyRBBHoMEW6hsR8ocqv/S5XEhWFOayX6q1SomSMEjv64TlwXpgeZsDeN5ZrfaC+gLix7jj",
-	"VMEjVZHAMlz44nMdLQPWtDriSCmspiYMqAAvO8/ahQQWaL61j8WysbxKoSus2Q0NVWDV/i5bH4RPxwoH",
-	"rWHeVFqW2nGfb9dF6udl+fJaJLDtpco9iaCGEvGRCi7fh/Pu52tZiP1HqRF4rh2gYDasuaZYm06oQxDW",
-	"rUKDFCteWConjuj3rDKs+2Ix1ZhhCKcKtg9hX85GiV4YkQzy7Qc5ltwQw2AsuOu4QmidUCdm4M504LMV",
-	"MZNstKS9S+SEwD84Ugdkf7uatp0DREBO8ZUB2wiw9HRhTVr7jhiQAqiRnMzJL0HgNnWDe5NZyIen5xfX",
-	"p+fHPxy/vSCYzkPLsGvSpSxgzn0Tya/VZuIuFHPLgs2ZsIkMDX13gZqNQ8oNawYZ8o35E149ClqM1Nwa",
-	"Nwu2gxHi1K1DxtanprDmex/+/JhafPBeq5UxdO5SMZhR/EZcg77q61hmOQSBS7UJGKlhrSxFFRl6JTHG",
-	"e13gBwyFJtiZgqCDLnvOIybVPEXG6mbHoaGduztKScXPY8FvYeXZnCewx2yRSCvYSEylivYZZ7t3d+5V",
-	"V6Qc2siSB3AZnwsjI+cEyYsdA+8RUZlttZEGCRcLuXIMA0fV2ymmwWDxc6r3DS+32mynt1ufGoOT2e31",
-	"UGDlWTC4v0SsGYU6BINHmPSAMzXl2nLEMHd729haMcXGZSwUC+E5sNuVofO2VV6nTtNi/cFadViozu8u",
-	"h5mRLcSyn6ZcTXB+l5X60rBDS7a2pDV+c1DOTHWFeqmeKBDp0iXbAOd36oJXIhIHlznXwdIphYgbIQR6",
-	"D6SXI+lFZA9LcIpb4esMEh40yBQCyoWQIfLN8mjCjKAiJ3+wXVCksiyG7wwDQeE4tk+mBoYBasRM/Pe/",
-	"/wfwiKkIbwjRYoVsfo1NJ2KcGjyfM4a1DHz5T59t5LpqtBu3IqG4oUa/2+tiVJWeC8XnsjFobHd73W3K",
-	"/Zmi8r8m53nwe2Mi1kSRrJYjee/rkTyGJWH5p9ZQ5VVLUOnDtXZur3zdynYtO5O0RAilL8idSp4s53vJ",
-	"SvC4sjzfGVfkAzQiiiqybKpjp2CVvF6GKdC+eP7rQsYx6eVK3NmhahY0U2gfyAG2xWiqo27YHAYoLej0",
-	"Y5kY22q77bNotsBMh4qsUxJhLjpvmpUKKpZ2BnvIEz2NaCaENaVKajR951NMxFjYcOoUOcuaCbei47L1",
-	"Wt5bT+qIVBNKm/G1Tofq3CdxkcTP5PTDIrrVZkYPVX5CpfL6AumYIpoILMqH3hKuGA3Uw6EZczyOGoPG",
-	"D8JiLZx2+bqhrV7vq5X4x/bX3DyDdZsEYn6Pr7v/Si8w1bfApUiHCqfC70ebie6kywKiezBx7zp8Ir7f",
-	"7vWAQh28iiZB8foDhPgJeXaFunI6dFsq7VBhoU3DXGI1resjimE2akZTm/x0dMkndTipsVSTn0xcyye5",
-	"I8GCploEvw1FlbUzn+NQZTaWKx/ayv3sYD2i7nY87rzVSnTecBtOA2Y1mr6cbfd2Hj/PYePX7YO90U89",
-	"89N0d7Z1+8uzn29Oov5ibXXe7d7OutBEi8dUYf0ZKimbO4UDWKiA8oxXB/8QVa2fyfodefw3n4oYUGPw",
-	"/kO7UOLdFVNzBERsuQkHpQULxCemMXjfyBz1jQ/tRlnjz2gJB1eSLCCBJLxVKbxSK2Te+KorrtqFmXI0",
-	"WYbq/X1lWHLhQ711lbCbZi5CU+gePutkc+j0r3vdqZ3FraHaZO99FZfHiDF4D7keaCsq4knEXr+7HKq8",
-	"cgZyOemCkCjC4DtDq4r8tRIxwWNyKxWgI7q4apzGMXMTP0v0rYyocqYjQVYq+DJUXr9Aq6lajiV/SApL",
-	"XjjEyVji46hAujgMp4xmAUM05Hbu1saC9CCcSoVYh6osu79QvqwRE3X1fL6h1Kjrbo0QqQlo+Tx5Evr6",
-	"QCVpku1Os1aatLpflfnfyzZWyyV9Fruggqa/reUKBy4ZawssESq0yvJ68Ehq0mRgqkhugYe9urw867JD",
-	"im9QeqgiMRcqEipcDlB1k1RYP5a3QkETYGyDfPIV98HuwziJhI/HMlxDhlSs9VtSXqkc7BqSKywDhwl1",
-	"G/dt24mbcmGzcmCn8QH3xMEd93FqeO4Z9VmiwTQWqWFW3Fksy+miIskfNVTN4JCWo3O5nIsBvrc5j7lU",
-	"+8xZLt/3ur3uzj5W1TXCfp/acefZPhMm5HOpJt8jjmhCnQisjKETZI5+KJkBbMKEg9XPzY3BrZS21WWH",
-	"Hj1QeQo1oxJfSrsrNpBzOscb/UE8bB0Tcl0/vP35ZMsbnx/Hv7BXRydnbKKvJ5pITxj2NsXCS3rMCj+i",
-	"OeAC2mN30113qP7CLn8+O6o0MOHpRAxV+cf+Vl1q2Cpl/dE9vp/qCp/PsmVbS3+ICjyOJbh9LxSzB/mL",
-	"aLZHZc0AEVoes19TkSyBGC+OTo4OL1k/yHI8aqrut1jIZyLTRkkdVxHjQ1XQlfDiMs2xItupv0WA7fa2",
-	"awCcoapBcEqITQGuIVHryv8bX/sf4zndKLPrAgoV+H3Z/ZWq+6zp3A8Xxz9cHp2/QSRKIvOjGBcYsq+t",
-	"72qKCCUSFsbk2wFJ7kwVnyDrAKW+u5OB5oOLDIq6Yc96PebqizHuVx8p2KvRGWZPyK0iyBRd9NldAl12",
-	"lXHsoYK17ox4zFUoEl8O20Wykc3tp0U8fc3hPfev/TO59zmiX1YTveK9dru97XWtZsPcLF7Kcd+pK05y",
-	"7WErREMRg5prU3PonDBdc5ERV1HbuQWXVCy5zZxhyotx2kRFlYuMnDcqqwFE7U+ELYSoOqi2iZ7eumJJ",
-	"LfTEjHRa+IrAP6OLSCnholjFUMQx8A/0JxVuF3W3h9bQzYmeHHuz0/myvhqtlCrFfioHBLhQmzo6vZ9Q",
-	"irckfmo3dh7zTeF2Z/yk/yh6zK/kgo/6jyDi6n2Z+N3uYzqruaEDT84jJpddB/u1j9oJJbkgTL96Pgrn",
-	"D1Zq9eTp1K4/ekfeMZzBwyvVYOnSLrC66HKF0lMMd5oP1UInN+imdkjy/Wh8Nb3TWL4cuivgsujaHIWv",
-	"x8czVLzlYqePIzGbazguPmzanUsJ8nwnO4/Fnheg98tb0fZDRGu3ellWjgHjFTvu6majXQkl8s/TUrMm",
-	"SZLJBCVlagtusti1glcIGD4WTqrcCh6jUJpmKNsKczhN7bfjDoXawY9iDzsP5Ncafy2hToq3JuLVSejI",
-	"7n4uy/jfd/qPUMHJ7yy+57C7k3nPab8jbNGg1lo85GPMcVqpNkHa1caGEouNDf+JKwhLtzxnt+mtXg6K",
-	"F/ANMGw5x3ryYGf08y10pkr7plwOgROzdF0bKYN1sS0UQVONVT8/uro4uv7h/KCUl9PvMTNgdqGZ5aOM",
-	"kRHb8gkdLtsr1sZm/scW1W4xaRgKd+Wfv32UxpcvQvFuMefwgVGiy4/jiiK7HduBT1MqR+RkR8enGuYs",
-	"bKfXR99tbciOH1R+K6jxN5ytjePPHbMujr+Yl5IaQcr1yvcHzy9OT64uq21s9/JGMp8niK0pt+jenfL5",
-	"HMsI+2Qg5/YVdzYLT6q9DZEd5HXJefEuRctcaeksa6EUvufDbUCtq5aqpPVSy7qWnTM9BbtJWGe1uVtd",
-	"XRD+SEi6x7Kab9lfezVlnjWS7zW0ME/pcsatHTZlMbc+aewgi0fyDj1uqzdprr1GE0MZHrhJEwQoyay2",
-	"D25BhGKc6BlNjbqnsg/YzmhZrHBPvKRVl3badzELdRVF8ehTAAOsF1YanwmuTPHUM+5QygHCnjyJineh",
-	"AF3GejJU/orazBlbvRHTKRxZUKALbvaFezHw2bAmqlXtoXKBri0n3HP+EBuNnliEA31MrmOmdRL7vHQz",
-	"5DeS3JVyLn9q9v9qsv0cQzqrwvh+IW+wjsI9xjTGcpui1QnC3eVYZnHBGEUpVVVPRh0gT4BqrmgDpZG2",
-	"SgWv3TX0dBAzLoG1bqf8tnC/2ZrsfOVByaGqKx/wQPJ+IbXVxRgNVSlx38fy9HtbO/6GA7rluC7Z/tgi",
-	"f67UKMCG8OZLx1N4MtFqS0b7voYkijRXXk2jDJygyjBUB6qSK4Ic3VtGU17ashqeulcp2dxlB1maCMwj",
-	"vKfWRA2HupATdTX/RpypXOzjUYyp/49hTHsPf3Ko1TiW4f9Wg4MYSIEY1/IjSvepxdHPXXZjplXgTY6r",
-	"AcaojjghbXWbInq9L3uoMgC7mV324UU3BtfJwhVpINZJnMNp0HEkklbbJXGsSapprknuabmM6DXZyzXu",
-	"mm8J9bpMxloHHUV4daQi7vuH/ME+9zILo9yvCIOSN+sB929Wn47aqqut9+lzNYN/+HkoZzC9//CpdEB+",
-	"8Ohxae0Lp2Qmimdks1g250EAvHqlRJuEicHoWDP1gVDOjGZNT97FYhyZVGJznvCZsCIxrTxjuRDpXimw",
-	"NlRIRax4t0URozNZLQ8FVhlB7SuXYIDcXIul7zuYoaaUjfAVYugyCWqmNrGh7hjSJR5nOSr6LeRa5caQ",
-	"LwHLiheF+Ygvr02V9sbdYQomW/dPffwfe9Rpn9lsWQe3V495nou6NtC5zDK+M7W12UsyMPPhDnJ5VCzj",
-	"tTYvtV5SnWUVTb+ZuCpVql4fV0JzBcsEJ/KFoutP6VSVTquUVSXddmOe2roCItaUilV3WVAsCRC4qw1d",
-	"ra8EDDo5Ez5symUrY4EvSlcGrnYj5pZpRQBXBpywy0JijU/D8ZWoy+F+awof419U/djVL3M6oOHLBwoh",
-	"U06JLVKjc+eOEzwHWLdnqDBnrVC9J6LMHeN9XYVSPr68Jlu5U3Go0HPkGH2XgTGo0hndSlKSgf5Ccljh",
-	"qhW4ViAyxWceN8fKbjl+7Jpz15/UcIWztMQVvoHQLF8g8HiY6mv27suhr9OjH1cQ/X8Il/pTAfiHKQCe",
-	"iWnPtR7JXHO9oFhuNRL15R+Ocr28UvIYjWeXLFq0D0DEA5uRScUtZ/ASo4w5VXMh9v0li9V7HIeKMsLQ",
-	"L1BOM8vzy3yraEuQd94758lHR4HetalydbznSEUY2Hbh1+ix2vMDGvK/vhhHt28cg+pZnuuqFH+8tln0",
-	"FBnWVNoyF+2A/yTfGKZoLoSxQ4XSHcQ/EV2AydnmcZW568IYpLHrd/rrsfxifec1/L60En/qnl+JaGHF",
-	"gWLX0eoqU9z8XUafHuSMpYgdAjykweqU0vpaABXm2Orm7nDMDPXuTDgKaHdoJSpOVYzOa2chqDu9Haos",
-	"vIZz5c69HGbBJbqv8jyVByxUnse8CgkvzjkG/Lv6XDK6l6weqMYE+/K5QTvo7MTgZ8wIijIfBT5v/WNB",
-	"CBr2/R+91falTtX/VDYOhKbH954LbDK5rSegEx3y2NcjpQwdBAacv2ulLC4QVJrEa6+thhG67ldsP6oe",
-	"1HaFtduZEePAwxLLdISKPoFP7YcFUBev8ZMEZtb4AgptzkRNi3XJhDAuSqHqGLuMi0lSPnWIar1kObSF",
-	"XvJMotXOfC5LuxD1DZ2tZhtQ+75gkQ9O4BHzkeTFLgsh0p8+fPp/AQAA//8=",
+	"7L2Lcts2ujj+KhjtmankpWTJt8TydObvOE7j1Im9vmzaRvmLEAlJiClAJUDLaicz52nOvsc+ynmS3+D7",
+	"ABKkKNu5bffs9MycriOSuH736++NSM7mUjChVaP/eyNlai6FYvCPZzS+YL9mTGnzr0gKzQT8SefzhEdU",
+	"cyk256kcJWz21w9KCvOM3dHZPMEBuLilCY+H7pnKZjOaLhv9xtWUkZGMl4QrIqQmC5Yk7bFMZywmry7P",
+	"3jSCxi1NMoYTx6zRLw8WNGKmKU8a/YaeMpLiMh8aUmmqM9Xo73S7QUNznZhxn9GYuG0GDb2cmx/pSGa6",
+	"P0qouGl8/AiL4TFseDimPGFxeTuHZMZmI5YSfEiK12s2sjrWmt1wReymG0GDpalMVaP/7vfGmLMkbvQb",
+	"c6rUQqbm6YwpRSdm9FlmzoERqknCqNKkt0uiKU1ppFmqSCLFpPHx/eefxcegoaIpm1Gzo/9K2bjRb/xl",
+	"s4CiTXyqNs8RMPCTmKko5XM4Ebz9uiujUcTmmo4S1iehf98haVaudCDMnQZEpvglXDGRow8s0i3za7hy",
+	"zCFpUndPXA3EjCvFxSQgmbgRciECIsfEnP8ilWJCzO5hfJlp82QkMxGrAxLiTYQk4UqrgWA0mhKLBWS0",
+	"JHA7AVlwPTVfsmgquZgQKpZEZaMZ1xoBJGOtzkA0PgaNIynGCY8+A8s8qGIzypOhpjeshB1UmFOVmdCw",
+	"IqKnXBF4l9AkZTReEnZnNlJCj/0CJPLF1cPDV4CG0Ft62Cf3rTiOU6ZUZeUds4oToVkqaPJFZ8jdIOUD",
+	"dD8TuHkioyhLU0Bbd2K7PhK5pZBLlt6ylBybr77h8bnl4dllgt3NWWSADJbbITmtjWiacmZQLd+SMohF",
+	"Lv92GphflabRDdEpjVgLTvWN1C8M2H/RqQqph2MYxTtWM1sWTYliSiGZLKBvpzjLN1KTF/bbb3V++frC",
+	"PnHLSpmSWRoxMpYpQmCmWApnck6XiaTxlZSnNJ2wLzqaOY411FIOExjtAcYGL5kVUUF6e+RH/sw/ud52",
+	"cXKWjJNjoblekispyamd4Vsd5Mpuwj55aBPmuUI8QeqvSBM3hhB4JW+YOFEqY/cBYS5gPGoPMOaFlXTq",
+	"dnLowLJPKBFsAUtTimjzYWB/S9k4ZWqa/yhi2AzAyUC8YWZLEY2mLCbN8Mj80T6SQqcyMWDWVlqmLAQW",
+	"EDSmjMYsBZmp9Kb5obK0ZEGXioT5CAe4AJJLbgQkAMMUR8wuoNMIGuYSuKFafZ1mzL9uJrJZo/+u4YZs",
+	"vM9BROmUG3kBzuhKytdULC1gqS8C/JRqNkz4jOuK+CMlmRlWSbVms7lWByRlOl2ShGqW+rC+5fEoA9xm",
+	"aSRf27cDcn/lBr5XFyyknhqOv6CKRFMW3bDYiBHRlIoJizvkKl0OBJ1QLggda5aS8MJssX1o/hESxSIp",
+	"YhUANDGaJtzgzkzOmNCILnTG3HQDEcksiYkRBZHSw9IUaYanh29+Prx4Prw4vDoenp68PrkaboQtQlNG",
+	"1JSmLDbCioHS5UCkDC6v7+TXRE64UKRpgBqYndBtJ23inlSLzBFngVPPWToQUcKZ0AE8wL8JjVJpGDa+",
+	"poLSR+NUznAFiylLGWnqKRMDQQVhKqIJ1eYUY5bQZUAE4BM138+ouS2SyOimhXin+ES0s7nyZl7BK++M",
+	"V7HqEs+cZELzBA7Zni/xjvd+JHIg/nSnGzRmXPCZwapeDoiG405YanHpWtBMT2XKf2PxFypXUcpiJjSn",
+	"iSorJW9BjEXJSaYkv78m3G7rHhXLH7LCkFaHAy0lkmnKQEgs2HivQNDSdtcqWW56S1mHQNjKe7pGUb1M",
+	"fEnT/vO+PZUHXWGz/nCF3mU2OqWKjBhQ2Ft5UxL7PmOPpWUMU5apVV1SzQ18l9dkiInBUro0/OSe/dZO",
+	"UNouVzVjO5HavH5guTKwwK+8fzvqkN3NEZGqVgE3LRPxAzutDlW5U3/99pUDoBTEEF5Dfr9sJ1kFhYtt",
+	"vEbF0gCPgyNfgCDNEaMpS0kqM81U3day8goKZYTUDAf3aenSF+zoa3DHw8yQcG3Jl+UmHRKabYVEsyRR",
+	"ZDFd9gdiINqFiu/Rm9CRJxQdrd4n4oLexBKEmxnV0ZRQMRDEMZQOceQBPlPwHSrz7msF/M98r2USEzqn",
+	"qWEV3lpK+BMWAOhEWR9xYsmUlbQSKSZmKVoSShJ+W8BfE1kXBxkWDAqGP7unBvcA1Fu4jDr0La2CriUP",
+	"85QpJjSL4UhAvpCZVjxmsPSJUevIgotYLhDDF1OZ1OA5LAdXU0GxleNw35rjZTFsjMcJM5ukIyWTTDOz",
+	"mISPmeYzhoP6wB1WkQHHrcK3M9WYwWY0QRNQYJSziflfu7zcGpQrbTSLORMRW5EG3r592/aAldWJBEIT",
+	"Key6jLKiHZoRSuyiy3oBCEHvLl4ckb0nu933zanWc9Xf3FwsFp10HLVZzLVMOzKdbKbjyPy/ea/VH4jw",
+	"mT0ERpPZ94NGQsWSpvGgEaAS//0g52Mw16ARBoQmSpLFlAki5EAUcGCAgDSpgpOcpzLOIiPHCKPXawM9",
+	"ER9zplodYrRreHu0HIgwkZMTEYLtzN7yJV5vGJDFlEdTh3qa3nhnABPjAdeIQ41P3lmjXvu4FvSW8oSO",
+	"ki9TuTNvnDrFA2RJI/xyYQ5vkjKVKyFqKlOdLEuGH0/lvmTpLY8YuS5N8a0UEW8jRg9Jl+RBnYI0pSBW",
+	"AIAzGwiDqUZhYSnCg6e5gLpCMpEAiE8ZkXOWImFXRgeFrxZcGewynDuimWLK0nbzfkw1HVHFSMxjtNIK",
+	"tWApmPW4ILmG8vzZ8Ork9fHZ9VVImjEb0yzRBtO3iaEHHAzhmUgZjaZmtwFRiVwEoABYpDezRVIIFsHy",
+	"5lImZEqBEApJxikrPeaCGGp0AOt0957zlylVU4Z8wgMBUjk50qQkonMzww1jc2WovuFbZJxIGVvV5m5K",
+	"MwVazIzNZLpsHbijcaNYwzfKXk2laarBJC1ToqaZRg1ILkTr8/QZLcmCcsOfxjJlBkjAFG3g5JHqTO9R",
+	"yozK5nOZaha/ZjGnV/DSF+FoPuBwZkYcwrweuipmzS0l25KRY6tWId88tutLRPkUBBZNrnCKb4eudXta",
+	"YyETjjBTRcLqlsJOoxDWABaes1uWGOy8kEkNK3treNfIjI+/j5jKTVXfKbKQ6Y2BBmcHUjoz0pgBNzka",
+	"LTn4gpQc6wVN2ZCJCRcMbDEGv4cqMuo2vjRL/MepHEnNI1X6jSlG02gK/2BxFlENtnGgJTWGp6DxgrMk",
+	"RhP6ysbOBPNcbc4J0yFofGPRVNqdVhwvZrfz1ByY5qhMW5fa7w85qqz7KJIiYqkA0x7ImmFAQkdBwoD8",
+	"73//j8HY49lcL5FFW14MTiKOi8pBFgWxwKjRSRajs2ggrFfKTtkH4UrQGXPwAduL0Uxk3X/okjK/DARN",
+	"Erlgsf3csDOlGY2RjhTs2fMhrhx97lSsBSiuULYGMYzMmZwncLDF2I9xRa4ye58svbMXU6ylABH09Zl1",
+	"vmQ00dNLi+YrFlMyheeW+5SW+HtOHBoS8LwMFSof0uGGvKmzjpaXbL+qW+mrtz/WLXCejRIeoQvzLRuR",
+	"H9mSNI0c+WS396TVIWciWbqX3H0a/gRgbsX+/kAISeYpv6WaOThthjFApvnPr+Y/MfwZw9+/cvNfqafm",
+	"f27ClrlRM+JAwFRqalS313a60ZLcsCU4RZ32dnwUkubx5dbuXqtPwii9Dcn3JDxvb+3umRHvzH+WIcr8",
+	"Zz+em5fj55eH/svH8dbubm8fX8c3Ly4PQ9K8cMMa4TNk5tlAHEmZxlxQI48b1c5yITwLI2js7WRpknte",
+	"5zQGZHIn+ZT88x97lpGW75kmk3rcf/X2ktBkIlOupzPk/+YU0B0Uw0w+5YTDaAQN2GcjaMAuaqlalN6u",
+	"zniUpbeMNOFgzf7w1G7YUrX8WeCEYRY4vNrxa5D2HOGH3SHXIk046lZQnByQRao1S837//+7w/YvtP1b",
+	"t70/bL//63/VUYgbXkM0DfTy+AA1dEuAwxsehwTFF+dmB3lfFadqJG/0Vcy4OGVioqe+zOHNqpf1s5o3",
+	"S/dx1AgaZz+ew1Uc1h6UWB3ptYyzJFNf5YAyxdb7cBSfhCXGyye1a7xbHeInEuXIgBADQQ+WRpjTbAL0",
+	"fNnqa47559WJv2CKCuU0F4tAFQBO4vmtIaSXdZS0REIvmS7IKPnnP3ZbBvTsGd2ylI+docrgWIUxmJ8g",
+	"2gaIQ47agLg5CgL8N7a6W7vtbq/d223T3mgr2m5YGEUABBiAy4WrbIyfbp+92n6+dfei92zy9DYb7etT",
+	"1pu8fP3b35/ssadXmdrPzl/eXvz9+LoBd9C4G744/u0i259t7708fTPUGdvb3T99M//p7d78aHmp+c3P",
+	"H348eXuyS7uNj+9X2BhupY6+mScHRKYxGKhQ7OQTAQcjdIdcsoRF2hB/QGBzRFyzmXpIEDZ87mMhS6cp",
+	"Xa5etllV3d2eGj3KCzwzZNysmSbn3rbGNFGsKmUfFYbEynWClGbWEtP/z/7cieQM4NVKQP2G9WKQqUyV",
+	"4SgGkJdEaWoGWTlWO2TduVqD5HeVwJUOOZKzOfjeIqpYmwvFhOKa37JkaRY8lumMahfNYyghvXOUcGt3",
+	"pwZFi9XXrcM9RVOPc0aC/qfQmWiVO5LALKQJdi5p5A1QO5hC8ZWW/D2KaeBI3up63a2dBwh35f7dFvMd",
+	"rIEFmenPA4arFXutZTzOaqklYSKuAErF+dRIUj08/OVNdPvD0Yfu8VXy4fbDy2316mK5d32Y/9+J/PXw",
+	"+VXvlfrw82J4PeLtD93zqydv5ZvdWGvFb578GB32TuevniVXW5c/PxvRX65f9Eb7TyZPjtqT27O//zim",
+	"L9sXfzs5S97uv1pcHO3Rv59G3VWQW/GM3YeEF/gyRDusnH55pLqjP5szcfL8SIoxn2Ro91kFsudcRfLW",
+	"YMmMaWoUQtLED8kRGlxI8Uqv0yWbxBDkpzu9HSujDoRRalQrAOUF3CYG+hYGDk/RWIgBIgZ7wLVrIxz4",
+	"RMjUSbpqIPSULZ2F0mhOB2QGz+kSdJA4Bt87OJqB1A1E6OzQGCXIRDyXXGgUvoQkIRrh89/7+YKmVA2E",
+	"YNxoraRpNDMHaO5lMJIqgkGKYDSdQjDRrM1EJGMWD8TZYaanZKvTzSM4AMoDoqQ1eoHNLL4192/ETaqI",
+	"FKxVUeF+bzjb6RBot5gMaTIZgqKrhrnRoZBP3wcNcEakjX5jqvW8v7mZyIgmU6l0/2n3abcRND4sbtQw",
+	"S/m6VzY7EIsJGuqmebnjjC0ZABAYNyqzI+NtrPKnR67/QQFdOQQ3rAWsfPDGj5ed/OJg4xABd/Lc2szV",
+	"AajWvikfNQqUR10QIlPMmwniDgbi1dsrkvBRSiGuLmU0RnHWql9aklHGE7BU8ZSASt42YI5XmLPST9cf",
+	"ypy1uNC6M8Jn5Pri9ICwXzOamHWBUM6VCkmUUD4zJ1c6gRI3MoBQs4gCSKrTXl+cursw50+a4SDrdrcj",
+	"XAr8zepBKGw9Zua1ULZO1H43sOA3aLwP+yRU2Sh0dhiIp8mUEYFisGVASIqLI6m7JwfJD15MhejaW/JO",
+	"bv1WgkeiRR3pPrcs9Qhs+J/BNm3MT8H0XXSbYAtDgyo8074+fKwoFTQEW/hvQ0RdABYhhqEl82lKFYZf",
+	"bnW39lZZ4eqcv3+iPFJdxYoR3cBFmiVMgRk2N+8Rql3EUe6uKNu4ZMwGAtgAfGrmjYM8LmySMaXoKGGt",
+	"A0IN48gUTcC0h/AIJq+BCP3VhUgxvkjgWjmxygHUQpK1aK8ilkD/XQAWTAFcfX9n90lu5ERTvbIh+YEz",
+	"Zxuuu8YXEHbIs5SKaEqksCEDYPax0QMI+f26wP6gki0QDMQ6ezvYaathqkF9KIIZxo9ND9ZFCQRr/PZm",
+	"gKoLPag4wAPiBSAHJJwxPZXx0PxmTbgwTCnsEMfIvX+wLhsDblSM2LqvFKRSHDikVQPhC0MgZ+iUUY1h",
+	"42htNmdt9D3DEl9eXZ0TtGauyBxfO5clV3hWE1lszEtJk/qSFJYVSgJbWcF+ODwyo9GUC9Y2vB1+wBwA",
+	"OKamYhhaYVg6oSN5y1plC3jd8fj2Edr+7f07ayF5v1Frg3GnWV3fy2xGhbesu3lCBVozgPNy5RIVRMSc",
+	"SySSQlN0brv4f5lWvSNl1XnVB7KS49SpW7e741WfjZHujUxVg8gHBk4JEzpdQiynIyaAHY+2PnguoxpR",
+	"Sa3xE5h9ehAPVxyQlM0Z1aysJQLAzegdukV39/c9JykCY8VNmoPnCpRNZaqJDR1zIpPbtRkFgmJL60LO",
+	"WAG0WqivSiW1FgJvro6ncIlYkdBDmxAtaUDi//mPnc5Wp9c6AKWL3HARg2GtcG/l1Lu0SB8LyzJeO2Vj",
+	"BpD6oI3QeoLxPPPbzPEkQHRew8vGPFlzDlKMJE3BXzDH9wK08Y+WZESjG2bd6XOWKiNGcQUhBdqKiCXK",
+	"aP4ybAd2VxgHr7r7/e2tfq/7CyzXumyHKfhsa72l86WeSjGEBUWciWjpkpSAo2lWR8z82Vcdd0z4W4VA",
+	"D/cF3vD29vZ+QK6vjloHJBRZkoRkMeUJK1TSkoAeU83ams9AqMsSG5+D4QQ1tKy86fvRuOzV/lh/HA84",
+	"5OGLc++DKjjVjLmyzqB8qvfA1ucZqp5JPfVvBR2VVQvmt4KY/6OXcs8tXOraiL56NDfyK6S9VA2B84Jc",
+	"/AEobaYeunkRoVZuzlshTZKzMQhUD8SnwAdGeHrM2eQUAPMivBe4IrHVA9dgfXErq7tZuZk0M9NHjIxk",
+	"7qhHGXbCb5kvYIykTBhdtWe6s6iZ7h5IuZ4b+rXGtoRQUcCJiAklaOUrxaeObQAa2BGsuF+BJXw/tymz",
+	"5avp6IeIn/FXL65/O+m94SfqZKbnvxyd7J18OFm8/nCtXz8/1nTr77snfMHjl8ni5IPkP//0t5SKuHsi",
+	"uh22fDWPtl+bMWT88mJxxp/ejn7Y//Dz2zs52n7TPfswWZw9P+Tjv3WirUSMZi+68U+vEliX0UTUkItG",
+	"f99IK38gpKO6ZK8HQ0VXKVT59FadftUMvdobIc1Q8ThsYWb2QIRVOOkTA79hbupwL1gLWYeAPQAZHyqy",
+	"pTzCjr9KK/qsCsXe0T8iB8nfk/3UusfXBuSVbvNRtKB8CYWRy97Gg+EuBeaV7qk0bGnntfi4whNWFR65",
+	"gAIAeegaWPkVwU99P7qQwkw5YhMuBMBiCeyCBo1vqYhKxrPijqzb5PNY+WHF46QlSaVhR396meovvvR5",
+	"DW6Xj5Pd0UgnEDWXsojxWxZDNk8lB5Y05Zz+mrGqk3K3t/WgTdDGvN+3lpyiGGXVxosTo3cLRmJ2yyOc",
+	"uCKYp6BHWrG8Vn5ejRJCi90ahplTObscqz2WqIZRYeq4Z9Dg67ieHY3bNDCgmoWTYMVVUjbXZ7w2kpDP",
+	"6yezWaIn57lNlQtIXVAMYiZTmU2mxMWJX11cX14dPx+eX5z9dHJ82eo8RudIqNJDcwy1ChFkzFJVTC5T",
+	"d81r1Zy6IJ90SCf1NzVl5FqxtH04AQOot01FBQfHXmB+nkmlyW5vi4yWmqnH7K3qXIghPCWHssrWS8uE",
+	"Gyngqw4xLR6ccqSBfsgkPkH7nQ/WVXGh2++CuJCDMW4DYmaexL2oO95n7a3RNm3vRLtx+ynbG7f3aXfU",
+	"i7bibbYzxmWaYbc73U6vt915Ut1Vac5et9/d6u/0filvtt94LX/jSUI3dztd0vyp1zsgp1xkd+Tu6d5w",
+	"b6dVFzNTbPL3xxmdHN14yAeUD1x76Hwisvnnsh4rB0Eq3GOjXwSdmSUcxpScyluWUDDB/N+OicE91YQq",
+	"zBO6BEdLh5zN8VgP/Ej40DwDv2Bu+YDsKj0QqIeQQwzBBvtlhDUaAhLz1GaWYMYnV3yUMC/UeSCav7FU",
+	"thc81tOAjHjM3dcqIC+pmGQJGfMkYakKyLOUmj8JGMoCoulkIIqxWpjvOc4DUMlOt1tb7UiKwpVk9nVA",
+	"PkguYIpbmnKbyQMRXjLFiNpxQidmQtS9rP9hIDA9n83kB06UAU4RMUUEYyApz1Z8U1ueDfRTQ5UCw9Cv",
+	"BQcLO/yn4kgjTbREvXnx41FbGOBIDBEdCIgbsZkuU6qmkEijJL5oMPCWJoYGqzlLEi4miiRyAuJDwm9Y",
+	"KxiIEdMLZoP1Ixv4wuI8RqqoqXB+eHn59uzi+fD1yZvh6fGbH65ehsFAbGw4d2Bvd2PDFS0YsUQuyNNW",
+	"rln4Q6MReSDqxj78KR+b5H5GEZOIcbN+0utu7bQ65FAsfQA5IEKCUU8qIB3owjSgm3tzi7RQqdhAYGUr",
+	"c6aoeX8CYHk5DwszWJ6JoDTV1p/pbdfO1IQMBaSc7k24PXR/3rF8j3CB6I+3EWrgVxiISM6YwjQrI3bN",
+	"E6hZRA4L72opYs0hDE4MKEyX5dwJQWfmUMFplVl9Hy9Qe+DZN3DGrFsALCFasWRsMH9GYwZsPAFLfpoJ",
+	"g/ghLf+fnyninV7Y29re2d178nS/C3+FBh7NTNZl45ambI4hkKHQZlOGLgcOSOR3aiAgWofMaaqxhJlg",
+	"Zkk7T3aCJzvbBjpmUsAOR5BWx4r8arNmxRiJZaQ2FYuylOtlZxa3voIH+lEhf+XqPGvUfctFYXPUqlix",
+	"i0z4NOvBq7dXhggYjKGRhogiw3I65JKJmHDMwTr0I8X6xCa1YlCLPwGGthj138WqqSlUEEFHK46GyslB",
+	"4VeAWOSleSrH44QLBn7vjY2XEC+/sdEnIU0mIWmGECEUktHSEYQDEkK0EObtXuBjPjYI4rCuFdjw+2Ye",
+	"jwOpHFMrjELitnlJL+d9MmhQ/dcPCz1ohHYVR0b2VxsbfcyTV8omrRVxRR5lPLm8vD6+CFtBEWoU4osh",
+	"4ZCsD5mheUxgLKNshvVa2hiW0y8UfB6T5vX1yfPSaFBgicc2XYRmsf3C5Xp7izm8fn5y/Obo2KOfxcJt",
+	"wj2nGnzwo3HYxyeQHEqaLmdWcTMoYNdcRlNwi4zGIa5I4QA4FLubh338gfzV08XaqIu5LHh/gUdHx5eX",
+	"w6urU2+JvV3DcSAbHsf9oHnYJ5Rkgv+aMZcVH5NmEXSy9ZSkVMRyRkZcu++M5lbO03dKHZYQwto8gDxG",
+	"Is39xs6GiZuC9La+LyaV5Td4q2pMC/vE6poBoRiDZfOUDsDMhtbeGoOyP5o5zN9XzYjmpHz748cwcIMD",
+	"FzFAVjO8WxqwFOqQj0RU+E4987FLIKIkkfImm1s8+DtkDLDUVnUyaAlnySeC6ixleaRggWOGSseYXW8w",
+	"MLB47AKwqfBiAhEBIZhDKXg1M19AnCGA1ibCHcziFMa9LoF7Sxhb0KXhf1CvAJHbCGjKcJH8GLSRZ7F+",
+	"U82dVf21f6yZ+hsYT5EC1iJlQPa7XY+ulv3rYCa/3+zqTF2fssqVSjxunXxMMmEEFktp44QNRA39uDh+",
+	"cXF8+XJ48vz0uEJFnpCYLlUrIBGdzy0QLrCIxQxCQMrB8N+pvGKHX67DP4S97s7Tx5/DOn4rLPsjikUp",
+	"0x4R29rdA+plVsaMcjRftlzdDcEWNq/VkTKqSXh+dnlFNm97mzTT0007M1rwga8adqsHovJeAjkFYYdc",
+	"cjFJgKr1CVRxdZeRMp2lQtlCf0iWLrXRK5CBU7v4gzxgAmsAYN4EifmEKY3WsipO/ZGG3rrAkJLpvz52",
+	"FoWdUqbaWt8AGl4espVcK6gdUBYOH+k9qEJYLebZZdSJl9eqLk76EAWOeuvJY2xc6y0sYO7qjvbjPbrF",
+	"2ttRb9zeGT+h7X22Fbd3o6ejHn0y3mF73fXWmH97T3TZuF0Tc6ILAxAGneAH1ZCTx9tcP93QVDj6+0Sn",
+	"fAYVhN688G0IyGwTuWBpO6Lmh6az1kZopFJuNKZqzFVWR1qxWK3aw9cYQazU6yzv2cizvHsC2Kcb4B82",
+	"iR1UbF6CwUXl/veqeedBw/t/YHSCro8g8YRL0oQIBusoiaaSR0yBZaD1iCAGDI61QANXVrHoryy2OOZV",
+	"WgfV9lB/vzRHjKiKVZuMPlv864UDn1dvrxorlUs+UfdFq0pYcodDegnC60A4L52RVvMa7CtVvYw+a2Om",
+	"izpgzj41ENZA1auWE4O8+Wp1r3zR64ppeeWr4H6QveUnOtV6jkVduBjLVQgpsouMSM8hgFwvna2mb4tj",
+	"YPHBbJ6XLCVcWGneVqwbiJxWQbBJYRM1/54wDVoLll+gWI2qnYATdGPDpwlGNaFg2Gh6Zg2n4aN+H7as",
+	"8u80HgK2BU8EtvUazEWAXcFIpUUZKKhoK6WCQmJggiS5ToW51QwEsI0Na9PY2CgUpCJPXZG82ATIaoSE",
+	"axKDipL6EQX7bS58zaG+GPhMDvBoNjZKcjWcR1Xw1LaIycZGYT6ypsZMsY0Ns5bmGhGz1SHnqHFCvF5u",
+	"gCpL86DmBViQC2ry4ZWVKvEFKKmuluNr1qcUtEAZ/ctfyJEUt2Z+KRQCxLGRYL0SXWhWBZGfu3REACuM",
+	"rjoold7GXF+zSOdiN8eD5XrzMfvmeXu1YBHIC2CchxvHIjSZiBlUkoMXn8l4GZKmljEFSCE1ZY2MCPCi",
+	"/TTwcrDM8K0D6J0AFYK8qaCFgxmoYrPu7ZL1uR+IVrBoafaNlcZxHPv5dl2CSFFZsiinA7k7fvGplOFA",
+	"KfuA9ffvM6IfFGfppZwA1wgd1Q5tUlBzTb1BmeKEhlm3vAExRcE7KsuO8Pe8ULj9YjGVkCRrsMpcH9jU",
+	"KRmlcqFY2i+u3/Cx9AYJBiHhXdtan9uRTFXf4nToEm4hGXK0xLtL+QSNfwalDlH/tiXO24dgATmDV/pk",
+	"I4ROBN6ZtA4sMAAE4CAFmKPTBz0HOA3cTa4hH51dXA7PLk5+OHlziWY6Z1o2t8ZtpgyUjWgC+LUCwu4i",
+	"Ntck3JwxnfJI4XeXINlYN4QizTC3fEPajhOPwhZBMbfGhwXjQGKCc7ChhrU2I4o037mo+8eUkzTvtVo5",
+	"Qac2A4goQW/Y0MirrhRrnroS2gyvkKAY1sqzrIGgV/KxnEvL/AAR+Gh2xtj7sEOe0ZhwMc+AsNrdUTPQ",
+	"zt2d51BJGL01Jw8OCk4Tski5ZmTEplzEB4SS3bs7+6rtWWHGyHNW4BifMcVj62Eqat8b2sPiMtkKAAbR",
+	"LhZRYQkGrKq742dfQS8MbP9gXm4FZKe7W5+RBZvZ7XaBYXnJV4c5TYAbAGEwPMI8gbYFENQyCAmvUirU",
+	"mKXtYxFJI1GGj/fBuTGO8rKGfRIlUjkqV6mIaERU89RqXPu93hb55z/2Oj00FR8DgtnyjK5NSPhT2638",
+	"ajlnbXSZqz4RUgk+HheLuGBjlqYsbZ/LhEdL6G+Q2t8Qec4KIqLpxIh3IY1nXISYqGa4UIy4LK2yaJ7i",
+	"dQq8LM9q/vz1yZvh4fPnF1bYtFwMra04AE/JnOppC7gJWISt1GIZn5VA3AR5zLGespk7+R3vbAqKYy1S",
+	"NIbcKYBcVS53iQxwt7sNh+Nn6tnEJ782p3Ve2MqYTlcuSmdKBP5PLJ8JtTOLqvm73a67LPfTlIoJ7O+q",
+	"0j7CXP+SrO1YAd8clpPlbe1wLHFsiM7S5uwZTm7FPycUptb8aV1BSyvkgx0QTNr3mGgLz4hvqYWqwOyW",
+	"udKnaN/r5wIeplTxCPhgeTVRTiBiK0/AuEYwzpOhvlPEMH7LgV19B8MAjFg4Y//73/9jaP6URTdooSRe",
+	"gREJQ6P3GWELyqu4isQuadFO1QgatyzF8MNGr9PtQHCmnDNB57zRb2x3up1tTCGcgjK3pgxD//fGhK0J",
+	"RlutkPTOlUh6DIuBinStgSgKKYEQD2dt3ZjFuZXtFOSc4xGBa2SBsQfombS+tLwqmK0U9p2ydYeMhIvB",
+	"iZpMZWIF5pIXUxFhpGla/LrgSYJ6lmB3eiCanqZhxjfgYK5FSWyTosjcLJBro6ONeaq0bS+RMg1qqNnp",
+	"QKC1AUUSG+Q7zauX+dXmDTdwQI8rmjGmVam4I27f+ogNydTR1JI0TZop1axtk35bLrQFxUsuJph958ov",
+	"D8SFywVFCS6Xux4WuVoBUXIgCgzlwsl/qDOweMKgTih4v6gguFBn3s6J40nc6Dd+YBrKcwXlboJb3e5X",
+	"6+AD469pLAel5BjYcB/fVuelXED1AY9KoUwcTZm7j4CwzqRDQoT7gMzoXZtO2Pfb3a6BUGsuBxXP724E",
+	"Lhv0JNjagQUc2ivleiCg9q8ittYDnusj6vM2alZTm0N5fEUndXZvpbFNCJosNJ0UjiFtNA/fmaEwODXI",
+	"fcgDkevMtqJxq4ibGFGDTYKEJ+P2GylY+zXV0TQkWoIpg5Jt4LCP3Oeg8ev24f7op676abo727r95enP",
+	"N6dxb7G2YPh2d2ddhLMGNBVQEgurXBdO/tAcVIjlClYX/xBUrd/J+ht5/DcffZteo//ufeB1nbD1HS0A",
+	"IVluGkRpmQOiE9Xov2vkgReN90GjrMHlsASLK3EWw4G4eatSC6qWybx2haBsAR41paCCDsS7+ypDFcwH",
+	"Z+sIpjfVnEXKm9581s730O4Nu52pniWtgdgk71xhqcewMfMeUD0jrYiYpjF59fZqIIpiPkDluJWkMWLk",
+	"O4WnCvS1EgFDE3QTeqZA7Es5zpKE2I2fp/KWx1jM14IgKdWgGggnX4AWXK0QVTxEgaWoZWR5LNJxECBt",
+	"XI0VRvPoOlxyUIQpQI8Mw5xKtaEHosy7v5C/rGETdSXGviHXqJtuDROpCVD6PH4SuZJlJW6S306zlpu0",
+	"Ol+V+N9LNlYruH0WucAay7+tpQqHVr/aMpoI1n4mRYsKADWucuM4S28NDXt5dXXeIUcYryLkQMRszkTM",
+	"hNExjejGsddHwm+ZMEPMUzky/Mk1ATF6PMS9pHQ85tEaMMT60d8S8koVqteAnHcM1Gyo07jv2k7tlr3L",
+	"Kgx1jfdwJ9Z8tfZOLh9Su+t17tYBUoh1KnTFqgK04zUuxfGE81TOmJ6yTBHN7jQUJbbRyujKHIhm6Bsf",
+	"+vDe5jyhXBwQqyR93+10OzsHEGivmP4+0+P20wNoHjfnYvI9mKBVJFMGtXxkCnTYLSXXtVWUUmhLp24U",
+	"QA3XrQ45coYnURR9IFjgUEjbYAiItPXZ4j+QXK6jd3bqhyGt2GwZxgrM/wt5eXx6TiZyOJEI5UyRNxmU",
+	"nZNj4v0ImodNwUlsz9zOQPyFXP18flwZYEKzCRuI8o+9rbpk1lUg/tQ7hv6eOyilfZvmso5f/rt0l6UK",
+	"ekGO6yxQRY8d5vo/pLeGwtXSATB4YQZWTQDEI5C4CBQLe1tPOgaTev397r5lPlmaFKUfyy9g6aVC7Cyu",
+	"eZaDtyNJsJIy73DLglgZ8/TjH74dQyvBgvU49mUJh9cLxsiKeF3W+qv64B2iCfk1gwabzfDy+PT46Ir0",
+	"wjytsaZpTYtEdMZyzQlVRxETOhCeXA89dCWFgqZnrgkP2e1u1xgbB6LG2liyLnqmRRQLbfcc5VrnQCy5",
+	"XWXebcdrYOO61qw0rSFN6/q8PPnh6vjiNVhNOTBqjK8zS3ataWwZLbhiMFWrFjY0deZ6NFxC5yHAFNwK",
+	"NB3C6mKeKfg7yO1BOYALc3x5ajAVS8iGELVmYHOTKbbJyDV6x9es3bVnuynh/HC/Rp9V5Gm3S2xlUELd",
+	"xQP1ddpmbtpHh5VATxFEJuVdgDrkOhdsBsJcc3tEEyoilrpGFjaAF01T7kRR9FnDeC7ca3+kkHMBRmIt",
+	"8Y6A+u92t9eNmi9z02+ndZ9I5G9yrUzkBYEic51LVYPvVuZc04KQijiw0RBLbHMQEGu/oX56CkJRpQWh",
+	"dcLnFfdw/Anzm/takG9CgEtdacIWgLXhVcVXaCNX0ncooPsA6g+zJDGkC9zoXo9920PfrPRFqfkvBaxM",
+	"pdaJ9ai5TyAHrabXr4gHwn+vubO1T6qVCxVjJKy0kg6hEmY+2UC47rte5pZHJ/zELlvTvA7uT+XkxFmX",
+	"bAjCV4P1Uo36j+U4LhshWYdn9wO63+scRKNHfPOMxvkyzCe9R+FT0QzUfNR7BBJWu97Dd7uPmaymN5j5",
+	"eGv/MQdS7jgOFOMRh3JiHbJfncScYsIoePFW6YIv+GR6ukpxZKbXk5xjFweUe49W6tdjm1FFtMR2UKWn",
+	"EN06H4iFTG8gKsk6mu531lWLSChNlwPbtDZPpiicdPXus9xp1rKpMicxm82lQTOXJWPpETci1E5Oh/yZ",
+	"F1SBIh+4JYIxrNres3ARQVNAIKFA9IqMTGo9gKSJHHQyAeEk015URGJHgWxqRcfMctNbRhPlKvWuISpn",
+	"mf52VMXrdvAosrLzQBUP5Ropy9Tv8wzNHiFuqfO5pOaPoBp/LPYfg2Bnj/Z+ZLeYeQ+236HrQWEJaA/J",
+	"x5DSulLTCqXKjQ3BFhsb7hNbwh4F5bz/72o7c2gZ3IcslcIUXOS2QBjAQubaixsqTzoG8QIbzKIQXBfK",
+	"WA7ScKlJF8fXl8fDHy4OS2mYvS5RfaIXkmg6ygkZki2Xv2eTexOpdB6e0MKQGpVFETMUYY4W9Rh/juSM",
+	"5dZ5cMSbhaN40i92Ipg2RJI0T85vd8jm1k5ATs5v98jm3k4rj2kpiraENbuC/Qyfnbx5fvLmB1/7xMlC",
+	"DKtxrdzx6Ir78Ru1Wlc1xoJC/QhIzbeBeBA2iv1Zc5GLK4jmFNZ+OrZbK4eP5ohv91OmwSBX1saXunUX",
+	"XdiV6yi7NumsiDqxSWd+EmWmGKpEK98fPrs8O72+qo6x3S0GyQM6DNOdUg0q4JTO59C2wWWu2pgWdqfz",
+	"WNra7tPksOgDQ/3e1ZrYVh55il0p1tzFhppDq5bzxvMSy7qRbaSQUVBjpq2ab7vo24yxEePYN7wa9dVb",
+	"2wq8SHEs7tqMMM+wGfbWDpmShGqX4XyYB8+6aAWqq53L17Yth7i7BzqXG/aPHDdwkZhgE63CL5bGgnFG",
+	"S7+jEFLCVl3wW88G2NVVXQfChdFZ5rygRsmMUaF8mkVojv8xVxFNY7/3nIHLRE4Ggtto7TzSpNqB3IpL",
+	"eQS7zcRxjRIgS0eRJgiFwUDYrIyWFU0K6pYoCWEm4OtwCSSWFdTJGxelTtzfSO6olLz7U5/5vyaZXED+",
+	"QVWUuF9EUVBr6h4TCCQeKd9WYEQTWxAgT2KBkH8uqlI+SDBFtm5zRZYprbRVajACFR4cIuZUAvoBTOmt",
+	"1092TZ0e4dwgA1FXSOiBMj5eHQYbQDkQpRI+LlCx193acR2laMrWlN050UCfK9WKYCDoNG5pCk0nUmzx",
+	"+MDV2UZrJ5aglcADJ8yaJUUlsREoutPrprR0ZTU0db/S1qJDDvOcRrOP6J56XGb+S+x9UmchspagdYYf",
+	"qJlasfzUET0zw/X8GxG7co21R9G63r+G1j3CInIkxTjhkf7TbvNJ9BFpmYcXa0kjpsnW+oAubFWAXMCB",
+	"Jt6riTkgGVl5QcsAM2EKrSR3vjTzPm9OioAgZu51xzUSBkoWBtdkErO0FdjkxzXJqM01SbFWs1lX9aPG",
+	"V/0tfQW2AkBtIARG0ra5QEbwSXE3rmZBHq5+UOFLJVf+A2E2eTlhHKuuFPLHzxVS/uX4UM78ffe+7MX9",
+	"wbkfSmfvYcmM+Tiy6dfye9CDUu0mFiBfU5CFoKbOIW7tEaTpwNsvYpUzSDKnKZ0xLIWYV/rwMsQq9XAH",
+	"AqCI+G3NfGOnymtgCZuz6Fw4UcpQtR4IX67xTStzylMbMoJKrouFLdtfDCkwQgR4MJp6dSXfKdv8n8Ut",
+	"MOMqYs24oEAsphLlkEjOOdY5w2btPNIs7pALBvXvrG0EZQar4XikgqmBwMom5psjXEHb08LQq1hi6gm/",
+	"Yc4h5M7zHvcOVOBDd9dKCzlndqhzZx0QOhDm1GtKFDJX+Q9bscEwtTlRdYQMO+CdFwb6byFRVNrt/ak+",
+	"/QeLFfeTUYQAMlvW+YSqJLSoj7E2WadMjr9TtW2KSvJFHtvRL3i9X9F2ba2MeingPC/u/81EgVLTlvWx",
+	"kbhXo4DCRr5QLPiT81c5/ypkVUE3aMyz2ihSrUp9Wzok9MsUhbZjuC3umhq9nc+YC/21FVSgoiuWUDF8",
+	"9IbNNZEC7Zi5fYxcecm+eZ6qZcnlkPU1PUDgX9gIxBastfK1ossHeoJgXqT2odHGWoxTwAOoJTgQkEfv",
+	"VRSMMZtYOYesV17QVZonK63KBwLcmzY9pUOMzi+yGTboKzFHm5IMJ1xV9gdiXfqwV+wWSvnm9hc3nO0E",
+	"WEMVzrMSVfgG7LTcS+vx7PRrzu46A63TUR7XG+jfhEr9aXf9lwkAjohJR7UeSVwLucDvPBCz+pJUx4XO",
+	"U+n+AYYJW8DCVzQMizdkhqcV37GCfp45carm8x243uXV9uhGlxi7DonlVOkiR9qNCqoRhpC4CBJ0JGOy",
+	"Um26dx3tORYxBLxeujN6bDxESTNEJQd8V53Gfwgbh9iEJDGiZ3mvq1z88dKm7xBUpCmkJjYkB/5EFyiU",
+	"GVgwpQcCuLth/wh0IRSMUY9rUlMXa8OVXn/TX4/k+61O1tD70kn8KXt+JaA1J24gdh2srhLFzd95/PFB",
+	"ylgKK0MDCFdQMZtrV5+oQhzBcmG/geoGzmttUCGvoV/2nUPobFDKe4JWEmsoV+HDLUxYa1IeinrdaC7y",
+	"mjBBPgM3L84pJK3ZmqE8vhesHqgQae7lcyPLwKcNSRGQ1Rrnrih43ur8S40XuOz7P3ojNWb9/HuScdus",
+	"4T68uDdn5hR6P9gasJhlCoYBF6JULdW/kiADzSOmUun+0+5TzPex06/ofljRMLCdVIJcibGG2RLJtIAK",
+	"/paPwcMMqAMdrTkaimv8LN6YM1YzYl1CvFkXpgG3lV4mfqKvS3/F+nN5HQhvliIbdnUyl49ZzsrAsYzA",
+	"S1wSB74h02jKlMaKRN4UXr7C6hwvZFqUMYI4vqAonVRbNekTc6UCEsrxGCo0xByaqLRyF3g5YUYK1ier",
+	"qV9I+dxFY3rX+4//LwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -43,6 +43,8 @@ for i in $(seq "$rounds"); do
   (cd internal/httpapi && "$tmp/httpapi.test" -test.run '^$' -test.bench 'RefreshPostgres' -test.benchtime 5s) >> "$out/refresh.txt"
 done
 "$tmp/loginflood" -bin "$tmp/lanyard" -clients 200 -duration 15s | tee "$out/flood.txt"
+# Another client's logins while 500 connections flood bogus logins from one address.
+"$tmp/loginflood" -fairness -bin "$tmp/lanyard" -clients 500 -duration 20s | tee "$out/fairness.txt"
 
 # pairs FILE BASE BASEUNIT OTHER OTHERUNIT: per-round OTHER/BASE ratios, one per line.
 pairs() {
@@ -77,4 +79,5 @@ mid() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR+1)/2] : (v[NR
     "$(median "$out/refresh.txt" BenchmarkRefreshPostgres req/s)" "$(median "$out/refresh.txt" BenchmarkRefreshPostgres p50_ms)" \
     "$(median "$out/refresh.txt" BenchmarkRefreshPostgres p99_ms)" "$(median "$out/refresh.txt" BenchmarkRefreshPostgres stmts/refresh)"
   grep -E '^(rss|server)' "$out/flood.txt"
+  printf "hash-slot fairness (500 flood connections from one address; goal >= 95%% ok): %s\n" "$(grep -E '^user logins' "$out/fairness.txt")"
 } | tee "$out/summary.txt"

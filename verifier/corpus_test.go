@@ -43,7 +43,7 @@ func TestCorpus(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 
-	require.Len(t, corpus.Cases, 28)
+	require.Len(t, corpus.Cases, 29)
 	for _, c := range corpus.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			claims, err := v.Verify(context.Background(), c.Token)

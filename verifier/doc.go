@@ -41,6 +41,8 @@
 // nbf are JSON numbers in [0, 2^53); exp and iat are required, nbf is
 // checked only when present; a token is refused when expired, not yet
 // valid (nbf) or issued in the future (iat), each beyond Config.Leeway.
+// A token whose lifetime, exp - iat, exceeds Config.MaxTokenLifetime
+// (default 16m: Lanyard's default access TTL plus 60s) is refused.
 // iss must equal Config.Issuer, aud be or contain Config.Audience; sub
 // and sid are non-empty strings, email and jti strings when present;
 // profile_complete is a required boolean; profile, when present, is an

@@ -26,11 +26,14 @@ var ErrMissingToken = fmt.Errorf("%w: missing bearer token", ErrInvalidToken)
 // Defaults and limits for Config. The leeway cap is the contract's: a
 // verifier that tolerates more skew than that keeps expired tokens alive.
 const (
-	DefaultLeeway          = accesstoken.DefaultLeeway
-	MaxLeeway              = accesstoken.MaxLeeway
-	DefaultRefetchCooldown = 30 * time.Second
-	DefaultCacheTTL        = 5 * time.Minute
-	DefaultFetchTimeout    = 5 * time.Second
+	DefaultLeeway = accesstoken.DefaultLeeway
+	MaxLeeway     = accesstoken.MaxLeeway
+	// DefaultMaxTokenLifetime is Lanyard's default access TTL (15 min)
+	// plus MaxLeeway.
+	DefaultMaxTokenLifetime = accesstoken.DefaultMaxLifetime
+	DefaultRefetchCooldown  = 30 * time.Second
+	DefaultCacheTTL         = 5 * time.Minute
+	DefaultFetchTimeout     = 5 * time.Second
 )
 
 // b64 is the JOSE base64url alphabet without padding. Strict rejects
@@ -57,6 +60,12 @@ type Config struct {
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s, at
 	// most 60s.
 	Leeway time.Duration
+	// MaxTokenLifetime is the longest exp - iat accepted, so a leaked
+	// signing key cannot mint tokens valid for days. A verifier cannot
+	// know Lanyard's LANYARD_ACCESS_TTL, so the default is Lanyard's
+	// default TTL plus the maximum leeway, 16m: set it to your access TTL
+	// plus 60s if you raised the TTL.
+	MaxTokenLifetime time.Duration
 	// RefetchCooldown is the minimum gap between JWKS fetches that a
 	// token can trigger (an unknown kid, or a stale cache). Default 30s.
 	RefetchCooldown time.Duration
@@ -134,9 +143,10 @@ func newVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		jwksURL: cfg.JWKSURL,
 		policy: accesstoken.Policy{
-			Issuer:   cfg.Issuer,
-			Audience: cfg.Audience,
-			Leeway:   orDefault(cfg.Leeway, DefaultLeeway),
+			Issuer:      cfg.Issuer,
+			Audience:    cfg.Audience,
+			Leeway:      orDefault(cfg.Leeway, DefaultLeeway),
+			MaxLifetime: orDefault(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
 		},
 		algs:     cfg.Algorithms,
 		cooldown: orDefault(cfg.RefetchCooldown, DefaultRefetchCooldown),

@@ -124,6 +124,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		"negative leeway":   func(c *Config) { c.Leeway = -time.Second },
 		"negative cooldown": func(c *Config) { c.RefetchCooldown = -time.Second },
 		"negative TTL":      func(c *Config) { c.CacheTTL = -time.Second },
+		"negative lifetime": func(c *Config) { c.MaxTokenLifetime = -time.Second },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := ok
@@ -137,6 +138,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ES256"}, v.algs)
 	assert.Equal(t, 30*time.Second, v.policy.Leeway)
+	assert.Equal(t, 16*time.Minute, v.policy.MaxLifetime)
 	assert.Equal(t, 30*time.Second, v.cooldown)
 	assert.Equal(t, 5*time.Minute, v.ttl)
 	assert.Equal(t, 5*time.Second, v.client.Timeout)
@@ -231,6 +233,30 @@ func TestVerifyAccepts(t *testing.T) {
 	c, err = f.verify(f.token(func(c map[string]any) { c["Email"] = c["email"]; delete(c, "email") }))
 	require.NoError(t, err)
 	assert.Empty(t, c.Email)
+}
+
+// TestMaxTokenLifetime: exp - iat beyond Config.MaxTokenLifetime is
+// refused however valid the token is otherwise; a deployment with a
+// longer access TTL raises it.
+func TestMaxTokenLifetime(t *testing.T) {
+	now := t0.Unix()
+	lifetime := func(seconds int64) func(map[string]any) {
+		return func(c map[string]any) { c["exp"] = now + seconds }
+	}
+	f := newFixture(t, nil)
+	_, err := f.verify(f.token(lifetime(16 * 60)))
+	require.NoError(t, err, "the default maximum: 15 min access TTL + 60 s")
+	_, err = f.verify(f.token(lifetime(16*60 + 1)))
+	require.ErrorIs(t, err, ErrInvalidToken)
+	require.ErrorContains(t, err, "exceeds the maximum")
+	_, err = f.verify(f.token(lifetime(24 * 3600)))
+	require.ErrorIs(t, err, ErrInvalidToken, "a forged day-long token")
+
+	f = newFixture(t, func(c *Config) { c.MaxTokenLifetime = time.Hour + time.Minute })
+	_, err = f.verify(f.token(lifetime(3600)))
+	require.NoError(t, err)
+	_, err = f.verify(f.token(lifetime(24 * 3600)))
+	require.ErrorIs(t, err, ErrInvalidToken)
 }
 
 func TestVerifyOtherAlgorithms(t *testing.T) {

@@ -52,7 +52,7 @@ freeport() { "$tmp/floor" -free-port; }
 # ---- Lanyard on embedded SQLite ----
 lanyard_port=$(freeport)
 lanyard_url=http://127.0.0.1:$lanyard_port/.well-known/jwks.json
-LANYARD_ADDR=127.0.0.1:$lanyard_port \
+LANYARD_ADDR=127.0.0.1:$lanyard_port LANYARD_ADMIN_ADDR=off \
   LANYARD_ISSUER=http://127.0.0.1:$lanyard_port \
   LANYARD_DATA_DIR=$tmp/lanyard-data \
   LANYARD_LOG_LEVEL=warn \

@@ -2,6 +2,14 @@
 // starts the lanyard binary, records its resident set at rest, sends logins
 // from many concurrent clients for a bounded time (loopback only), and
 // compares the peak (VmHWM) with the budget base + cap × 19 MiB + 64 MiB.
+//
+// With -fairness it measures instead whether a flood from one client starves
+// the others of hash slots: -clients connections send bogus logins from one
+// address while one other client logs in correctly, one login at a time;
+// it reports that client's success rate and latency. Sources are told apart
+// by X-Forwarded-For (the binary runs with LANYARD_TRUSTED_PROXIES=127.0.0.1),
+// and the rate limits are raised out of the way (in every mode), so the hash
+// slots are what is contested, not the throttle.
 package main
 
 import (
@@ -11,11 +19,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +38,13 @@ func main() {
 	clients := flag.Int("clients", 200, "concurrent clients")
 	duration := flag.Duration("duration", 15*time.Second, "how long to flood")
 	dbURL := flag.String("db", "", "postgres URL (empty: embedded SQLite)")
+	fairness := flag.Bool("fairness", false, "measure another client's logins during a flood from one address")
 	flag.Parse()
-	if err := flood(*bin, *clients, *duration, *dbURL); err != nil {
+	run := flood
+	if *fairness {
+		run = fair
+	}
+	if err := run(*bin, *clients, *duration, *dbURL); err != nil {
 		fmt.Fprintln(os.Stderr, "loginflood:", err)
 		os.Exit(1)
 	}
@@ -73,53 +88,176 @@ func statusKiB(pid int, field string) (int, error) {
 	return 0, fmt.Errorf("%s not found", field)
 }
 
-func flood(bin string, clients int, duration time.Duration, dbURL string) error {
+// server is a running lanyard binary.
+type server struct {
+	base string
+	pid  int
+	stop func()
+}
+
+// startServer starts the binary on a free loopback port with env added,
+// and waits until it is ready. The rate limits are raised out of the way
+// (runs against one database sign up again; the throttle's statements still
+// run on every login): an attempt in
+// progress counts as a possible failure until its hash is checked, so more
+// concurrent logins of one account from one address than the limit would
+// be refused, and what is measured here is the hashing path.
+func startServer(bin, dbURL string, client *http.Client, env ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dataDir, err := os.MkdirTemp("", "loginflood-")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.RemoveAll(dataDir)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "LANYARD_ADDR=127.0.0.1:"+strconv.Itoa(port), "LANYARD_DATA_DIR="+dataDir, "LANYARD_LOG_LEVEL=warn")
+	// The raised limits come first, so the caller's environment can set others.
+	cmd.Env = append([]string{"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_IP=1000000", "LANYARD_RATE_LIMIT_LOGIN_IP=1000000", "LANYARD_RATE_LIMIT_LOGIN_ACCOUNT=1000000",
+		"LANYARD_RATE_LIMIT_SIGNUP_IP=1000000"}, os.Environ()...)
+	cmd.Env = append(cmd.Env, "LANYARD_ADDR=127.0.0.1:"+strconv.Itoa(port), "LANYARD_DATA_DIR="+dataDir, "LANYARD_LOG_LEVEL=warn")
 	if dbURL != "" {
 		cmd.Env = append(cmd.Env, "LANYARD_DATABASE_URL="+dbURL, "LANYARD_SECRET=loginflood-benchmark-secret-0123456789")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return err
+		os.RemoveAll(dataDir)
+		return nil, err
 	}
-	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	pid := cmd.Process.Pid
-
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
-	ready := false
+	s := &server{base: base, pid: cmd.Process.Pid, stop: func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		os.RemoveAll(dataDir)
+	}}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if res, err := client.Get(base + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				ready = true
-				break
+				return s, nil
 			}
 		}
 	}
-	if !ready {
-		return fmt.Errorf("lanyard did not become ready")
+	s.stop()
+	return nil, fmt.Errorf("lanyard did not become ready")
+}
+
+// login posts creds, from the address in X-Forwarded-For when from is set,
+// and returns the status.
+func login(ctx context.Context, client *http.Client, base string, creds []byte, from string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/auth/login", bytes.NewReader(creds))
+	req.Header.Set("Content-Type", "application/json")
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
 	}
-	// A fresh address per run, so runs against one Postgres database never collide.
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// signUp creates an account with a fresh address, so runs against one
+// Postgres database never collide, and returns its credentials.
+func signUp(client *http.Client, base, from string) ([]byte, error) {
 	email := fmt.Sprintf("flood-%d@example.com", time.Now().UnixNano())
 	creds, _ := json.Marshal(map[string]string{"email": email, "password": "correct horse battery staple"})
-	res, err := client.Post(base+"/v1/auth/signup", "application/json", bytes.NewReader(creds))
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/auth/signup", bytes.NewReader(creds))
+	req.Header.Set("Content-Type", "application/json")
+	if from != "" {
+		req.Header.Set("X-Forwarded-For", from)
+	}
+	res, err := client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res.Body.Close()
 	if res.StatusCode != http.StatusCreated {
-		return fmt.Errorf("signup: %d", res.StatusCode)
+		return nil, fmt.Errorf("signup: %d", res.StatusCode)
+	}
+	return creds, nil
+}
+
+// fair floods bogus logins from one address over clients connections while
+// one other client logs in correctly, one login after another, for
+// duration; it reports that client's success rate and latency.
+func fair(bin string, clients int, duration time.Duration, dbURL string) error {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	srv, err := startServer(bin, dbURL, client, "LANYARD_TRUSTED_PROXIES=127.0.0.1")
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	const flooder, user = "203.0.113.66", "198.51.100.7"
+	creds, err := signUp(client, srv.base, user)
+	if err != nil {
+		return err
+	}
+	bogus, _ := json.Marshal(map[string]string{"email": "nobody@example.com", "password": "not anybody's password"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var flood sync.Map // status → *atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				status, err := login(ctx, client, srv.base, bogus, flooder)
+				if err != nil {
+					continue
+				}
+				n, _ := flood.LoadOrStore(status, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+	// The user's own connection, so it never queues behind the flood's.
+	userClient := &http.Client{Timeout: 30 * time.Second}
+	var latencies []time.Duration
+	statuses := map[int]int{}
+	for ctx.Err() == nil {
+		began := time.Now()
+		status, err := login(context.Background(), userClient, srv.base, creds, user)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			break // the flood has stopped: not a measurement under load
+		}
+		latencies = append(latencies, time.Since(began))
+		statuses[status]++
+	}
+	wg.Wait()
+	if len(latencies) == 0 {
+		return fmt.Errorf("no login finished within %s", duration)
+	}
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration { return latencies[int(p*float64(len(latencies)-1))] }
+	fmt.Printf("fairness: %d flood connections from %s for %s\n", clients, flooder, duration)
+	flood.Range(func(k, v any) bool {
+		fmt.Printf("flood status %d: %d\n", k, v.(*atomic.Int64).Load())
+		return true
+	})
+	fmt.Printf("user logins=%d ok=%d (%.1f%%) statuses=%v p50=%s p99=%s\n", len(latencies), statuses[http.StatusOK],
+		100*float64(statuses[http.StatusOK])/float64(len(latencies)), statuses,
+		pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond))
+	return nil
+}
+
+func flood(bin string, clients int, duration time.Duration, dbURL string) error {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	srv, err := startServer(bin, dbURL, client)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	base, pid := srv.base, srv.pid
+	creds, err := signUp(client, base, "")
+	if err != nil {
+		return err
 	}
 	runtime.GC()
 	time.Sleep(time.Second) // let the server settle before the baseline reading
@@ -142,17 +280,14 @@ func flood(bin string, clients int, duration time.Duration, dbURL string) error 
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/auth/login", bytes.NewReader(creds))
-				req.Header.Set("Content-Type", "application/json")
-				res, err := client.Do(req)
+				status, err := login(ctx, client, base, creds, "")
 				if err != nil {
 					if ctx.Err() == nil {
 						other.Add(1)
 					}
 					continue
 				}
-				res.Body.Close()
-				switch res.StatusCode {
+				switch status {
 				case http.StatusOK:
 					ok.Add(1)
 				case http.StatusServiceUnavailable:

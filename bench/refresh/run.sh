@@ -53,7 +53,7 @@ newdb "$lanyard_db"
 lanyard_port=$("$load" -free-port)
 LANYARD_DATABASE_URL=$(dburl "$lanyard_db") \
   LANYARD_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') \
-  LANYARD_ADDR=127.0.0.1:$lanyard_port \
+  LANYARD_ADDR=127.0.0.1:$lanyard_port LANYARD_ADMIN_ADDR=off LANYARD_RATE_LIMIT_SIGNUP_IP=0 \
   LANYARD_ISSUER=http://127.0.0.1:$lanyard_port \
   LANYARD_DATA_DIR=$tmp/lanyard-data \
   LANYARD_LOG_LEVEL=warn \
@@ -89,9 +89,11 @@ SQL
 # Diagnostic: Lanyard's own rotate statement (rotateSessionPostgres in
 # internal/store/sessions.go; keep the two in step), with its parameters as
 # pgbench variables or now()-based values; \gset carries the generation forward.
+# $fp stands for the client fingerprint parameter (16 bytes), the same on every call.
+fp="'\\x00112233445566778899aabbccddeeff'::bytea"
 cat >"$out/rotate.pgbench.sql" <<SQL
 \set n :client_id + 1
-WITH s AS (UPDATE sessions SET generation = CASE WHEN generation = :gen THEN generation + 1 ELSE generation END, rotated_at = CASE WHEN generation = :gen THEN now() ELSE rotated_at END, last_used_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN now() ELSE last_used_at END, revoked_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN revoked_at ELSE now() END, revoke_reason = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds') THEN revoke_reason ELSE 'reuse' END WHERE id = $sid AND secret_hash = sha256(convert_to(:n::text, 'UTF8')) AND revoked_at IS NULL AND generation >= :gen AND expires_at > now() AND last_used_at > now() - interval '168 hours' AND clock_timestamp() < now() + interval '3 seconds' RETURNING generation, revoke_reason, expires_at, user_id) SELECT s.generation AS gen, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, p.python_proficiency, p.developer_role, p.completed_at FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id
+WITH s AS (UPDATE sessions SET generation = CASE WHEN generation = :gen THEN generation + 1 ELSE generation END, rotated_at = CASE WHEN generation = :gen THEN now() ELSE rotated_at END, rotated_by = CASE WHEN generation = :gen THEN $fp ELSE rotated_by END, last_used_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds' AND ($fp IS NULL OR rotated_by IS NULL OR rotated_by = $fp)) THEN now() ELSE last_used_at END, revoked_at = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds' AND ($fp IS NULL OR rotated_by IS NULL OR rotated_by = $fp)) THEN revoked_at ELSE now() END, revoke_reason = CASE WHEN generation = :gen OR (generation = :gen + 1 AND rotated_at > now() - interval '10 seconds' AND ($fp IS NULL OR rotated_by IS NULL OR rotated_by = $fp)) THEN revoke_reason ELSE 'reuse' END WHERE id = $sid AND secret_hash = sha256(convert_to(:n::text, 'UTF8')) AND revoked_at IS NULL AND generation >= :gen AND expires_at > now() AND last_used_at > now() - interval '168 hours' AND clock_timestamp() < now() + interval '3 seconds' RETURNING generation, revoke_reason, expires_at, user_id) SELECT s.generation AS gen, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, p.python_proficiency, p.developer_role, p.completed_at FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id
 \gset
 SQL
 

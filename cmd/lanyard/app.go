@@ -39,6 +39,10 @@ type app struct {
 	listener net.Listener
 	srv      *http.Server
 	handlers inFlight
+	// The admin listener (/metrics, for operators only); nil when
+	// LANYARD_ADMIN_ADDR is off.
+	adminListener net.Listener
+	adminSrv      *http.Server
 
 	// lifetime is the context requests do their database work under. It
 	// outlives the signal and ends only when the shutdown timeout has
@@ -59,7 +63,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		}
 	}()
 	if cfg.Embedded() {
-		if a.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		if a.unlock, err = lockDataDir(cfg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -93,9 +97,9 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	a.svc, err = identity.NewService(identity.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
-		RefreshReuseGrace: cfg.RefreshReuseGrace, DBTimeout: cfg.DBTimeout,
+		RefreshReuseGrace: cfg.RefreshReuseGrace, RefreshGraceUnbound: cfg.RefreshGraceBinding == "none", DBTimeout: cfg.DBTimeout,
 		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
-		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret,
+		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret, RateLimits: cfg.RateLimits,
 	}, a.store, hasher, a.ring, log)
 	if err != nil {
 		return nil, err
@@ -105,17 +109,39 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	a.lifetime, a.endLifetime = context.WithCancel(context.WithoutCancel(ctx))
 	a.api, err = httpapi.New(httpapi.Deps{
 		Service: a.svc, Keys: a.ring, DB: a.store, Log: log, Lifetime: a.lifetime,
-		Issuer: cfg.Issuer, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies,
+		Issuer: cfg.Issuer, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, ClientIPHeader: cfg.ClientIPHeader,
 		HashesInFlight: hasher.InFlight,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, &config.Error{Variable: "LANYARD_ADDR", Reason: err.Error()}
+	a.srv = newHTTPServer(a.handlers.track(a.api.Handler()), log)
+	if a.listener, err = listen(a.srv, cfg.Addr, "LANYARD_ADDR"); err != nil {
+		return nil, err
 	}
-	a.srv = &http.Server{
-		Handler:           a.handlers.track(a.api.Handler()),
+	if cfg.AdminAddr != "" {
+		a.adminSrv = newHTTPServer(a.api.AdminHandler(), log)
+		a.adminListener, err = listen(a.adminSrv, cfg.AdminAddr, "LANYARD_ADMIN_ADDR")
+		switch {
+		case err != nil && cfg.AdminAddrDefault:
+			// Several processes on one host (replicas, tests) cannot all have
+			// the default port; an address the operator chose must work.
+			log.Warn("admin listener off: its default address is in use; set LANYARD_ADMIN_ADDR to another address or to off",
+				"addr", cfg.AdminAddr, "error", err)
+			a.adminSrv, err = nil, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+	a.cfg = cfg
+	return a, nil
+}
+
+// newHTTPServer is the server of either listener: the same timeouts and
+// header cap bound slow or oversized clients on both.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -123,8 +149,16 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	a.cfg = cfg
-	return a, nil
+}
+
+// listen binds addr for srv, with request framing watched (a request with
+// both Content-Length and Transfer-Encoding is refused).
+func listen(srv *http.Server, addr, variable string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &config.Error{Variable: variable, Reason: err.Error()}
+	}
+	return httpapi.GuardFraming(srv, l), nil
 }
 
 // storeOptions is where the configuration says the database is, and how long
@@ -176,14 +210,23 @@ func (a *app) run(ctx context.Context) error {
 // sending traffic before connections are refused; then the listener closes
 // and in-flight requests get LANYARD_SHUTDOWN_TIMEOUT to finish.
 func (a *app) serve(ctx, stop context.Context) error {
-	served := make(chan error, 1)
+	// Either server returning on its own is a listener failure that stops
+	// both; after stopServing, both return.
+	servers := 1
+	served := make(chan error, 2)
 	go func() { served <- a.srv.Serve(a.listener) }()
+	admin := "off"
+	if a.adminSrv != nil {
+		servers++
+		go func() { served <- a.adminSrv.Serve(a.adminListener) }()
+		admin = "http://" + a.adminListener.Addr().String()
+	}
 	a.api.SetReady(true)
 	database := "sqlite:" + a.cfg.SQLitePath()
 	if !a.cfg.Embedded() {
 		database = "postgres"
 	}
-	a.log.Info("listening", "addr", "http://"+a.listener.Addr().String(), "issuer", a.cfg.Issuer,
+	a.log.Info("listening", "addr", "http://"+a.listener.Addr().String(), "admin", admin, "issuer", a.cfg.Issuer,
 		"database", database, "kid", a.ring.Ring().SigningKeyID(), "alg", string(a.ring.Ring().Algorithm()), "version", buildVersion())
 
 	select {
@@ -202,8 +245,10 @@ func (a *app) serve(ctx, stop context.Context) error {
 		return a.listenerFailed(err)
 	}
 	err := a.stopServing()
-	if served := <-served; !errors.Is(served, http.ErrServerClosed) {
-		return served
+	for range servers {
+		if served := <-served; !errors.Is(served, http.ErrServerClosed) {
+			return served
+		}
 	}
 	return err
 }
@@ -223,10 +268,20 @@ func (a *app) listenerFailed(err error) error {
 // their database work, and it waits for their handlers to return (they
 // answer 503) before closing the connections: by the time it returns no
 // request can still write to the database.
+//
+// The admin listener closes last, so metrics stay scrapeable while requests
+// drain. A scrape touches no database: one still running at the deadline is
+// simply cut off.
 func (a *app) stopServing() error {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	defer a.endLifetime()
+	if a.adminSrv != nil {
+		defer func() {
+			_ = a.adminSrv.Shutdown(ctx) // past the deadline, Close cuts off the rest
+			a.adminSrv.Close()
+		}()
+	}
 	if a.srv.Shutdown(ctx) == nil {
 		return nil
 	}
@@ -246,6 +301,9 @@ func (a *app) close() {
 	}
 	if a.listener != nil {
 		a.listener.Close() // already closed if run ran; not if it never did
+	}
+	if a.adminListener != nil {
+		a.adminListener.Close()
 	}
 	if a.store != nil {
 		a.store.Close()
@@ -322,6 +380,10 @@ func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Se
 			log.Warn("session cleanup failed", "error", err, "purged", n)
 		} else if n > 0 {
 			log.Info("sessions purged", "count", n)
+		}
+		// Throttle counters expire on their own; this only reclaims the rows.
+		if n, err := svc.PurgeThrottles(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("throttle cleanup failed", "error", err, "purged", n)
 		}
 	}
 }

@@ -66,7 +66,7 @@ func runningLoops(t *testing.T, label string) []string {
 // on bare goroutines that outlived run and kept using the closed store.)
 func TestListenerFailureStopsEverything(t *testing.T) {
 	cfg, err := config.Load(env(map[string]string{
-		"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_ADDR": "127.0.0.1:0", "LANYARD_CLEANUP_INTERVAL": "20ms",
+		"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_ADDR": "127.0.0.1:0", "LANYARD_ADMIN_ADDR": "127.0.0.1:0", "LANYARD_CLEANUP_INTERVAL": "20ms",
 	}))
 	require.NoError(t, err)
 	var logs logBook

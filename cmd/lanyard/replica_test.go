@@ -270,7 +270,7 @@ var replicaClient = &http.Client{Timeout: 10 * time.Second}
 func replicaLaunch(t *testing.T, bin, name string, shared, extra map[string]string) *replicaProc {
 	t.Helper()
 	vars := map[string]string{
-		"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_DATA_DIR": t.TempDir(),
+		"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_ADMIN_ADDR": "127.0.0.1:0", "LANYARD_DATA_DIR": t.TempDir(),
 		// No load balancer polls readiness here: stop without the drain.
 		"LANYARD_SHUTDOWN_DRAIN": "0s",
 	}

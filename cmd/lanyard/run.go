@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +30,9 @@ Usage:
   lanyard keys list    show the signing keys: kid, algorithm, state and dates
   lanyard keys rotate  publish a new signing key; it signs after the publication lead
                        (--now: sign at once; see lanyard keys rotate --help for the cost)
+  lanyard keys revoke KID
+                       withdraw a possibly compromised key at once: it leaves the JWKS
+                       and its tokens are refused; if it signs, a new key signs now
   lanyard keys reseal  re-encrypt every stored key under LANYARD_SECRET (rotating the
                        secret: run it with the old one in LANYARD_SECRET_PREVIOUS)
   lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
@@ -56,10 +61,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return listKeys(ctx, getenv, stdout)
 		case len(args) >= 2 && args[1] == "rotate":
 			return rotateKeys(ctx, args[2:], getenv, stdout)
+		case len(args) >= 2 && args[1] == "revoke":
+			return revokeKey(ctx, args[2:], getenv, stdout, stderr)
 		case len(args) == 2 && args[1] == "reseal":
 			return resealKeys(ctx, getenv, stdout)
 		}
-		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now] | lanyard keys reseal")
+		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now] | lanyard keys revoke KID | lanyard keys reseal")
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":
@@ -147,7 +154,7 @@ func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 		return err
 	}
 	if cfg.Embedded() {
-		unlock, err := lockDataDir(cfg.DataDir)
+		unlock, err := lockDataDir(cfg, newLogger(cfg, stdout))
 		if err != nil {
 			return err
 		}
@@ -182,10 +189,10 @@ func listKeys(ctx context.Context, getenv func(string) string, stdout io.Writer)
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tREMOVED")
+	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tREMOVED\tREVOKED")
 	for _, r := range records {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.KID, r.Alg, r.State, r.CreatedAt.UTC().Format(time.RFC3339),
-			stamp(r.ActivatedAt), stamp(r.RetiredAt), stamp(r.RemovedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.KID, r.Alg, r.State, r.CreatedAt.UTC().Format(time.RFC3339),
+			stamp(r.ActivatedAt), stamp(r.RetiredAt), stamp(r.RemovedAt), stamp(r.RevokedAt))
 	}
 	return tw.Flush()
 }
@@ -244,6 +251,51 @@ func rotateKeys(ctx context.Context, args []string, getenv func(string) string, 
 	return listKeys(ctx, getenv, stdout)
 }
 
+const revokeUsage = `usage: lanyard keys revoke KID
+
+Withdraws the signing key KID (see lanyard keys list) at once, for when it may be
+compromised. Every running server drops it from its JWKS and refuses its tokens within
+LANYARD_KEY_CHECK_INTERVAL (default 30s). If KID is the key that signs, another signs at
+once, in the same transaction (the published next key if there is one, else a new key):
+verifiers that cached the old JWKS meet an unknown kid and refetch within their cooldown,
+and each user's next refresh gets a token from the new key. A revoked key is never used
+again. The incident procedure is in docs/operations.md.
+`
+
+// revokeKey runs `lanyard keys revoke KID` against the database.
+func revokeKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprint(stdout, revokeUsage)
+		return nil
+	}
+	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("name exactly one key to revoke\n%s", revokeUsage)
+	}
+	kid := args[0]
+	cfg, st, err := openStore(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := newLogger(cfg, stderr)
+	ring, sealer, err := loadKeys(ctx, &cfg, st, log)
+	if err != nil {
+		return err
+	}
+	signing, err := ring.Revoke(ctx, st, sealer, keyPolicy(cfg), kid, identity.Now())
+	switch {
+	case errors.Is(err, identity.ErrNotFound):
+		return fmt.Errorf("no signing key with kid %q (lanyard keys list shows them)", kid)
+	case err != nil:
+		return err
+	}
+	// A security event: which key, never any key material.
+	log.Warn("key revoked", "event", "key_revoked", "kid", kid, "signing_kid", signing)
+	fmt.Fprintf(stdout, "key %s revoked; key %s signs. Running servers drop %s within LANYARD_KEY_CHECK_INTERVAL (%s)\n",
+		kid, signing, kid, cfg.KeyCheckInterval)
+	return listKeys(ctx, getenv, stdout)
+}
+
 // resealKeys re-encrypts every stored signing key under LANYARD_SECRET,
 // opening them with it or LANYARD_SECRET_PREVIOUS.
 func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
@@ -265,7 +317,7 @@ func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Write
 	}
 	resealed := 0
 	for _, r := range records {
-		if r.State == identity.KeyStateRemoved {
+		if r.State == identity.KeyStateRemoved || r.State == identity.KeyStateRevoked {
 			continue // never used again; it stays sealed under whatever secret it had
 		}
 		alg, err := keys.ParseAlgorithm(r.Alg)

@@ -29,6 +29,7 @@ import (
 // lanyard is one run() of the real program on a free port.
 type lanyard struct {
 	url    string
+	admin  string // the admin listener (/metrics)
 	cancel context.CancelFunc
 	done   chan error
 	logBook
@@ -96,6 +97,9 @@ func env(vars map[string]string) func(string) string {
 func start(t *testing.T, vars map[string]string) *lanyard {
 	t.Helper()
 	vars["LANYARD_ADDR"] = "127.0.0.1:0"
+	if _, ok := vars["LANYARD_ADMIN_ADDR"]; !ok {
+		vars["LANYARD_ADMIN_ADDR"] = "127.0.0.1:0"
+	}
 	if vars["LANYARD_DATA_DIR"] == "" {
 		vars["LANYARD_DATA_DIR"] = t.TempDir()
 	}
@@ -117,6 +121,7 @@ func start(t *testing.T, vars map[string]string) *lanyard {
 			}
 			l.record(rec)
 			if rec["msg"] == "listening" {
+				l.admin, _ = rec["admin"].(string)
 				listening <- rec["addr"].(string)
 			}
 		}
@@ -373,7 +378,7 @@ func TestGracefulShutdown(t *testing.T) {
 		return done
 	}
 	before := login()
-	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_password_hashes_in_flight 1") },
+	require.Eventually(t, func() bool { return metricsContain(l.admin, "lanyard_password_hashes_in_flight 1") },
 		30*time.Second, 5*time.Millisecond, "the login never started hashing")
 
 	signalled := time.Now()
@@ -468,7 +473,7 @@ func TestCleanupJob(t *testing.T) {
 	require.NoError(t, res.Error)
 	require.EqualValues(t, 1, res.RowsAffected)
 
-	require.Eventually(t, func() bool { return metricsContain(l.url, "lanyard_sessions_purged_total 1") },
+	require.Eventually(t, func() bool { return metricsContain(l.admin, "lanyard_sessions_purged_total 1") },
 		30*time.Second, 10*time.Millisecond, "the cleanup job never purged the expired session")
 	var left []string
 	require.NoError(t, db.Raw(`SELECT id FROM sessions`).Scan(&left).Error)

@@ -23,6 +23,9 @@ Configuration (environment, read once on first use):
                         internal address if the backend reaches Lanyard that way.
 ``LANYARD_ALGORITHMS``  comma-separated allow-list; default ``ES256`` (match
                         Lanyard's ``LANYARD_SIGNING_ALG``).
+``LANYARD_MAX_TOKEN_LIFETIME``  the longest ``exp - iat`` accepted, in seconds; default
+                        960: Lanyard's default access TTL plus 60 s. A verifier cannot
+                        know ``LANYARD_ACCESS_TTL``: raise this with it.
 
 Tested with Debian bookworm's python3-jwt 2.6.0 and python3-fastapi 0.92.
 Elsewhere: ``pip install "pyjwt[crypto]" fastapi``.
@@ -81,6 +84,7 @@ ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068; co
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 MAX_JWKS_BYTES = 1 << 20
 MAX_NUMERIC_DATE = 2**53  # every NumericDate is a JSON number in [0, 2^53)
+DEFAULT_MAX_TOKEN_LIFETIME = 15 * 60 + 60  # seconds: Lanyard's default access TTL plus 60 s
 # A compact JWS and nothing else: no whitespace, no padding (PyJWT's base64 decoder
 # would silently skip a trailing space or newline).
 COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
@@ -247,6 +251,7 @@ class LanyardVerifier:
         algorithms: Sequence[str] = ("ES256",),
         leeway: float = 30,
         jwks_client: Optional[jwt.PyJWKClient] = None,
+        max_token_lifetime: float = DEFAULT_MAX_TOKEN_LIFETIME,
     ) -> None:
         if not issuer:
             raise ValueError("issuer is required")
@@ -256,11 +261,14 @@ class LanyardVerifier:
             raise ValueError(f"algorithms must be asymmetric signature algorithms, got {algorithms!r}")
         if not 0 <= leeway <= 60:
             raise ValueError("leeway must be between 0 and 60 seconds (the contract's bound)")
+        if not (math.isfinite(max_token_lifetime) and max_token_lifetime > 0):
+            raise ValueError("max_token_lifetime must be a positive number of seconds")
         self.issuer = issuer
         self.audience = audience or issuer
         self.jwks_url = jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
         self.algorithms = list(algorithms)
         self.leeway = leeway
+        self.max_token_lifetime = max_token_lifetime
         self.jwks = jwks_client or JWKSClient(self.jwks_url)
 
     @classmethod
@@ -270,11 +278,13 @@ class LanyardVerifier:
         if not issuer:
             raise RuntimeError("LANYARD_ISSUER is not set: set it to Lanyard's LANYARD_ISSUER, e.g. http://127.0.0.1:8080")
         algorithms = [a.strip() for a in env.get("LANYARD_ALGORITHMS", "ES256").split(",")]
+        lifetime = env.get("LANYARD_MAX_TOKEN_LIFETIME")
         return cls(
             issuer=issuer,
             audience=env.get("LANYARD_AUDIENCE") or None,
             jwks_url=env.get("LANYARD_JWKS_URL") or None,
             algorithms=algorithms,
+            max_token_lifetime=float(lifetime) if lifetime else DEFAULT_MAX_TOKEN_LIFETIME,
         )
 
     def verify(self, token: str) -> Dict[str, Any]:
@@ -318,6 +328,9 @@ class LanyardVerifier:
             log.warning("refusing an access token that raised %s", e.__class__.__name__)
             raise InvalidToken(e.__class__.__name__) from e
         _check_claims(claims)
+        if claims["exp"] - claims["iat"] > self.max_token_lifetime:
+            # What a leaked signing key would mint: a token that outlives the key's revocation.
+            raise InvalidToken(f"lifetime exp - iat exceeds {self.max_token_lifetime} s")
         return claims
 
 

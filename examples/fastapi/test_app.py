@@ -53,6 +53,7 @@ EXPECTED_CORPUS_CASES = {
     "duplicate_profile_member",
     "duplicate_header_member",
     "aud_array_with_null",
+    "lifetime_too_long",
 }
 
 
@@ -298,6 +299,7 @@ def test_config_from_env_defaults() -> None:
     assert v.issuer == v.audience == "https://auth.example.com"
     assert v.jwks_url == "https://auth.example.com/.well-known/jwks.json"
     assert v.algorithms == ["ES256"] and v.leeway == 30
+    assert v.max_token_lifetime == 960
 
 
 def test_config_from_env_overrides() -> None:
@@ -307,11 +309,13 @@ def test_config_from_env_overrides() -> None:
             "LANYARD_AUDIENCE": "https://api.example.com",
             "LANYARD_JWKS_URL": "http://lanyard.internal:8080/.well-known/jwks.json",
             "LANYARD_ALGORITHMS": "ES256, EdDSA",
+            "LANYARD_MAX_TOKEN_LIFETIME": "3660",
         }
     )
     assert v.audience == "https://api.example.com"
     assert v.jwks_url == "http://lanyard.internal:8080/.well-known/jwks.json"
     assert v.algorithms == ["ES256", "EdDSA"]
+    assert v.max_token_lifetime == 3660
 
 
 def test_config_refuses_missing_issuer_and_symmetric_algs() -> None:
@@ -320,3 +324,8 @@ def test_config_refuses_missing_issuer_and_symmetric_algs() -> None:
     for algs in (["HS256"], ["none"], []):
         with pytest.raises(ValueError):
             lanyard_auth.LanyardVerifier("https://auth.example.com", algorithms=algs)
+    for lifetime in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            lanyard_auth.LanyardVerifier("https://auth.example.com", max_token_lifetime=lifetime)
+    with pytest.raises(ValueError):
+        lanyard_auth.LanyardVerifier.from_env({"LANYARD_ISSUER": "https://a.example.com", "LANYARD_MAX_TOKEN_LIFETIME": "15m"})

@@ -38,6 +38,9 @@ export class AuthProblem extends Error {
 // not required (Lanyard always sends it; the contract demands only that it be checked).
 const REQUIRED_CLAIMS = ['exp', 'iat', 'sub', 'sid'];
 const LEEWAY = 30; // seconds
+// The longest exp - iat accepted: Lanyard's default access TTL (15 min) plus 60 s. A verifier
+// cannot know LANYARD_ACCESS_TTL; raise it (maxTokenLifetime, LANYARD_MAX_TOKEN_LIFETIME) with the TTL.
+const DEFAULT_MAX_TOKEN_LIFETIME = 15 * 60 + 60; // seconds
 const MAX_NUMERIC_DATE = 2 ** 53; // every NumericDate is a JSON number in [0, 2^53)
 const MAX_JWKS_BYTES = 1 << 20;
 // A compact JWS and nothing else: jose would accept a token with trailing whitespace.
@@ -157,11 +160,15 @@ function refuseDuplicateNames(part) {
 }
 
 /** The rules jose leaves out (examples/README.md, "Agreed rules"). Throws InvalidTokenError. */
-function checkClaims(payload) {
+function checkClaims(payload, maxTokenLifetime) {
   for (const name of ['exp', 'iat', 'nbf']) {
     if (name in payload && !isNumericDate(payload[name])) {
       throw new InvalidTokenError(`${name} is not a NumericDate (a JSON number in [0, 2^53))`);
     }
+  }
+  if (payload.exp - payload.iat > maxTokenLifetime) {
+    // What a leaked signing key would mint: a token that outlives the key's revocation.
+    throw new InvalidTokenError(`lifetime exp - iat exceeds ${maxTokenLifetime} s`);
   }
   if (payload.iat > Math.floor(Date.now() / 1000) + LEEWAY) {
     throw new InvalidTokenError('iat is in the future'); // as PyJWT and the Go verifier
@@ -200,11 +207,18 @@ function checkClaims(payload) {
  * @param {string} [options.audience]  Lanyard's LANYARD_AUDIENCE; default: the issuer
  * @param {string} [options.jwksUrl]   default: issuer + /.well-known/jwks.json
  * @param {string[]} [options.algorithms] allow-list; default ['ES256'] (LANYARD_SIGNING_ALG)
+ * @param {number} [options.maxTokenLifetime] the longest exp - iat accepted, in seconds; default
+ *   960: Lanyard's default access TTL plus 60 s (set it to LANYARD_ACCESS_TTL + 60 s)
  * @param {object} [options.jwksOptions] createJWKSCache options (cacheMaxAge, cooldownDuration, ...)
  */
-export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256'], jwksOptions } = {}) {
+export function createVerifier({
+  issuer, audience, jwksUrl, algorithms = ['ES256'], maxTokenLifetime = DEFAULT_MAX_TOKEN_LIFETIME, jwksOptions,
+} = {}) {
   if (typeof issuer !== 'string' || issuer === '') {
     throw new TypeError('issuer is required: set it to Lanyard\'s LANYARD_ISSUER');
+  }
+  if (!Number.isFinite(maxTokenLifetime) || maxTokenLifetime <= 0) {
+    throw new TypeError(`maxTokenLifetime must be a positive number of seconds, got ${maxTokenLifetime}`);
   }
   if (!Array.isArray(algorithms) || algorithms.length === 0 ||
       algorithms.some((a) => typeof a !== 'string' || a.toLowerCase() === 'none' || /^HS/i.test(a))) {
@@ -257,18 +271,21 @@ export function createVerifier({ issuer, audience, jwksUrl, algorithms = ['ES256
       // fetch's network errors (Lanyard unreachable) alike: the token cannot be trusted.
       throw new InvalidTokenError(`${err?.code ?? err?.name ?? 'error'}: ${err?.message}`, { cause: err });
     }
-    checkClaims(payload);
+    checkClaims(payload, maxTokenLifetime);
     return payload;
   }
   Object.defineProperty(verify, 'config', {
-    value: Object.freeze({ issuer, audience, jwksUrl, algorithms: [...algorithms] }),
+    value: Object.freeze({ issuer, audience, jwksUrl, algorithms: [...algorithms], maxTokenLifetime }),
     enumerable: true,
   });
   Object.defineProperty(verify, 'jwks', { value: jwks }); // the key cache, for tests
   return verify;
 }
 
-/** createVerifier from LANYARD_ISSUER, LANYARD_AUDIENCE, LANYARD_JWKS_URL and LANYARD_ALGORITHMS. */
+/**
+ * createVerifier from LANYARD_ISSUER, LANYARD_AUDIENCE, LANYARD_JWKS_URL, LANYARD_ALGORITHMS and
+ * LANYARD_MAX_TOKEN_LIFETIME (seconds).
+ */
 export function createVerifierFromEnv(env = process.env) {
   if (!env.LANYARD_ISSUER) {
     throw new TypeError('LANYARD_ISSUER is not set: set it to Lanyard\'s LANYARD_ISSUER, e.g. http://127.0.0.1:8080');
@@ -278,6 +295,7 @@ export function createVerifierFromEnv(env = process.env) {
     audience: env.LANYARD_AUDIENCE || undefined,
     jwksUrl: env.LANYARD_JWKS_URL || undefined,
     algorithms: env.LANYARD_ALGORITHMS ? env.LANYARD_ALGORITHMS.split(',').map((a) => a.trim()) : undefined,
+    maxTokenLifetime: env.LANYARD_MAX_TOKEN_LIFETIME ? Number(env.LANYARD_MAX_TOKEN_LIFETIME) : undefined,
   });
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/keys"
 )
@@ -21,14 +22,23 @@ import (
 // protects private signing keys and the refresh-token MAC.
 const MinSecretBytes = 32
 
+// adminOff as LANYARD_ADMIN_ADDR turns the admin listener off (an empty value
+// means the default, like every other setting).
+const adminOff = "off"
+
 // Config is every setting Lanyard reads at start.
 type Config struct {
 	DatabaseURL string // "" means the embedded SQLite database in DataDir
 	DataDir     string
 	Addr        string
-	Issuer      string
-	Audience    string
-	Secret      []byte // nil with the embedded default: generated into DataDir at first start
+	AdminAddr   string // the listener for operators only (/metrics); "" when LANYARD_ADMIN_ADDR is "off"
+	// AdminAddrDefault: LANYARD_ADMIN_ADDR was not set. A default address
+	// already in use (a second process on one host) then turns the admin
+	// listener off with a warning instead of stopping start-up.
+	AdminAddrDefault bool
+	Issuer           string
+	Audience         string
+	Secret           []byte // nil with the embedded default: generated into DataDir at first start
 	// PreviousSecret is the secret being rotated out: still accepted to open
 	// sealed keys and refresh tokens until `lanyard keys reseal` has run and
 	// refresh tokens have rotated.
@@ -38,6 +48,9 @@ type Config struct {
 	RefreshIdleTTL     time.Duration
 	RefreshAbsoluteTTL time.Duration
 	RefreshReuseGrace  time.Duration
+	// RefreshGraceBinding is "client" (only the client that rotated a token
+	// may present its parent inside the grace window) or "none" (any client).
+	RefreshGraceBinding string
 
 	SigningAlg keys.Algorithm
 	// Key rotation: a new key is published KeyPublicationLead before it
@@ -52,9 +65,14 @@ type Config struct {
 	Argon2            password.Params
 	HashConcurrency   int           // argon2 hashes allowed at once
 	HashQueueWait     time.Duration // how long a request waits for a hashing slot before 503
+	// RateLimits throttle failed logins and sign-ups (LANYARD_RATE_LIMIT_*).
+	RateLimits identity.RateLimits
 
 	CORSOrigins    []string
-	TrustedProxies []string // CIDRs or IPs whose X-Forwarded-For is believed
+	TrustedProxies []string // CIDRs or IPs whose ClientIPHeader is believed
+	// ClientIPHeader is the header the trusted proxies write the client's
+	// address into: X-Forwarded-For or X-Real-IP, never both.
+	ClientIPHeader string
 	DBMaxConns     int
 	// DBTimeout bounds every database operation (and sets Postgres's
 	// statement_timeout and lock_timeout, SQLite's busy timeout). It must be
@@ -101,6 +119,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RefreshIdleTTL:      r.duration("LANYARD_REFRESH_IDLE_TTL", 168*time.Hour, time.Minute, 10*365*24*time.Hour),
 		RefreshAbsoluteTTL:  r.duration("LANYARD_REFRESH_ABSOLUTE_TTL", 720*time.Hour, time.Minute, 10*365*24*time.Hour),
 		RefreshReuseGrace:   r.duration("LANYARD_REFRESH_REUSE_GRACE", 10*time.Second, 0, 5*time.Minute),
+		RefreshGraceBinding: r.oneOf("LANYARD_REFRESH_GRACE_BINDING", "client", "client", "none"),
 		KeyRotationInterval: r.duration("LANYARD_KEY_ROTATION_INTERVAL", 720*time.Hour, 0, 10*365*24*time.Hour),
 		KeyPublicationLead:  r.duration("LANYARD_KEY_PUBLICATION_LEAD", 15*time.Minute, time.Minute, 7*24*time.Hour),
 		KeyCheckInterval:    r.duration("LANYARD_KEY_CHECK_INTERVAL", 30*time.Second, time.Second, 10*time.Minute),
@@ -125,6 +144,12 @@ func Load(getenv func(string) string) (Config, error) {
 		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
 	}
 	c.Audience = r.str("LANYARD_AUDIENCE", c.Issuer)
+	c.RateLimits = r.rateLimits()
+	c.ClientIPHeader = r.oneOf("LANYARD_CLIENT_IP_HEADER", "X-Forwarded-For", "X-Forwarded-For", "X-Real-IP")
+	c.AdminAddrDefault = getenv("LANYARD_ADMIN_ADDR") == ""
+	if c.AdminAddr = r.str("LANYARD_ADMIN_ADDR", "127.0.0.1:9090"); c.AdminAddr == adminOff {
+		c.AdminAddr = ""
+	}
 	if alg := r.str("LANYARD_SIGNING_ALG", string(keys.ES256)); r.err == nil {
 		parsed, err := keys.ParseAlgorithm(alg)
 		if err != nil {
@@ -173,6 +198,11 @@ func (c Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return &Error{"LANYARD_ADDR", "must be host:port, e.g. 127.0.0.1:8080"}
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			return &Error{"LANYARD_ADMIN_ADDR", "must be host:port, e.g. 127.0.0.1:9090, or " + adminOff}
+		}
 	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
 		return &Error{"LANYARD_ISSUER", "must be an absolute http(s) URL without query, fragment or trailing slash"}
@@ -247,6 +277,25 @@ func (r *reader) integer(name string, def, lo, hi int) int {
 		return def
 	}
 	return n
+}
+
+// rateLimits reads each rule as LANYARD_RATE_LIMIT_<RULE> (attempts, 0 turns
+// the rule off) and LANYARD_RATE_LIMIT_<RULE>_WINDOW.
+func (r *reader) rateLimits() identity.RateLimits {
+	def := identity.DefaultRateLimits()
+	rule := func(name string, d identity.RateLimit) identity.RateLimit {
+		return identity.RateLimit{
+			Max:    r.integer("LANYARD_RATE_LIMIT_"+name, d.Max, 0, 1_000_000),
+			Window: r.duration("LANYARD_RATE_LIMIT_"+name+"_WINDOW", d.Window, time.Second, 7*24*time.Hour),
+		}
+	}
+	return identity.RateLimits{
+		LoginAccountIP: rule("LOGIN_ACCOUNT_IP", def.LoginAccountIP),
+		LoginIP:        rule("LOGIN_IP", def.LoginIP),
+		LoginAccount:   rule("LOGIN_ACCOUNT", def.LoginAccount),
+		SignUpIP:       rule("SIGNUP_IP", def.SignUpIP),
+		MaxDelay:       r.duration("LANYARD_RATE_LIMIT_MAX_DELAY", def.MaxDelay, time.Second, 30*24*time.Hour),
+	}
 }
 
 func (r *reader) boolean(name string, def bool) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/keys"
 )
 
@@ -20,12 +21,14 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, c.Embedded())
 	assert.Equal(t, "./lanyard-data", c.DataDir)
 	assert.Equal(t, "127.0.0.1:8080", c.Addr)
+	assert.Equal(t, "127.0.0.1:9090", c.AdminAddr, "operator endpoints on loopback unless told otherwise")
 	assert.Equal(t, "http://localhost:8080", c.Issuer)
 	assert.Equal(t, c.Issuer, c.Audience)
 	assert.Equal(t, 15*time.Minute, c.AccessTTL)
 	assert.Equal(t, 168*time.Hour, c.RefreshIdleTTL)
 	assert.Equal(t, 720*time.Hour, c.RefreshAbsoluteTTL)
 	assert.Equal(t, 10*time.Second, c.RefreshReuseGrace)
+	assert.Equal(t, "client", c.RefreshGraceBinding, "the grace window is bound to the rotating client unless told otherwise")
 	assert.Equal(t, keys.ES256, c.SigningAlg)
 	assert.Equal(t, 15, c.PasswordMinLength)
 	assert.Equal(t, uint32(19456), c.Argon2.MemoryKiB)
@@ -49,8 +52,11 @@ func TestOverrides(t *testing.T) {
 		"LANYARD_CORS_ORIGINS":    "https://app.example.com, http://localhost:3000",
 		"LANYARD_MIGRATE":         "false",
 		"LANYARD_TRUSTED_PROXIES": "10.0.0.0/8,192.168.1.1",
+
+		"LANYARD_REFRESH_GRACE_BINDING": "none",
 	}))
 	require.NoError(t, err)
+	assert.Equal(t, "none", c.RefreshGraceBinding)
 	assert.False(t, c.Embedded())
 	assert.Equal(t, "textbook-api", c.Audience)
 	assert.Equal(t, 5*time.Minute, c.AccessTTL)
@@ -58,6 +64,16 @@ func TestOverrides(t *testing.T) {
 	assert.Equal(t, []string{"https://app.example.com", "http://localhost:3000"}, c.CORSOrigins)
 	assert.Equal(t, []string{"10.0.0.0/8", "192.168.1.1"}, c.TrustedProxies)
 	assert.False(t, c.MigrateOnStart)
+}
+
+// TestAdminAddr: the admin listener moves or turns off; an empty value is the
+// default, like every other setting.
+func TestAdminAddr(t *testing.T) {
+	for value, want := range map[string]string{"": "127.0.0.1:9090", "0.0.0.0:9100": "0.0.0.0:9100", "off": ""} {
+		c, err := Load(env(map[string]string{"LANYARD_ADMIN_ADDR": value}))
+		require.NoError(t, err, value)
+		assert.Equal(t, want, c.AdminAddr, value)
+	}
 }
 
 func TestRejects(t *testing.T) {
@@ -70,18 +86,61 @@ func TestRejects(t *testing.T) {
 		"LANYARD_MIGRATE":              "maybe",
 		"LANYARD_LOG_LEVEL":            "verbose",
 		"LANYARD_ADDR":                 "8080",
+		"LANYARD_ADMIN_ADDR":           "9090",
 		"LANYARD_ISSUER":               "https://id.example.com/",
 		"LANYARD_CORS_ORIGINS":         "https://app.example.com/path",
 		"LANYARD_TRUSTED_PROXIES":      "not-an-ip",
 		"LANYARD_REFRESH_ABSOLUTE_TTL": "1h",
 		"LANYARD_DB_TIMEOUT":           "50ms",
 		"LANYARD_SHUTDOWN_DRAIN":       "-1s",
+
+		"LANYARD_REFRESH_GRACE_BINDING": "ip",
+
+		"LANYARD_RATE_LIMIT_LOGIN_IP":                "-1",
+		"LANYARD_RATE_LIMIT_SIGNUP_IP_WINDOW":        "0s",
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_IP":        "ten",
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_WINDOW":    "200h",
+		"LANYARD_RATE_LIMIT_MAX_DELAY":               "0s",
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_IP_WINDOW": "soon",
+		"LANYARD_CLIENT_IP_HEADER":                   "Forwarded",
 	} {
 		_, err := Load(env(map[string]string{variable: value}))
 		var e *Error
 		require.ErrorAs(t, err, &e, variable)
 		assert.Equal(t, variable, e.Variable)
 	}
+}
+
+// TestRateLimits: the contract's defaults, each rule settable and 0 turning
+// one off; the client IP header is X-Forwarded-For unless told otherwise.
+func TestRateLimits(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, identity.DefaultRateLimits(), c.RateLimits)
+	assert.Equal(t, identity.RateLimit{Max: 10, Window: 15 * time.Minute}, c.RateLimits.LoginAccountIP)
+	assert.Equal(t, identity.RateLimit{Max: 30, Window: 15 * time.Minute}, c.RateLimits.LoginIP)
+	assert.Equal(t, identity.RateLimit{Max: 100, Window: time.Hour}, c.RateLimits.LoginAccount)
+	assert.Equal(t, identity.RateLimit{Max: 20, Window: time.Hour}, c.RateLimits.SignUpIP)
+	assert.Equal(t, "X-Forwarded-For", c.ClientIPHeader)
+
+	c, err = Load(env(map[string]string{
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_IP":        "5",
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_IP_WINDOW": "30m",
+		"LANYARD_RATE_LIMIT_LOGIN_IP":                "0",
+		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_WINDOW":    "2h",
+		"LANYARD_RATE_LIMIT_SIGNUP_IP":               "3",
+		"LANYARD_RATE_LIMIT_MAX_DELAY":               "1h",
+		"LANYARD_CLIENT_IP_HEADER":                   "X-Real-IP",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, identity.RateLimits{
+		LoginAccountIP: identity.RateLimit{Max: 5, Window: 30 * time.Minute},
+		LoginIP:        identity.RateLimit{Max: 0, Window: 15 * time.Minute},
+		LoginAccount:   identity.RateLimit{Max: 100, Window: 2 * time.Hour},
+		SignUpIP:       identity.RateLimit{Max: 3, Window: time.Hour},
+		MaxDelay:       time.Hour,
+	}, c.RateLimits)
+	assert.Equal(t, "X-Real-IP", c.ClientIPHeader)
 }
 
 // TestDBTimeoutWithinGrace: the database deadline must be shorter than the

@@ -14,6 +14,9 @@ import (
 // devSecretFile holds the secret generated for the embedded default.
 const devSecretFile = "secret"
 
+// SecretPath is where the embedded default keeps its generated secret.
+func (c Config) SecretPath() string { return filepath.Join(c.DataDir, devSecretFile) }
+
 // EnsureSecret fills in c.Secret for the embedded default: it reads the
 // secret generated at first start from the data directory, or generates one
 // (0600, in a 0700 directory). Postgres deployments must set LANYARD_SECRET;
@@ -22,14 +25,17 @@ func (c *Config) EnsureSecret() (generated bool, err error) {
 	if c.Secret != nil {
 		return false, nil
 	}
-	path := filepath.Join(c.DataDir, devSecretFile)
+	path := c.SecretPath()
 	if b, err := os.ReadFile(path); err == nil {
 		secret := strings.TrimSpace(string(b))
 		if len(secret) < MinSecretBytes {
 			return false, fmt.Errorf("%s: the stored secret is shorter than %d bytes", path, MinSecretBytes)
 		}
+		// Refused rather than fixed here, as commands other than serve and
+		// migrate have no log to say so in; those two take the data
+		// directory first, which fixes the mode with a warning.
 		if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
-			return false, fmt.Errorf("%s: permissions %o are too open; run chmod 600 on it", path, info.Mode().Perm())
+			return false, fmt.Errorf("%s: permissions %04o are too open; run chmod 600 on it (lanyard serve and migrate fix this themselves)", path, info.Mode().Perm())
 		}
 		c.Secret = []byte(secret)
 		return false, nil

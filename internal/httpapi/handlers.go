@@ -50,7 +50,8 @@ func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.L
 }
 
 func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionRequestObject) (api.RefreshSessionResponseObject, error) {
-	tokens, err := h.s.deps.Service.Refresh(scopeOf(ctx).work, req.Body.RefreshToken)
+	sc := scopeOf(ctx)
+	tokens, err := h.s.deps.Service.Refresh(sc.work, req.Body.RefreshToken, sc.client)
 	h.s.metrics.refresh.WithLabelValues(result(err)).Inc()
 	if err != nil {
 		return nil, err
@@ -110,16 +111,18 @@ func (h *handlers) GetHealth(context.Context, api.GetHealthRequestObject) (api.G
 
 // GetReadiness runs a real query through the pool under a deadline, so an
 // exhausted pool or a frozen database reads as not ready within the bound.
+// The public listener serves it, so the answer says only "not ready"; why
+// is for the log.
 func (h *handlers) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	notReady := &identity.Error{Code: identity.CodeUnavailable, Message: "not ready"}
 	if !h.s.ready.Load() {
-		return nil, &identity.Error{Code: identity.CodeUnavailable, Message: "not ready: starting or shutting down"}
+		return nil, fmt.Errorf("starting or shutting down: %w", notReady)
 	}
 	pingCtx, cancel := context.WithTimeout(scopeOf(ctx).work, readinessQueryTimeout)
 	defer cancel()
 	if err := h.s.deps.DB.Ping(pingCtx); err != nil {
 		// Both wrapped: the problem for the client, the cause for the log.
-		return nil, fmt.Errorf("readiness query: %w: %w", err,
-			&identity.Error{Code: identity.CodeUnavailable, Message: "not ready: the database did not answer in time"})
+		return nil, fmt.Errorf("readiness query: %w: %w", err, notReady)
 	}
 	return api.GetReadiness200JSONResponse{Status: "ok"}, nil
 }
@@ -299,8 +302,9 @@ func (h *handlers) EndOtherSessions(ctx context.Context, _ api.EndOtherSessionsR
 
 func (h *handlers) ChangePassword(ctx context.Context, req api.ChangePasswordRequestObject) (api.ChangePasswordResponseObject, error) {
 	sc := scopeOf(ctx)
-	if err := h.s.deps.Service.ChangePassword(sc.work, sc.claims, req.Body.CurrentPassword, req.Body.NewPassword); err != nil {
+	tokens, err := h.s.deps.Service.ChangePassword(sc.work, sc.claims, sc.client, req.Body.CurrentPassword, req.Body.NewPassword)
+	if err != nil {
 		return nil, err
 	}
-	return api.ChangePassword204Response{}, nil
+	return api.ChangePassword200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
 }

@@ -28,6 +28,7 @@ const issuer = "https://id.example.test"
 
 type testServer struct {
 	*httptest.Server
+	admin *httptest.Server // the admin listener (/metrics)
 	api   *httpapi.Server
 	store *store.Store
 	svc   *identity.Service
@@ -51,9 +52,22 @@ type serverOptions struct {
 	lifetime context.Context
 	log      slog.Handler
 	wrap     func(http.Handler) http.Handler
+	// proxies and clientIPHeader are Deps.TrustedProxies and ClientIPHeader.
+	proxies        []string
+	clientIPHeader string
 }
 
 func withStatementCounter() option { return func(o *serverOptions) { o.counted = true } }
+
+// withProxies trusts proxies to write the client's address into header.
+func withProxies(header string, proxies ...string) option {
+	return func(o *serverOptions) { o.proxies, o.clientIPHeader = proxies, header }
+}
+
+// withRateLimits turns throttling on with limits.
+func withRateLimits(limits identity.RateLimits) option {
+	return func(o *serverOptions) { o.cfg.RateLimits = limits }
+}
 
 func withHasher(h identity.Hasher) option { return func(o *serverOptions) { o.hasher = h } }
 func withCORS(origins ...string) option   { return func(o *serverOptions) { o.cors = origins } }
@@ -119,17 +133,41 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	srv, err := httpapi.New(httpapi.Deps{
 		Service: svc, Keys: ring, DB: o.db(st), Log: log, Lifetime: o.lifetime,
 		Issuer: issuer, CORSOrigins: o.cors,
+		TrustedProxies: o.proxies, ClientIPHeader: o.clientIPHeader,
 		HashesInFlight: func() int { return 0 },
 	})
 	require.NoError(t, err)
 	srv.SetReady(true)
-	ts := httptest.NewServer(o.wrap(srv.Handler()))
-	t.Cleanup(ts.Close)
-	s := &testServer{Server: ts, api: srv, store: st, svc: svc, clock: clk, ring: ring, statements: statements, spec: newSpecChecker(t), t: t}
+	ts := startServer(t, o.wrap(srv.Handler()))
+	admin := startServer(t, srv.AdminHandler())
+	s := &testServer{Server: ts, admin: admin, api: srv, store: st, svc: svc, clock: clk, ring: ring, statements: statements, spec: newSpecChecker(t), t: t}
 	// Every response the tests receive through the server's client is
 	// checked against openapi.yaml.
 	ts.Client().Transport = checkedTransport{base: ts.Client().Transport, s: s}
+	admin.Client().Transport = checkedTransport{base: admin.Client().Transport, s: s}
 	return s
+}
+
+// startServer serves h on a loopback port as lanyard serve does, request
+// framing watched.
+func startServer(t testing.TB, h http.Handler) *httptest.Server {
+	ts := httptest.NewUnstartedServer(h)
+	ts.Listener = httpapi.GuardFraming(ts.Config, ts.Listener)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// metrics is what the admin listener's /metrics shows now.
+func (s *testServer) metrics(t testing.TB) string {
+	t.Helper()
+	res, err := s.admin.Client().Get(s.admin.URL + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return string(b)
 }
 
 type response struct {

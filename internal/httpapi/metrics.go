@@ -12,6 +12,8 @@ type metrics struct {
 	logins   *prometheus.CounterVec
 	refresh  *prometheus.CounterVec
 	purged   prometheus.Counter
+	// throttled counts 429 answers by the throttle scope that refused them.
+	throttled *prometheus.CounterVec
 }
 
 // newMetrics registers Lanyard's metrics on a registry of its own, so tests
@@ -35,8 +37,11 @@ func newMetrics(hashesInFlight func() int) *metrics {
 		purged: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lanyard_sessions_purged_total", Help: "Ended or expired sessions deleted by the cleanup job.",
 		}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_throttled_requests_total", Help: "Requests refused with 429 by reason (the throttle scope).",
+		}, []string{"reason"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.logins, m.refresh, m.purged,
+	m.registry.MustRegister(m.requests, m.duration, m.logins, m.refresh, m.purged, m.throttled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "lanyard_password_hashes_in_flight", Help: "argon2id hashes running now (capped by LANYARD_HASH_CONCURRENCY).",

@@ -32,6 +32,8 @@ type operation struct {
 	// bearer: the operation requires a bearer access token.
 	bearer bool
 	cors   corsPolicy
+	// admin: served only on the admin listener (`x-lanyard-listener: admin`).
+	admin bool
 	// errors writes the operation's error answers in the media type its
 	// error responses declare.
 	errors errorFormat
@@ -80,6 +82,10 @@ const (
 // corsExtension marks an operation's CORS policy in openapi.yaml.
 const corsExtension = "x-lanyard-cors"
 
+// listenerExtension puts an operation on the admin listener
+// (LANYARD_ADMIN_ADDR) instead of the public one.
+const listenerExtension = "x-lanyard-listener"
+
 // buildOperations reads every operation of doc into the table the
 // middleware consults, keyed like gin's routes. A rule the server cannot
 // apply (a media type without a parser, a security scheme it does not
@@ -126,6 +132,13 @@ func newOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method 
 		o.cors = corsPublic
 	default:
 		return nil, fmt.Errorf("%s: unknown policy %v", corsExtension, policy)
+	}
+	switch listener := op.Extensions[listenerExtension]; listener {
+	case nil, "public":
+	case "admin":
+		o.admin = true
+	default:
+		return nil, fmt.Errorf("%s: unknown listener %v", listenerExtension, listener)
 	}
 	if o.errors, err = errorFormatOf(op); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -34,6 +35,7 @@ var statusByCode = map[identity.Code]int{
 	identity.CodeSessionExpired:      http.StatusUnauthorized,
 	identity.CodeUnauthorized:        http.StatusUnauthorized,
 	identity.CodeEmailTaken:          http.StatusConflict,
+	identity.CodeRateLimited:         http.StatusTooManyRequests,
 	identity.CodeUnavailable:         http.StatusServiceUnavailable,
 	identity.CodeInternal:            http.StatusInternalServerError,
 }
@@ -97,6 +99,14 @@ func (s *Server) writeProblem(c *gin.Context, err error) {
 		}
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case http.StatusTooManyRequests:
+		// The seconds until the attempt could pass, rounded up so a client
+		// that waits exactly that long is not refused again.
+		var t *identity.Throttled
+		if errors.As(err, &t) {
+			h.Set("Retry-After", strconv.FormatInt(int64(math.Ceil(t.RetryAfter.Seconds())), 10))
+			s.metrics.throttled.WithLabelValues(t.Scope).Inc()
+		}
 	}
 	h.Set("Cache-Control", "no-store")
 	format := errorFormats[problemJSON] // unknown routes and methods

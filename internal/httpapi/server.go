@@ -9,6 +9,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,13 +42,19 @@ type Deps struct {
 	Issuer         string
 	CORSOrigins    []string
 	TrustedProxies []string
+	// ClientIPHeader is the one header the trusted proxies write the client's
+	// address into: "X-Forwarded-For" (the default when empty) or "X-Real-IP".
+	// The other is never read, so a client cannot smuggle an address past a
+	// proxy that forwards it untouched.
+	ClientIPHeader string
 	HashesInFlight func() int
 }
 
 // Server is the HTTP handler plus its readiness switch.
 type Server struct {
 	deps      Deps
-	engine    *gin.Engine
+	engine    *gin.Engine // the public listener's
+	admin     *gin.Engine // the admin listener's: operator endpoints (/metrics)
 	metrics   *metrics
 	ready     atomic.Bool
 	discovery *discoveryCache
@@ -72,24 +79,6 @@ func New(deps Deps) (*Server, error) {
 	}
 	registerFormats()
 
-	e := gin.New()
-	// Handlers get the *gin.Context as their context.Context; with the
-	// fallback its Value reads Request.Context(), where the scope is.
-	e.ContextWithFallback = true
-	e.HandleMethodNotAllowed = true
-	// Answer a wrong path with a 404 problem, not a redirect a JSON client
-	// would follow without CORS headers.
-	e.RedirectTrailingSlash = false
-	e.RedirectFixedPath = false
-	if err := e.SetTrustedProxies(deps.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
-	}
-	// Authentication comes before any body or parameter check, so an
-	// anonymous caller learns nothing about what a valid request looks like.
-	e.Use(requestID(), observe(deps.Log, s.metrics), s.recoverPanics, s.scope, s.cors, s.requireBearer, s.readBody, s.validate)
-	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
-	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
-
 	strict := api.NewStrictHandlerWithOptions(&handlers{s}, nil, api.StrictGinServerOptions{
 		// Bodies were already checked by readBody and the validator, so a
 		// failure to bind here is still the client's: say so without detail.
@@ -105,26 +94,102 @@ func New(deps Deps) (*Server, error) {
 		HandlerErrorFunc:         s.writeProblem,
 		ResponseErrorHandlerFunc: s.writeProblem,
 	})
-	api.RegisterHandlersWithOptions(e, strict, api.GinServerOptions{
+	if s.engine, err = s.newEngine(strict, false); err != nil {
+		return nil, err
+	}
+	if s.admin, err = s.newEngine(strict, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newEngine builds the gin engine of one listener: the public one, or the
+// admin one with the operations marked for operators only (they are no
+// route at all on the other). Both run the same middleware.
+func (s *Server) newEngine(strict api.ServerInterface, admin bool) (*gin.Engine, error) {
+	e := gin.New()
+	// Handlers get the *gin.Context as their context.Context; with the
+	// fallback its Value reads Request.Context(), where the scope is.
+	e.ContextWithFallback = true
+	e.HandleMethodNotAllowed = true
+	// Answer a wrong path with a 404 problem, not a redirect a JSON client
+	// would follow without CORS headers.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	if err := e.SetTrustedProxies(s.deps.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("LANYARD_TRUSTED_PROXIES: %w", err)
+	}
+	// The client IP (gin's ClientIP): the socket's peer, unless that peer is
+	// a trusted proxy; then the hops of the one configured header, walked
+	// from the right past trusted proxies, and the first untrusted hop is the
+	// client (the one a trusted proxy vouched for). With a malformed header
+	// or none, the peer. Whatever a client writes to the left of the hop its
+	// proxy appended is never reached.
+	e.RemoteIPHeaders = []string{cmp.Or(s.deps.ClientIPHeader, "X-Forwarded-For")}
+	// Authentication comes before any body or parameter check, so an
+	// anonymous caller learns nothing about what a valid request looks like.
+	e.Use(requestID(), observe(s.deps.Log, s.metrics), s.recoverPanics, s.refuseAmbiguousFraming, s.scope, s.cors, s.requireBearer, s.readBody, s.validate)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
+
+	api.RegisterHandlersWithOptions(listenerRoutes{IRouter: e, ops: s.ops, admin: admin}, strict, api.GinServerOptions{
 		// Only reachable if a parameter passed the validator but not the
 		// generated binding; keep it a client error without detail.
 		ErrorHandler: func(c *gin.Context, err error, status int) {
 			s.fail(c, identity.CodeValidation, "the request parameters are invalid")
 		},
 	})
+	if admin {
+		return e, nil // no browser calls the admin listener: no preflights
+	}
 	preflighted := map[string]bool{}
-	for key := range s.ops {
-		if !preflighted[key.path] {
+	for key, op := range s.ops {
+		if !op.admin && !preflighted[key.path] {
 			preflighted[key.path] = true
 			e.OPTIONS(key.path, s.preflight)
 		}
 	}
-	s.engine = e
-	return s, nil
+	return e, nil
 }
 
-// Handler returns the http.Handler to serve. HEAD is answered as GET (RFC
-// 9110 §9.3.2 requires it of every GET resource); net/http drops the body.
+// listenerRoutes registers on one listener's engine only the generated
+// routes of the operations that listener serves.
+type listenerRoutes struct {
+	gin.IRouter
+	ops   map[routeKey]*operation
+	admin bool
+}
+
+func (l listenerRoutes) Handle(method, path string, h ...gin.HandlerFunc) gin.IRoutes {
+	if op := l.ops[routeKey{method, path}]; (op != nil && op.admin) != l.admin {
+		return l.IRouter
+	}
+	return l.IRouter.Handle(method, path, h...)
+}
+
+func (l listenerRoutes) GET(path string, h ...gin.HandlerFunc) gin.IRoutes {
+	return l.Handle(http.MethodGet, path, h...)
+}
+
+func (l listenerRoutes) POST(path string, h ...gin.HandlerFunc) gin.IRoutes {
+	return l.Handle(http.MethodPost, path, h...)
+}
+
+func (l listenerRoutes) PUT(path string, h ...gin.HandlerFunc) gin.IRoutes {
+	return l.Handle(http.MethodPut, path, h...)
+}
+
+func (l listenerRoutes) PATCH(path string, h ...gin.HandlerFunc) gin.IRoutes {
+	return l.Handle(http.MethodPatch, path, h...)
+}
+
+func (l listenerRoutes) DELETE(path string, h ...gin.HandlerFunc) gin.IRoutes {
+	return l.Handle(http.MethodDelete, path, h...)
+}
+
+// Handler returns the http.Handler of the public listener. HEAD is answered
+// as GET (RFC 9110 §9.3.2 requires it of every GET resource); net/http drops
+// the body.
 //
 // The JWKS, fetched by every verifier, skips gin: the prepared bytes are
 // written directly, counted in the request metric but not logged per request
@@ -137,7 +202,8 @@ func (s *Server) Handler() http.Handler {
 		allowOrigin = anyOrigin
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == jwksPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		r, refused := front(w, r)
+		if !refused && r.URL.Path == jwksPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			status, _ := writeJWKS(w, s.deps.Keys.Ring(), r.Header.Get("If-None-Match"), allowOrigin)
 			if status == http.StatusOK {
 				jwksOK.Inc()
@@ -146,12 +212,49 @@ func (s *Server) Handler() http.Handler {
 			}
 			return
 		}
-		if r.Method == http.MethodHead {
-			r = r.Clone(r.Context())
-			r.Method = http.MethodGet
-		}
-		s.engine.ServeHTTP(w, r)
+		serveEngine(s.engine, w, r)
 	})
+}
+
+// AdminHandler returns the http.Handler of the admin listener: the
+// operations openapi.yaml marks `x-lanyard-listener: admin` (/metrics),
+// which the public listener answers with 404.
+func (s *Server) AdminHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, _ = front(w, r)
+		serveEngine(s.admin, w, r)
+	})
+}
+
+// Header values every answer of either listener carries (never modified):
+// browsers must not guess a media type (a JSON body read as HTML) nor send
+// the URL of a page that linked here.
+var (
+	nosniff    = []string{"nosniff"}
+	noReferrer = []string{"no-referrer"}
+)
+
+// front is the first step of every request on either listener, before any
+// path that answers: it sets the headers every answer carries, and marks a
+// request with ambiguous framing (both Content-Length and Transfer-Encoding)
+// for refuseAmbiguousFraming, reporting it.
+func front(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	h := w.Header()
+	h["X-Content-Type-Options"] = nosniff
+	h["Referrer-Policy"] = noReferrer
+	if !ambiguousFraming(r) {
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), refusedKey{}, true)), true
+}
+
+// serveEngine hands r to a gin engine, HEAD as GET.
+func serveEngine(e *gin.Engine, w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		r = r.Clone(r.Context())
+		r.Method = http.MethodGet
+	}
+	e.ServeHTTP(w, r)
 }
 
 // CountPurged records sessions deleted by the cleanup job.

@@ -125,10 +125,22 @@ func TestChangePassword(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, s.do(t, http.MethodPost, "/v1/me/password", body(goodPassword, newPassword)).status, "needs a bearer token")
 
 		res = s.bearer(t, http.MethodPost, "/v1/me/password", a.Access, body(goodPassword, newPassword))
-		require.Equal(t, http.StatusNoContent, res.status, string(res.body))
+		require.Equal(t, http.StatusOK, res.status, string(res.body))
+		assert.Equal(t, "no-store", res.header.Get("Cache-Control"))
+		changed := res.tokens(t)
+		assert.Equal(t, a.User.ID, changed.User.ID)
+		assert.Equal(t, decodeClaims(t, a.Access)["sid"], decodeClaims(t, changed.Access)["sid"], "the same session")
 		assert.Equal(t, http.StatusUnauthorized, s.refresh(t, b.Refresh).status, "other sessions end")
 		assert.Equal(t, http.StatusUnauthorized, s.bearer(t, http.MethodGet, "/v1/me", b.Access, nil).status)
-		assert.Equal(t, http.StatusOK, s.refresh(t, a.Refresh).status, "the current session stays")
+
+		// A thief who copied the current session's refresh token is evicted:
+		// the token issued before the change is dead, the returned one works.
+		stolen := s.refresh(t, a.Refresh)
+		assert.Equal(t, http.StatusUnauthorized, stolen.status, "the current session's earlier refresh token")
+		assert.Equal(t, "invalid_refresh_token", stolen.json(t)["code"])
+		next := s.refresh(t, changed.Refresh)
+		require.Equal(t, http.StatusOK, next.status, "the current session stays, under the returned pair")
+		assert.Equal(t, http.StatusOK, s.bearer(t, http.MethodGet, "/v1/me", next.tokens(t).Access, nil).status)
 
 		login := s.post(t, "/v1/auth/login", map[string]string{"email": "change@example.com", "password": goodPassword})
 		assert.Equal(t, http.StatusUnauthorized, login.status, "the old password no longer works")
@@ -220,7 +232,7 @@ func TestConcurrentPasswordChanges(t *testing.T) {
 	<-done
 	winners := 0
 	for i, status := range results {
-		if status == http.StatusNoContent {
+		if status == http.StatusOK {
 			winners++
 			s.login(t, "race-pw@example.com", passwords[i], "Winner/1.0")
 			lost := s.post(t, "/v1/auth/login", map[string]string{"email": "race-pw@example.com", "password": passwords[1-i]})

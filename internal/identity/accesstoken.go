@@ -51,8 +51,12 @@ func (s *Service) Authenticate(token string) (AccessClaims, error) {
 		return AccessClaims{}, unauthorized
 	}
 	// The verifiers' default leeway: Lanyard is as tolerant of skew as the
-	// backends that check its tokens, no more.
-	policy := accesstoken.Policy{Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, Leeway: accesstoken.DefaultLeeway}
+	// backends that check its tokens, no more. No token Lanyard mints lives
+	// longer than the access TTL; one that does was forged with a leaked key.
+	policy := accesstoken.Policy{
+		Issuer: s.cfg.Issuer, Audience: s.cfg.Audience, Leeway: accesstoken.DefaultLeeway,
+		MaxLifetime: s.cfg.AccessTTL + accesstoken.MaxLeeway,
+	}
 	c, err := policy.Check(payload, s.Now())
 	if err != nil {
 		return AccessClaims{}, unauthorized

@@ -107,7 +107,7 @@ func TestAuthenticateRefusesDuplicateNames(t *testing.T) {
 
 // The validity window is the verifiers': exp, nbf and iat each with the
 // same 30 s leeway, in whole seconds; a token issued in the future beyond
-// the leeway is refused.
+// the leeway is refused, and so is one that lives longer than Lanyard mints.
 func TestAuthenticateValidityWindow(t *testing.T) {
 	key := tokentest.NewKey("ES256")
 	ring, err := keys.NewRing(key.SigningKey())
@@ -130,6 +130,9 @@ func TestAuthenticateValidityWindow(t *testing.T) {
 		"exp a string":           {func(c map[string]any) { c["exp"] = strconv.FormatInt(now+900, 10) }, false},
 		"aud an array with ours": {func(c map[string]any) { c["aud"] = []string{"other", tokenAudience} }, true},
 		"aud another":            {func(c map[string]any) { c["aud"] = tokenIssuer }, false},
+		// The lifetime bound is the access TTL (15 min here) plus 60 s.
+		"lifetime TTL + 60 s": {func(c map[string]any) { c["exp"] = now + 960 }, true},
+		"lifetime beyond":     {func(c map[string]any) { c["exp"] = now + 961 }, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := tokentest.Claims(tokenIssuer, tokenAudience, tokenNow)

@@ -64,14 +64,14 @@ func TestClockSkew(t *testing.T) {
 			rotator = behind
 		}
 		parent := signUp("grace-" + name + "@example.com")
-		child, err := rotator.Refresh(ctx, parent.RefreshToken)
+		child, err := rotator.Refresh(ctx, parent.RefreshToken, identity.Client{})
 		require.NoError(t, err)
 		db.Advance(grace - time.Second)
-		again, err := other.Refresh(ctx, parent.RefreshToken)
+		again, err := other.Refresh(ctx, parent.RefreshToken, identity.Client{})
 		require.NoError(t, err, "%s: the parent within grace", name)
 		assert.Equal(t, child.RefreshToken, again.RefreshToken, "%s: the same successor", name)
 		db.Advance(2 * time.Second)
-		_, err = other.Refresh(ctx, parent.RefreshToken)
+		_, err = other.Refresh(ctx, parent.RefreshToken, identity.Client{})
 		assert.Equal(t, identity.CodeRefreshTokenReused, identity.ErrorCode(err), "%s: the parent after grace", name)
 	}
 
@@ -82,12 +82,12 @@ func TestClockSkew(t *testing.T) {
 	}
 	db.Advance(idle - time.Second)
 	for name, svc := range replicas {
-		_, err := svc.Refresh(ctx, sessions[name+"-early"].RefreshToken)
+		_, err := svc.Refresh(ctx, sessions[name+"-early"].RefreshToken, identity.Client{})
 		assert.NoError(t, err, "%s: a second before the idle limit", name)
 	}
 	db.Advance(2 * time.Second)
 	for name, svc := range replicas {
-		_, err := svc.Refresh(ctx, sessions[name+"-late"].RefreshToken)
+		_, err := svc.Refresh(ctx, sessions[name+"-late"].RefreshToken, identity.Client{})
 		assert.Equal(t, identity.CodeSessionExpired, identity.ErrorCode(err), "%s: a second after the idle limit", name)
 	}
 
@@ -98,7 +98,7 @@ func TestClockSkew(t *testing.T) {
 	for chains["ahead"].RefreshExpiresIn > step {
 		db.Advance(step)
 		for name, svc := range replicas {
-			next, err := svc.Refresh(ctx, chains[name].RefreshToken)
+			next, err := svc.Refresh(ctx, chains[name].RefreshToken, identity.Client{})
 			require.NoError(t, err, name)
 			chains[name] = next
 		}
@@ -108,13 +108,13 @@ func TestClockSkew(t *testing.T) {
 	assert.Equal(t, chains["ahead"].RefreshExpiresIn, chains["behind"].RefreshExpiresIn)
 	db.Advance(chains["ahead"].RefreshExpiresIn - time.Second)
 	for name, svc := range replicas {
-		next, err := svc.Refresh(ctx, chains[name].RefreshToken)
+		next, err := svc.Refresh(ctx, chains[name].RefreshToken, identity.Client{})
 		require.NoError(t, err, "%s: a second before the absolute end", name)
 		chains[name] = next
 	}
 	db.Advance(2 * time.Second)
 	for name, svc := range replicas {
-		_, err := svc.Refresh(ctx, chains[name].RefreshToken)
+		_, err := svc.Refresh(ctx, chains[name].RefreshToken, identity.Client{})
 		assert.Equal(t, identity.CodeSessionExpired, identity.ErrorCode(err), "%s: a second after the absolute end", name)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	CodeUnauthorized        Code = "unauthorized"
 	CodeNotFound            Code = "not_found"
 	CodeUnavailable         Code = "unavailable"
+	CodeRateLimited         Code = "rate_limited"
 	CodeInternal            Code = "internal"
 )
 

@@ -51,6 +51,11 @@ type RotateRequest struct {
 	Now        time.Time
 	GraceStart time.Time // a parent rotated after this is still honoured
 	IdleCutoff time.Time // a session last used before this has gone idle
+	// Client is the presenting client's fingerprint (see clientFingerprint),
+	// stored when the token advances; inside the grace window the parent is
+	// honoured only for the client that advanced it. Nil when the grace
+	// window is not bound to a client (LANYARD_REFRESH_GRACE_BINDING=none).
+	Client []byte
 	// NotAfter, when set, is the request's deadline on the database's clock:
 	// a rotation that would take effect later (a statement the database
 	// reads only after the request has answered 503) changes nothing.

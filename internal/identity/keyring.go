@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,10 @@ const (
 	KeyStateCurrent = "current"
 	KeyStateRetired = "retired"
 	KeyStateRemoved = "removed"
+	// KeyStateRevoked is a key withdrawn at once because it may be
+	// compromised: never published or trusted again, whatever its tokens'
+	// expiry.
+	KeyStateRevoked = "revoked"
 )
 
 // SigningKeyRecord is a signing key as stored: the private part sealed.
@@ -30,6 +35,7 @@ type SigningKeyRecord struct {
 	ActivatedAt *time.Time
 	RetiredAt   *time.Time
 	RemovedAt   *time.Time
+	RevokedAt   *time.Time
 }
 
 // KeyStore persists signing keys. InsertSigningKey returns ErrKeyConflict when
@@ -84,6 +90,9 @@ func LoadKeyRing(ctx context.Context, store KeyStore, sealer *keys.Sealer, alg k
 	}
 	return nil, nil, errors.New("no current signing key after creating one")
 }
+
+// ErrKeyRevoked reports that the key was revoked already.
+var ErrKeyRevoked = errors.New("already revoked")
 
 // ringFromRecords opens every published key; nil when no key is current yet.
 func ringFromRecords(records []SigningKeyRecord, sealer *keys.Sealer) (*keys.Ring, error) {
@@ -176,6 +185,43 @@ func (k *KeyRing) Rotate(ctx context.Context, st KeyMaintainer, sealer *keys.Sea
 	}
 	_, err = k.reload(ctx, st, sealer)
 	return err
+}
+
+// Revoke withdraws the key kid at once, whatever its state: it leaves this
+// ring now and every replica's at its next maintenance tick, so its tokens
+// stop verifying everywhere. When kid is the signing key, a successor takes
+// over in the same locked transaction (the waiting next key, else a new
+// one), so there is always exactly one signing key and never a moment in
+// which the revoked one still signs. It returns the kid that signs
+// afterwards. Unknown kids wrap ErrNotFound, revoked ones ErrKeyRevoked.
+func (k *KeyRing) Revoke(ctx context.Context, st KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, kid string, now time.Time) (signing string, err error) {
+	err = st.WithKeyLock(ctx, func(tx KeyMaintainer) error {
+		records, err := tx.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(records, func(r SigningKeyRecord) bool { return r.KID == kid })
+		switch {
+		case i < 0:
+			return fmt.Errorf("no signing key with kid %q: %w", kid, ErrNotFound)
+		case records[i].State == KeyStateRevoked:
+			return fmt.Errorf("key %q: %w at %s", kid, ErrKeyRevoked, records[i].RevokedAt.UTC().Format(time.RFC3339))
+		case records[i].State == KeyStateCurrent:
+			// Promote first: the revoked key passes through retired and
+			// then leaves the published set, all before the commit.
+			if err := transition(ctx, tx, sealer, p, now, true, true); err != nil {
+				return err
+			}
+		}
+		return tx.UpdateSigningKeyState(ctx, kid, KeyStateRevoked, now)
+	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := k.reload(ctx, st, sealer); err != nil {
+		return "", err
+	}
+	return k.Ring().SigningKeyID(), nil
 }
 
 // transition applies the due state changes inside the maintenance lock.
@@ -283,7 +329,7 @@ func (k *KeyRing) reload(ctx context.Context, st KeyStore, sealer *keys.Sealer) 
 func fingerprint(records []SigningKeyRecord) string {
 	var b strings.Builder
 	for _, r := range records {
-		if r.State == KeyStateRemoved {
+		if r.State == KeyStateRemoved || r.State == KeyStateRevoked {
 			continue
 		}
 		b.WriteString(r.KID)

@@ -66,3 +66,33 @@ func TestNormaliseEmail(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRefreshTokenDecode: decoding never panics; whatever it accepts is the
+// one spelling of a token under the current or the previous key (so a
+// token has exactly one accepted form); and every token the codec makes,
+// from any session id, generation and secret, decodes back to itself.
+func FuzzRefreshTokenDecode(f *testing.F) {
+	codec := refreshTokenCodec{key: []byte("0123456789abcdef0123456789abcdef"), previous: []byte("the previous secret, 32 bytes...")}
+	previous := refreshTokenCodec{key: codec.previous}
+	seed := refreshToken{sessionID: uuid.MustParse("0b6f1c9e-3d5a-4c1e-9f7a-2b8d6e4c1a30"), generation: 7}
+	good, old := codec.encode(seed), previous.encode(seed)
+	for _, s := range []string{good, old, "", "lrt_", good[:len(good)-1], good + "A", strings.ToUpper(good), "lrt_" + strings.Repeat("A", len(good)-4)} {
+		f.Add(s, seed.sessionID[:], uint64(seed.generation), seed.secret[:])
+	}
+	f.Fuzz(func(t *testing.T, s string, id []byte, generation uint64, secret []byte) {
+		if tok, ok := codec.decode(s); ok {
+			require.True(t, s == codec.encode(tok) || s == previous.encode(tok), "accepted another spelling: %q", s)
+			require.GreaterOrEqual(t, tok.generation, int64(0))
+		} else {
+			require.Equal(t, refreshToken{}, tok)
+		}
+
+		var tok refreshToken
+		copy(tok.sessionID[:], id)
+		copy(tok.secret[:], secret)
+		tok.generation = int64(generation % (1<<62 + 1))
+		got, ok := codec.decode(codec.encode(tok))
+		require.True(t, ok)
+		require.Equal(t, tok, got)
+	})
+}

@@ -3,7 +3,10 @@ package identity
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // revokedRetention is how long an ended session is kept before cleanup
@@ -67,50 +70,81 @@ func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims) err
 	return nil
 }
 
-// ChangePassword checks the current password, stores the new one and ends
-// every other session.
-func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, current, next string) error {
-	if f := s.checkNewPassword("new_password", next); f != nil {
-		return &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: []FieldError{*f}}
+// ChangePassword checks the current password, stores the new one, ends
+// every other session and gives the current one a new secret, returning its
+// fresh token pair: whoever copied any refresh token of this user before
+// (the current session's included) holds a dead token afterwards.
+//
+// The current-password check is throttled like a login of the account from
+// client (the two share their counters).
+func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, client Client, current, next string) (Tokens, error) {
+	if err := s.checkPasswordChange(ctx, claims.Subject, next); err != nil {
+		return Tokens{}, err
+	}
+	sessionID, err := uuid.Parse(claims.SessionID)
+	if err != nil {
+		return Tokens{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
 	}
 	hash, err := s.store.PasswordHashByID(ctx, claims.Subject)
 	if err != nil {
-		return userError(err)
+		return Tokens{}, userError(err)
 	}
-	ok, _, err := s.hasher.Verify(ctx, current, hash)
+	hctx, try, err := s.admitLogin(ctx, accountOf(claims.Subject, ""), claims.Subject, client)
 	if err != nil {
-		return hashError(err)
+		return Tokens{}, err
+	}
+	ok, _, err := s.hasher.Verify(hctx, current, hash)
+	if err != nil {
+		try.abort(ctx)
+		return Tokens{}, hashError(err)
 	}
 	if !ok {
-		return &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
+		s.authEvent(ctx, slog.LevelInfo, "password_change_failed", claims.Subject, client, "failure")
+		return Tokens{}, &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
 	}
-	newHash, err := s.hasher.Hash(ctx, next)
+	try.succeeded(ctx)
+	newHash, err := s.hasher.Hash(hctx, next)
 	if err != nil {
-		return hashError(err)
+		return Tokens{}, hashError(err)
 	}
+	secret, err := newSessionSecret()
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	tok := refreshToken{sessionID: sessionID, secret: secret}
 	now := s.sessionTime()
+	var (
+		user      User
+		expiresAt time.Time
+	)
 	// Lock order: the user row first (as logins do), then sessions, so two
 	// racing changes queue on the user row instead of deadlocking. The
-	// caller's own session is checked under lock: a session ended meanwhile
+	// caller's own session is re-keyed under lock: a session ended meanwhile
 	// (from another device) cannot change the password.
 	err = s.store.Atomically(ctx, func(tx Tx) error {
 		if err := tx.SwapPasswordHash(ctx, claims.Subject, newHash, hash, now); err != nil {
 			return err
 		}
-		if err := tx.LockSession(ctx, claims.Subject, claims.SessionID); err != nil {
+		var err error
+		if expiresAt, err = tx.ReplaceSessionSecret(ctx, claims.Subject, claims.SessionID, tok.secretHash(), now); err != nil {
 			return err
 		}
-		return tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now)
+		if err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now); err != nil {
+			return err
+		}
+		user, err = tx.UserByID(ctx, claims.Subject)
+		return err
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
+		return Tokens{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
 	case errors.Is(err, ErrStaleCredentials):
-		return &Error{Code: CodeInvalidCredentials, Message: "the password was changed meanwhile; nothing was written"}
+		return Tokens{}, &Error{Code: CodeInvalidCredentials, Message: "the password was changed meanwhile; nothing was written"}
 	case err != nil:
-		return internal(err)
+		return Tokens{}, internal(err)
 	}
-	return nil
+	s.authEvent(ctx, slog.LevelInfo, "password_changed", claims.Subject, client, "success")
+	return s.issue(user, tok, expiresAt, now)
 }
 
 // PurgeSessions deletes sessions that can never be used again, in bounded

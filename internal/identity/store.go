@@ -11,8 +11,9 @@ import (
 // of errors.go (ErrNotFound, ErrEmailTaken, ErrStaleCredentials, and
 // ErrUnavailable wrapped around any failure of the database itself), never
 // driver errors as domain codes. Every method honours ctx and the store's
-// own deadline (LANYARD_DB_TIMEOUT). Later record kinds (mail tokens,
-// throttles, audit events) join Tx as further interfaces.
+// own deadline (LANYARD_DB_TIMEOUT). Throttle counters (Throttles, in
+// throttle.go) joined Tx this way; later record kinds (mail tokens, audit
+// events) join it as further interfaces.
 
 // Users keeps accounts, their password hashes and onboarding profiles.
 type Users interface {
@@ -43,9 +44,11 @@ type Users interface {
 type Sessions interface {
 	CreateSession(ctx context.Context, s NewSession) error
 	// RotateSession is the refresh hot path and must be a single statement:
-	// presented generation == live: advance it; == live-1 and rotated after
-	// GraceStart: leave it (the caller re-derives the live token); older, or
-	// the parent after grace: revoke the session with reason "reuse". Only
+	// presented generation == live: advance it and record r.Client; ==
+	// live-1, rotated after GraceStart, and by r.Client (when both the
+	// request and the rotation name a client): leave it (the caller
+	// re-derives the live token); older, the parent after grace, or the
+	// parent from another client: revoke the session with reason "reuse". Only
 	// live, unexpired, non-idle sessions with a matching secret hash match;
 	// otherwise ErrNotFound.
 	RotateSession(ctx context.Context, r RotateRequest) (Rotation, error)
@@ -58,9 +61,13 @@ type Sessions interface {
 	// SessionActive reports whether the user's session is live (not ended,
 	// not expired, not idle).
 	SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error)
-	// LockSession locks a live (not ended) session of the user until the
-	// transaction ends; ErrNotFound when there is none.
-	LockSession(ctx context.Context, userID, sessionID string) error
+	// ReplaceSessionSecret gives a live (not ended, not expired) session of
+	// the user a new secret hash, restarts its generations at 0 and marks it
+	// used at at, so every refresh token issued for it before stops
+	// matching. It returns the session's absolute end, unchanged. Inside a
+	// transaction it locks the row until the transaction ends; ErrNotFound
+	// when there is no such session.
+	ReplaceSessionSecret(ctx context.Context, userID, sessionID string, secretHash []byte, at time.Time) (time.Time, error)
 	// ListSessions returns the user's live sessions, most recently used first.
 	ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]SessionInfo, error)
 	// EndSession ends one of the user's sessions; ErrNotFound when the user
@@ -78,6 +85,7 @@ type Sessions interface {
 type Tx interface {
 	Users
 	Sessions
+	Throttles
 }
 
 // Store is the persistence the use cases need: every Tx operation on its

@@ -1,5 +1,6 @@
 // Package password hashes and verifies user passwords with argon2id, stored
-// as PHC strings, behind a cap on how many hashes may run at once.
+// as PHC strings, behind a cap on how many hashes may run at once that is
+// shared fairly between clients.
 package password
 
 import (
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -84,7 +86,7 @@ var ErrBusy = errors.New("password: too many hashes in progress")
 // Hasher hashes and verifies passwords. It is safe for concurrent use.
 type Hasher struct {
 	params  Params
-	sem     chan struct{} // buffered-channel semaphore: one token per running hash
+	slots   *fairSlots
 	maxWait time.Duration
 
 	// Parse limits: the package limits, raised to the hasher's own
@@ -93,7 +95,14 @@ type Hasher struct {
 	limTime    uint32
 	limThreads uint32
 
-	dummy    string // PHC of a random password, for VerifyDummy
+	// dummy is what VerifyDummy checks against: a random salt and key
+	// nobody can match.
+	dummy decoded
+	// slowest is the costliest parameter set seen: the hasher's own, or any
+	// stored hash verified since start. Every check is made to cost as much
+	// (see Verify), so response time does not tell an unknown email from a
+	// dormant account whose hash predates a parameter change.
+	slowest  atomic.Pointer[Params]
 	inFlight atomic.Int64
 
 	// testHook, if set, runs while a slot is held, before the argon2 work.
@@ -116,22 +125,30 @@ func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, err
 		maxConcurrent = runtime.NumCPU()
 	}
 	h := &Hasher{
-		sem:     make(chan struct{}, maxConcurrent),
+		slots:   newFairSlots(maxConcurrent),
 		maxWait: maxWait,
 	}
 	h.setParams(p)
-	// A random secret nobody knows, so VerifyDummy can never succeed.
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("password: reading random secret: %w", err)
+	h.slowest.Store(&p)
+	// A random salt and key: no password matches them, so VerifyDummy can
+	// never succeed.
+	h.dummy = decoded{salt: make([]byte, saltLen), key: make([]byte, keyLen)}
+	if _, err := rand.Read(h.dummy.salt); err != nil {
+		return nil, fmt.Errorf("password: reading random salt: %w", err)
 	}
-	dummy, err := h.hash(string(secret))
-	if err != nil {
-		return nil, err
+	if _, err := rand.Read(h.dummy.key); err != nil {
+		return nil, fmt.Errorf("password: reading random key: %w", err)
 	}
-	h.dummy = dummy
 	return h, nil
 }
+
+// cost is the time argon2 takes with p, in quarter KiB-passes: time grows
+// with memory times passes, and the first pass, over freshly allocated
+// memory, costs about a quarter pass more than the others (page faults and
+// zeroing; measured with bench/enumeration: counting it as one pass made
+// padded checks 15-25 % slower than unpadded ones, as 1.5 passes 2-18 %
+// faster).
+func (p Params) cost() uint64 { return uint64(p.MemoryKiB) * (4*uint64(p.Time) + 1) }
 
 // setParams sets the parameters and the parse limits derived from them.
 func (h *Hasher) setParams(p Params) {
@@ -154,7 +171,8 @@ func (h *Hasher) InFlight() int {
 }
 
 // Hash NFKC-normalises password and returns its PHC string:
-// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>. Like Verify, it waits for a
+// slot fairly among the clients named by WithClientKey.
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	release, err := h.acquire(ctx)
 	if err != nil {
@@ -169,29 +187,76 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 // length) differ from the hasher's; it is never true for a wrong password, so
 // a caller cannot be tricked into storing an attacker's password as a rehash.
 // A malformed or unsupported phc returns an error before taking a slot.
+//
+// Every check costs as much as the slowest parameter set seen (the
+// hasher's own or a stored hash's): a hash made with cheaper parameters is
+// followed by padding argon2 work for the difference, so a dormant account
+// whose hash predates a parameter change answers as slowly as an unknown
+// email (VerifyDummy) does.
 func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok bool, needsRehash bool, err error) {
 	d, err := h.parse(phc)
 	if err != nil {
 		return false, false, err
 	}
+	h.observe(d.params)
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
-	if !h.check(password, d) {
+	ok = h.check(password, d)
+	h.pad(password, d.params)
+	if !ok {
 		return false, false, nil
 	}
 	return true, d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
 }
 
-// VerifyDummy does the same work as Verify against a hash made at
-// construction with the current parameters and always reports a mismatch.
-// Used for unknown accounts so they cost the same as wrong passwords and
-// response time does not reveal which emails exist.
+// VerifyDummy does the work of Verify against the slowest parameter set
+// seen and always reports a mismatch. Used for unknown accounts so they
+// cost the same as wrong passwords and response time does not reveal which
+// emails exist.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
-	_, _, err := h.Verify(ctx, password, h.dummy)
-	return err
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	d := h.dummy
+	d.params = *h.slowest.Load()
+	h.check(password, d)
+	return nil
+}
+
+// observe records p as the slowest parameter set if it costs more than any
+// seen so far.
+func (h *Hasher) observe(p Params) {
+	for {
+		cur := h.slowest.Load()
+		if p.cost() <= cur.cost() || h.slowest.CompareAndSwap(cur, &p) {
+			return
+		}
+	}
+}
+
+// pad runs the argon2 work a check with p lacks to cost as much as the
+// slowest parameter set.
+func (h *Hasher) pad(password string, p Params) {
+	if memory := h.padding(p); memory > 0 {
+		argon2.IDKey([]byte(Normalize(password)), h.dummy.salt, 1, memory, 1, keyLen)
+	}
+}
+
+// padding is the memory (KiB) of the one-pass argon2 run that makes a check
+// with p cost as much as one with the slowest parameters; 0 when p is the
+// slowest.
+func (h *Hasher) padding(p Params) uint32 {
+	slowest := h.slowest.Load()
+	if p.cost() >= slowest.cost() {
+		return 0
+	}
+	onePass := Params{MemoryKiB: 1, Time: 1}.cost()
+	return max(uint32((slowest.cost()-p.cost())/onePass), 8) // 8 KiB: argon2's minimum
 }
 
 // acquire takes a slot, waiting at most maxWait. A context that is already
@@ -200,32 +265,149 @@ func (h *Hasher) acquire(ctx context.Context) (release func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	select {
-	case h.sem <- struct{}{}:
-	default:
-		// Slow path only: avoid a timer per call when a slot is free.
-		if h.maxWait == 0 {
-			return nil, ErrBusy
-		}
-		t := time.NewTimer(h.maxWait)
-		defer t.Stop()
-		select {
-		case h.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-t.C:
-			return nil, ErrBusy
-		}
+	if err := h.slots.acquire(ctx, clientKeyOf(ctx), h.maxWait); err != nil {
+		return nil, err
 	}
-	// Counted only while the token is held, so InFlight never exceeds the cap.
+	// Counted only while the slot is held, so InFlight never exceeds the cap.
 	h.inFlight.Add(1)
 	if h.testHook != nil {
 		h.testHook()
 	}
 	return func() {
 		h.inFlight.Add(-1)
-		<-h.sem
+		h.slots.release()
 	}, nil
+}
+
+type clientKey struct{}
+
+// WithClientKey names the client a hash is for (its address, say). Waiting
+// hashes get free slots in turn by client, so one client flooding the
+// hasher cannot keep the others waiting: each waiting client is served
+// before any gets a second turn.
+func WithClientKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, clientKey{}, key)
+}
+
+func clientKeyOf(ctx context.Context) string {
+	key, _ := ctx.Value(clientKey{}).(string)
+	return key
+}
+
+// fairSlots is a counting semaphore whose waiters are served round-robin
+// by client key: a released slot goes to the next client in turn with
+// someone waiting (first come, first served within one client), not to
+// whoever asked first.
+type fairSlots struct {
+	mu     sync.Mutex
+	free   int
+	queues map[string][]*slotWaiter // per client, in arrival order
+	turns  []string                 // clients with waiters, in the order they are served
+	next   int                      // index in turns of the client served next
+}
+
+type slotWaiter struct {
+	ready   chan struct{} // closed when granted
+	granted bool
+}
+
+func newFairSlots(n int) *fairSlots {
+	return &fairSlots{free: n, queues: map[string][]*slotWaiter{}}
+}
+
+// acquire takes a slot now if one is free and nobody waits, else waits in
+// key's queue for at most maxWait.
+func (f *fairSlots) acquire(ctx context.Context, key string, maxWait time.Duration) error {
+	f.mu.Lock()
+	if f.free > 0 && len(f.turns) == 0 {
+		f.free--
+		f.mu.Unlock()
+		return nil
+	}
+	if maxWait == 0 {
+		f.mu.Unlock()
+		return ErrBusy
+	}
+	w := &slotWaiter{ready: make(chan struct{})}
+	if len(f.queues[key]) == 0 {
+		f.turns = append(f.turns, key)
+	}
+	f.queues[key] = append(f.queues[key], w)
+	f.mu.Unlock()
+
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	var err error
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-t.C:
+		err = ErrBusy
+	}
+	f.mu.Lock()
+	if w.granted {
+		// Granted while giving up: pass the slot on.
+		f.mu.Unlock()
+		f.release()
+		return err
+	}
+	f.leave(key, w)
+	f.mu.Unlock()
+	return err
+}
+
+// leave removes a waiter that gave up. f.mu is held.
+func (f *fairSlots) leave(key string, w *slotWaiter) {
+	q := f.queues[key]
+	for i, x := range q {
+		if x == w {
+			q = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) > 0 {
+		f.queues[key] = q
+		return
+	}
+	delete(f.queues, key)
+	for i, k := range f.turns {
+		if k == key {
+			f.turns = append(f.turns[:i:i], f.turns[i+1:]...)
+			if i < f.next {
+				f.next--
+			}
+			break
+		}
+	}
+}
+
+// release hands the slot to the next client in turn, or frees it.
+func (f *fairSlots) release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.turns) == 0 {
+		f.free++
+		return
+	}
+	if f.next >= len(f.turns) {
+		f.next = 0
+	}
+	key := f.turns[f.next]
+	q := f.queues[key]
+	w := q[0]
+	if len(q) == 1 {
+		// The client's queue is empty: it leaves the turns, and the next
+		// client slides into this index.
+		delete(f.queues, key)
+		f.turns = append(f.turns[:f.next:f.next], f.turns[f.next+1:]...)
+	} else {
+		f.queues[key] = q[1:]
+		f.next++
+	}
+	w.granted = true
+	close(w.ready)
 }
 
 // hash does the argon2 work without the cap.

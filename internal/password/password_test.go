@@ -66,11 +66,11 @@ func TestNewHasher(t *testing.T) {
 	assert.Error(t, err, "negative maxWait")
 
 	h := newFast(t, 0, time.Second)
-	assert.Equal(t, runtime.NumCPU(), cap(h.sem), "maxConcurrent <= 0 means NumCPU")
+	assert.Equal(t, runtime.NumCPU(), h.slots.free, "maxConcurrent <= 0 means NumCPU")
 	h = newFast(t, -3, time.Second)
-	assert.Equal(t, runtime.NumCPU(), cap(h.sem))
+	assert.Equal(t, runtime.NumCPU(), h.slots.free)
 	h = newFast(t, 5, time.Second)
-	assert.Equal(t, 5, cap(h.sem))
+	assert.Equal(t, 5, h.slots.free)
 }
 
 var phcRE = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
@@ -294,8 +294,7 @@ func TestNeedsRehash(t *testing.T) {
 
 func TestVerifyDummy(t *testing.T) {
 	h := newFast(t, 1, time.Second)
-	assert.Regexp(t, phcRE, h.dummy)
-	assert.Contains(t, h.dummy, "$m=64,t=1,p=1$", "dummy uses current params")
+	assert.Equal(t, fast, *h.slowest.Load(), "the dummy uses the current params until a slower hash is seen")
 
 	var ran atomic.Int32
 	h.testHook = func() { ran.Add(1) }
@@ -451,4 +450,96 @@ func TestNormalize(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, Normalize(tt.in), "%q", tt.in)
 	}
+}
+
+// TestSlowestParamsPadChecks: a stored hash with costlier parameters raises
+// what every check costs: VerifyDummy then runs at those parameters, and a
+// check of a cheaper hash is padded by the difference.
+func TestSlowestParamsPadChecks(t *testing.T) {
+	ctx := context.Background()
+	h := newFast(t, 1, time.Second)
+	own, err := h.Hash(ctx, "pw")
+	require.NoError(t, err)
+	assert.Zero(t, h.padding(fast), "nothing slower seen yet")
+
+	slow := Params{MemoryKiB: 256, Time: 2, Threads: 1}
+	older := newFast(t, 1, time.Second)
+	older.setParams(slow)
+	dormant, err := older.Hash(ctx, "pw")
+	require.NoError(t, err)
+	ok, rehash, err := h.Verify(ctx, "wrong", dormant)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.False(t, rehash)
+
+	assert.Equal(t, slow, *h.slowest.Load(), "unknown emails now cost the slowest stored parameters")
+	assert.Equal(t, uint32((256*9-64*5)/5), h.padding(fast), "a check of a current hash is padded by the difference")
+	assert.Zero(t, h.padding(slow))
+	ok, _, err = h.Verify(ctx, "pw", own)
+	require.NoError(t, err)
+	assert.True(t, ok, "padding changes nothing about the answer")
+
+	ok, _, err = h.Verify(ctx, "wrong", own) // a cheaper hash never lowers the bar
+	require.NoError(t, err)
+	assert.False(t, ok)
+	assert.Equal(t, slow, *h.slowest.Load())
+}
+
+// TestFairSlots: a released slot goes to the next client in turn, not to
+// whoever asked first, so one client's queue of hashes cannot keep another
+// client waiting for more than one turn.
+func TestFairSlots(t *testing.T) {
+	f := newFairSlots(1)
+	ctx := context.Background()
+	require.NoError(t, f.acquire(ctx, "flood", time.Minute))
+	waiting := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n := 0
+		for _, q := range f.queues {
+			n += len(q)
+		}
+		return n
+	}
+	granted := make(chan string, 4)
+	enqueue := func(key string) {
+		before := waiting()
+		go func() {
+			if f.acquire(ctx, key, time.Minute) == nil {
+				granted <- key
+			}
+		}()
+		// Wait until it is queued, so the arrival order is known.
+		require.Eventually(t, func() bool { return waiting() == before+1 }, 5*time.Second, time.Millisecond)
+	}
+	enqueue("flood")
+	enqueue("flood")
+	enqueue("flood")
+	enqueue("honest")
+	var order []string
+	for range 4 {
+		f.release()
+		order = append(order, <-granted)
+	}
+	assert.Equal(t, []string{"flood", "honest", "flood", "flood"}, order, "the honest client is served after at most one flood turn")
+	f.release()
+	assert.Equal(t, 1, f.free, "every slot is back")
+	assert.Empty(t, f.turns)
+}
+
+// TestFairSlotsGiveUp: a waiter that gives up leaves its place, and the
+// others keep their turns.
+func TestFairSlotsGiveUp(t *testing.T) {
+	f := newFairSlots(1)
+	require.NoError(t, f.acquire(context.Background(), "a", time.Minute))
+	assert.ErrorIs(t, f.acquire(context.Background(), "b", time.Millisecond), ErrBusy)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, f.acquire(ctx, "c", time.Minute), context.Canceled)
+	f.mu.Lock()
+	assert.Empty(t, f.turns)
+	assert.Empty(t, f.queues)
+	f.mu.Unlock()
+	f.release()
+	assert.Equal(t, 1, f.free)
 }

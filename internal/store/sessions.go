@@ -34,10 +34,15 @@ func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error
 
 // The refresh hot path is one statement. Every SET expression reads the row
 // as it was before the statement, so the cases are:
-//   - presented generation ($1) is live: advance it and stamp rotated_at;
-//   - presented is the immediate parent, rotated after the grace start ($3):
-//     leave the generation (the caller re-derives the live token: no fork);
-//   - anything older, or the parent after grace: revoke the session (reuse).
+//   - presented generation ($1) is live: advance it, stamp rotated_at and
+//     record the rotating client's fingerprint ($7) in rotated_by;
+//   - presented is the immediate parent, rotated after the grace start ($3)
+//     by this same client (or binding is off: $7 NULL, or the rotation
+//     recorded no client): leave the generation (the caller re-derives the
+//     live token: no fork);
+//   - anything older, the parent after grace, or the parent inside grace
+//     from another client (a thief riding the window): revoke the session
+//     (reuse).
 //
 // Under concurrency Postgres re-evaluates the row after a competing update
 // commits, so twenty racing refreshes of one token yield one advance and
@@ -48,25 +53,31 @@ func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error
 // It bypasses GORM: on this path GORM's named-parameter rewriting and its
 // SQL explainer (run even with logging off) cost more CPU than the round
 // trip. Parameters: $1 generation, $2 now, $3 grace start, $4 idle cutoff,
-// $5 session id, $6 secret hash.
+// $5 session id, $6 secret hash, $7 client fingerprint (NULL: unbound).
+// bench/refresh/run.sh carries a copy as a pgbench diagnostic: keep it in step.
 const rotateSet = `
   generation    = CASE WHEN generation = $1 THEN generation + 1 ELSE generation END,
   rotated_at    = CASE WHEN generation = $1 THEN $2 ELSE rotated_at END,
-  last_used_at  = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN $2 ELSE last_used_at END,
-  revoked_at    = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN revoked_at ELSE $2 END,
-  revoke_reason = CASE WHEN generation = $1 OR (generation = $1 + 1 AND rotated_at > $3) THEN revoke_reason ELSE 'reuse' END
+  rotated_by    = CASE WHEN generation = $1 THEN $7 ELSE rotated_by END,
+  last_used_at  = CASE WHEN generation = $1 OR (` + graceParent + `) THEN $2 ELSE last_used_at END,
+  revoked_at    = CASE WHEN generation = $1 OR (` + graceParent + `) THEN revoked_at ELSE $2 END,
+  revoke_reason = CASE WHEN generation = $1 OR (` + graceParent + `) THEN revoke_reason ELSE 'reuse' END
 WHERE id = $5 AND secret_hash = $6 AND revoked_at IS NULL
   AND generation >= $1 AND expires_at > $2 AND last_used_at > $4`
 
+// graceParent: the presented token is the live one's parent, rotated inside
+// the grace window by the client presenting it now.
+const graceParent = `generation = $1 + 1 AND rotated_at > $3 AND ($7 IS NULL OR rotated_by IS NULL OR rotated_by = $7)`
+
 // rotateSessionPostgres reads the user and profile by joining the updated
-// row in a data-modifying CTE: two index lookups. $7, when not NULL, is the
+// row in a data-modifying CTE: two index lookups. $8, when not NULL, is the
 // request's deadline on the database's clock: a statement that runs later
 // (one that sat unread in the socket of a frozen server, and runs when it
 // wakes, long after its request answered 503) changes nothing, so the
 // client's retry is not taken for reuse.
 const rotateSessionPostgres = `
 WITH s AS (UPDATE sessions SET` + rotateSet + `
-  AND ($7::timestamptz IS NULL OR clock_timestamp() < $7)
+  AND ($8::timestamptz IS NULL OR clock_timestamp() < $8)
   RETURNING generation, revoke_reason, expires_at, user_id)
 SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at,
        p.python_proficiency, p.developer_role, p.completed_at
@@ -93,16 +104,19 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	query := rotateSessionPostgres
-	args := []any{r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash, nil}
+	args := []any{r.Generation, r.Now, r.GraceStart, r.IdleCutoff, r.SessionID, r.SecretHash, nil, nil}
+	if len(r.Client) > 0 {
+		args[6] = r.Client
+	}
 	if !r.NotAfter.IsZero() {
-		args[6] = r.NotAfter
+		args[7] = r.NotAfter
 	}
 	if s.dialect == SQLite {
 		// SQLite's clock is this machine's, and the statement runs now.
 		if !r.NotAfter.IsZero() && !time.Now().Before(r.NotAfter) {
 			return identity.Rotation{}, identity.ErrNotFound
 		}
-		query, args = rotateSessionSQLite, args[:6]
+		query, args = rotateSessionSQLite, args[:7]
 	}
 	var (
 		row          userWithProfile

@@ -20,6 +20,7 @@ type signingKeyRow struct {
 	ActivatedAt   *time.Time
 	RetiredAt     *time.Time
 	RemovedAt     *time.Time
+	RevokedAt     *time.Time
 }
 
 func (signingKeyRow) TableName() string { return "signing_keys" }
@@ -37,6 +38,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]identity.SigningKeyRecord, e
 		out[i] = identity.SigningKeyRecord{
 			KID: r.KID, Alg: r.Alg, State: r.State, Sealed: r.PrivateSealed,
 			CreatedAt: r.CreatedAt.UTC(), ActivatedAt: utc(r.ActivatedAt), RetiredAt: utc(r.RetiredAt), RemovedAt: utc(r.RemovedAt),
+			RevokedAt: utc(r.RevokedAt),
 		}
 	}
 	return out, nil
@@ -91,6 +93,7 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 		identity.KeyStateCurrent: "activated_at",
 		identity.KeyStateRetired: "retired_at",
 		identity.KeyStateRemoved: "removed_at",
+		identity.KeyStateRevoked: "revoked_at",
 	}[state]
 	if column == "" {
 		return fmt.Errorf("store: no transition into key state %q", state)

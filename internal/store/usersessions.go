@@ -26,22 +26,25 @@ func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now
 	return n == 1, s.fail(err)
 }
 
-// LockSession implements identity.Sessions: the no-op UPDATE locks the row
-// on Postgres until the transaction ends.
-func (s *Store) LockSession(ctx context.Context, userID, sessionID string) error {
+// ReplaceSessionSecret implements identity.Sessions. The UPDATE also locks
+// the row on Postgres until the transaction ends.
+func (s *Store) ReplaceSessionSecret(ctx context.Context, userID, sessionID string, secretHash []byte, at time.Time) (time.Time, error) {
 	if !validUUIDs(sessionID, userID) {
-		return identity.ErrNotFound
+		return time.Time{}, identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`UPDATE sessions SET last_used_at = last_used_at WHERE id = ? AND user_id = ? AND revoked_at IS NULL`, sessionID, userID)
-	if res.Error != nil {
-		return s.fail(res.Error)
+	var rows []struct{ ExpiresAt dbTime }
+	err := s.db.WithContext(ctx).Raw(`UPDATE sessions SET secret_hash = @secret_hash, generation = 0, rotated_at = @at, rotated_by = NULL, last_used_at = @at
+WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @at RETURNING expires_at`,
+		map[string]any{"secret_hash": secretHash, "at": at, "id": sessionID, "user_id": userID}).Scan(&rows).Error
+	if err != nil {
+		return time.Time{}, s.fail(err)
 	}
-	if res.RowsAffected == 0 {
-		return identity.ErrNotFound
+	if len(rows) == 0 {
+		return time.Time{}, identity.ErrNotFound
 	}
-	return nil
+	return rows[0].ExpiresAt.Time, nil
 }
 
 // ListSessions returns a user's live sessions, most recently used first.

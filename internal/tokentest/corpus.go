@@ -212,6 +212,10 @@ func NewCorpus(issuer, audience string, now time.Time) (*Corpus, error) {
 		// aud is a string or an array of strings: null is neither, even
 		// next to the right audience.
 		{"aud_array_with_null", false, false, std(true, func(c map[string]any) { c["aud"] = []any{nil, audience} })},
+		// Valid now, but exp - iat is a day: what a leaked signing key
+		// mints to outlive its revocation. Every verifier bounds the
+		// lifetime (by default Lanyard's access TTL plus 60 s).
+		{"lifetime_too_long", false, false, std(true, func(c map[string]any) { c["exp"] = now.Add(24 * time.Hour).Unix() })},
 	}
 
 	corpus := &Corpus{

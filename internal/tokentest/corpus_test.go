@@ -70,6 +70,7 @@ func TestCases(t *testing.T) {
 		{"duplicate_profile_member", false, false},
 		{"duplicate_header_member", false, false},
 		{"aud_array_with_null", false, false},
+		{"lifetime_too_long", false, false},
 	}, got)
 
 	_, err = NewCorpus("", aud, now)
@@ -243,6 +244,9 @@ func TestTokensAreWhatTheySay(t *testing.T) {
 				assert.False(t, strings.HasPrefix(p.rawHdr, `{"alg":"ES256","kid":"`+jwk["kid"]), p.rawHdr)
 			case "aud_array_with_null":
 				wantAud = []any{nil, aud}
+			case "lifetime_too_long":
+				assert.Equal(t, float64(now.Unix()), cl["iat"], "valid now")
+				wantExp = float64(now.Add(24 * time.Hour).Unix())
 			default:
 				t.Fatalf("unexpected case %q", cs.Name)
 			}

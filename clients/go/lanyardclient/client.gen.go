@@ -380,7 +380,9 @@ type OpenIDConfigurationSubjectTypesSupported string
 type PasswordChange struct {
 	CurrentPassword string `json:"current_password"`
 
-	// NewPassword Same rules as at sign-up (default at least 15 code points as typed).
+	// NewPassword Same rules as `password` at sign-up (default at least 15 code
+	// points as typed, nothing guessable); a refusal names the field
+	// `new_password`.
 	NewPassword string `json:"new_password"`
 }
 
@@ -531,7 +533,12 @@ type SignupRequest struct {
 	// Email The account's email address. Compared case-insensitively.
 	Email string `json:"email"`
 
-	// Name Display name. Optional; the user's `name` is `null` when not given.
+	// Name Display name. Optional; the user's `name` is `null` when not
+	// given. A name with control, direction or invisible characters
+	// (zero-width, bidi controls, Hangul fillers, Braille blank, tag
+	// characters) is refused with 400 `validation_failed` on field
+	// `name`; joiners, variation selectors and flag tags are allowed
+	// where emoji sequences need them.
 	Name *string `json:"name,omitempty"`
 
 	// Password The password, in Unicode code points as typed (it is NFKC-normalised
@@ -543,7 +550,13 @@ type SignupRequest struct {
 	// bounds is answered with 400 `validation_failed` on field
 	// `password`, whose message states the configured bounds (the
 	// schema states only the fixed ceiling, so every length error
-	// comes from one place).
+	// comes from one place). A guessable password is refused the
+	// same way, the message naming the rule and never the password:
+	// one repeating itself or made mostly of runs
+	// (`aaaaaaaaaaaaaaa`, `passwordpassword`, `123456789012345`),
+	// one containing the service name `lanyard` or the email's
+	// local part, or one of 474,743 common and breached passwords
+	// (see docs/security.md).
 	Password string `json:"password"`
 }
 
@@ -704,6 +717,19 @@ type PayloadTooLarge = Problem
 
 // TokenIssued A new session, or a rotated one.
 type TokenIssued = TokenResponse
+
+// TooManyRequests An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type TooManyRequests = Problem
 
 // Unauthorized An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -880,6 +906,9 @@ type ClientInterface interface {
 
 	// GetMetrics Prometheus metrics
 	//
+	// Served only on the admin listener (`LANYARD_ADMIN_ADDR`); the
+	// public listener answers 404 `not_found`.
+	//
 	// Metrics in the Prometheus text exposition format
 	// (`Content-Type: text/plain; version=0.0.4; charset=utf-8; escaping=underscores`,
 	// or OpenMetrics when the scraper asks for it). Carries
@@ -895,7 +924,9 @@ type ClientInterface interface {
 	// signing key is loaded. Otherwise 503 `unavailable` with
 	// `Retry-After`: the database does not answer, the pool has no free
 	// connection, or the replica is starting or shutting down (after
-	// SIGTERM readiness turns 503 before the listener closes).
+	// SIGTERM readiness turns 503 before the listener closes). The answer
+	// never says which: the cause is in the server's log, not in a
+	// response anyone on the public listener can read.
 	//
 	// Always answers within 1 second: the query gets 800 ms, and a query
 	// that has not answered by then counts as not ready. Use it for
@@ -912,6 +943,10 @@ type ClientInterface interface {
 	// (401 `invalid_credentials`) in about the same time, so the answer does
 	// not tell whether an account exists.
 	//
+	// Failed logins are throttled per account and client, per client and
+	// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+	// attempt is refused before the password is checked.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
@@ -924,6 +959,10 @@ type ClientInterface interface {
 	// A wrong password and an unknown email get the same answer
 	// (401 `invalid_credentials`) in about the same time, so the answer does
 	// not tell whether an account exists.
+	//
+	// Failed logins are throttled per account and client, per client and
+	// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+	// attempt is refused before the password is checked.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -967,10 +1006,12 @@ type ClientInterface interface {
 	//
 	// - Two requests presenting the same token within a short grace window
 	//   (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-	//   once, or a lost response) both succeed.
-	// - A spent token presented again after that window is taken as theft:
-	//   the whole session is ended and the answer is 401
-	//   `refresh_token_reused`.
+	//   once, or a lost response) both succeed, provided both come from the
+	//   same client: the same network (IPv4 /24, IPv6 /64) and
+	//   `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+	// - A spent token presented again after that window, or inside it from
+	//   another client, is taken as theft: the whole session is ended and
+	//   the answer is 401 `refresh_token_reused`.
 	// - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 	//   without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 	//   after login whatever happens; rotation never extends the absolute
@@ -1002,10 +1043,12 @@ type ClientInterface interface {
 	//
 	// - Two requests presenting the same token within a short grace window
 	//   (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-	//   once, or a lost response) both succeed.
-	// - A spent token presented again after that window is taken as theft:
-	//   the whole session is ended and the answer is 401
-	//   `refresh_token_reused`.
+	//   once, or a lost response) both succeed, provided both come from the
+	//   same client: the same network (IPv4 /24, IPv6 /64) and
+	//   `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+	// - A spent token presented again after that window, or inside it from
+	//   another client, is taken as theft: the whole session is ended and
+	//   the answer is 401 `refresh_token_reused`.
 	// - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 	//   without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 	//   after login whatever happens; rotation never extends the absolute
@@ -1043,6 +1086,9 @@ type ClientInterface interface {
 	// An email address that already has an account is answered with 409
 	// `email_taken`. Addresses are compared case-insensitively.
 	//
+	// Sign-ups are throttled per client (429 `rate_limited`, see
+	// `TooManyRequests`).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
@@ -1060,6 +1106,9 @@ type ClientInterface interface {
 	//
 	// An email address that already has an account is answered with 409
 	// `email_taken`. Addresses are compared case-insensitively.
+	//
+	// Sign-ups are throttled per client (429 `rate_limited`, see
+	// `TooManyRequests`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1080,9 +1129,13 @@ type ClientInterface interface {
 	//
 	// Checks the current password, stores a hash of the new one (with the
 	// configured argon2id parameters) and ends every other session of the
-	// user. The current session stays signed in. A wrong current password is
-	// 401 `invalid_credentials`; a new password outside the length rules is
-	// 400 `validation_failed`.
+	// user. The current session stays signed in under a new secret: the
+	// answer is a fresh token pair for it, and every refresh token issued
+	// before (the current session's included) stops working, so whoever
+	// copied one is evicted. Replace both stored tokens with the ones
+	// returned. Current-password checks are throttled like logins of the
+	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+	// new password outside the length rules is 400 `validation_failed`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1093,9 +1146,13 @@ type ClientInterface interface {
 	//
 	// Checks the current password, stores a hash of the new one (with the
 	// configured argon2id parameters) and ends every other session of the
-	// user. The current session stays signed in. A wrong current password is
-	// 401 `invalid_credentials`; a new password outside the length rules is
-	// 400 `validation_failed`.
+	// user. The current session stays signed in under a new secret: the
+	// answer is a fresh token pair for it, and every refresh token issued
+	// before (the current session's included) stops working, so whoever
+	// copied one is evicted. Replace both stored tokens with the ones
+	// returned. Current-password checks are throttled like logins of the
+	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+	// new password outside the length rules is 400 `validation_failed`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1241,6 +1298,9 @@ func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (
 
 // GetMetrics Prometheus metrics
 //
+// Served only on the admin listener (`LANYARD_ADMIN_ADDR`); the
+// public listener answers 404 `not_found`.
+//
 // Metrics in the Prometheus text exposition format
 // (`Content-Type: text/plain; version=0.0.4; charset=utf-8; escaping=underscores`,
 // or OpenMetrics when the scraper asks for it). Carries
@@ -1266,7 +1326,9 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 // signing key is loaded. Otherwise 503 `unavailable` with
 // `Retry-After`: the database does not answer, the pool has no free
 // connection, or the replica is starting or shutting down (after
-// SIGTERM readiness turns 503 before the listener closes).
+// SIGTERM readiness turns 503 before the listener closes). The answer
+// never says which: the cause is in the server's log, not in a
+// response anyone on the public listener can read.
 //
 // Always answers within 1 second: the query gets 800 ms, and a query
 // that has not answered by then counts as not ready. Use it for
@@ -1293,6 +1355,10 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 // (401 `invalid_credentials`) in about the same time, so the answer does
 // not tell whether an account exists.
 //
+// Failed logins are throttled per account and client, per client and
+// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+// attempt is refused before the password is checked.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
@@ -1315,6 +1381,10 @@ func (c *Client) LogInWithBody(ctx context.Context, contentType string, body io.
 // A wrong password and an unknown email get the same answer
 // (401 `invalid_credentials`) in about the same time, so the answer does
 // not tell whether an account exists.
+//
+// Failed logins are throttled per account and client, per client and
+// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+// attempt is refused before the password is checked.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1388,10 +1458,12 @@ func (c *Client) LogOut(ctx context.Context, body LogOutJSONRequestBody, reqEdit
 //
 //   - Two requests presenting the same token within a short grace window
 //     (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-//     once, or a lost response) both succeed.
-//   - A spent token presented again after that window is taken as theft:
-//     the whole session is ended and the answer is 401
-//     `refresh_token_reused`.
+//     once, or a lost response) both succeed, provided both come from the
+//     same client: the same network (IPv4 /24, IPv6 /64) and
+//     `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+//   - A spent token presented again after that window, or inside it from
+//     another client, is taken as theft: the whole session is ended and
+//     the answer is 401 `refresh_token_reused`.
 //   - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 //     without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 //     after login whatever happens; rotation never extends the absolute
@@ -1433,10 +1505,12 @@ func (c *Client) RefreshSessionWithBody(ctx context.Context, contentType string,
 //
 //   - Two requests presenting the same token within a short grace window
 //     (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-//     once, or a lost response) both succeed.
-//   - A spent token presented again after that window is taken as theft:
-//     the whole session is ended and the answer is 401
-//     `refresh_token_reused`.
+//     once, or a lost response) both succeed, provided both come from the
+//     same client: the same network (IPv4 /24, IPv6 /64) and
+//     `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+//   - A spent token presented again after that window, or inside it from
+//     another client, is taken as theft: the whole session is ended and
+//     the answer is 401 `refresh_token_reused`.
 //   - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 //     without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 //     after login whatever happens; rotation never extends the absolute
@@ -1484,6 +1558,9 @@ func (c *Client) RefreshSession(ctx context.Context, body RefreshSessionJSONRequ
 // An email address that already has an account is answered with 409
 // `email_taken`. Addresses are compared case-insensitively.
 //
+// Sign-ups are throttled per client (429 `rate_limited`, see
+// `TooManyRequests`).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
@@ -1511,6 +1588,9 @@ func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io
 //
 // An email address that already has an account is answered with 409
 // `email_taken`. Addresses are compared case-insensitively.
+//
+// Sign-ups are throttled per client (429 `rate_limited`, see
+// `TooManyRequests`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1551,9 +1631,13 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 //
 // Checks the current password, stores a hash of the new one (with the
 // configured argon2id parameters) and ends every other session of the
-// user. The current session stays signed in. A wrong current password is
-// 401 `invalid_credentials`; a new password outside the length rules is
-// 400 `validation_failed`.
+// user. The current session stays signed in under a new secret: the
+// answer is a fresh token pair for it, and every refresh token issued
+// before (the current session's included) stops working, so whoever
+// copied one is evicted. Replace both stored tokens with the ones
+// returned. Current-password checks are throttled like logins of the
+// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+// new password outside the length rules is 400 `validation_failed`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1574,9 +1658,13 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 //
 // Checks the current password, stores a hash of the new one (with the
 // configured argon2id parameters) and ends every other session of the
-// user. The current session stays signed in. A wrong current password is
-// 401 `invalid_credentials`; a new password outside the length rules is
-// 400 `validation_failed`.
+// user. The current session stays signed in under a new secret: the
+// answer is a fresh token pair for it, and every refresh token issued
+// before (the current session's included) stops working, so whoever
+// copied one is evicted. Replace both stored tokens with the ones
+// returned. Current-password checks are throttled like logins of the
+// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+// new password outside the length rules is 400 `validation_failed`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2328,6 +2416,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetMetricsWithResponse Prometheus metrics
 	//
+	// Served only on the admin listener (`LANYARD_ADMIN_ADDR`); the
+	// public listener answers 404 `not_found`.
+	//
 	// Metrics in the Prometheus text exposition format
 	// (`Content-Type: text/plain; version=0.0.4; charset=utf-8; escaping=underscores`,
 	// or OpenMetrics when the scraper asks for it). Carries
@@ -2345,7 +2436,9 @@ type ClientWithResponsesInterface interface {
 	// signing key is loaded. Otherwise 503 `unavailable` with
 	// `Retry-After`: the database does not answer, the pool has no free
 	// connection, or the replica is starting or shutting down (after
-	// SIGTERM readiness turns 503 before the listener closes).
+	// SIGTERM readiness turns 503 before the listener closes). The answer
+	// never says which: the cause is in the server's log, not in a
+	// response anyone on the public listener can read.
 	//
 	// Always answers within 1 second: the query gets 800 ms, and a query
 	// that has not answered by then counts as not ready. Use it for
@@ -2364,6 +2457,10 @@ type ClientWithResponsesInterface interface {
 	// (401 `invalid_credentials`) in about the same time, so the answer does
 	// not tell whether an account exists.
 	//
+	// Failed logins are throttled per account and client, per client and
+	// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+	// attempt is refused before the password is checked.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
@@ -2376,6 +2473,10 @@ type ClientWithResponsesInterface interface {
 	// A wrong password and an unknown email get the same answer
 	// (401 `invalid_credentials`) in about the same time, so the answer does
 	// not tell whether an account exists.
+	//
+	// Failed logins are throttled per account and client, per client and
+	// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+	// attempt is refused before the password is checked.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2419,10 +2520,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// - Two requests presenting the same token within a short grace window
 	//   (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-	//   once, or a lost response) both succeed.
-	// - A spent token presented again after that window is taken as theft:
-	//   the whole session is ended and the answer is 401
-	//   `refresh_token_reused`.
+	//   once, or a lost response) both succeed, provided both come from the
+	//   same client: the same network (IPv4 /24, IPv6 /64) and
+	//   `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+	// - A spent token presented again after that window, or inside it from
+	//   another client, is taken as theft: the whole session is ended and
+	//   the answer is 401 `refresh_token_reused`.
 	// - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 	//   without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 	//   after login whatever happens; rotation never extends the absolute
@@ -2454,10 +2557,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// - Two requests presenting the same token within a short grace window
 	//   (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-	//   once, or a lost response) both succeed.
-	// - A spent token presented again after that window is taken as theft:
-	//   the whole session is ended and the answer is 401
-	//   `refresh_token_reused`.
+	//   once, or a lost response) both succeed, provided both come from the
+	//   same client: the same network (IPv4 /24, IPv6 /64) and
+	//   `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+	// - A spent token presented again after that window, or inside it from
+	//   another client, is taken as theft: the whole session is ended and
+	//   the answer is 401 `refresh_token_reused`.
 	// - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 	//   without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 	//   after login whatever happens; rotation never extends the absolute
@@ -2495,6 +2600,9 @@ type ClientWithResponsesInterface interface {
 	// An email address that already has an account is answered with 409
 	// `email_taken`. Addresses are compared case-insensitively.
 	//
+	// Sign-ups are throttled per client (429 `rate_limited`, see
+	// `TooManyRequests`).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
@@ -2512,6 +2620,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// An email address that already has an account is answered with 409
 	// `email_taken`. Addresses are compared case-insensitively.
+	//
+	// Sign-ups are throttled per client (429 `rate_limited`, see
+	// `TooManyRequests`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2534,9 +2645,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the current password, stores a hash of the new one (with the
 	// configured argon2id parameters) and ends every other session of the
-	// user. The current session stays signed in. A wrong current password is
-	// 401 `invalid_credentials`; a new password outside the length rules is
-	// 400 `validation_failed`.
+	// user. The current session stays signed in under a new secret: the
+	// answer is a fresh token pair for it, and every refresh token issued
+	// before (the current session's included) stops working, so whoever
+	// copied one is evicted. Replace both stored tokens with the ones
+	// returned. Current-password checks are throttled like logins of the
+	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+	// new password outside the length rules is 400 `validation_failed`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2547,9 +2662,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the current password, stores a hash of the new one (with the
 	// configured argon2id parameters) and ends every other session of the
-	// user. The current session stays signed in. A wrong current password is
-	// 401 `invalid_credentials`; a new password outside the length rules is
-	// 400 `validation_failed`.
+	// user. The current session stays signed in under a new secret: the
+	// answer is a fresh token pair for it, and every refresh token issued
+	// before (the current session's included) stops working, so whoever
+	// copied one is evicted. Replace both stored tokens with the ones
+	// returned. Current-password checks are throttled like logins of the
+	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+	// new password outside the length rules is 400 `validation_failed`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2778,6 +2897,13 @@ func (r GetHealthResponse) ContentType() string {
 type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
 }
 
 // GetBody returns the raw response body bytes
@@ -2874,6 +3000,11 @@ type LogInResponse401Headers struct {
 	WWWAuthenticate *string
 }
 
+// LogInResponse429Headers the declared response headers of an HTTP 429 response for LogIn
+type LogInResponse429Headers struct {
+	RetryAfter int
+}
+
 // LogInResponse503Headers the declared response headers of an HTTP 503 response for LogIn
 type LogInResponse503Headers struct {
 	RetryAfter int
@@ -2892,6 +3023,8 @@ type LogInResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -2900,6 +3033,8 @@ type LogInResponse struct {
 	Headers200 *LogInResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *LogInResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *LogInResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogInResponse503Headers
 }
@@ -2927,6 +3062,11 @@ func (r LogInResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r LogInResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r LogInResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3153,6 +3293,11 @@ type SignUpResponse201Headers struct {
 	CacheControl string
 }
 
+// SignUpResponse429Headers the declared response headers of an HTTP 429 response for SignUp
+type SignUpResponse429Headers struct {
+	RetryAfter int
+}
+
 // SignUpResponse503Headers the declared response headers of an HTTP 503 response for SignUp
 type SignUpResponse503Headers struct {
 	RetryAfter int
@@ -3171,12 +3316,16 @@ type SignUpResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *SignUpResponse201Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SignUpResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *SignUpResponse503Headers
 }
@@ -3204,6 +3353,11 @@ func (r SignUpResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r SignUpResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SignUpResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3328,9 +3482,19 @@ func (r GetMeResponse) ContentType() string {
 	return ""
 }
 
+// ChangePasswordResponse200Headers the declared response headers of an HTTP 200 response for ChangePassword
+type ChangePasswordResponse200Headers struct {
+	CacheControl string
+}
+
 // ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
 type ChangePasswordResponse401Headers struct {
 	WWWAuthenticate *string
+}
+
+// ChangePasswordResponse429Headers the declared response headers of an HTTP 429 response for ChangePassword
+type ChangePasswordResponse429Headers struct {
+	RetryAfter int
 }
 
 // ChangePasswordResponse503Headers the declared response headers of an HTTP 503 response for ChangePassword
@@ -3341,6 +3505,8 @@ type ChangePasswordResponse503Headers struct {
 type ChangePasswordResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenIssued
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -3349,14 +3515,25 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ChangePasswordResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ChangePasswordResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangePasswordResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ChangePasswordResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChangePasswordResponse) GetJSON200() *TokenIssued {
+	return r.JSON200
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3377,6 +3554,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON413() *PayloadTooLarge 
 // GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -3908,6 +4090,9 @@ func (c *ClientWithResponses) GetHealthWithResponse(ctx context.Context, reqEdit
 
 // GetMetricsWithResponse Prometheus metrics
 //
+// Served only on the admin listener (`LANYARD_ADMIN_ADDR`); the
+// public listener answers 404 `not_found`.
+//
 // Metrics in the Prometheus text exposition format
 // (`Content-Type: text/plain; version=0.0.4; charset=utf-8; escaping=underscores`,
 // or OpenMetrics when the scraper asks for it). Carries
@@ -3931,7 +4116,9 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEdi
 // signing key is loaded. Otherwise 503 `unavailable` with
 // `Retry-After`: the database does not answer, the pool has no free
 // connection, or the replica is starting or shutting down (after
-// SIGTERM readiness turns 503 before the listener closes).
+// SIGTERM readiness turns 503 before the listener closes). The answer
+// never says which: the cause is in the server's log, not in a
+// response anyone on the public listener can read.
 //
 // Always answers within 1 second: the query gets 800 ms, and a query
 // that has not answered by then counts as not ready. Use it for
@@ -3956,6 +4143,10 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 // (401 `invalid_credentials`) in about the same time, so the answer does
 // not tell whether an account exists.
 //
+// Failed logins are throttled per account and client, per client and
+// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+// attempt is refused before the password is checked.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
@@ -3974,6 +4165,10 @@ func (c *ClientWithResponses) LogInWithBodyWithResponse(ctx context.Context, con
 // A wrong password and an unknown email get the same answer
 // (401 `invalid_credentials`) in about the same time, so the answer does
 // not tell whether an account exists.
+//
+// Failed logins are throttled per account and client, per client and
+// per account (429 `rate_limited`, see `TooManyRequests`); a throttled
+// attempt is refused before the password is checked.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4035,10 +4230,12 @@ func (c *ClientWithResponses) LogOutWithResponse(ctx context.Context, body LogOu
 //
 //   - Two requests presenting the same token within a short grace window
 //     (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-//     once, or a lost response) both succeed.
-//   - A spent token presented again after that window is taken as theft:
-//     the whole session is ended and the answer is 401
-//     `refresh_token_reused`.
+//     once, or a lost response) both succeed, provided both come from the
+//     same client: the same network (IPv4 /24, IPv6 /64) and
+//     `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+//   - A spent token presented again after that window, or inside it from
+//     another client, is taken as theft: the whole session is ended and
+//     the answer is 401 `refresh_token_reused`.
 //   - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 //     without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 //     after login whatever happens; rotation never extends the absolute
@@ -4076,10 +4273,12 @@ func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Con
 //
 //   - Two requests presenting the same token within a short grace window
 //     (`LANYARD_REFRESH_REUSE_GRACE`, default 10 s: two tabs refreshing at
-//     once, or a lost response) both succeed.
-//   - A spent token presented again after that window is taken as theft:
-//     the whole session is ended and the answer is 401
-//     `refresh_token_reused`.
+//     once, or a lost response) both succeed, provided both come from the
+//     same client: the same network (IPv4 /24, IPv6 /64) and
+//     `User-Agent` (`LANYARD_REFRESH_GRACE_BINDING`, default `client`).
+//   - A spent token presented again after that window, or inside it from
+//     another client, is taken as theft: the whole session is ended and
+//     the answer is 401 `refresh_token_reused`.
 //   - A session ends after `LANYARD_REFRESH_IDLE_TTL` (default 7 days)
 //     without use, and `LANYARD_REFRESH_ABSOLUTE_TTL` (default 30 days)
 //     after login whatever happens; rotation never extends the absolute
@@ -4123,6 +4322,9 @@ func (c *ClientWithResponses) RefreshSessionWithResponse(ctx context.Context, bo
 // An email address that already has an account is answered with 409
 // `email_taken`. Addresses are compared case-insensitively.
 //
+// Sign-ups are throttled per client (429 `rate_limited`, see
+// `TooManyRequests`).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
@@ -4146,6 +4348,9 @@ func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, co
 //
 // An email address that already has an account is answered with 409
 // `email_taken`. Addresses are compared case-insensitively.
+//
+// Sign-ups are throttled per client (429 `rate_limited`, see
+// `TooManyRequests`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4180,9 +4385,13 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 //
 // Checks the current password, stores a hash of the new one (with the
 // configured argon2id parameters) and ends every other session of the
-// user. The current session stays signed in. A wrong current password is
-// 401 `invalid_credentials`; a new password outside the length rules is
-// 400 `validation_failed`.
+// user. The current session stays signed in under a new secret: the
+// answer is a fresh token pair for it, and every refresh token issued
+// before (the current session's included) stops working, so whoever
+// copied one is evicted. Replace both stored tokens with the ones
+// returned. Current-password checks are throttled like logins of the
+// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+// new password outside the length rules is 400 `validation_failed`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4199,9 +4408,13 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 //
 // Checks the current password, stores a hash of the new one (with the
 // configured argon2id parameters) and ends every other session of the
-// user. The current session stays signed in. A wrong current password is
-// 401 `invalid_credentials`; a new password outside the length rules is
-// 400 `validation_failed`.
+// user. The current session stays signed in under a new secret: the
+// answer is a fresh token pair for it, and every refresh token issued
+// before (the current session's included) stops working, so whoever
+// copied one is evicted. Replace both stored tokens with the ones
+// returned. Current-password checks are throttled like logins of the
+// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
+// new password outside the length rules is 400 `validation_failed`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4466,6 +4679,16 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 		HTTPResponse: rsp,
 	}
 
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
 	return response, nil
 }
 
@@ -4564,6 +4787,13 @@ func ParseLogInResponse(rsp *http.Response) (*LogInResponse, error) {
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4601,6 +4831,16 @@ func ParseLogInResponse(rsp *http.Response) (*LogInResponse, error) {
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers LogInResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogInResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4836,6 +5076,13 @@ func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4863,6 +5110,16 @@ func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
 			headers.CacheControl = value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 429:
+		var headers SignUpResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers SignUpResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4972,8 +5229,12 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
-	case rsp.StatusCode == 204:
-		break // No content-type
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenIssued
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
@@ -5003,6 +5264,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5020,6 +5288,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ChangePasswordResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ChangePasswordResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -5030,6 +5308,16 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 			headers.WWWAuthenticate = &value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangePasswordResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ChangePasswordResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -12,6 +12,7 @@ test('defaults: audience = issuer, JWKS URL under the issuer, ES256', () => {
     audience: 'https://auth.example.com',
     jwksUrl: 'https://auth.example.com/.well-known/jwks.json',
     algorithms: ['ES256'],
+    maxTokenLifetime: 960,
   });
 });
 
@@ -21,10 +22,12 @@ test('overrides from the environment', () => {
     LANYARD_AUDIENCE: 'https://api.example.com',
     LANYARD_JWKS_URL: 'http://lanyard.internal:8080/.well-known/jwks.json',
     LANYARD_ALGORITHMS: 'ES256, EdDSA',
+    LANYARD_MAX_TOKEN_LIFETIME: '3660',
   });
   assert.equal(v.config.audience, 'https://api.example.com');
   assert.equal(v.config.jwksUrl, 'http://lanyard.internal:8080/.well-known/jwks.json');
   assert.deepEqual(v.config.algorithms, ['ES256', 'EdDSA']);
+  assert.equal(v.config.maxTokenLifetime, 3660);
 });
 
 test('refuses a missing issuer and symmetric or unsigned algorithms', () => {
@@ -32,6 +35,10 @@ test('refuses a missing issuer and symmetric or unsigned algorithms', () => {
   for (const algorithms of [['HS256'], ['none'], []]) {
     assert.throws(() => createVerifier({ issuer: 'https://auth.example.com', algorithms }), TypeError);
   }
+  for (const maxTokenLifetime of [0, -1, NaN]) {
+    assert.throws(() => createVerifier({ issuer: 'https://auth.example.com', maxTokenLifetime }), TypeError);
+  }
+  assert.throws(() => createVerifierFromEnv({ LANYARD_ISSUER: 'https://a.example.com', LANYARD_MAX_TOKEN_LIFETIME: '15m' }), TypeError);
 });
 
 test('bearerToken parses only a well-formed Bearer header', () => {

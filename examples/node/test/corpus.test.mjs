@@ -18,7 +18,7 @@ const EXPECTED_CASES = [
   'missing_profile_complete', 'wrong_typ', 'missing_sid', 'exp_string', 'exp_huge', 'missing_nbf', 'iat_future',
   'profile_true_without_profile', 'case_variant_claim', 'b64_false', 'trailing_whitespace',
   'case_variant_only', 'duplicate_claim', 'case_duplicate_claim', 'duplicate_profile_member',
-  'duplicate_header_member', 'aud_array_with_null',
+  'duplicate_header_member', 'aud_array_with_null', 'lifetime_too_long',
 ];
 
 const path = process.env.LANYARD_CORPUS;

@@ -41,7 +41,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("users", func(t *testing.T) { testUsers(t, shared) })
 	t.Run("transactions", func(t *testing.T) { testTransactions(t, shared) })
 	t.Run("rotation", func(t *testing.T) { testRotation(t, shared) })
+	t.Run("grace bound to the client", func(t *testing.T) { testGraceBinding(t, shared) })
 	t.Run("revocation", func(t *testing.T) { testRevocation(t, shared) })
+	t.Run("session secret replaced", func(t *testing.T) { testReplaceSecret(t, shared) })
 	t.Run("profiles", func(t *testing.T) { testProfiles(t, shared) })
 	t.Run("user sessions", func(t *testing.T) { testUserSessions(t, shared) })
 	t.Run("database clock", func(t *testing.T) { testDatabaseClock(t, shared) })
@@ -49,6 +51,9 @@ func Run(t *testing.T, open Open) {
 	t.Run("purge", func(t *testing.T) { testPurge(t, open(t)) })
 	t.Run("racing rotations", func(t *testing.T) { testRacingRotations(t, open(t)) })
 	t.Run("racing password swaps", func(t *testing.T) { testRacingSwaps(t, open(t)) })
+	t.Run("throttles", func(t *testing.T) { testThrottles(t, shared) })
+	t.Run("throttle purge", func(t *testing.T) { testThrottlePurge(t, open(t)) })
+	t.Run("racing throttle charges", func(t *testing.T) { testRacingCharges(t, open(t)) })
 }
 
 type fixture struct {
@@ -108,11 +113,23 @@ func revokeReason(t *testing.T, s Store, ns identity.NewSession) string {
 }
 
 func rotate(s Store, f fixture, gen int64, now time.Time) (identity.Rotation, error) {
+	return rotateAs(s, f, gen, now, nil)
+}
+
+// rotateAs rotates as the client with that fingerprint (nil: unbound).
+func rotateAs(s Store, f fixture, gen int64, now time.Time, client []byte) (identity.Rotation, error) {
 	return s.RotateSession(context.Background(), identity.RotateRequest{
 		SessionID: f.session.ID, SecretHash: f.session.SecretHash, Generation: gen,
 		Now: now, GraceStart: now.Add(-10 * time.Second), IdleCutoff: now.Add(-168 * time.Hour),
+		Client: client,
 	})
 }
+
+// Client fingerprints, as identity derives them (16 bytes).
+var (
+	victim = []byte("victim-browser-1")
+	thief  = []byte("thief-elsewhere1")
+)
 
 // race runs call(0) … call(n-1) in n goroutines released at once, and
 // returns when all have returned.
@@ -198,7 +215,8 @@ func testTransactions(t *testing.T, s Store) {
 		if err := tx.SwapPasswordHash(ctx, g.user.ID, testHash+"new", testHash, t0); err != nil {
 			return err
 		}
-		return tx.LockSession(ctx, g.user.ID, uuid.NewString())
+		_, err := tx.ReplaceSessionSecret(ctx, g.user.ID, uuid.NewString(), make([]byte, 32), t0)
+		return err
 	})
 	assert.ErrorIs(t, err, identity.ErrNotFound)
 	hash, err := s.PasswordHashByID(ctx, g.user.ID)
@@ -324,6 +342,114 @@ func testRevocation(t *testing.T, s Store) {
 	assert.ErrorIs(t, err, identity.ErrNotFound)
 }
 
+// testGraceBinding: inside the grace window the parent gets the successor
+// only from the client that rotated it; from another it is reuse.
+func testGraceBinding(t *testing.T, s Store) {
+	// The victim refreshes; the response is lost and retried, and a second
+	// tab of the same browser presents the parent too: all get generation 1.
+	f := create(t, s, "bound@example.com")
+	for i, at := range []time.Duration{time.Second, 2 * time.Second, 9 * time.Second} {
+		r, err := rotateAs(s, f, 0, t0.Add(at), victim)
+		require.NoError(t, err)
+		assert.False(t, r.Reused, "attempt %d", i)
+		assert.Equal(t, int64(1), r.Generation, "attempt %d", i)
+	}
+
+	// The ride-along: a thief with the copied pair presents the parent inside
+	// grace from elsewhere. The session is revoked, the victim's token with it.
+	r, err := rotateAs(s, f, 0, t0.Add(10*time.Second), thief)
+	require.NoError(t, err)
+	assert.True(t, r.Reused, "another client inside grace is reuse")
+	_, err = rotateAs(s, f, 1, t0.Add(11*time.Second), victim)
+	assert.ErrorIs(t, err, identity.ErrNotFound, "the victim's live token dies with the session")
+	assert.Equal(t, "reuse", revokeReason(t, s, f.session))
+
+	// The thief rotates first: it cannot be told from the owner, but the
+	// owner's parent then comes from another client, and the session ends.
+	g := create(t, s, "bound-first@example.com")
+	r, err = rotateAs(s, g, 0, t0.Add(time.Second), thief)
+	require.NoError(t, err)
+	assert.False(t, r.Reused)
+	r, err = rotateAs(s, g, 0, t0.Add(2*time.Second), victim)
+	require.NoError(t, err)
+	assert.True(t, r.Reused)
+	_, err = rotateAs(s, g, 1, t0.Add(3*time.Second), thief)
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+
+	// Unbound (LANYARD_REFRESH_GRACE_BINDING=none): any client's parent is
+	// honoured, as before.
+	h := create(t, s, "unbound@example.com")
+	_, err = rotateAs(s, h, 0, t0.Add(time.Second), victim)
+	require.NoError(t, err)
+	r, err = rotateAs(s, h, 0, t0.Add(2*time.Second), nil)
+	require.NoError(t, err)
+	assert.False(t, r.Reused)
+	assert.Equal(t, int64(1), r.Generation)
+	// A rotation that recorded no client (binding off then, or before the
+	// column existed) binds nothing: switching binding on signs no one out.
+	r, err = rotateAs(s, h, 1, t0.Add(3*time.Second), nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), r.Generation)
+	r, err = rotateAs(s, h, 1, t0.Add(4*time.Second), thief)
+	require.NoError(t, err)
+	assert.False(t, r.Reused)
+	assert.Equal(t, int64(2), r.Generation)
+
+	// Binding never extends grace: the rotating client's own parent after
+	// the window is reuse.
+	k := create(t, s, "bound-late@example.com")
+	_, err = rotateAs(s, k, 0, t0.Add(time.Second), victim)
+	require.NoError(t, err)
+	r, err = rotateAs(s, k, 0, t0.Add(12*time.Second), victim)
+	require.NoError(t, err)
+	assert.True(t, r.Reused)
+}
+
+// testReplaceSecret: a session given a new secret (password change) refuses
+// every refresh token of its old secret and starts a new chain.
+func testReplaceSecret(t *testing.T, s Store) {
+	ctx := context.Background()
+	f := create(t, s, "rekey@example.com")
+	_, err := rotateAs(s, f, 0, t0.Add(time.Second), victim)
+	require.NoError(t, err)
+	_, err = rotateAs(s, f, 1, t0.Add(2*time.Second), victim)
+	require.NoError(t, err)
+
+	fresh := f
+	fresh.session.SecretHash = newSession(f.user.ID, t0).SecretHash
+	at := t0.Add(3 * time.Second)
+	expires, err := s.ReplaceSessionSecret(ctx, f.user.ID, f.session.ID, fresh.session.SecretHash, at)
+	require.NoError(t, err)
+	assert.Equal(t, f.session.ExpiresAt, expires, "the absolute end is kept")
+
+	assert.False(t, exists(t, s, f.session), "the old secret matches nothing")
+	for gen := int64(0); gen <= 2; gen++ {
+		_, err = rotateAs(s, f, gen, at.Add(time.Second), victim)
+		assert.ErrorIs(t, err, identity.ErrNotFound, "old generation %d, even inside grace from the rotating client", gen)
+	}
+	st, err := s.SessionState(ctx, fresh.session.ID, fresh.session.SecretHash)
+	require.NoError(t, err)
+	assert.Empty(t, st.RevokeReason, "the session lives on")
+	assert.Equal(t, at, st.LastUsedAt)
+	r, err := rotateAs(s, fresh, 0, at.Add(time.Second), victim)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), r.Generation, "the new chain starts at generation 0")
+
+	// Only a live session of that user is re-keyed.
+	other := create(t, s, "rekey-other@example.com")
+	secret := make([]byte, 32)
+	_, err = s.ReplaceSessionSecret(ctx, other.user.ID, f.session.ID, secret, at)
+	assert.ErrorIs(t, err, identity.ErrNotFound, "not another user's session")
+	_, err = s.ReplaceSessionSecret(ctx, f.user.ID, "not-a-uuid", secret, at)
+	assert.ErrorIs(t, err, identity.ErrNotFound)
+	_, err = s.ReplaceSessionSecret(ctx, other.user.ID, other.session.ID, secret, other.session.ExpiresAt)
+	assert.ErrorIs(t, err, identity.ErrNotFound, "not past its absolute end")
+	require.NoError(t, s.RevokeSession(ctx, other.session.ID, other.session.SecretHash, "logout", at))
+	_, err = s.ReplaceSessionSecret(ctx, other.user.ID, other.session.ID, secret, at)
+	assert.ErrorIs(t, err, identity.ErrNotFound, "not an ended one")
+	assert.True(t, exists(t, s, other.session), "and a refused re-key writes nothing")
+}
+
 func testSigningKeys(t *testing.T, s Store) {
 	ctx := context.Background()
 	now := t0
@@ -379,6 +505,20 @@ func testSigningKeys(t *testing.T, s Store) {
 	got, err = s.SigningKeys(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, identity.KeyStateRetired, got[0].State)
+
+	// Revocation stamps revoked_at; the schema allows the state only with
+	// the time, so a revoked key without it cannot be stored.
+	revokedAt := later.Add(time.Minute)
+	require.NoError(t, s.UpdateSigningKeyState(ctx, k.KID, identity.KeyStateRevoked, revokedAt))
+	got, err = s.SigningKeys(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, identity.KeyStateRevoked, got[0].State)
+	require.NotNil(t, got[0].RevokedAt)
+	assert.True(t, revokedAt.Equal(*got[0].RevokedAt))
+	assert.Nil(t, got[1].RevokedAt)
+	untimed := third
+	untimed.State = identity.KeyStateRevoked
+	assert.Error(t, s.InsertSigningKey(ctx, untimed))
 }
 
 func testProfiles(t *testing.T, s Store) {
@@ -454,9 +594,6 @@ func testUserSessions(t *testing.T, s Store) {
 	require.NoError(t, s.EndSession(ctx, a.user.ID, a2.ID, "logout", now))
 	require.NoError(t, s.EndSession(ctx, a.user.ID, a2.ID, "logout", now), "ending an ended session is fine")
 	assert.False(t, live(a2, a.user.ID))
-	assert.ErrorIs(t, s.LockSession(ctx, a.user.ID, a2.ID), identity.ErrNotFound, "an ended session cannot be locked")
-	assert.ErrorIs(t, s.LockSession(ctx, b.user.ID, a.session.ID), identity.ErrNotFound, "nor another user's")
-	assert.NoError(t, s.LockSession(ctx, a.user.ID, a.session.ID))
 
 	a3 := addSession(t, s, a.user.ID, t0.Add(2*time.Minute))
 	require.NoError(t, s.EndOtherSessions(ctx, a.user.ID, a3.ID, "logout_others", now))
@@ -508,15 +645,16 @@ func testPurge(t *testing.T, s Store) {
 	assert.False(t, exists(t, s, longEnded), "ended long ago")
 }
 
-// testRacingRotations: twenty racing refreshes of one token make one
-// advance and nineteen grace answers, and never revoke.
+// testRacingRotations: twenty racing refreshes of one token from one client
+// (tabs of one browser) make one advance and nineteen grace answers, and
+// never revoke: the losers see the winner's fingerprint once it commits.
 func testRacingRotations(t *testing.T, s Store) {
 	f := create(t, s, "race@example.com")
 	const n = 20
 	gens := make([]int64, n)
 	errs := make([]error, n)
 	race(n, func(i int) {
-		r, err := rotate(s, f, 0, t0.Add(time.Second))
+		r, err := rotateAs(s, f, 0, t0.Add(time.Second), victim)
 		gens[i], errs[i] = r.Generation, err
 		if err == nil && r.Reused {
 			gens[i] = -1
@@ -539,12 +677,14 @@ func testRacingSwaps(t *testing.T, s Store) {
 	other := addSession(t, s, f.user.ID, t0)
 	const n = 8
 	errs := make([]error, n)
+	secrets := make([][]byte, n)
 	race(n, func(i int) {
+		secrets[i] = newSession(f.user.ID, t0).SecretHash
 		errs[i] = s.Atomically(ctx, func(tx identity.Tx) error {
 			if err := tx.SwapPasswordHash(ctx, f.user.ID, testHash+string(rune('a'+i)), testHash, t0); err != nil {
 				return err
 			}
-			if err := tx.LockSession(ctx, f.user.ID, f.session.ID); err != nil {
+			if _, err := tx.ReplaceSessionSecret(ctx, f.user.ID, f.session.ID, secrets[i], t0); err != nil {
 				return err
 			}
 			return tx.EndOtherSessions(ctx, f.user.ID, f.session.ID, "password_change", t0)
@@ -564,5 +704,149 @@ func testRacingSwaps(t *testing.T, s Store) {
 	require.NoError(t, err)
 	assert.Equal(t, testHash+string(rune('a'+won)), hash)
 	assert.Equal(t, "password_change", revokeReason(t, s, other))
-	assert.Empty(t, revokeReason(t, s, f.session))
+	assert.False(t, exists(t, s, f.session), "the current session's old secret is gone")
+	current := f.session
+	current.SecretHash = secrets[won]
+	assert.Empty(t, revokeReason(t, s, current), "it lives on under the winner's secret")
+}
+
+func counter(scope string, limit int64, window time.Duration) identity.ThrottleCounter {
+	key := sha256.Sum256([]byte(scope + uuid.NewString()))
+	return identity.ThrottleCounter{Scope: scope, Key: key[:], Limit: limit, Window: window}
+}
+
+// charge charges the counters at now and returns which were charged.
+func charge(t *testing.T, s Store, now time.Time, counters ...identity.ThrottleCounter) []bool {
+	t.Helper()
+	charged, err := s.ChargeThrottles(context.Background(), counters, now, 40*time.Minute)
+	require.NoError(t, err)
+	return charged
+}
+
+func blockedUntil(t *testing.T, s Store, c identity.ThrottleCounter) time.Time {
+	t.Helper()
+	ends, err := s.ThrottleBlocks(context.Background(), []identity.ThrottleCounter{c})
+	require.NoError(t, err)
+	return ends[0]
+}
+
+// testThrottles: a counter admits its limit per window, then blocks until
+// the window ends, then escalates (a window, twice that, capped at the
+// maximum delay), and starts afresh after a quiet window; refunds lift the
+// block they caused; counters charged together are judged each on its own.
+func testThrottles(t *testing.T, s Store) {
+	ctx := context.Background()
+	ms := time.Millisecond
+	now := t0.Truncate(ms)
+	const window = 10 * time.Minute
+	c := counter("login_account_ip", 3, window)
+	for i := range 3 {
+		assert.Equal(t, []bool{true}, charge(t, s, now.Add(time.Duration(i)*time.Second), c), "attempt %d is within the limit", i+1)
+	}
+	assert.Equal(t, now.Add(window), blockedUntil(t, s, c), "the attempt reaching the limit blocks until the window ends")
+	assert.Equal(t, []bool{false}, charge(t, s, now.Add(5*time.Minute), c), "blocked")
+	assert.Equal(t, now.Add(window), blockedUntil(t, s, c), "a refused attempt changes nothing")
+
+	// Escalation: after the window, one attempt at a time, each blocking for
+	// a doubling delay up to the maximum (40 min here).
+	at := now.Add(window)
+	for _, delay := range []time.Duration{window, 2 * window, 4 * window, 4 * window} {
+		assert.Equal(t, []bool{true}, charge(t, s, at, c), "the block is over at %s", at)
+		assert.Equal(t, at.Add(delay), blockedUntil(t, s, c))
+		assert.Equal(t, []bool{false}, charge(t, s, at.Add(delay-ms), c))
+		at = at.Add(delay)
+	}
+	// A full quiet window after the last block: a fresh start.
+	at = at.Add(window)
+	for i := range 3 {
+		assert.Equal(t, []bool{true}, charge(t, s, at, c), "fresh attempt %d", i+1)
+	}
+	assert.Equal(t, []bool{false}, charge(t, s, at, c))
+
+	// Refunds: a refunded charge lifts the block it set.
+	r := counter("login_ip", 2, window)
+	assert.Equal(t, []bool{true}, charge(t, s, now, r))
+	assert.Equal(t, []bool{true}, charge(t, s, now, r))
+	assert.Equal(t, now.Add(window), blockedUntil(t, s, r))
+	require.NoError(t, s.SettleThrottles(ctx, nil, []identity.ThrottleCounter{r}))
+	assert.True(t, blockedUntil(t, s, r).IsZero(), "below the limit again, nothing blocks")
+	assert.Equal(t, []bool{true}, charge(t, s, now.Add(time.Second), r))
+	assert.Equal(t, []bool{false}, charge(t, s, now.Add(2*time.Second), r))
+
+	// Several counters in one statement: each is judged on its own.
+	fresh := counter("login_account", 5, time.Hour)
+	assert.Equal(t, []bool{false, true}, charge(t, s, now.Add(3*time.Second), r, fresh))
+
+	// Clearing and refunding at once; an unknown counter has no block.
+	require.NoError(t, s.SettleThrottles(ctx, []identity.ThrottleCounter{r}, []identity.ThrottleCounter{fresh}))
+	assert.True(t, blockedUntil(t, s, r).IsZero())
+	assert.Equal(t, []bool{true, true}, charge(t, s, now.Add(4*time.Second), r, fresh))
+	assert.Equal(t, []bool{true}, charge(t, s, now.Add(5*time.Second), r), "cleared: the limit applies afresh")
+	assert.Equal(t, []bool{false}, charge(t, s, now.Add(5*time.Second), r))
+	fresh.Limit = 2
+	assert.Equal(t, []bool{true}, charge(t, s, now.Add(5*time.Second), fresh), "refunded: one charge of two, then the second")
+	assert.Equal(t, []bool{false}, charge(t, s, now.Add(5*time.Second), fresh))
+	assert.True(t, blockedUntil(t, s, counter("login_ip", 1, window)).IsZero(), "an unknown counter has no block")
+
+	// A limit of one blocks at the first attempt.
+	one := counter("signup_ip", 1, window)
+	assert.Equal(t, []bool{true, false}, []bool{charge(t, s, now, one)[0], charge(t, s, now, one)[0]})
+}
+
+// testThrottlePurge: cleanup deletes only counters whose window and block
+// are a quiet window in the past, in bounded batches.
+func testThrottlePurge(t *testing.T, s Store) {
+	ctx := context.Background()
+	now := t0.Truncate(time.Millisecond)
+	const window = time.Minute
+	var old []identity.ThrottleCounter
+	for range 3 {
+		c := counter("login_ip", 5, window)
+		charge(t, s, now, c)
+		old = append(old, c)
+	}
+	blocked := counter("login_ip", 1, window)
+	charge(t, s, now, blocked) // blocked until now + window: kept until now + 2 windows
+	live := counter("login_ip", 5, window)
+	charge(t, s, now.Add(window), live)
+
+	at := now.Add(window)
+	n, err := s.PurgeThrottles(ctx, at, 2)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "a batch is bounded")
+	n, err = s.PurgeThrottles(ctx, at, 2)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	n, err = s.PurgeThrottles(ctx, at, 2)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, now.Add(window), blockedUntil(t, s, blocked), "a blocked counter stays a window past its block")
+	n, err = s.PurgeThrottles(ctx, now.Add(2*window), 10)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n)
+	assert.True(t, blockedUntil(t, s, blocked).IsZero())
+}
+
+// testRacingCharges: of many attempts charging one counter at once, exactly
+// the limit is admitted.
+func testRacingCharges(t *testing.T, s Store) {
+	const n, limit = 20, 5
+	c := counter("login_account_ip", limit, time.Hour)
+	charged := make([]bool, n)
+	errs := make([]error, n)
+	race(n, func(i int) {
+		got, err := s.ChargeThrottles(context.Background(), []identity.ThrottleCounter{c}, t0, time.Hour)
+		errs[i] = err
+		if err == nil {
+			charged[i] = got[0]
+		}
+	})
+	admitted := 0
+	for i := range n {
+		require.NoError(t, errs[i])
+		if charged[i] {
+			admitted++
+		}
+	}
+	assert.Equal(t, limit, admitted)
 }
