@@ -225,12 +225,7 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		return Tokens{}, internal(err)
 	}
 	for tries := 1; ; tries++ {
-		err = s.store.Atomically(ctx, func(tx Tx) error {
-			if err := tx.LockCredentials(ctx, user.ID, hash); err != nil {
-				return err
-			}
-			return tx.CreateSession(ctx, session)
-		})
+		err = s.store.CreateSessionIfPassword(ctx, session, hash)
 		if !errors.Is(err, ErrStaleCredentials) || tries == staleCredentialRetries {
 			break
 		}

@@ -29,12 +29,6 @@ type Users interface {
 	// ErrStaleCredentials when the stored hash is no longer oldHash. Inside a
 	// transaction it also locks the user row until the transaction ends.
 	SwapPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error
-	// LockCredentials locks the user row until the transaction ends, provided
-	// the stored hash is still checkedHash; ErrStaleCredentials otherwise. A
-	// login holds it while opening its session, so a racing password change
-	// either commits first (and the login fails) or waits and then ends the
-	// new session.
-	LockCredentials(ctx context.Context, userID, checkedHash string) error
 	// UpsertProfile stores both answers; completed_at is set the first time
 	// and kept afterwards. ErrNotFound when the user does not exist.
 	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
@@ -43,6 +37,13 @@ type Users interface {
 // Sessions keeps refresh sessions.
 type Sessions interface {
 	CreateSession(ctx context.Context, s NewSession) error
+	// CreateSessionIfPassword stores s only while the user's password hash
+	// is still checkedHash, in one statement that locks the user row on the
+	// way; ErrStaleCredentials otherwise. A login racing a password change
+	// either lands first (and the change then ends its session) or finds the
+	// new hash and opens nothing. One statement, not a transaction of two:
+	// logins are the hot path the throttle's statements were added to.
+	CreateSessionIfPassword(ctx context.Context, s NewSession, checkedHash string) error
 	// RotateSession is the refresh hot path and must be a single statement:
 	// presented generation == live: advance it and record r.Client; ==
 	// live-1, rotated after GraceStart, and by r.Client (when both the

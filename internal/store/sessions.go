@@ -32,6 +32,46 @@ func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error
 	return s.fail(s.db.WithContext(ctx).Create(newSessionRow(ns)).Error)
 }
 
+// createSessionIfPassword inserts the session only while the user row holds
+// the checked hash. Postgres infers no types for parameters in a SELECT
+// list, so they are cast; FOR UPDATE holds the user row until the insert
+// commits, as a password change does. SQLite serialises writers anyway.
+const (
+	createSessionIfPasswordPostgres = `
+INSERT INTO sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
+SELECT $1::uuid, id, $2::bytea, $3::timestamptz, $3::timestamptz, $3::timestamptz, $4::timestamptz, $5::text, $6::text
+FROM users WHERE id = $7 AND password_hash = $8 FOR UPDATE`
+	createSessionIfPasswordSQLite = `
+INSERT INTO sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
+SELECT ?1, id, ?2, ?3, ?3, ?3, ?4, ?5, ?6
+FROM users WHERE id = ?7 AND password_hash = ?8`
+)
+
+// CreateSessionIfPassword implements identity.Sessions.
+func (s *Store) CreateSessionIfPassword(ctx context.Context, ns identity.NewSession, checkedHash string) error {
+	if !validUUIDs(ns.UserID) {
+		return identity.ErrStaleCredentials
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	query := createSessionIfPasswordPostgres
+	if s.dialect == SQLite {
+		query = createSessionIfPasswordSQLite
+	}
+	r := newSessionRow(ns)
+	res, err := s.db.Statement.ConnPool.ExecContext(ctx, query,
+		r.ID, r.SecretHash, r.CreatedAt, r.ExpiresAt, r.UserAgent, r.IP, ns.UserID, checkedHash)
+	if err != nil {
+		return s.fail(s.translate(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.fail(err)
+	} else if n == 0 {
+		return identity.ErrStaleCredentials
+	}
+	return nil
+}
+
 // The refresh hot path is one statement. Every SET expression reads the row
 // as it was before the statement, so the cases are:
 //   - presented generation ($1) is live: advance it, stamp rotated_at and

@@ -116,14 +116,6 @@ func (s *Store) SwapPasswordHash(ctx context.Context, userID, hash, oldHash stri
 		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
 }
 
-// LockCredentials implements identity.Users with a no-op UPDATE: it both
-// checks the hash and (on Postgres) locks the user row until the
-// transaction ends; SQLite serialises writers anyway.
-func (s *Store) LockCredentials(ctx context.Context, userID, checkedHash string) error {
-	return s.updateUserWhileHash(ctx, userID, checkedHash,
-		`UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?`, userID, checkedHash)
-}
-
 // updateUserWhileHash runs an UPDATE of the user row that matches only while
 // the stored hash is still hash; ErrStaleCredentials when it matched nothing.
 func (s *Store) updateUserWhileHash(ctx context.Context, userID, hash, update string, args ...any) error {

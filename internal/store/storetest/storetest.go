@@ -186,9 +186,33 @@ func testUsers(t *testing.T, s Store) {
 	hash, err = s.PasswordHashByID(ctx, f.user.ID)
 	require.NoError(t, err)
 	assert.Equal(t, testHash+"x", hash)
-	assert.ErrorIs(t, s.LockCredentials(ctx, f.user.ID, testHash), identity.ErrStaleCredentials)
-	assert.NoError(t, s.LockCredentials(ctx, f.user.ID, testHash+"x"))
-	assert.ErrorIs(t, s.LockCredentials(ctx, uuid.NewString(), testHash), identity.ErrStaleCredentials)
+
+	// A login's session is stored only while the hash it checked is current.
+	stale := newSession(f.user.ID, t0)
+	stale.UserAgent, stale.IP = "login-agent/2.0", "192.0.2.7"
+	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, stale, testHash), identity.ErrStaleCredentials)
+	assert.False(t, exists(t, s, stale), "no session for a password that changed meanwhile")
+	require.NoError(t, s.CreateSessionIfPassword(ctx, stale, testHash+"x"))
+	st, err := s.SessionState(ctx, stale.ID, stale.SecretHash)
+	require.NoError(t, err)
+	assert.Equal(t, stale.ExpiresAt, st.ExpiresAt)
+	assert.Equal(t, stale.CreatedAt, st.LastUsedAt)
+	list, err := s.ListSessions(ctx, f.user.ID, t0.Add(time.Second), t0.Add(-time.Hour))
+	require.NoError(t, err)
+	var stored *identity.SessionInfo
+	for i := range list {
+		if list[i].ID == stale.ID {
+			stored = &list[i]
+		}
+	}
+	require.NotNil(t, stored, "the login's session is live")
+	assert.Equal(t, "login-agent/2.0", *stored.UserAgent)
+	assert.Equal(t, "192.0.2.7", *stored.IP)
+	r, err := rotate(s, fixture{user: f.user, session: stale}, 0, t0.Add(time.Second))
+	require.NoError(t, err, "and it refreshes")
+	assert.Equal(t, int64(1), r.Generation)
+	orphanLogin := newSession(uuid.NewString(), t0)
+	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, orphanLogin, testHash), identity.ErrStaleCredentials, "no such user")
 }
 
 // testTransactions: Atomically commits all of fn's writes or none.
