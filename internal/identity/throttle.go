@@ -58,9 +58,9 @@ type Throttles interface {
 	// when it has none or is not stored).
 	ThrottleBlocks(ctx context.Context, counters []ThrottleCounter) ([]time.Time, error)
 	// SettleThrottles, in one statement, resets cleared to no failures and
-	// no block (a successful login clears its account's counter for that
-	// client) and takes one charge back from each of refunded (an attempt
-	// that was not a failure), lifting the block that charge set.
+	// no block (a successful login clears its account's counters) and takes
+	// one charge back from each of refunded (an attempt that was not a
+	// failure), lifting the block and the escalation that charge set.
 	SettleThrottles(ctx context.Context, cleared, refunded []ThrottleCounter) error
 	// PurgeThrottles deletes up to batch counters that no longer matter at
 	// now (their window and any block, plus one quiet window, are over).
@@ -200,9 +200,23 @@ func hashingFor(ctx context.Context, client Client) context.Context {
 	return password.WithClientKey(ctx, clientAddress(client.IP))
 }
 
-// succeeded clears the account's counter for this client and takes the
-// charge back from the others: a success is not a failure.
-func (a *attempt) succeeded(ctx context.Context) { a.s.settle(ctx, a.perClient, a.others) }
+// succeeded clears the account's counters (for this client, and the
+// account-wide one: NIST SP 800-63B-4 limits *consecutive* failures) and
+// takes the charge back from the client-wide one: a success is not a
+// failure, but one client's success (an attacker's own account) must not
+// reset its spraying count.
+func (a *attempt) succeeded(ctx context.Context) {
+	cleared := slices.Clone(a.perClient)
+	var refunded []ThrottleCounter
+	for _, c := range a.others {
+		if c.Scope == ScopeLoginAccount {
+			cleared = append(cleared, c)
+		} else {
+			refunded = append(refunded, c)
+		}
+	}
+	a.s.settle(ctx, cleared, refunded)
+}
 
 // abort takes back the whole charge: the check never ran (no hash slot,
 // database away), so it says nothing about the password.

@@ -229,3 +229,41 @@ func TestSuccessClearsClientCounter(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerLoginAfterAttack: once an attack from many networks has run the
+// account-wide ceiling out and its block has passed, the owner's login
+// clears the account's count (consecutive failures, as NIST counts them):
+// the owner's next login from another device is not refused, and the
+// attacker starts from nothing. Before, an admitted attempt that then
+// succeeded left the next escalated block in place.
+func TestOwnerLoginAfterAttack(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clk := tokentest.NewClock(identity.Now())
+			cfg := throttledConfig()
+			cfg.RateLimits.LoginAccount = identity.RateLimit{Max: 5, Window: time.Hour}
+			svc := newLoggedService(t, cfg, testdb.Open(t, d), clk.Now, newSecret(), &syncBuffer{})
+			_, err := svc.SignUp(ctx, identity.SignUpInput{Email: "target@example.com", Password: pw}, identity.Client{IP: "198.51.100.1"})
+			require.NoError(t, err)
+			for i := range 5 { // five networks, one wrong guess each
+				_, err := svc.LogIn(ctx, "target@example.com", "a wrong guess, surely", identity.Client{IP: fmt.Sprintf("203.0.113.%d", i+1)})
+				require.Equal(t, identity.CodeInvalidCredentials, code(err), "guess %d", i+1)
+			}
+			phone, laptop := identity.Client{IP: "198.51.100.1", UserAgent: "phone"}, identity.Client{IP: "192.0.2.9", UserAgent: "laptop"}
+			_, err = svc.LogIn(ctx, "target@example.com", pw, phone)
+			retryAfter(t, err) // the account-wide ceiling holds, for the owner too
+
+			clk.Advance(time.Hour)
+			_, err = svc.LogIn(ctx, "target@example.com", pw, phone)
+			require.NoError(t, err, "after the block, the owner gets in")
+			_, err = svc.LogIn(ctx, "target@example.com", pw, laptop)
+			require.NoError(t, err, "and again from another device: the success did not block the account")
+			for i := range 4 {
+				_, err := svc.LogIn(ctx, "target@example.com", "another wrong guess", identity.Client{IP: fmt.Sprintf("203.0.113.%d", i+10)})
+				require.Equal(t, identity.CodeInvalidCredentials, code(err), "the count started afresh: guess %d", i+1)
+			}
+		})
+	}
+}

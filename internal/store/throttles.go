@@ -121,9 +121,12 @@ func (s *Store) ThrottleBlocks(ctx context.Context, counters []identity.Throttle
 }
 
 // SettleThrottles implements identity.Throttles. A cleared counter keeps
-// its row, with no failures and no block, until it expires. A refunded one
-// below the limit again has no block and no escalation: only the refunded
-// charge can have set them.
+// its row, with no failures and no block, until it expires. A refunded
+// counter was not blocked when it was charged (a blocked one is not), so
+// the block it has now is the refunded charge's own and goes, and so does
+// the escalation that charge added (it doubled the next delay). Otherwise
+// an admitted attempt that then succeeds (the owner's own login after an
+// attack) would block the account again for the next delay.
 func (s *Store) SettleThrottles(ctx context.Context, cleared, refunded []identity.ThrottleCounter) error {
 	if len(cleared)+len(refunded) == 0 {
 		return nil
@@ -135,8 +138,9 @@ func (s *Store) SettleThrottles(ctx context.Context, cleared, refunded []identit
 	}
 	return s.execNumbered(ctx, `UPDATE throttles SET
   failures         = CASE WHEN `+clear+` THEN 0 ELSE failures - 1 END,
-  blocked_until_ms = CASE WHEN `+clear+` OR failures - 1 < limit_count THEN 0 ELSE blocked_until_ms END,
-  next_delay_ms    = CASE WHEN `+clear+` OR failures - 1 < limit_count THEN 0 ELSE next_delay_ms END
+  blocked_until_ms = 0,
+  next_delay_ms    = CASE WHEN `+clear+` OR failures - 1 < limit_count THEN 0
+                     WHEN next_delay_ms / 2 >= window_ms THEN next_delay_ms / 2 ELSE next_delay_ms END
 FROM (`+s.lockedRows(where)+`) AS locked
 WHERE throttles.scope = locked.s AND throttles.key = locked.k AND failures > 0`, args)
 }
