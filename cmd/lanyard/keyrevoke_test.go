@@ -83,12 +83,12 @@ func TestKeyRevocation(t *testing.T) {
 			assert.Regexp(t, `\s+ES256\s+current\s+`, printed)
 			var event map[string]any
 			for _, rec := range logs {
-				if rec["msg"] == "key revoked" {
+				if rec["msg"] == "auth event" && rec["event"] == "key_revoked" {
 					event = rec
 				}
 			}
 			require.NotNil(t, event, "a security event is logged: %v", logs)
-			assert.Equal(t, "key_revoked", event["event"])
+			assert.Equal(t, "success", event["outcome"])
 			assert.Equal(t, a, event["kid"])
 			assert.NotEqual(t, a, event["signing_kid"])
 

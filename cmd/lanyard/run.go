@@ -290,7 +290,7 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	// A security event: which key, never any key material.
-	log.Warn("key revoked", "event", "key_revoked", "kid", kid, "signing_kid", signing)
+	log.Warn("auth event", "event", "key_revoked", "outcome", "success", "kid", kid, "signing_kid", signing)
 	fmt.Fprintf(stdout, "key %s revoked; key %s signs. Running servers drop %s within LANYARD_KEY_CHECK_INTERVAL (%s)\n",
 		kid, signing, kid, cfg.KeyCheckInterval)
 	return listKeys(ctx, getenv, stdout)
