@@ -289,6 +289,12 @@ func (a *app) stopServing() error {
 	a.log.Warn("shutdown timeout passed; cancelling the requests still in flight", "in_flight", n, "timeout", a.cfg.ShutdownTimeout.String())
 	a.endLifetime()
 	a.handlers.wait()
+	// The handlers have returned, but net/http writes out their answers
+	// after that: let it finish (the connections then go idle and close)
+	// before cutting off whatever is left.
+	flush, cancelFlush := context.WithTimeout(context.Background(), time.Second)
+	_ = a.srv.Shutdown(flush)
+	cancelFlush()
 	a.srv.Close()
 	return fmt.Errorf("shutdown: %d requests were still running after LANYARD_SHUTDOWN_TIMEOUT (%s); their database work was cancelled", n, a.cfg.ShutdownTimeout)
 }
