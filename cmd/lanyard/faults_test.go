@@ -113,20 +113,13 @@ func lockSessions(t *testing.T, c *testdb.Cluster) func() {
 // database.
 func awaitLockWaiter(t *testing.T, monitor *pgx.Conn) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		var waiting bool
 		require.NoError(t, monitor.QueryRow(context.Background(), `
 			SELECT EXISTS (SELECT FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())`).Scan(&waiting))
-		if waiting {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("after 10s no statement waits on the lock")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return waiting
+	}, 10*time.Second, 5*time.Millisecond, "after 10s no statement waits on the lock")
 }
 
 // chainUser is one user's refresh chain: the token to present next is the
@@ -273,16 +266,18 @@ func (r *faultRun) mark() (int, time.Time) {
 // await polls cond over the answers sent since t until it holds or within
 // passes; it reports whether it held and when.
 func (r *faultRun) await(mark int, t time.Time, within time.Duration, cond func([]answer) bool) (bool, time.Time) {
-	deadline := time.Now().Add(within)
-	for {
-		if cond(r.since(mark, t)) {
-			return true, time.Now()
-		}
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for !cond(r.since(mark, t)) {
+		select {
+		case <-deadline.C:
 			return false, time.Now()
+		case <-poll.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return true, time.Now()
 }
 
 // eachUser holds when every user has an answer of kind what matching ok.
@@ -372,7 +367,7 @@ func runFault(t *testing.T, f fault) {
 		eachUser("refresh", isStatus(http.StatusServiceUnavailable)),
 		atLeast("readyz", 3, func(answer) bool { return true })))
 	assert.True(t, ok, "within 10s of the fault every user got a 503 on refresh and /readyz answered 3 times:\n%s", r.summary(mFault, faultAt))
-	time.Sleep(time.Until(faultAt.Add(faultHold))) // how long the outage lasts, not a wait for anything
+	<-time.After(time.Until(faultAt.Add(faultHold))) // how long the outage lasts, not a wait for anything
 	_, restoreBegin := r.mark()
 	restore()
 	mBack, backAt := r.mark()

@@ -214,43 +214,21 @@ func refreshWaiters(t *testing.T, db *pgx.Conn) int {
 
 func awaitRefreshWaiters(t *testing.T, db *pgx.Conn, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := refreshWaiters(t, db)
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s %d refreshes wait on the lock, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return refreshWaiters(t, db) == n }, 10*time.Second, 5*time.Millisecond,
+		"after 10s the number of refreshes waiting on the lock is not %d", n)
 }
 
 // assertStillWaiting checks for a while that the waiting refresh stays.
 func assertStillWaiting(t *testing.T, db *pgx.Conn, window time.Duration) {
 	t.Helper()
-	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if refreshWaiters(t, db) == 0 {
-			t.Errorf("the refresh stopped waiting for the lock when its client hung up: the server abandoned its database work")
-			return
-		}
-	}
+	assert.Never(t, func() bool { return refreshWaiters(t, db) == 0 }, window, 10*time.Millisecond,
+		"the refresh stopped waiting for the lock when its client hung up: the server abandoned its database work")
 }
 
 func awaitGeneration(t *testing.T, db *pgx.Conn, sid string, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(lostDBTimeout + 5*time.Second)
-	for {
-		got := sessionGeneration(t, db, sid)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the session's generation is %d, want %d: the refresh whose client left did not commit", got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventually(t, func() bool { return sessionGeneration(t, db, sid) == want }, lostDBTimeout+5*time.Second, 5*time.Millisecond,
+		"the session's generation is not %d: the refresh whose client left did not commit", want)
 }
 
 func sessionGeneration(t *testing.T, db *pgx.Conn, sid string) int64 {
@@ -278,21 +256,19 @@ func (b *logBook) logMark() int {
 // returns it.
 func awaitLog(t *testing.T, b *logBook, from int, match func(map[string]any) bool) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(lostDBTimeout + 5*time.Second)
-	for {
+	var found map[string]any
+	require.Eventually(t, func() bool {
 		b.mu.Lock()
+		defer b.mu.Unlock()
 		for _, rec := range b.logs[from:] {
 			if match(rec) {
-				b.mu.Unlock()
-				return rec
+				found = rec
+				return true
 			}
 		}
-		b.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no such log record within %s", lostDBTimeout+5*time.Second)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	}, lostDBTimeout+5*time.Second, 5*time.Millisecond, "no such log record within %s", lostDBTimeout+5*time.Second)
+	return found
 }
 
 // goRefresh sends one refresh in the background; the channel gets its error.
