@@ -113,13 +113,13 @@ func lockSessions(t *testing.T, c *testdb.Cluster) func() {
 // database.
 func awaitLockWaiter(t *testing.T, monitor *pgx.Conn) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	require.True(t, pollUntil(10*time.Second, 5*time.Millisecond, func() bool {
 		var waiting bool
 		require.NoError(t, monitor.QueryRow(context.Background(), `
 			SELECT EXISTS (SELECT FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid())`).Scan(&waiting))
 		return waiting
-	}, 10*time.Second, 5*time.Millisecond, "after 10s no statement waits on the lock")
+	}), "after 10s no statement waits on the lock")
 }
 
 // chainUser is one user's refresh chain: the token to present next is the
@@ -266,18 +266,8 @@ func (r *faultRun) mark() (int, time.Time) {
 // await polls cond over the answers sent since t until it holds or within
 // passes; it reports whether it held and when.
 func (r *faultRun) await(mark int, t time.Time, within time.Duration, cond func([]answer) bool) (bool, time.Time) {
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for !cond(r.since(mark, t)) {
-		select {
-		case <-deadline.C:
-			return false, time.Now()
-		case <-poll.C:
-		}
-	}
-	return true, time.Now()
+	held := pollUntil(within, 10*time.Millisecond, func() bool { return cond(r.since(mark, t)) })
+	return held, time.Now()
 }
 
 // eachUser holds when every user has an answer of kind what matching ok.

@@ -150,7 +150,7 @@ func TestShutdownCancelsInFlightWork(t *testing.T) {
 		res.Body.Close()
 		answered <- res.StatusCode
 	}()
-	require.Eventually(t, func() bool { return waiting() == 1 }, 30*time.Second, 10*time.Millisecond,
+	require.True(t, pollUntil(30*time.Second, 10*time.Millisecond, func() bool { return waiting() == 1 }),
 		"the refresh never queued behind the lock")
 
 	l.cancel()

@@ -214,20 +214,20 @@ func refreshWaiters(t *testing.T, db *pgx.Conn) int {
 
 func awaitRefreshWaiters(t *testing.T, db *pgx.Conn, n int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return refreshWaiters(t, db) == n }, 10*time.Second, 5*time.Millisecond,
+	require.True(t, pollUntil(10*time.Second, 5*time.Millisecond, func() bool { return refreshWaiters(t, db) == n }),
 		"after 10s the number of refreshes waiting on the lock is not %d", n)
 }
 
 // assertStillWaiting checks for a while that the waiting refresh stays.
 func assertStillWaiting(t *testing.T, db *pgx.Conn, window time.Duration) {
 	t.Helper()
-	assert.Never(t, func() bool { return refreshWaiters(t, db) == 0 }, window, 10*time.Millisecond,
+	assert.False(t, pollUntil(window, 10*time.Millisecond, func() bool { return refreshWaiters(t, db) == 0 }),
 		"the refresh stopped waiting for the lock when its client hung up: the server abandoned its database work")
 }
 
 func awaitGeneration(t *testing.T, db *pgx.Conn, sid string, want int64) {
 	t.Helper()
-	require.Eventually(t, func() bool { return sessionGeneration(t, db, sid) == want }, lostDBTimeout+5*time.Second, 5*time.Millisecond,
+	require.True(t, pollUntil(lostDBTimeout+5*time.Second, 5*time.Millisecond, func() bool { return sessionGeneration(t, db, sid) == want }),
 		"the session's generation is not %d: the refresh whose client left did not commit", want)
 }
 

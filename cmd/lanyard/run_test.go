@@ -89,6 +89,26 @@ func metricsContain(url, line string) bool {
 	return strings.Contains(string(b), line)
 }
 
+// pollUntil checks cond every interval, in the calling goroutine, until it
+// holds or within passes, and reports whether it held. Unlike
+// require.Eventually and assert.Never, it never runs cond beside the caller
+// or leaves a check running when it returns, so cond may use the test's
+// single database connection and call require.
+func pollUntil(within, every time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
 func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
