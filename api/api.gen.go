@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -242,6 +244,114 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for TokenDelivery.
+const (
+	TokenDeliveryBody   TokenDelivery = "body"
+	TokenDeliveryCookie TokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the TokenDelivery enum.
+func (e TokenDelivery) Valid() bool {
+	switch e {
+	case TokenDeliveryBody:
+		return true
+	case TokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LogInParamsLanyardTokenDelivery.
+const (
+	LogInParamsLanyardTokenDeliveryBody   LogInParamsLanyardTokenDelivery = "body"
+	LogInParamsLanyardTokenDeliveryCookie LogInParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the LogInParamsLanyardTokenDelivery enum.
+func (e LogInParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case LogInParamsLanyardTokenDeliveryBody:
+		return true
+	case LogInParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LogOutParamsLanyardTokenDelivery.
+const (
+	LogOutParamsLanyardTokenDeliveryBody   LogOutParamsLanyardTokenDelivery = "body"
+	LogOutParamsLanyardTokenDeliveryCookie LogOutParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the LogOutParamsLanyardTokenDelivery enum.
+func (e LogOutParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case LogOutParamsLanyardTokenDeliveryBody:
+		return true
+	case LogOutParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefreshSessionParamsLanyardTokenDelivery.
+const (
+	RefreshSessionParamsLanyardTokenDeliveryBody   RefreshSessionParamsLanyardTokenDelivery = "body"
+	RefreshSessionParamsLanyardTokenDeliveryCookie RefreshSessionParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the RefreshSessionParamsLanyardTokenDelivery enum.
+func (e RefreshSessionParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case RefreshSessionParamsLanyardTokenDeliveryBody:
+		return true
+	case RefreshSessionParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SignUpParamsLanyardTokenDelivery.
+const (
+	SignUpParamsLanyardTokenDeliveryBody   SignUpParamsLanyardTokenDelivery = "body"
+	SignUpParamsLanyardTokenDeliveryCookie SignUpParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the SignUpParamsLanyardTokenDelivery enum.
+func (e SignUpParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case SignUpParamsLanyardTokenDeliveryBody:
+		return true
+	case SignUpParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChangePasswordParamsLanyardTokenDelivery.
+const (
+	ChangePasswordParamsLanyardTokenDeliveryBody   ChangePasswordParamsLanyardTokenDelivery = "body"
+	ChangePasswordParamsLanyardTokenDeliveryCookie ChangePasswordParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the ChangePasswordParamsLanyardTokenDelivery enum.
+func (e ChangePasswordParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case ChangePasswordParamsLanyardTokenDeliveryBody:
+		return true
+	case ChangePasswordParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
 // DeveloperRole What best describes the user's work.
 type DeveloperRole string
 
@@ -341,12 +451,14 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
-// LogoutRequest The refresh token of the session to end.
+// LogoutRequest The refresh token of the session to end. In cookie mode leave it
+// out (send `{}` or no body) and the `__Host-lanyard-refresh` cookie
+// is used.
 //
 // Example: {"refresh_token":"lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0"}
 type LogoutRequest struct {
 	// RefreshToken A refresh token exactly as received in a token response (opaque).
-	RefreshToken RefreshToken `json:"refresh_token"`
+	RefreshToken *RefreshToken `json:"refresh_token,omitempty"`
 }
 
 // OpenIDConfiguration Discovery metadata (OpenID Connect Discovery 1.0 / RFC 8414 member
@@ -397,7 +509,7 @@ type PasswordChange struct {
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -495,12 +607,13 @@ type ProfileUpdatedTokenType string
 // PythonProficiency How well the user knows Python.
 type PythonProficiency string
 
-// RefreshRequest A refresh token to rotate.
+// RefreshRequest A refresh token to rotate. In cookie mode leave it out (send `{}`
+// or no body) and the `__Host-lanyard-refresh` cookie is used.
 //
 // Example: {"refresh_token":"lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0"}
 type RefreshRequest struct {
 	// RefreshToken A refresh token exactly as received in a token response (opaque).
-	RefreshToken RefreshToken `json:"refresh_token"`
+	RefreshToken *RefreshToken `json:"refresh_token,omitempty"`
 }
 
 // RefreshToken A refresh token exactly as received in a token response (opaque).
@@ -614,10 +727,12 @@ type TokenResponse struct {
 	// session at `POST /v1/auth/refresh` and ends it at
 	// `POST /v1/auth/logout`. Single use: each refresh returns a new one.
 	// Store it as a secret; Lanyard keeps only a digest of it.
+	// Absent in cookie mode, where it is set in the
+	// `__Host-lanyard-refresh` cookie instead.
 	//
 	//
 	// Example: lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// TokenType Always `Bearer`.
 	TokenType TokenResponseTokenType `json:"token_type"`
@@ -655,18 +770,37 @@ type User struct {
 	ProfileComplete bool `json:"profile_complete"`
 }
 
+// RefreshCookie defines model for RefreshCookie.
+type RefreshCookie = string
+
+// TokenDelivery defines model for TokenDelivery.
+type TokenDelivery string
+
 // BadRequest An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
 //
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type BadRequest = Problem
+
+// CSRFRejected An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type CSRFRejected = Problem
 
 // Conflict An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -674,7 +808,7 @@ type BadRequest = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -687,7 +821,7 @@ type Conflict = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -700,7 +834,7 @@ type Internal = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -713,7 +847,7 @@ type NotFound = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -729,7 +863,7 @@ type TokenIssued = TokenResponse
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -742,7 +876,7 @@ type TooManyRequests = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -755,7 +889,7 @@ type Unauthorized = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -768,12 +902,86 @@ type Unavailable = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
+
+// LogInParams defines parameters for LogIn.
+type LogInParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *LogInParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// LogInParamsLanyardTokenDelivery defines parameters for LogIn.
+type LogInParamsLanyardTokenDelivery string
+
+// LogOutParams defines parameters for LogOut.
+type LogOutParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *LogOutParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+
+	// UnderscoreUnderscoreHostLanyardRefresh The refresh token set by a cookie-mode answer. Read only when the
+	// body has no `refresh_token`, and only in cookie mode (the
+	// `Lanyard-Token-Delivery: cookie` header from an allowed origin);
+	// a request that would use it otherwise is refused with 403
+	// `csrf_rejected`.
+	UnderscoreUnderscoreHostLanyardRefresh *RefreshCookie `form:"__Host-lanyard-refresh,omitempty" json:"__Host-lanyard-refresh,omitempty"`
+}
+
+// LogOutParamsLanyardTokenDelivery defines parameters for LogOut.
+type LogOutParamsLanyardTokenDelivery string
+
+// RefreshSessionParams defines parameters for RefreshSession.
+type RefreshSessionParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *RefreshSessionParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+
+	// UnderscoreUnderscoreHostLanyardRefresh The refresh token set by a cookie-mode answer. Read only when the
+	// body has no `refresh_token`, and only in cookie mode (the
+	// `Lanyard-Token-Delivery: cookie` header from an allowed origin);
+	// a request that would use it otherwise is refused with 403
+	// `csrf_rejected`.
+	UnderscoreUnderscoreHostLanyardRefresh *RefreshCookie `form:"__Host-lanyard-refresh,omitempty" json:"__Host-lanyard-refresh,omitempty"`
+}
+
+// RefreshSessionParamsLanyardTokenDelivery defines parameters for RefreshSession.
+type RefreshSessionParamsLanyardTokenDelivery string
+
+// SignUpParams defines parameters for SignUp.
+type SignUpParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *SignUpParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// SignUpParamsLanyardTokenDelivery defines parameters for SignUp.
+type SignUpParamsLanyardTokenDelivery string
+
+// ChangePasswordParams defines parameters for ChangePassword.
+type ChangePasswordParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *ChangePasswordParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// ChangePasswordParamsLanyardTokenDelivery defines parameters for ChangePassword.
+type ChangePasswordParamsLanyardTokenDelivery string
 
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
 type LogInJSONRequestBody = LoginRequest
@@ -812,22 +1020,22 @@ type ServerInterface interface {
 	GetReadiness(c *gin.Context)
 	// LogIn Log in with email and password
 	// (POST /v1/auth/login)
-	LogIn(c *gin.Context)
+	LogIn(c *gin.Context, params LogInParams)
 	// LogOut End a session
 	// (POST /v1/auth/logout)
-	LogOut(c *gin.Context)
+	LogOut(c *gin.Context, params LogOutParams)
 	// RefreshSession Rotate a refresh token
 	// (POST /v1/auth/refresh)
-	RefreshSession(c *gin.Context)
+	RefreshSession(c *gin.Context, params RefreshSessionParams)
 	// SignUp Create an account
 	// (POST /v1/auth/signup)
-	SignUp(c *gin.Context)
+	SignUp(c *gin.Context, params SignUpParams)
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(c *gin.Context)
 	// ChangePassword Change my password
 	// (POST /v1/me/password)
-	ChangePassword(c *gin.Context)
+	ChangePassword(c *gin.Context, params ChangePasswordParams)
 	// GetProfile Get the onboarding profile
 	// (GET /v1/me/profile)
 	GetProfile(c *gin.Context)
@@ -922,6 +1130,33 @@ func (siw *ServerInterfaceWrapper) GetReadiness(c *gin.Context) {
 // LogIn operation middleware
 func (siw *ServerInterfaceWrapper) LogIn(c *gin.Context) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogInParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery LogInParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
 	for _, middleware := range siw.HandlerMiddlewares {
 		middleware(c)
 		if c.IsAborted() {
@@ -929,12 +1164,54 @@ func (siw *ServerInterfaceWrapper) LogIn(c *gin.Context) {
 		}
 	}
 
-	siw.Handler.LogIn(c)
+	siw.Handler.LogIn(c, params)
 }
 
 // LogOut operation middleware
 func (siw *ServerInterfaceWrapper) LogOut(c *gin.Context) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogOutParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery LogOutParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
+	{
+		var cookie string
+
+		if cookie, err = c.Cookie("__Host-lanyard-refresh"); err == nil {
+			var value RefreshCookie
+			err = runtime.BindStyledParameterWithOptions("simple", "__Host-lanyard-refresh", cookie, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+			if err != nil {
+				siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter __Host-lanyard-refresh: %w", err), http.StatusBadRequest)
+				return
+			}
+			params.UnderscoreUnderscoreHostLanyardRefresh = &value
+
+		}
+	}
+
 	for _, middleware := range siw.HandlerMiddlewares {
 		middleware(c)
 		if c.IsAborted() {
@@ -942,12 +1219,54 @@ func (siw *ServerInterfaceWrapper) LogOut(c *gin.Context) {
 		}
 	}
 
-	siw.Handler.LogOut(c)
+	siw.Handler.LogOut(c, params)
 }
 
 // RefreshSession operation middleware
 func (siw *ServerInterfaceWrapper) RefreshSession(c *gin.Context) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefreshSessionParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery RefreshSessionParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
+	{
+		var cookie string
+
+		if cookie, err = c.Cookie("__Host-lanyard-refresh"); err == nil {
+			var value RefreshCookie
+			err = runtime.BindStyledParameterWithOptions("simple", "__Host-lanyard-refresh", cookie, &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationCookie, Explode: true, Required: false, Type: "string", Format: ""})
+			if err != nil {
+				siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter __Host-lanyard-refresh: %w", err), http.StatusBadRequest)
+				return
+			}
+			params.UnderscoreUnderscoreHostLanyardRefresh = &value
+
+		}
+	}
+
 	for _, middleware := range siw.HandlerMiddlewares {
 		middleware(c)
 		if c.IsAborted() {
@@ -955,12 +1274,39 @@ func (siw *ServerInterfaceWrapper) RefreshSession(c *gin.Context) {
 		}
 	}
 
-	siw.Handler.RefreshSession(c)
+	siw.Handler.RefreshSession(c, params)
 }
 
 // SignUp operation middleware
 func (siw *ServerInterfaceWrapper) SignUp(c *gin.Context) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SignUpParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery SignUpParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
 	for _, middleware := range siw.HandlerMiddlewares {
 		middleware(c)
 		if c.IsAborted() {
@@ -968,7 +1314,7 @@ func (siw *ServerInterfaceWrapper) SignUp(c *gin.Context) {
 		}
 	}
 
-	siw.Handler.SignUp(c)
+	siw.Handler.SignUp(c, params)
 }
 
 // GetMe operation middleware
@@ -987,6 +1333,33 @@ func (siw *ServerInterfaceWrapper) GetMe(c *gin.Context) {
 // ChangePassword operation middleware
 func (siw *ServerInterfaceWrapper) ChangePassword(c *gin.Context) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChangePasswordParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery ChangePasswordParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
 	for _, middleware := range siw.HandlerMiddlewares {
 		middleware(c)
 		if c.IsAborted() {
@@ -994,7 +1367,7 @@ func (siw *ServerInterfaceWrapper) ChangePassword(c *gin.Context) {
 		}
 	}
 
-	siw.Handler.ChangePassword(c)
+	siw.Handler.ChangePassword(c, params)
 }
 
 // GetProfile operation middleware
@@ -1121,6 +1494,8 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
+type CSRFRejectedApplicationProblemPlusJSONResponse Problem
+
 type ConflictApplicationProblemPlusJSONResponse Problem
 
 type InternalApplicationProblemPlusJSONResponse Problem
@@ -1131,6 +1506,7 @@ type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
 
 type TokenIssuedResponseHeaders struct {
 	CacheControl string
+	SetCookie    *string
 }
 type TokenIssuedJSONResponse struct {
 	Body TokenResponse
@@ -1335,7 +1711,8 @@ func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadin
 }
 
 type LogInRequestObject struct {
-	Body *LogInJSONRequestBody
+	Params LogInParams
+	Body   *LogInJSONRequestBody
 }
 
 type LogInResponseObject interface {
@@ -1352,6 +1729,9 @@ func (response LogIn200JSONResponse) VisitLogInResponse(w http.ResponseWriter) e
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1388,6 +1768,22 @@ func (response LogIn401ApplicationProblemPlusJSONResponse) VisitLogInResponse(w 
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogIn403ApplicationProblemPlusJSONResponse struct {
+	CSRFRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response LogIn403ApplicationProblemPlusJSONResponse) VisitLogInResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1475,17 +1871,26 @@ func (response LogIn503ApplicationProblemPlusJSONResponse) VisitLogInResponse(w 
 }
 
 type LogOutRequestObject struct {
-	Body *LogOutJSONRequestBody
+	Params LogOutParams
+	Body   *LogOutJSONRequestBody
 }
 
 type LogOutResponseObject interface {
 	VisitLogOutResponse(w http.ResponseWriter) error
 }
 
+type LogOut204ResponseHeaders struct {
+	SetCookie *string
+}
+
 type LogOut204Response struct {
+	Headers LogOut204ResponseHeaders
 }
 
 func (response LogOut204Response) VisitLogOutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(204)
 	return nil
 }
@@ -1502,6 +1907,22 @@ func (response LogOut400ApplicationProblemPlusJSONResponse) VisitLogOutResponse(
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogOut403ApplicationProblemPlusJSONResponse struct {
+	CSRFRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response LogOut403ApplicationProblemPlusJSONResponse) VisitLogOutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1572,7 +1993,8 @@ func (response LogOut503ApplicationProblemPlusJSONResponse) VisitLogOutResponse(
 }
 
 type RefreshSessionRequestObject struct {
-	Body *RefreshSessionJSONRequestBody
+	Params RefreshSessionParams
+	Body   *RefreshSessionJSONRequestBody
 }
 
 type RefreshSessionResponseObject interface {
@@ -1589,6 +2011,9 @@ func (response RefreshSession200JSONResponse) VisitRefreshSessionResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1625,6 +2050,22 @@ func (response RefreshSession401ApplicationProblemPlusJSONResponse) VisitRefresh
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshSession403ApplicationProblemPlusJSONResponse struct {
+	CSRFRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshSession403ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1695,7 +2136,8 @@ func (response RefreshSession503ApplicationProblemPlusJSONResponse) VisitRefresh
 }
 
 type SignUpRequestObject struct {
-	Body *SignUpJSONRequestBody
+	Params SignUpParams
+	Body   *SignUpJSONRequestBody
 }
 
 type SignUpResponseObject interface {
@@ -1712,6 +2154,9 @@ func (response SignUp201JSONResponse) VisitSignUpResponse(w http.ResponseWriter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1729,6 +2174,22 @@ func (response SignUp400ApplicationProblemPlusJSONResponse) VisitSignUpResponse(
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp403ApplicationProblemPlusJSONResponse struct {
+	CSRFRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response SignUp403ApplicationProblemPlusJSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1913,7 +2374,8 @@ func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 }
 
 type ChangePasswordRequestObject struct {
-	Body *ChangePasswordJSONRequestBody
+	Params ChangePasswordParams
+	Body   *ChangePasswordJSONRequestBody
 }
 
 type ChangePasswordResponseObject interface {
@@ -1930,6 +2392,9 @@ func (response ChangePassword200JSONResponse) VisitChangePasswordResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -1966,6 +2431,22 @@ func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangeP
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangePassword403ApplicationProblemPlusJSONResponse struct {
+	CSRFRejectedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangePassword403ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2741,8 +3222,10 @@ func (sh *strictHandler) GetReadiness(ctx *gin.Context) {
 }
 
 // LogIn operation middleware
-func (sh *strictHandler) LogIn(ctx *gin.Context) {
+func (sh *strictHandler) LogIn(ctx *gin.Context, params LogInParams) {
 	var request LogInRequestObject
+
+	request.Params = params
 
 	var body LogInJSONRequestBody
 	var err error
@@ -2783,8 +3266,10 @@ func (sh *strictHandler) LogIn(ctx *gin.Context) {
 }
 
 // LogOut operation middleware
-func (sh *strictHandler) LogOut(ctx *gin.Context) {
+func (sh *strictHandler) LogOut(ctx *gin.Context, params LogOutParams) {
 	var request LogOutRequestObject
+
+	request.Params = params
 
 	var body LogOutJSONRequestBody
 	var err error
@@ -2799,10 +3284,13 @@ func (sh *strictHandler) LogOut(ctx *gin.Context) {
 		err = binding.Validator.ValidateStruct(&body)
 	}
 	if err != nil {
-		sh.options.RequestErrorHandlerFunc(ctx, err)
-		return
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(ctx, err)
+			return
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.LogOut(ctx, request.(LogOutRequestObject))
@@ -2825,8 +3313,10 @@ func (sh *strictHandler) LogOut(ctx *gin.Context) {
 }
 
 // RefreshSession operation middleware
-func (sh *strictHandler) RefreshSession(ctx *gin.Context) {
+func (sh *strictHandler) RefreshSession(ctx *gin.Context, params RefreshSessionParams) {
 	var request RefreshSessionRequestObject
+
+	request.Params = params
 
 	var body RefreshSessionJSONRequestBody
 	var err error
@@ -2841,10 +3331,13 @@ func (sh *strictHandler) RefreshSession(ctx *gin.Context) {
 		err = binding.Validator.ValidateStruct(&body)
 	}
 	if err != nil {
-		sh.options.RequestErrorHandlerFunc(ctx, err)
-		return
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(ctx, err)
+			return
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RefreshSession(ctx, request.(RefreshSessionRequestObject))
@@ -2867,8 +3360,10 @@ func (sh *strictHandler) RefreshSession(ctx *gin.Context) {
 }
 
 // SignUp operation middleware
-func (sh *strictHandler) SignUp(ctx *gin.Context) {
+func (sh *strictHandler) SignUp(ctx *gin.Context, params SignUpParams) {
 	var request SignUpRequestObject
+
+	request.Params = params
 
 	var body SignUpJSONRequestBody
 	var err error
@@ -2933,8 +3428,10 @@ func (sh *strictHandler) GetMe(ctx *gin.Context) {
 }
 
 // ChangePassword operation middleware
-func (sh *strictHandler) ChangePassword(ctx *gin.Context) {
+func (sh *strictHandler) ChangePassword(ctx *gin.Context, params ChangePasswordParams) {
 	var request ChangePasswordRequestObject
+
+	request.Params = params
 
 	var body ChangePasswordJSONRequestBody
 	var err error
@@ -3119,218 +3616,239 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lcts2ujj+KhjtmankpWTJt8TydObvOE7j1Im9vmzaRvmLEAlJiClAJUDLaicz52nOvsc+ynmS3+D7",
-	"ABKkKNu5bffs9MycriOSuH736++NSM7mUjChVaP/eyNlai6FYvCPZzS+YL9mTGnzr0gKzQT8SefzhEdU",
-	"cyk256kcJWz21w9KCvOM3dHZPMEBuLilCY+H7pnKZjOaLhv9xtWUkZGMl4QrIqQmC5Yk7bFMZywmry7P",
-	"3jSCxi1NMoYTx6zRLw8WNGKmKU8a/YaeMpLiMh8aUmmqM9Xo73S7QUNznZhxn9GYuG0GDb2cmx/pSGa6",
-	"P0qouGl8/AiL4TFseDimPGFxeTuHZMZmI5YSfEiK12s2sjrWmt1wReymG0GDpalMVaP/7vfGmLMkbvQb",
-	"c6rUQqbm6YwpRSdm9FlmzoERqknCqNKkt0uiKU1ppFmqSCLFpPHx/eefxcegoaIpm1Gzo/9K2bjRb/xl",
-	"s4CiTXyqNs8RMPCTmKko5XM4Ebz9uiujUcTmmo4S1iehf98haVaudCDMnQZEpvglXDGRow8s0i3za7hy",
-	"zCFpUndPXA3EjCvFxSQgmbgRciECIsfEnP8ilWJCzO5hfJlp82QkMxGrAxLiTYQk4UqrgWA0mhKLBWS0",
-	"JHA7AVlwPTVfsmgquZgQKpZEZaMZ1xoBJGOtzkA0PgaNIynGCY8+A8s8qGIzypOhpjeshB1UmFOVmdCw",
-	"IqKnXBF4l9AkZTReEnZnNlJCj/0CJPLF1cPDV4CG0Ft62Cf3rTiOU6ZUZeUds4oToVkqaPJFZ8jdIOUD",
-	"dD8TuHkioyhLU0Bbd2K7PhK5pZBLlt6ylBybr77h8bnl4dllgt3NWWSADJbbITmtjWiacmZQLd+SMohF",
-	"Lv92GphflabRDdEpjVgLTvWN1C8M2H/RqQqph2MYxTtWM1sWTYliSiGZLKBvpzjLN1KTF/bbb3V++frC",
-	"PnHLSpmSWRoxMpYpQmCmWApnck6XiaTxlZSnNJ2wLzqaOY411FIOExjtAcYGL5kVUUF6e+RH/sw/ud52",
-	"cXKWjJNjoblekispyamd4Vsd5Mpuwj55aBPmuUI8QeqvSBM3hhB4JW+YOFEqY/cBYS5gPGoPMOaFlXTq",
-	"dnLowLJPKBFsAUtTimjzYWB/S9k4ZWqa/yhi2AzAyUC8YWZLEY2mLCbN8Mj80T6SQqcyMWDWVlqmLAQW",
-	"EDSmjMYsBZmp9Kb5obK0ZEGXioT5CAe4AJJLbgQkAMMUR8wuoNMIGuYSuKFafZ1mzL9uJrJZo/+u4YZs",
-	"vM9BROmUG3kBzuhKytdULC1gqS8C/JRqNkz4jOuK+CMlmRlWSbVms7lWByRlOl2ShGqW+rC+5fEoA9xm",
-	"aSRf27cDcn/lBr5XFyyknhqOv6CKRFMW3bDYiBHRlIoJizvkKl0OBJ1QLggda5aS8MJssX1o/hESxSIp",
-	"YhUANDGaJtzgzkzOmNCILnTG3HQDEcksiYkRBZHSw9IUaYanh29+Prx4Prw4vDoenp68PrkaboQtQlNG",
-	"1JSmLDbCioHS5UCkDC6v7+TXRE64UKRpgBqYndBtJ23inlSLzBFngVPPWToQUcKZ0AE8wL8JjVJpGDa+",
-	"poLSR+NUznAFiylLGWnqKRMDQQVhKqIJ1eYUY5bQZUAE4BM138+ouS2SyOimhXin+ES0s7nyZl7BK++M",
-	"V7HqEs+cZELzBA7Zni/xjvd+JHIg/nSnGzRmXPCZwapeDoiG405YanHpWtBMT2XKf2PxFypXUcpiJjSn",
-	"iSorJW9BjEXJSaYkv78m3G7rHhXLH7LCkFaHAy0lkmnKQEgs2HivQNDSdtcqWW56S1mHQNjKe7pGUb1M",
-	"fEnT/vO+PZUHXWGz/nCF3mU2OqWKjBhQ2Ft5UxL7PmOPpWUMU5apVV1SzQ18l9dkiInBUro0/OSe/dZO",
-	"UNouVzVjO5HavH5guTKwwK+8fzvqkN3NEZGqVgE3LRPxAzutDlW5U3/99pUDoBTEEF5Dfr9sJ1kFhYtt",
-	"vEbF0gCPgyNfgCDNEaMpS0kqM81U3day8goKZYTUDAf3aenSF+zoa3DHw8yQcG3Jl+UmHRKabYVEsyRR",
-	"ZDFd9gdiINqFiu/Rm9CRJxQdrd4n4oLexBKEmxnV0ZRQMRDEMZQOceQBPlPwHSrz7msF/M98r2USEzqn",
-	"qWEV3lpK+BMWAOhEWR9xYsmUlbQSKSZmKVoSShJ+W8BfE1kXBxkWDAqGP7unBvcA1Fu4jDr0La2CriUP",
-	"85QpJjSL4UhAvpCZVjxmsPSJUevIgotYLhDDF1OZ1OA5LAdXU0GxleNw35rjZTFsjMcJM5ukIyWTTDOz",
-	"mISPmeYzhoP6wB1WkQHHrcK3M9WYwWY0QRNQYJSziflfu7zcGpQrbTSLORMRW5EG3r592/aAldWJBEIT",
-	"Key6jLKiHZoRSuyiy3oBCEHvLl4ckb0nu933zanWc9Xf3FwsFp10HLVZzLVMOzKdbKbjyPy/ea/VH4jw",
-	"mT0ERpPZ94NGQsWSpvGgEaAS//0g52Mw16ARBoQmSpLFlAki5EAUcGCAgDSpgpOcpzLOIiPHCKPXawM9",
-	"ER9zplodYrRreHu0HIgwkZMTEYLtzN7yJV5vGJDFlEdTh3qa3nhnABPjAdeIQ41P3lmjXvu4FvSW8oSO",
-	"ki9TuTNvnDrFA2RJI/xyYQ5vkjKVKyFqKlOdLEuGH0/lvmTpLY8YuS5N8a0UEW8jRg9Jl+RBnYI0pSBW",
-	"AIAzGwiDqUZhYSnCg6e5gLpCMpEAiE8ZkXOWImFXRgeFrxZcGewynDuimWLK0nbzfkw1HVHFSMxjtNIK",
-	"tWApmPW4ILmG8vzZ8Ork9fHZ9VVImjEb0yzRBtO3iaEHHAzhmUgZjaZmtwFRiVwEoABYpDezRVIIFsHy",
-	"5lImZEqBEApJxikrPeaCGGp0AOt0957zlylVU4Z8wgMBUjk50qQkonMzww1jc2WovuFbZJxIGVvV5m5K",
-	"MwVazIzNZLpsHbijcaNYwzfKXk2laarBJC1ToqaZRg1ILkTr8/QZLcmCcsOfxjJlBkjAFG3g5JHqTO9R",
-	"yozK5nOZaha/ZjGnV/DSF+FoPuBwZkYcwrweuipmzS0l25KRY6tWId88tutLRPkUBBZNrnCKb4eudXta",
-	"YyETjjBTRcLqlsJOoxDWABaes1uWGOy8kEkNK3treNfIjI+/j5jKTVXfKbKQ6Y2BBmcHUjoz0pgBNzka",
-	"LTn4gpQc6wVN2ZCJCRcMbDEGv4cqMuo2vjRL/MepHEnNI1X6jSlG02gK/2BxFlENtnGgJTWGp6DxgrMk",
-	"RhP6ysbOBPNcbc4J0yFofGPRVNqdVhwvZrfz1ByY5qhMW5fa7w85qqz7KJIiYqkA0x7ImmFAQkdBwoD8",
-	"73//j8HY49lcL5FFW14MTiKOi8pBFgWxwKjRSRajs2ggrFfKTtkH4UrQGXPwAduL0Uxk3X/okjK/DARN",
-	"Erlgsf3csDOlGY2RjhTs2fMhrhx97lSsBSiuULYGMYzMmZwncLDF2I9xRa4ye58svbMXU6ylABH09Zl1",
-	"vmQ00dNLi+YrFlMyheeW+5SW+HtOHBoS8LwMFSof0uGGvKmzjpaXbL+qW+mrtz/WLXCejRIeoQvzLRuR",
-	"H9mSNI0c+WS396TVIWciWbqX3H0a/gRgbsX+/kAISeYpv6WaOThthjFApvnPr+Y/MfwZw9+/cvNfqafm",
-	"f27ClrlRM+JAwFRqalS313a60ZLcsCU4RZ32dnwUkubx5dbuXqtPwii9Dcn3JDxvb+3umRHvzH+WIcr8",
-	"Zz+em5fj55eH/svH8dbubm8fX8c3Ly4PQ9K8cMMa4TNk5tlAHEmZxlxQI48b1c5yITwLI2js7WRpknte",
-	"5zQGZHIn+ZT88x97lpGW75kmk3rcf/X2ktBkIlOupzPk/+YU0B0Uw0w+5YTDaAQN2GcjaMAuaqlalN6u",
-	"zniUpbeMNOFgzf7w1G7YUrX8WeCEYRY4vNrxa5D2HOGH3SHXIk046lZQnByQRao1S837//+7w/YvtP1b",
-	"t70/bL//63/VUYgbXkM0DfTy+AA1dEuAwxsehwTFF+dmB3lfFadqJG/0Vcy4OGVioqe+zOHNqpf1s5o3",
-	"S/dx1AgaZz+ew1Uc1h6UWB3ptYyzJFNf5YAyxdb7cBSfhCXGyye1a7xbHeInEuXIgBADQQ+WRpjTbAL0",
-	"fNnqa47559WJv2CKCuU0F4tAFQBO4vmtIaSXdZS0REIvmS7IKPnnP3ZbBvTsGd2ylI+docrgWIUxmJ8g",
-	"2gaIQ47agLg5CgL8N7a6W7vtbq/d223T3mgr2m5YGEUABBiAy4WrbIyfbp+92n6+dfei92zy9DYb7etT",
-	"1pu8fP3b35/ssadXmdrPzl/eXvz9+LoBd9C4G744/u0i259t7708fTPUGdvb3T99M//p7d78aHmp+c3P",
-	"H348eXuyS7uNj+9X2BhupY6+mScHRKYxGKhQ7OQTAQcjdIdcsoRF2hB/QGBzRFyzmXpIEDZ87mMhS6cp",
-	"Xa5etllV3d2eGj3KCzwzZNysmSbn3rbGNFGsKmUfFYbEynWClGbWEtP/z/7cieQM4NVKQP2G9WKQqUyV",
-	"4SgGkJdEaWoGWTlWO2TduVqD5HeVwJUOOZKzOfjeIqpYmwvFhOKa37JkaRY8lumMahfNYyghvXOUcGt3",
-	"pwZFi9XXrcM9RVOPc0aC/qfQmWiVO5LALKQJdi5p5A1QO5hC8ZWW/D2KaeBI3up63a2dBwh35f7dFvMd",
-	"rIEFmenPA4arFXutZTzOaqklYSKuAErF+dRIUj08/OVNdPvD0Yfu8VXy4fbDy2316mK5d32Y/9+J/PXw",
-	"+VXvlfrw82J4PeLtD93zqydv5ZvdWGvFb578GB32TuevniVXW5c/PxvRX65f9Eb7TyZPjtqT27O//zim",
-	"L9sXfzs5S97uv1pcHO3Rv59G3VWQW/GM3YeEF/gyRDusnH55pLqjP5szcfL8SIoxn2Ro91kFsudcRfLW",
-	"YMmMaWoUQtLED8kRGlxI8Uqv0yWbxBDkpzu9HSujDoRRalQrAOUF3CYG+hYGDk/RWIgBIgZ7wLVrIxz4",
-	"RMjUSbpqIPSULZ2F0mhOB2QGz+kSdJA4Bt87OJqB1A1E6OzQGCXIRDyXXGgUvoQkIRrh89/7+YKmVA2E",
-	"YNxoraRpNDMHaO5lMJIqgkGKYDSdQjDRrM1EJGMWD8TZYaanZKvTzSM4AMoDoqQ1eoHNLL4192/ETaqI",
-	"FKxVUeF+bzjb6RBot5gMaTIZgqKrhrnRoZBP3wcNcEakjX5jqvW8v7mZyIgmU6l0/2n3abcRND4sbtQw",
-	"S/m6VzY7EIsJGuqmebnjjC0ZABAYNyqzI+NtrPKnR67/QQFdOQQ3rAWsfPDGj5ed/OJg4xABd/Lc2szV",
-	"AajWvikfNQqUR10QIlPMmwniDgbi1dsrkvBRSiGuLmU0RnHWql9aklHGE7BU8ZSASt42YI5XmLPST9cf",
-	"ypy1uNC6M8Jn5Pri9ICwXzOamHWBUM6VCkmUUD4zJ1c6gRI3MoBQs4gCSKrTXl+cursw50+a4SDrdrcj",
-	"XAr8zepBKGw9Zua1ULZO1H43sOA3aLwP+yRU2Sh0dhiIp8mUEYFisGVASIqLI6m7JwfJD15MhejaW/JO",
-	"bv1WgkeiRR3pPrcs9Qhs+J/BNm3MT8H0XXSbYAtDgyo8074+fKwoFTQEW/hvQ0RdABYhhqEl82lKFYZf",
-	"bnW39lZZ4eqcv3+iPFJdxYoR3cBFmiVMgRk2N+8Rql3EUe6uKNu4ZMwGAtgAfGrmjYM8LmySMaXoKGGt",
-	"A0IN48gUTcC0h/AIJq+BCP3VhUgxvkjgWjmxygHUQpK1aK8ilkD/XQAWTAFcfX9n90lu5ERTvbIh+YEz",
-	"Zxuuu8YXEHbIs5SKaEqksCEDYPax0QMI+f26wP6gki0QDMQ6ezvYaathqkF9KIIZxo9ND9ZFCQRr/PZm",
-	"gKoLPag4wAPiBSAHJJwxPZXx0PxmTbgwTCnsEMfIvX+wLhsDblSM2LqvFKRSHDikVQPhC0MgZ+iUUY1h",
-	"42htNmdt9D3DEl9eXZ0TtGauyBxfO5clV3hWE1lszEtJk/qSFJYVSgJbWcF+ODwyo9GUC9Y2vB1+wBwA",
-	"OKamYhhaYVg6oSN5y1plC3jd8fj2Edr+7f07ayF5v1Frg3GnWV3fy2xGhbesu3lCBVozgPNy5RIVRMSc",
-	"SySSQlN0brv4f5lWvSNl1XnVB7KS49SpW7e741WfjZHujUxVg8gHBk4JEzpdQiynIyaAHY+2PnguoxpR",
-	"Sa3xE5h9ehAPVxyQlM0Z1aysJQLAzegdukV39/c9JykCY8VNmoPnCpRNZaqJDR1zIpPbtRkFgmJL60LO",
-	"WAG0WqivSiW1FgJvro6ncIlYkdBDmxAtaUDi//mPnc5Wp9c6AKWL3HARg2GtcG/l1Lu0SB8LyzJeO2Vj",
-	"BpD6oI3QeoLxPPPbzPEkQHRew8vGPFlzDlKMJE3BXzDH9wK08Y+WZESjG2bd6XOWKiNGcQUhBdqKiCXK",
-	"aP4ybAd2VxgHr7r7/e2tfq/7CyzXumyHKfhsa72l86WeSjGEBUWciWjpkpSAo2lWR8z82Vcdd0z4W4VA",
-	"D/cF3vD29vZ+QK6vjloHJBRZkoRkMeUJK1TSkoAeU83ams9AqMsSG5+D4QQ1tKy86fvRuOzV/lh/HA84",
-	"5OGLc++DKjjVjLmyzqB8qvfA1ucZqp5JPfVvBR2VVQvmt4KY/6OXcs8tXOraiL56NDfyK6S9VA2B84Jc",
-	"/AEobaYeunkRoVZuzlshTZKzMQhUD8SnwAdGeHrM2eQUAPMivBe4IrHVA9dgfXErq7tZuZk0M9NHjIxk",
-	"7qhHGXbCb5kvYIykTBhdtWe6s6iZ7h5IuZ4b+rXGtoRQUcCJiAklaOUrxaeObQAa2BGsuF+BJXw/tymz",
-	"5avp6IeIn/FXL65/O+m94SfqZKbnvxyd7J18OFm8/nCtXz8/1nTr77snfMHjl8ni5IPkP//0t5SKuHsi",
-	"uh22fDWPtl+bMWT88mJxxp/ejn7Y//Dz2zs52n7TPfswWZw9P+Tjv3WirUSMZi+68U+vEliX0UTUkItG",
-	"f99IK38gpKO6ZK8HQ0VXKVT59FadftUMvdobIc1Q8ThsYWb2QIRVOOkTA79hbupwL1gLWYeAPQAZHyqy",
-	"pTzCjr9KK/qsCsXe0T8iB8nfk/3UusfXBuSVbvNRtKB8CYWRy97Gg+EuBeaV7qk0bGnntfi4whNWFR65",
-	"gAIAeegaWPkVwU99P7qQwkw5YhMuBMBiCeyCBo1vqYhKxrPijqzb5PNY+WHF46QlSaVhR396meovvvR5",
-	"DW6Xj5Pd0UgnEDWXsojxWxZDNk8lB5Y05Zz+mrGqk3K3t/WgTdDGvN+3lpyiGGXVxosTo3cLRmJ2yyOc",
-	"uCKYp6BHWrG8Vn5ejRJCi90ahplTObscqz2WqIZRYeq4Z9Dg67ieHY3bNDCgmoWTYMVVUjbXZ7w2kpDP",
-	"6yezWaIn57lNlQtIXVAMYiZTmU2mxMWJX11cX14dPx+eX5z9dHJ82eo8RudIqNJDcwy1ChFkzFJVTC5T",
-	"d81r1Zy6IJ90SCf1NzVl5FqxtH04AQOot01FBQfHXmB+nkmlyW5vi4yWmqnH7K3qXIghPCWHssrWS8uE",
-	"Gyngqw4xLR6ccqSBfsgkPkH7nQ/WVXGh2++CuJCDMW4DYmaexL2oO95n7a3RNm3vRLtx+ynbG7f3aXfU",
-	"i7bibbYzxmWaYbc73U6vt915Ut1Vac5et9/d6u/0filvtt94LX/jSUI3dztd0vyp1zsgp1xkd+Tu6d5w",
-	"b6dVFzNTbPL3xxmdHN14yAeUD1x76Hwisvnnsh4rB0Eq3GOjXwSdmSUcxpScyluWUDDB/N+OicE91YQq",
-	"zBO6BEdLh5zN8VgP/Ej40DwDv2Bu+YDsKj0QqIeQQwzBBvtlhDUaAhLz1GaWYMYnV3yUMC/UeSCav7FU",
-	"thc81tOAjHjM3dcqIC+pmGQJGfMkYakKyLOUmj8JGMoCoulkIIqxWpjvOc4DUMlOt1tb7UiKwpVk9nVA",
-	"PkguYIpbmnKbyQMRXjLFiNpxQidmQtS9rP9hIDA9n83kB06UAU4RMUUEYyApz1Z8U1ueDfRTQ5UCw9Cv",
-	"BQcLO/yn4kgjTbREvXnx41FbGOBIDBEdCIgbsZkuU6qmkEijJL5oMPCWJoYGqzlLEi4miiRyAuJDwm9Y",
-	"KxiIEdMLZoP1Ixv4wuI8RqqoqXB+eHn59uzi+fD1yZvh6fGbH65ehsFAbGw4d2Bvd2PDFS0YsUQuyNNW",
-	"rln4Q6MReSDqxj78KR+b5H5GEZOIcbN+0utu7bQ65FAsfQA5IEKCUU8qIB3owjSgm3tzi7RQqdhAYGUr",
-	"c6aoeX8CYHk5DwszWJ6JoDTV1p/pbdfO1IQMBaSc7k24PXR/3rF8j3CB6I+3EWrgVxiISM6YwjQrI3bN",
-	"E6hZRA4L72opYs0hDE4MKEyX5dwJQWfmUMFplVl9Hy9Qe+DZN3DGrFsALCFasWRsMH9GYwZsPAFLfpoJ",
-	"g/ghLf+fnyninV7Y29re2d178nS/C3+FBh7NTNZl45ambI4hkKHQZlOGLgcOSOR3aiAgWofMaaqxhJlg",
-	"Zkk7T3aCJzvbBjpmUsAOR5BWx4r8arNmxRiJZaQ2FYuylOtlZxa3voIH+lEhf+XqPGvUfctFYXPUqlix",
-	"i0z4NOvBq7dXhggYjKGRhogiw3I65JKJmHDMwTr0I8X6xCa1YlCLPwGGthj138WqqSlUEEFHK46GyslB",
-	"4VeAWOSleSrH44QLBn7vjY2XEC+/sdEnIU0mIWmGECEUktHSEYQDEkK0EObtXuBjPjYI4rCuFdjw+2Ye",
-	"jwOpHFMrjELitnlJL+d9MmhQ/dcPCz1ohHYVR0b2VxsbfcyTV8omrRVxRR5lPLm8vD6+CFtBEWoU4osh",
-	"4ZCsD5mheUxgLKNshvVa2hiW0y8UfB6T5vX1yfPSaFBgicc2XYRmsf3C5Xp7izm8fn5y/Obo2KOfxcJt",
-	"wj2nGnzwo3HYxyeQHEqaLmdWcTMoYNdcRlNwi4zGIa5I4QA4FLubh338gfzV08XaqIu5LHh/gUdHx5eX",
-	"w6urU2+JvV3DcSAbHsf9oHnYJ5Rkgv+aMZcVH5NmEXSy9ZSkVMRyRkZcu++M5lbO03dKHZYQwto8gDxG",
-	"Is39xs6GiZuC9La+LyaV5Td4q2pMC/vE6poBoRiDZfOUDsDMhtbeGoOyP5o5zN9XzYjmpHz748cwcIMD",
-	"FzFAVjO8WxqwFOqQj0RU+E4987FLIKIkkfImm1s8+DtkDLDUVnUyaAlnySeC6ixleaRggWOGSseYXW8w",
-	"MLB47AKwqfBiAhEBIZhDKXg1M19AnCGA1ibCHcziFMa9LoF7Sxhb0KXhf1CvAJHbCGjKcJH8GLSRZ7F+",
-	"U82dVf21f6yZ+hsYT5EC1iJlQPa7XY+ulv3rYCa/3+zqTF2fssqVSjxunXxMMmEEFktp44QNRA39uDh+",
-	"cXF8+XJ48vz0uEJFnpCYLlUrIBGdzy0QLrCIxQxCQMrB8N+pvGKHX67DP4S97s7Tx5/DOn4rLPsjikUp",
-	"0x4R29rdA+plVsaMcjRftlzdDcEWNq/VkTKqSXh+dnlFNm97mzTT0007M1rwga8adqsHovJeAjkFYYdc",
-	"cjFJgKr1CVRxdZeRMp2lQtlCf0iWLrXRK5CBU7v4gzxgAmsAYN4EifmEKY3WsipO/ZGG3rrAkJLpvz52",
-	"FoWdUqbaWt8AGl4espVcK6gdUBYOH+k9qEJYLebZZdSJl9eqLk76EAWOeuvJY2xc6y0sYO7qjvbjPbrF",
-	"2ttRb9zeGT+h7X22Fbd3o6ejHn0y3mF73fXWmH97T3TZuF0Tc6ILAxAGneAH1ZCTx9tcP93QVDj6+0Sn",
-	"fAYVhN688G0IyGwTuWBpO6Lmh6az1kZopFJuNKZqzFVWR1qxWK3aw9cYQazU6yzv2cizvHsC2Kcb4B82",
-	"iR1UbF6CwUXl/veqeedBw/t/YHSCro8g8YRL0oQIBusoiaaSR0yBZaD1iCAGDI61QANXVrHoryy2OOZV",
-	"WgfV9lB/vzRHjKiKVZuMPlv864UDn1dvrxorlUs+UfdFq0pYcodDegnC60A4L52RVvMa7CtVvYw+a2Om",
-	"izpgzj41ENZA1auWE4O8+Wp1r3zR64ppeeWr4H6QveUnOtV6jkVduBjLVQgpsouMSM8hgFwvna2mb4tj",
-	"YPHBbJ6XLCVcWGneVqwbiJxWQbBJYRM1/54wDVoLll+gWI2qnYATdGPDpwlGNaFg2Gh6Zg2n4aN+H7as",
-	"8u80HgK2BU8EtvUazEWAXcFIpUUZKKhoK6WCQmJggiS5ToW51QwEsI0Na9PY2CgUpCJPXZG82ATIaoSE",
-	"axKDipL6EQX7bS58zaG+GPhMDvBoNjZKcjWcR1Xw1LaIycZGYT6ypsZMsY0Ns5bmGhGz1SHnqHFCvF5u",
-	"gCpL86DmBViQC2ry4ZWVKvEFKKmuluNr1qcUtEAZ/ctfyJEUt2Z+KRQCxLGRYL0SXWhWBZGfu3REACuM",
-	"rjoold7GXF+zSOdiN8eD5XrzMfvmeXu1YBHIC2CchxvHIjSZiBlUkoMXn8l4GZKmljEFSCE1ZY2MCPCi",
-	"/TTwcrDM8K0D6J0AFYK8qaCFgxmoYrPu7ZL1uR+IVrBoafaNlcZxHPv5dl2CSFFZsiinA7k7fvGplOFA",
-	"KfuA9ffvM6IfFGfppZwA1wgd1Q5tUlBzTb1BmeKEhlm3vAExRcE7KsuO8Pe8ULj9YjGVkCRrsMpcH9jU",
-	"KRmlcqFY2i+u3/Cx9AYJBiHhXdtan9uRTFXf4nToEm4hGXK0xLtL+QSNfwalDlH/tiXO24dgATmDV/pk",
-	"I4ROBN6ZtA4sMAAE4CAFmKPTBz0HOA3cTa4hH51dXA7PLk5+OHlziWY6Z1o2t8ZtpgyUjWgC+LUCwu4i",
-	"Ntck3JwxnfJI4XeXINlYN4QizTC3fEPajhOPwhZBMbfGhwXjQGKCc7ChhrU2I4o037mo+8eUkzTvtVo5",
-	"Qac2A4goQW/Y0MirrhRrnroS2gyvkKAY1sqzrIGgV/KxnEvL/AAR+Gh2xtj7sEOe0ZhwMc+AsNrdUTPQ",
-	"zt2d51BJGL01Jw8OCk4Tski5ZmTEplzEB4SS3bs7+6rtWWHGyHNW4BifMcVj62Eqat8b2sPiMtkKAAbR",
-	"LhZRYQkGrKq742dfQS8MbP9gXm4FZKe7W5+RBZvZ7XaBYXnJV4c5TYAbAGEwPMI8gbYFENQyCAmvUirU",
-	"mKXtYxFJI1GGj/fBuTGO8rKGfRIlUjkqV6mIaERU89RqXPu93hb55z/2Oj00FR8DgtnyjK5NSPhT2638",
-	"ajlnbXSZqz4RUgk+HheLuGBjlqYsbZ/LhEdL6G+Q2t8Qec4KIqLpxIh3IY1nXISYqGa4UIy4LK2yaJ7i",
-	"dQq8LM9q/vz1yZvh4fPnF1bYtFwMra04AE/JnOppC7gJWISt1GIZn5VA3AR5zLGespk7+R3vbAqKYy1S",
-	"NIbcKYBcVS53iQxwt7sNh+Nn6tnEJ782p3Ve2MqYTlcuSmdKBP5PLJ8JtTOLqvm73a67LPfTlIoJ7O+q",
-	"0j7CXP+SrO1YAd8clpPlbe1wLHFsiM7S5uwZTm7FPycUptb8aV1BSyvkgx0QTNr3mGgLz4hvqYWqwOyW",
-	"udKnaN/r5wIeplTxCPhgeTVRTiBiK0/AuEYwzpOhvlPEMH7LgV19B8MAjFg4Y//73/9jaP6URTdooSRe",
-	"gREJQ6P3GWELyqu4isQuadFO1QgatyzF8MNGr9PtQHCmnDNB57zRb2x3up1tTCGcgjK3pgxD//fGhK0J",
-	"RlutkPTOlUh6DIuBinStgSgKKYEQD2dt3ZjFuZXtFOSc4xGBa2SBsQfombS+tLwqmK0U9p2ydYeMhIvB",
-	"iZpMZWIF5pIXUxFhpGla/LrgSYJ6lmB3eiCanqZhxjfgYK5FSWyTosjcLJBro6ONeaq0bS+RMg1qqNnp",
-	"QKC1AUUSG+Q7zauX+dXmDTdwQI8rmjGmVam4I27f+ogNydTR1JI0TZop1axtk35bLrQFxUsuJph958ov",
-	"D8SFywVFCS6Xux4WuVoBUXIgCgzlwsl/qDOweMKgTih4v6gguFBn3s6J40nc6Dd+YBrKcwXlboJb3e5X",
-	"6+AD469pLAel5BjYcB/fVuelXED1AY9KoUwcTZm7j4CwzqRDQoT7gMzoXZtO2Pfb3a6BUGsuBxXP724E",
-	"Lhv0JNjagQUc2ivleiCg9q8ittYDnusj6vM2alZTm0N5fEUndXZvpbFNCJosNJ0UjiFtNA/fmaEwODXI",
-	"fcgDkevMtqJxq4ibGFGDTYKEJ+P2GylY+zXV0TQkWoIpg5Jt4LCP3Oeg8ev24f7op676abo727r95enP",
-	"N6dxb7G2YPh2d2ddhLMGNBVQEgurXBdO/tAcVIjlClYX/xBUrd/J+ht5/DcffZteo//ufeB1nbD1HS0A",
-	"IVluGkRpmQOiE9Xov2vkgReN90GjrMHlsASLK3EWw4G4eatSC6qWybx2haBsAR41paCCDsS7+ypDFcwH",
-	"Z+sIpjfVnEXKm9581s730O4Nu52pniWtgdgk71xhqcewMfMeUD0jrYiYpjF59fZqIIpiPkDluJWkMWLk",
-	"O4WnCvS1EgFDE3QTeqZA7Es5zpKE2I2fp/KWx1jM14IgKdWgGggnX4AWXK0QVTxEgaWoZWR5LNJxECBt",
-	"XI0VRvPoOlxyUIQpQI8Mw5xKtaEHosy7v5C/rGETdSXGviHXqJtuDROpCVD6PH4SuZJlJW6S306zlpu0",
-	"Ol+V+N9LNlYruH0WucAay7+tpQqHVr/aMpoI1n4mRYsKADWucuM4S28NDXt5dXXeIUcYryLkQMRszkTM",
-	"hNExjejGsddHwm+ZMEPMUzky/Mk1ATF6PMS9pHQ85tEaMMT60d8S8koVqteAnHcM1Gyo07jv2k7tlr3L",
-	"Kgx1jfdwJ9Z8tfZOLh9Su+t17tYBUoh1KnTFqgK04zUuxfGE81TOmJ6yTBHN7jQUJbbRyujKHIhm6Bsf",
-	"+vDe5jyhXBwQqyR93+10OzsHEGivmP4+0+P20wNoHjfnYvI9mKBVJFMGtXxkCnTYLSXXtVWUUmhLp24U",
-	"QA3XrQ45coYnURR9IFjgUEjbYAiItPXZ4j+QXK6jd3bqhyGt2GwZxgrM/wt5eXx6TiZyOJEI5UyRNxmU",
-	"nZNj4v0ImodNwUlsz9zOQPyFXP18flwZYEKzCRuI8o+9rbpk1lUg/tQ7hv6eOyilfZvmso5f/rt0l6UK",
-	"ekGO6yxQRY8d5vo/pLeGwtXSATB4YQZWTQDEI5C4CBQLe1tPOgaTev397r5lPlmaFKUfyy9g6aVC7Cyu",
-	"eZaDtyNJsJIy73DLglgZ8/TjH74dQyvBgvU49mUJh9cLxsiKeF3W+qv64B2iCfk1gwabzfDy+PT46Ir0",
-	"wjytsaZpTYtEdMZyzQlVRxETOhCeXA89dCWFgqZnrgkP2e1u1xgbB6LG2liyLnqmRRQLbfcc5VrnQCy5",
-	"XWXebcdrYOO61qw0rSFN6/q8PPnh6vjiNVhNOTBqjK8zS3ataWwZLbhiMFWrFjY0deZ6NFxC5yHAFNwK",
-	"NB3C6mKeKfg7yO1BOYALc3x5ajAVS8iGELVmYHOTKbbJyDV6x9es3bVnuynh/HC/Rp9V5Gm3S2xlUELd",
-	"xQP1ddpmbtpHh5VATxFEJuVdgDrkOhdsBsJcc3tEEyoilrpGFjaAF01T7kRR9FnDeC7ca3+kkHMBRmIt",
-	"8Y6A+u92t9eNmi9z02+ndZ9I5G9yrUzkBYEic51LVYPvVuZc04KQijiw0RBLbHMQEGu/oX56CkJRpQWh",
-	"dcLnFfdw/Anzm/takG9CgEtdacIWgLXhVcVXaCNX0ncooPsA6g+zJDGkC9zoXo9920PfrPRFqfkvBaxM",
-	"pdaJ9ai5TyAHrabXr4gHwn+vubO1T6qVCxVjJKy0kg6hEmY+2UC47rte5pZHJ/zELlvTvA7uT+XkxFmX",
-	"bAjCV4P1Uo36j+U4LhshWYdn9wO63+scRKNHfPOMxvkyzCe9R+FT0QzUfNR7BBJWu97Dd7uPmaymN5j5",
-	"eGv/MQdS7jgOFOMRh3JiHbJfncScYsIoePFW6YIv+GR6ukpxZKbXk5xjFweUe49W6tdjm1FFtMR2UKWn",
-	"EN06H4iFTG8gKsk6mu531lWLSChNlwPbtDZPpiicdPXus9xp1rKpMicxm82lQTOXJWPpETci1E5Oh/yZ",
-	"F1SBIh+4JYIxrNres3ARQVNAIKFA9IqMTGo9gKSJHHQyAeEk015URGJHgWxqRcfMctNbRhPlKvWuISpn",
-	"mf52VMXrdvAosrLzQBUP5Ropy9Tv8wzNHiFuqfO5pOaPoBp/LPYfg2Bnj/Z+ZLeYeQ+236HrQWEJaA/J",
-	"x5DSulLTCqXKjQ3BFhsb7hNbwh4F5bz/72o7c2gZ3IcslcIUXOS2QBjAQubaixsqTzoG8QIbzKIQXBfK",
-	"WA7ScKlJF8fXl8fDHy4OS2mYvS5RfaIXkmg6ygkZki2Xv2eTexOpdB6e0MKQGpVFETMUYY4W9Rh/juSM",
-	"5dZ5cMSbhaN40i92Ipg2RJI0T85vd8jm1k5ATs5v98jm3k4rj2kpiraENbuC/Qyfnbx5fvLmB1/7xMlC",
-	"DKtxrdzx6Ir78Ru1Wlc1xoJC/QhIzbeBeBA2iv1Zc5GLK4jmFNZ+OrZbK4eP5ohv91OmwSBX1saXunUX",
-	"XdiV6yi7NumsiDqxSWd+EmWmGKpEK98fPrs8O72+qo6x3S0GyQM6DNOdUg0q4JTO59C2wWWu2pgWdqfz",
-	"WNra7tPksOgDQ/3e1ZrYVh55il0p1tzFhppDq5bzxvMSy7qRbaSQUVBjpq2ab7vo24yxEePYN7wa9dVb",
-	"2wq8SHEs7tqMMM+wGfbWDpmShGqX4XyYB8+6aAWqq53L17Yth7i7BzqXG/aPHDdwkZhgE63CL5bGgnFG",
-	"S7+jEFLCVl3wW88G2NVVXQfChdFZ5rygRsmMUaF8mkVojv8xVxFNY7/3nIHLRE4Ggtto7TzSpNqB3IpL",
-	"eQS7zcRxjRIgS0eRJgiFwUDYrIyWFU0K6pYoCWEm4OtwCSSWFdTJGxelTtzfSO6olLz7U5/5vyaZXED+",
-	"QVWUuF9EUVBr6h4TCCQeKd9WYEQTWxAgT2KBkH8uqlI+SDBFtm5zRZYprbRVajACFR4cIuZUAvoBTOmt",
-	"1092TZ0e4dwgA1FXSOiBMj5eHQYbQDkQpRI+LlCx193acR2laMrWlN050UCfK9WKYCDoNG5pCk0nUmzx",
-	"+MDV2UZrJ5aglcADJ8yaJUUlsREoutPrprR0ZTU0db/S1qJDDvOcRrOP6J56XGb+S+x9UmchspagdYYf",
-	"qJlasfzUET0zw/X8GxG7co21R9G63r+G1j3CInIkxTjhkf7TbvNJ9BFpmYcXa0kjpsnW+oAubFWAXMCB",
-	"Jt6riTkgGVl5QcsAM2EKrSR3vjTzPm9OioAgZu51xzUSBkoWBtdkErO0FdjkxzXJqM01SbFWs1lX9aPG",
-	"V/0tfQW2AkBtIARG0ra5QEbwSXE3rmZBHq5+UOFLJVf+A2E2eTlhHKuuFPLHzxVS/uX4UM78ffe+7MX9",
-	"wbkfSmfvYcmM+Tiy6dfye9CDUu0mFiBfU5CFoKbOIW7tEaTpwNsvYpUzSDKnKZ0xLIWYV/rwMsQq9XAH",
-	"AqCI+G3NfGOnymtgCZuz6Fw4UcpQtR4IX67xTStzylMbMoJKrouFLdtfDCkwQgR4MJp6dSXfKdv8n8Ut",
-	"MOMqYs24oEAsphLlkEjOOdY5w2btPNIs7pALBvXvrG0EZQar4XikgqmBwMom5psjXEHb08LQq1hi6gm/",
-	"Yc4h5M7zHvcOVOBDd9dKCzlndqhzZx0QOhDm1GtKFDJX+Q9bscEwtTlRdYQMO+CdFwb6byFRVNrt/ak+",
-	"/QeLFfeTUYQAMlvW+YSqJLSoj7E2WadMjr9TtW2KSvJFHtvRL3i9X9F2ba2MeingPC/u/81EgVLTlvWx",
-	"kbhXo4DCRr5QLPiT81c5/ypkVUE3aMyz2ihSrUp9Wzok9MsUhbZjuC3umhq9nc+YC/21FVSgoiuWUDF8",
-	"9IbNNZEC7Zi5fYxcecm+eZ6qZcnlkPU1PUDgX9gIxBastfK1ossHeoJgXqT2odHGWoxTwAOoJTgQkEfv",
-	"VRSMMZtYOYesV17QVZonK63KBwLcmzY9pUOMzi+yGTboKzFHm5IMJ1xV9gdiXfqwV+wWSvnm9hc3nO0E",
-	"WEMVzrMSVfgG7LTcS+vx7PRrzu46A63TUR7XG+jfhEr9aXf9lwkAjohJR7UeSVwLucDvPBCz+pJUx4XO",
-	"U+n+AYYJW8DCVzQMizdkhqcV37GCfp45carm8x243uXV9uhGlxi7DonlVOkiR9qNCqoRhpC4CBJ0JGOy",
-	"Um26dx3tORYxBLxeujN6bDxESTNEJQd8V53Gfwgbh9iEJDGiZ3mvq1z88dKm7xBUpCmkJjYkB/5EFyiU",
-	"GVgwpQcCuLth/wh0IRSMUY9rUlMXa8OVXn/TX4/k+61O1tD70kn8KXt+JaA1J24gdh2srhLFzd95/PFB",
-	"ylgKK0MDCFdQMZtrV5+oQhzBcmG/geoGzmttUCGvoV/2nUPobFDKe4JWEmsoV+HDLUxYa1IeinrdaC7y",
-	"mjBBPgM3L84pJK3ZmqE8vhesHqgQae7lcyPLwKcNSRGQ1Rrnrih43ur8S40XuOz7P3ojNWb9/HuScdus",
-	"4T68uDdn5hR6P9gasJhlCoYBF6JULdW/kiADzSOmUun+0+5TzPex06/ofljRMLCdVIJcibGG2RLJtIAK",
-	"/paPwcMMqAMdrTkaimv8LN6YM1YzYl1CvFkXpgG3lV4mfqKvS3/F+nN5HQhvliIbdnUyl49ZzsrAsYzA",
-	"S1wSB74h02jKlMaKRN4UXr7C6hwvZFqUMYI4vqAonVRbNekTc6UCEsrxGCo0xByaqLRyF3g5YUYK1ier",
-	"qV9I+dxFY3rX+4//LwAA//8=",
+	"7L2Lcts4lgD6KyjNVrXkoWTJjySWq6uu4zgdp53Y48eke6JcEyIhCTEFsAnQsrorVfs1O/8xn7Jfcgvn",
+	"ACRIUbaTdOaxt7dqe2KRxOPg4Lwfv7UiOU+lYEKr1vC3VkozOmeaZfDXOZtkTM0OpbzhzPwQMxVlPNVc",
+	"itawdTljJMNXiJY3TBDFNBkvCSURfNKdy5gRKtSCZT1yzmhMpEiWZDFjgugZG4mxjJdkRhURkoR2rGsY",
+	"KwwIFfZ9LuyABAZsw6fhCRVLmsXdS/N69wVL+C3LlkP7akhmjMYsI5NMzgkVhCaJXLCYyIxPuejsjwQl",
+	"GfslZ0oTPaOaLGSexCRXjHBNpJ6xbMHNH8psMlcsJguuZ2Snvz0SYaSyyXXGPrJIszjsjUQraHEDFJy9",
+	"FbQEnbPWsHV9/Uoq3U3sYu0eW0FLRTM2pwaqepmaN5XOuJi2Pn0KWrAlt6NVwL+bsYwZANbArzN6yxLV",
+	"I6GBawiAIjGb0DzRnaEBo/nh9cXpW4A8Z+ZVC67icdi84tDCNSATmY3EOJMLxTJC01Tt26UgLOc5AJSZ",
+	"M5uzAvwIdsKFObmDtz8fnL+4Pjw9v7g+PT/+4fjtRUjaLFHMgJfUoNvxwIuHWoK3GQkq4GUin7eG71sG",
+	"Jq3AHdCHYAXun4JWxlQqhWKA/s9pfI6bMn9FUmgm4J80TRMeUXMam2kmxwmb//mjMkfzW4vd0Xma4ABc",
+	"3NKEx9fumcrnc2oOFK4O4D43qK/JgiVJdyKzOYvhfFpB65YmOcOJY7PMymBBK2aa8qQ1bPmwf2BIpanO",
+	"VWu40+8HLc11YsZ9TmPitlnAhI5lrofjhIobQEiYGjZ8PaE8YXF1OwdkzuZjc9ngISlfb9jI6lhrdsMV",
+	"sZtuBS2WZdJQpfe/tSacJXFr2EqpUguZmadzphSdmtEB/caMUE0SRpUmg10SzWhGI0PVSCLNUX/4clh8",
+	"8lHrvzI2aQ1bf9osqegmPlWbZ4gY+EkT4Vw9MhpFLNV0nLAhCf3zDkm7dqQjYc40IDLDL+GIiRybK9Mx",
+	"v4YrYA5Jm7pz4mok5lwpLqYBycWNkAsREDmBm7zIpJgSs3sYX+baPBnLXMRqn4R4EiFJuNJqJBiNZsTe",
+	"AkP84XQCoJXmSxbNJBdTQsWSqHw851ojguQM7vWnoHV4cf7y3F72z79pHmZVyIaPVT47soBXSKgqNKrK",
+	"IpDcG4A0ExlS0KISl7ZLXHopszGPYybWYNLvgEc1OjmsMV6HYu4ovB2Gp7DFcCTaUjA4ShYbDtBMmzuA",
+	"CI38csxGguaG3mtzUCw2OOCzJsu53SI+h3f3yFupZwZ7FlSZWyymLHZII8Uk4ZH+KoRhc8qTa01vWIWk",
+	"GkBFkcyFdjjAFYF3CU0yRuMlYXcG+ytnv1eefbG4b3f03tLNwd+z4jjOmFK1lffMKo6FZpmgyVfBkLtB",
+	"qgB0PxMgF0RGUZ5lcCsdxHZ9yuuWQi5YdssycmS++obgc8tD2OWC3aVwiXC5PVIw6IhmGWcgoLpvlKHG",
+	"5OIvJ4H5VWka3RjRK2IdgOpbqV8aWvlVUBVSX09gFA+sZrY8mhHFlELeWmLfTgnLt1KTl/bbbwW/Yn3h",
+	"kLhlZUzJPIuYkRARA3PFMoDJGV0mksaXUp7QbMq+CjQpjnWtpbxOYLQHpCF4yayICjJ4Qn7kz33IDTya",
+	"bXk/ORKa6yW5lJKc2Bm+FSBXdhMOyUObMM8V3hMUGRRp48YQA4GqHiuV38tPC6n0UXuAMc+teNy0kwOH",
+	"loYNCbaApSmFqklgf6voK6jhmc0AnozEW2a2FNFoxmLSDg/NP7qHUuhMJgbNukrLjDl9AHkECNqVN1f1",
+	"pYNkQZeKhMUI+1ZhKsR9FAaMJDVmdgG9llEHfsm5oVpDneWsSalwQzbpE0HrgunuOu35uKrUgqLbfogx",
+	"dobIQOtwVOvUtu9Heb+/HcF78E+2T86onn2/uT8Sb+hd92DK7DuKRVLEiiRsop0oaI/0O0XoWMkk10ZW",
+	"mDDN58yONhKvtE5PRbLcJxcsyjO2Ty7onF1wzb6/0BmPdOiRU1AMUeEfiZrGj8e6Xi9GzVi+oWJpL6r6",
+	"KkKSUc2uEz7nNWlRS0nmRl6lWrN5qtU+yZjOliShuirvbXk83xALszRSrO3bEQ1/5YZerC5YVAQnFt2A",
+	"WFvIUOQyW44EnVIuCJ1olpHw3Gyxe2D+CInFhQCQgNEs4aDayzkTGhGDzpmbbiQiEAWNPoZHDUtTBp2t",
+	"NHl+cHl0fXL85vjyeiPsEJoxomY0Q2nR3PqlwWk4vKFTIhM55UKRtiESIDwI3XUqH+5JdUiKNBAkn5Rl",
+	"IxElnAkdwAP8N6FRJo0AhK+poPIRyP6wggVYVdoGQ0eCCsJURBOqDRRjltBlQATQJ2q+n1NzWiSR0U0H",
+	"6ZjiU9HNU+XNvEKnPBivEoQLe/9yoXkCQLbwJR547ydKDsWf7fSD1pwLPjdUalAgopFgpiyzd+kKBHeZ",
+	"8V+/RO+qWDiijMVGA6CJqloG3oEuiZKozEhxfm043c49dg5/yBqDXx0OTAWRzDIGQncpFg3KC1rZ7lpL",
+	"h5u+Qpqqe7pCfblmfGvbP+/bU3XQFbHFH640fpiNGoo5ZsCxbuVNRYz+gj1WlnGdsVytGnRUavC7uiZD",
+	"TMwtpUvDn+/Zb+MEle2iVbU2tlNRzOv7Pv/5nfdvR71mdylepLppzk3LRPzATutD1c7UX799ZR8ohdG1",
+	"gfx+3U7y2hUut/EGrTsGeRwe+QIZaY8ZzVhGMplrppq2lldXUCp3pGE4OE9Ll75iR78HdzworREG9MhN",
+	"wNAds5BoliSKLGbL4UiMRLe0s3n0JnTkCUVxq0eLuKQ3sQRhcU51NCNUjARxDKVHHHmAzxR8hxY197UC",
+	"/me+1zKJCU1pZliFt5aqXFQi4LDB6B9LpqzkmkgxNUvRklBiJMcC/9rIujjoBGDMMfzZPTV3D1C9g8to",
+	"ur6VVdC15CHNmGJCsxhAAvKFzLXiMforpkZNJgsuYrnAG76YyaThnsNycDW1K7YCDvetAS+LYWM8ThhY",
+	"rKzQahbj5FYc1EfusH4ZcNw6fjt7qRlsThO0w4I7ZGr+1y6vMMkWSjDNY85ExFakgXfv3nU9ZGVNIoHQ",
+	"RAq7LjS72WtGKLGLrupZIAS9P395SJ483e1/aM+0TtVwc3OxWPSySdRlMdcy68lsuplNIvP/5r3OcCTC",
+	"5xYIjCbz70ctq0mMWgEaRb4fFXwM1YlWGBCaKIn+PCPQl3hgkIC0qQJIppmM88jIMUJnNNIGeyI+4Ux1",
+	"wMSHb4+XIxEmcnosQjBg21O+wOMNA7KY8Wjmrp6mNx4MYOK6/lCIQ63P3lkraNQ+rgS9pTyh4+TrTBi5",
+	"N06T4gGypBF+uTDAm2ZMFUqImslMJ8uKIc0zYVyw7JZHjFxVpvhWioi3EaOHZEvyoE5B2lIQKwAAzEbC",
+	"3FQBHtdOo8mX5CIBFJ8xIlOWIWFXRqcv/LS9kTCcO6K5YsrSdnB/Uk3HVDES8xhdJeCOBjOpb+9+8fz6",
+	"8vjN0enVZUja1mdqbvo2MfSAgzcqFxmj0czsNiAqkYsAFAB76c1skRSCRbC8VMqEzCgQQiHJJGOVx1wQ",
+	"Q432YZ3u3Av+MqNqxpBPeChAapAjbUoimpoZbhhLlaH6hm+RSSJlbFWbuxnNFWgxczaX2bKz70DjRrHe",
+	"J5S92krTTINfSGZEzXKNGpBciM6X6TNakgXlhj9NZMYMkoA/yODJI9WZwaOUGZWnqcw0i9+wmNNLeOmr",
+	"7mgx4PXcjHgN83rXVTFrvqrY6owcW7ey+ebGXV8iKqYgsGhyiVN8u+vatKc1FkfhCDNVJKxvKey1SmEN",
+	"cOEFu2WJuZ3nMmFNMQvUoIDSBH8fM1WY/r5TZCGzG4MNzq6mdG6kMYNucjxecnDIKjnRC5qxayamXDCw",
+	"xZj7fa0io27jS/PEf5zJsdQ8UpXfmGI0i2bwB4vziGrwNQAtaTDkBa2XnCUxuiRWNnYqmOfvdp7QHkFj",
+	"Jotm0u605v00u00zAzDNUZm2fu3fHvIWWx9uJEXEMgGmUpA1w4CEjoKEAfnf//4fc2OP5qkuQ24KTy3H",
+	"RRUoi4JYYNToJI/RYzsS1jVspxyCcCXonDn8gO3FaCayPnj0C6OZ0rkb8XPDzpRmNEY6UrJnz5G/AvrC",
+	"s9+IUFyhbA1iGEmZTBMAbDn2Y+IBmky3JVl6bw+mXEuJIuhwN+t8xWiiZxf2mq9YoMkMnrtgKH+JvxXE",
+	"oSXhnlexQhVDurshb5qtzf6S7VdNK3397semBab5OOERxhG8Y2PyI1uStpEjn+4OnnZ65FQkS/eSO0/D",
+	"nwDNrdg/HAkhSZrxW6qZw9N2GANmmv/8Yv4Twz9j+Pcv3PxX6pn5n5uwY07UjDgSMJWaGdXtjZ1uvCQ3",
+	"bAmRCU57OzoMSfvoYmv3SWdIwii7Dcn3JDzrbu0+MSPemf8sQ5T5T388My/HLy4O/JeP4q3d3cEevo5v",
+	"nl8chKR97oY1wmfIzLOROJQyi7mgRh43qp3lQggLI2g82cmzpHB3pzSGy+Qg+Yz84+9PLCOtnjNNps13",
+	"//W7C0KTqcy4ns2R/xsooHsNg9J8ygnAaAUt2GcraMEuGqlalN2uzniYZ7eMtAGwZn8ItRu2VB1/FoAw",
+	"zALAaxy/4dKeIf6wO+RapA2g7gQl5IAsUq1ZZt7/f98fdP9Gu7/2u3vX3Q9//q8mCnHDG4imwV4e76OG",
+	"bglweMPjIizQOjhA3lclVI3kjb6fORcnTEz1zJc5vFn1snlW82blPA5bQev0xzM4ioNGQInVkd7IOE9y",
+	"9bsAKFdsvU9M8WlYYbx82rjGu9UhfiJRcRkQYyDyyNIIA802YM/Xrb4BzD+vTvwVU9QopzlYRKoA7iTC",
+	"bw0hvWiipBUSesF0SUbJP/6+2zGoZ2F0yzI+cYYqc8dqjMH8BCFvQByKqw0Xt7iCgP+trf7Wbrc/6A52",
+	"u3Qw3oq2WxZHEQEBB+Bw4Shbk2fbp6+3X2zdvRw8nz67zcd7+oQNpq/e/PrXp0/Ys8tc7eVnr27P/3p0",
+	"1YIzaN1dvzz69Tzfm28/eXXy9lrn7Mnu3snb9Kd3T9LD5YXmNz9//PH43fEu7bc+fVhhY7iVJvpmnuwT",
+	"mcVgoEKxk08FAEboHrlgCYsgrhgusAER12yuHhKEDZ/7VMrSWUaXq4dtVtV0tidGj/KiPw0ZN2umyZm3",
+	"rQlNFKtL2YelIbF2nCClmbXE9P+xP/ciOQd8tRLQsGW9GGQmM2U4ikHkJVGamkFWwGqHbIKrNUh+VwsE",
+	"6pFDOU/B9xZRxbpcKCYU1/yWJUuz4InM5lS76ChDCemdo4RbuzsNV7RcfdM63FM09ThnJOh/GClMrHJH",
+	"EpiFtMHOBQ5xUDuYQvGVVvw9imngSN7qBv2tnQcId+383RaLHazBBZnrL0OG1Rj5qmfdaMdMxD1SCwdI",
+	"GL1lhOuRMFJEG1TN8LdPIVoXQWzvFOETD4Rsj4SVFWpy92+tmpOrlWT6+uBvb6PbHw4/9o8uk4+3H19t",
+	"q9fnyydXB8X/HctfDl5cDl6rjz8vrq/GvPuxf3b59J18uxtrrfjN0x+jg8FJ+vp5crl18fPzMf3b1cvB",
+	"eO/p9Olhd3p7+tcfJ/RV9/wvx6fJu73Xi/PDJ/SvJ1F/FbVXPHD3XXabqgBhE3DKK6d4mjJx/OJQigmf",
+	"5mhCWsXXF1xFEoI750xTo1uSNn5IDtF2Q8pXBr0+2SSGtj/bGexYcXckjH6kOgHoQeCBwZQHql0cKcbu",
+	"mIsIXmIbfMKnQmZOaFYjoWds6YydRgnbJ3N4TpegzsQxuPHBZ81tOIUzaWPULxNxKrnQKMcJSUK05xe/",
+	"D4sFzagaCcG4UYBJ2yh5Dmfdy2BvVQSDjsH+OoM4r3mXiUjGLB6J04Ncz8hWr18E18CFCYiS1n4G5rf4",
+	"1hyxkVypIlKwzgpWOjPsNbABMb2myfQadGZ1XdgvSlH3Q9ACv0bWGrZmWqfDzc1ERjSZSaWHz/rP+q2g",
+	"9XFxo67zjK97ZbMHsdWg7G6al3vObpMDAoGdpDY78vDWKqt75PoflPWVoxWGSxXZG+9+vOgVBwcbh+DE",
+	"4xfW/K72QUv3vQKonKBoW0Q1K+bNBCEMI/H63SVJ+DijEPKYMRqjZGw1OS3JOOcJEB2eYTBx16C5TdBw",
+	"XPnzVZEqky4PtAlG+IxcnZ/sE/ZLThOzLiCDXKmQRAnlcwO5CgQqjM0gQsMiSiSpT3t1fuLOwsCftEMM",
+	"mcKlYCRUMwqFncfMvBbL1knt70cW/UatD+GQhCofh86kA6E5uTLSVAxmEYhucSEpTefkMPnBg6lxT3tK",
+	"HuTWbyV45LVoYsBnljsfgjvgCziwDR8q5QfHOQVbGBpUk9Ps69ePlcqClmAL/20IdgzAuMQwSiWdZVRh",
+	"ZOxWf+vJKrdbnfO3zxRt6qtYsccbvMjyhCmw6BaWQkK1C14qPB9Vc5mM2UgAG4BPzbxxUISYTXOmFB0n",
+	"rLMPKQKTXNEErISIj2A9G4nQX52N9fsq2W0FYjUANGKSNY6vXiyBrkCIpaQCuPrezu7Twl6KVn9lU2wC",
+	"Zxk3XHeNWyHskecZFdGMSGGjD8CCZAMREPOHTYk6QS37JxiJdaZ7MPnWI4iD5qgGM4yfNhCsCzgI1oQA",
+	"mAHq3vig5ksP6tl7AfGCxQMSzpmeyfja/GbNwzBuJaQRBy08i7BQG69v1JfYusYU5Ertu1usRsKXjkDw",
+	"0BmjGkP80ZJtgG90ScMjX11enhG0lK4IIb93slqhTK1mqtl4moqW9jU5aiukBbayQg4AeGROoxkXrGuY",
+	"PfyA+RoAprZiGLZheDyhY3nLOlXrehN4fNsL7f764b21vnzYaLTvOGjW1/cqn1PhLesuTahASwmwYq5c",
+	"UomImHO3RFJoio5zl6shs7rnpaqWr/pXVpIYe03rdme86g8y4r4Rshpu9r7BU8KEzpYQJ+qoC9yOR1s2",
+	"PHdUg+yk1vggzD49jIcjDkjGUkY1mjwLmADCzekdulx39/Y8BywiY80FW6DnCpbNZKaJDUtzMpTbtRkF",
+	"k5T9dSGrrCFaI9bXxZRG64M3V8/TwESsSOhdmxCtdEDz//H3nd5Wb9DZBy2M3HARg9GudJ0V5LyySP8W",
+	"VoU+o5IzwNQH7Y/Wy4zwLE6zuCcBXuc1zG3CkzVwkGIsaQa+iBTfC9B/MF6SMY1umHXVpyxTRq7iCsIV",
+	"tJUZK5TR/MvwIdhdaXi87O8Nt7eGg/7fYLnWHXydgT+40RObLvVMimtYUMSZiJYuoQxYnGZNxMyfvSEz",
+	"XvhbhSAS9wWe8Pb29l5Ari4PO/skFHmShGQx4wkrddSKxB5Tzbqaz0HKyxMb+4OhCg20rLrp+69x1WP+",
+	"qRkcDzj74Ysz74M6OjWMubLOoArVe3Dry4xgz6We+aeCTtC6dfRbYcx/6KHccwoXujFasPmaG4EWUpTi",
+	"GrzTklz8C660mfrazYsXauXkvBXSJDmdgED1QOwLfGCEp8fApqAAmHPhvcAVia1iuObWl6eyupuVk8ly",
+	"M33EyFgWQQAow075LfMFjLGUCaNiFWXs1hqmuwdTrlJDv9YYmxArSjwRMaEEzX6V2NeJDW4Dw4KV/2u4",
+	"hO8XdmS2fD0b/xDxU/765dWvx4O3/Fgdz3X6t8PjJ8cfjxdvPl7pNy+ONN366+4xX/D4VbI4/ij5zz/9",
+	"JaMi7h+Lfo8tX6fR9hszhoxfnS9O+bPb8Q97H39+dyfH22/7px+ni9MXB3zyl160lYjx/GU//ul1Ausy",
+	"qom65qI13DPSyr8Q01F/sseDYairFKoKvVWHYj2bsvFESDtUPA47WHphJMI6ngyJwd+w9BrYF6zJrAdp",
+	"ewQZH2q2lZzPnr9KK/qsCsUe6B+R3+TvyX5qXe9rg/0qp/koWlA9hNLqZU/jwVCa8uZVzqkybGXnjfdx",
+	"hSesKjxyARU+irA4MPsrgp/6PnohhZlyzKZcCMDFCtoFLRrfUhFVrGnlGVlXyZex8oN6ySFJMmnY0VoP",
+	"Fqk6sCDa93M9WOQPB1ZxbpfrqET1YNgdjXQCsX0Zixi/xfoetJb5TNoypb/krO5K3R1sPWhutJH5962l",
+	"oE1G7bVR7cRo8IKRmN3yCCeuifgZaKRWwG+UxFdjmdAYuIb1FvTSLsfqoRX6A/jVwIeDFl/HP+1o3Car",
+	"Af0t/Q8rXpiqJyDnjfGOPG2ezOayHp8V5louIMFCMYjszGQ+nREXzX55fnVxefTi+uz89Kfjo4tO7zHa",
+	"S0KVvjZgaFStIK+XqnJymbljXqswNYUiZdd02nxSM0auFMu6B1OwrXrbVFRw8BkG5ue5VJrsDrbIeKmZ",
+	"esze6n6LGIJoCiyrbb2yTDiREr+aaLu9Byccqakf2IlP0BLoo3Vd8OgP+yB4FGiM24DInqfxIOpP9lh3",
+	"a7xNuzvRbtx9xp5Munu0Px5EW/E225ngMs2w271+bzDY7j2t76oy56A/7G8NdwZ/q2522Hojf+VJQjd3",
+	"e33S/mkw2CcnXOR35O7Zk+snO52myJ5yk789znzl6MZD7qVi4Eag86nI0y9lYlaigoS9x8bo2IpzBzEl",
+	"J/KWJRSMOf/ZkTu4p4YoiDShS/Dh9MhpimDd9+P1Q/MMXI6FDQVywPRIoEZDDjBQHCyhEVbmCEjMM5v/",
+	"gnmpXPFxwryA7JFo/8oy2V3wWM8CMuYxd1+rgLyiYponZMKThGUqIM8zav5JwOQWEE2nI1GO1Wmo3dhv",
+	"LIwmRemlMvvaJx8lFzDFLc24zTeCODSZYdzvJKFTMyFqcdaTMRJYRIDN5UdOlEFOETFFBGMg58xX3F5b",
+	"njX1cwOqAsPQrwQHWz38p+ajI220ab19+eNhVxjkSAwRHQkISbH5ODOqZpDuoyS+aG7gLU0MDVYpSxIu",
+	"pookcgriQ8JvWCcYiTHTC2ZTCiIbU8PiIpKrrPxwdnBx8e70/MX1m+O31ydHb3+4fBUGI7Gx4TyNg92N",
+	"DVdaYcwSuSDPSrnQHxrN0SPRNPbBT8XYpHBhiphEjJv1k0F/a6fTIwdi6SPIvhFEgUApIB3oHTWoWziK",
+	"y+RVqaBeaW5UGK6sDv8ZiOVlZizMYEW+hNJUW1ept107E9Y6Rcrp3oTTQ8/qHSv2CAeIrn4bRwceipGI",
+	"5JwpTAYzYleaQKUqclA6bitxde7C4MRwhemymuEh6NwAFdxfubUc4AFqDz2HBs+YdTCATUUrlkzMzZ/T",
+	"mAEbT8AnkOXCXPyQVv/Pz2fxoBcOtrZ3dp88fbbXh3+FBh/NTNb545ambCYkkKHQahahy9QDEvmdGgkI",
+	"BCIpzTRWOxTMLGnn6U7wdGfbYMdcCtjhGJL/WJkFbtasGCOxjNSmYlGecb3szePO7+DcflRgYrUm0xrD",
+	"geWiroIfKGuxC3r4PDvE63eXWIt3ntJIQ7CSYTk9cmG0O46ZYgd+ENqQ2NRbjJfxJ8CombA3Ei4MTs2g",
+	"zgm6bHE0VE72Sw8FREwvQa2cTBIuGLjUNzZeQVT/xsaQhDSZhqQdQvBRSMZLRxD2SQiBSJhdfI6P+cRc",
+	"EHfrOoFNEmgXoT6QcDKzwiikl5uX9DIdklGL6j9/XOhRK7SrODSyv9rYGGI2v1I2ta4MWfIo4/HFxdXR",
+	"edgJyiimEF8MoUwuwfzVItwwllE+x6oyXYz4GZamAh6T9tXV8YvKaFBWi8c2qYXmsf3CZaR7izm4enF8",
+	"9PbwyKOf5cJtWQBONXjzx5NwiE8ghdUo92jZUdwMCrcrldEMHCzjSYgrUjgADsXu0nCIP5A/e7pYF3Ux",
+	"l6vvL/Dw8Oji4vry8sRb4mDXcBzI2cdxP2oOZTBzwX/Jmcvdj0m7jGfZekYyKmI5J2Ou3XdGc6tWE3BK",
+	"HRY6wgpCcHmMRFp4oJ01FDcFSXhDX0yqym/wVt0sFw6J1TUDQjG8y2ZT7YPBDu3GDaZpfzQDzN9WDZIG",
+	"Ur4l81MYuMGBixgkaxjeLQ1YCnWXj0RU+O5B83FRWpQkUt7kqb0Hf4W8BpbZ2lPmWgIs+VRQnWesLK1a",
+	"3DFDpWOsAWBuYGDvsQsTd7VLIdwQLyCEhSgFr+ZxaEMYAbU2Ee9gFqcwPukTOLeEsQVdGv4HVRXwchsB",
+	"TRkuUoABK1hDlamGM6t7fv+1Bu9vYIZFCth4KQOy1+97dLXqqQeD+/0GXGcX+5xVrtQLcuvkE5ILI7BY",
+	"ShsnbCQa6Mf50cvzo4tX18cvTo5qVOQpielSdQIS0TS1SLjAUhtzCCZ5uBheDR+e9HeePR4O6/itsOyP",
+	"KBZlTHtEbGv3CVAvszJmlKN02XHVQQRb2OxbR8qoJuHZ6cUl2bwdbNJczzYL86qRa4CvGnarR6L2XgKZ",
+	"D2GPXHAxTYCqDQkUfHaHkTGdZ0LZ8o5Ili600SuQgVO7+P0i9AIrFWB2B4n5lCmN1rLeSByMgTRV6/0b",
+	"eZllzj+vmLah0CPxoNW4Od34X2kkbopdqXgnmuN9UYqqJOqtdV+gRechI8yVgtIJVanzkQ6Oxitsp22S",
+	"U69UUyz3AUouzWaYxxjL1ptqwG7WH+/FT+gW625Hg0l3Z/KUdvfYVtzdjZ6NB/TpZIc96a836/zbO8er",
+	"VvKGMBhdWpIwDgY/qEfBPN54+/kWqzL2YEh0xudQMOntS98YgVw7kQuWdSNqfmg7s2+E1i7lRmOqwe5l",
+	"la0V09eqYX2NNcWKz86En489E74nyX2+Jf9h29p+zXgmGBxUERJQtxM9aMH/PxgwoZuDWjwplbQhqMJ6",
+	"XKKZ5BFTYGLoPCKuAuN1LdLAkdVcAyuLLcG8SuuguCAaAi4MiPGqYpEqoxiXf7106PP63WVrpVDLZyrR",
+	"aJ4JKx56SIFBfB0J5+4zYm/R92GliJlRjG1cd1n2zBm6RsJaugb16mlQJqBezKxY9LraYV61LjgfZGcF",
+	"RGdap1jDhouJXMWQMgPK6AYcgtz10hl9hrYWCNZazNOiQitxfR2oLdA3EgWtgviX0rhq/p4yDeoPVpug",
+	"WHyrm4A3dWPDpwlGx6FgIWl79hFnKkBDQdixVgSnOhEwUniytC1PYQ4CDBRGvC2rXkEBXykV1E0DWyYp",
+	"lDNMJWcgyW1sWOPIxkapaZVp+YoUtTVA6CMkXJO8VLbxiCgYggspLoVyauB82UfQbGxUBHSAR12C1bZm",
+	"y8ZGaYeyNstcsY0Ns5b2Glm10yNnqLpCCGFhyaqqBaAvBlh/DEoQ4pFVCg8GKPKuVh9sN6c9dECr/dOf",
+	"yKEUt2Z+KRQixJERhb2KZGifBd2Bu5RJQCsM+NqvVG7H1GazSOerN+DB6sTFmEPzvLtanwnkBbDyw4lj",
+	"zZ1cxAwK58GLz20PKBlTwBTSUMXJiAAvu88CL08MAjP2oV8LFETypoK2MWagmvF7sEvW56fgtYJFS7Nv",
+	"LFSP49jPt5uSWMpCmmX1IK8FCRYuyhgO5LJN7rXG75ew9NJigGuEjmqHNnGpvaa8osxwQsOsO96AmDXh",
+	"gcqyI/y9qDNvv1jMJCTymltljg8b0BDbVGtYHr/hY9kNEgxCwrtC1Ylkpob2TocuKRgSNsdLPDto8ILf",
+	"tcMDVORthfzuAZhSsAfMkGyE0MjCg0ln3yIDYAAOUqI5eo/QBYHTqPWtY1w4mhnCh/qaNXnFE2y8moPy",
+	"TC4MqGIsiY/3Cm/YSk3UCgCB5pgXcQ3AKJur7Be1YSIqQE0FldPqmgD/x+mbRaroxelbxNO2YnaIUes5",
+	"HrIa+jruqIW+LzRHOpM+wSZt4GGEwdpwWzsBYXcRSzUJN+dMZzxSaFa9AEHQun8MiAuPAyReOWky7BDU",
+	"Chp8hzAOpJY4xyYqoGuT3Ej7vcubeEyxUfNep1PwP2pzuIgS9IZdG/HeFeotko9Cm7QXEpRaO0XiPPC/",
+	"WoqdcyWaHyCHAs39mD0R9shzGhMu0hz4kN0dNQPt3N15jiyIXlMgD2QGG8ki45qRMZtxEe8TSnbv7uyr",
+	"tkOMGaPIOgIwPmeKxwV+uk4TttdShcoHcGXRHmmQD+krrKq/4+fPQecZbLZiXu4EZKe/25xTB5vZ7feB",
+	"v3vpcweVvlAYkBweYqZH1yIIKmWEhJcZFWrCsu6RiKQRwMPH+z7dGIdF0cshiRKpHFOo1cs0Er15ahXU",
+	"vcFgi/zj7096A7wTR0CPbPFO15Qn/KnrVn65TFkXQxXUkAipBJ9MykWcswnLMpZ1z2TCoyV0E8nsb3h5",
+	"Tj2SQadGGg5pPOcixFRDw7RtO0ppdWvzFI9T4GF53ooXb47fXh+8eHFuZXPL9NHKjQPwjKRUzzq2oyIp",
+	"hDwrJ1iBzU1QRI3rGZs7yO94sCkJtLUE0hiy3wBzVbUYKsoLu/1tAI6fa2lT1/zKrdZpZOumOtNCWVhV",
+	"IvJ/ZnFVqKxa9lTY7ffdYbmfZlRMYX+XtWYt5viXZG1/GPjmoFr/wFaWxwLYhugsbdalEXystOxk6Mya",
+	"na0Lbml1IrC/givhHtN46ZHyLeRQM5rdMlcYF+2qw0IexqQ4HoHYUF1NVBCI2IpfMK7RI4p0tu8UMXKS",
+	"FVhcyQ7DAIwUPWf/+9//Y2j+jEU3jpmV5WckDI1ef8QtKL4TMSf1NjMsMRIHxOsC6ry3UK7E8E5arw4O",
+	"RtwUIh5AjzOUzmimFFzHeOmf9vsBOX13cHHW6ZELTEoPsKhtUIxn1osQxCrQsCXLuh9qoNNUQR1cPbZ3",
+	"qo2N4S6yBTa8lu+3Q9fypmiCMxK17jeu345hwbbhTki+J/c6GEZixcPQKYlmLYLX61C22lDnsu7fMahf",
+	"FBMxwsm+L+pgieAeajfnq/C2JUEKyBTUwGvkCySlXsG+sYCRYUbWzuCNgkwZRQShPALX1NtwtYmj12iW",
+	"kHWtZkHmtz0QrdSHQUdIWsxa8Fcg65REudJyXrQUllkEwoEZlaQZmyR8OtOuQjmqTQqormGGhoERclp0",
+	"FPaoKVdNDW9twR4sr4A1sBEOWImKRAmjmfLOYd+7bRhcVMbN1wLgBmYtdgCjo0qJJBbcsxpjeZyS7zLU",
+	"NzYUnbOueb6xQdqsN+2R0Awhep7dPQR92xyz0dsrTzpDRyqUK2kECEFJWO8VBcvDxUtRNuu0p1uCtkcu",
+	"XOiNHbo3jwFx35WdJt2BtWVm+do68gANkwMkJY5qF8UhgTQYHHUSPWcKCkUIqvktwswy+MhJpthQ0KbJ",
+	"2NR9O3kraBkNBu1Yg16/B7kDMmWCprw1bG33+r1tTKSfgf1wTXWi4W+tKVsTSL1ag/C9K0L4GDEdar52",
+	"RqIsVQh2I+BXNgSn5D1V0zg548hmwK2/wLg5jKqxcSAlDcPj+U7Zyn7m9DCwXpOZTKyNphKBYwjMIiC0",
+	"/HXBkwRNe4Ld6ZFoe8atmdXGDGtTEhu7KZKaBXJN8pRMeKa0Ja0Z02D5NDsdCTRwoxZcsAlXH9Tv52KI",
+	"mBMccEVzxrSqlE/G7VsOacROHc0sxdeknVHNurb0RceFZSIx4GKKOeiuwcFInLuKCPZKOFX/YS2/ExAl",
+	"R6KUcrgoryV4guMpg0rcELlBBcGFcovGhYB5HLeGrR+YhgKYtabZW/3+79ZzEMZf0z8ZirUycBs+vhHg",
+	"K7mAojyepIdmmGjG3HkEBOkb4n1A5vSuS6fs++1+32Co9ciCVdHvxwjhBugFt9V5Szy0R8r1SEB1fUVs",
+	"CSSE6yMq4LcaVtNYSeDokk6bXK1KYyMutJJrOi1lDm0YnO+IV5hYERTxT0YoslfB9gzolDF/Y2pukyDh",
+	"8aT7VgrWfUN1NAuJlmA9p2QbtJRH7nPU+mX7YG/8U1/9NNudb93+7dnPNyfxYLG2Jcd2f2dddo62Aoku",
+	"+kiUAWqhAVRIXLhBbfEPYdX6naw/kcd/88l3I7WG7z8EXl8nW0HZIhCS5ba5KB0DIDpVreH7VhE02PoQ",
+	"tKpGwwKXYHEVzmI4EDdv1UokNjKZN64+ohXd1IyC1XMk3t9XMLFkPjhbTzC9qVIWKW9681m32EN3cN3v",
+	"zfQ86YzEJnnv6i0+ho2Z94DqGbFXxEamef3uciTKGndA5bgVrDHa8TuFUAX6WovepAmGuHjeJ2y/PsmT",
+	"hNiNn2XylsdYLt+iIKmUZhwJp6OB4bVeOLF8iEpfWeLP8lik46CE25hQq9AXkeG45KAMsYMuVIY5Vbov",
+	"jESVd38lf1nDJpoqb35DrtE03Rom0hBc+2X8JHKVPCvcpDiddiM36fR+V+J/L9lYLWz6ReQCuxj8upYq",
+	"HFgb1Va/b+RjgE3ZBApQjavCH8uyW0PDXl1envXIIcZaGv0xZikTMRPRcgiiG8duWkZWF2aINJNjw59c",
+	"m61M5uAU1BmdTHi0Bg2xQ8O3xLxKD4g1KOeBgZoN9Vr3HduJ3bJ3WKVro/UBzsS6ANaeycVDpstmu2Vn",
+	"HynEOjNkzTINtOMNLsXxhLNMzpmesVwRze40lP23mTYYPTMS7dA34A7hvc00oVzsE6skfd/v9Xs7+5Ak",
+	"ppj+PteT7rN9aM+acjH9HryeKpIZgxJ3MgM67JZSWChUlFFo/KpuFGAN150eOXTGe1GWPiJY91dI28IP",
+	"iLQNE8I/kFyuo3d26ocxrdxsFcfKm/8n8uro5IxM5fVUIpYzRd7mUI1VToj3I2geNn00sV3+eyPxJ3L5",
+	"89lRbYApzadsJKo/DraaSjqsIvHnnjF0JN9BKe3btMN3/PLfpR8+VdBtedJkxS+72DHXYSmDMgmNdABs",
+	"Cpg93BBz94hLXAY5h4Otpz1zkwbDvf6eZT55lpQVkasvYAHCUuwsj3leoLcjSbCSKu9wy4LwTPP00798",
+	"O4ZWghfgcezLEg6v25qRFfG4nFlqCHY3mpBfcmhh3Q4vjk6ODi/JICxS8hvawnVIROes0JxQdRQxoSPh",
+	"yfXQ9V9SqPNdGg93+9sNDpuRaPDYVDw0nnsGxULbn0655nSQB2VXWfSz81rEub5wK23hSNtG21wc/3B5",
+	"dP4GjMQcGDXGhpslu+ZvtpgkHDG4+1QHW4Y7lyc6f6C3H9wU3Aq09cMam5477TvIS0U5gAsDvsIoTsUS",
+	"MvlEoyvNnGSGkeGFRu/4mvVdDWy/Qpwfztfos4o86/eJLZhNqDt4oL5O2yzco2Pb7x77jhPq9dnrkatC",
+	"sBkJc8zdMU2oiFjmWkXZ5BM0TTmIouizhvGcu9f+lULOOTjatMQzAuq/299eN2qxzE2/YeV9IpG/ybUy",
+	"kZfAgMw1larhvluZc02TXyriwAbgLbGRUECs/Yb6qZWIRbUmvzbuq6g7i+NPmd8+36J8G2Iqmyr2dgCt",
+	"x86aDV+hn1FJ342ALlgoy8+SxJAusJNTUQSAgzyACt7LSnt9Crcyk1onNirBfQLukIZu+iIeCf+99s7W",
+	"HqnX71WMkfBSyjdULG2RBhVCgehispFw/e09L4VHJ/ykZNs1pAnvT+T0GLpp0YzOmXYMpgnZylc2wf7v",
+	"zP/A67youd/trlS6yHyqhh7boP6me3r/RYGlH4MjG0WrR3zznMbFMswng0fdx7JdN3z0iEt8eHH+8ty6",
+	"seCjwSM+OsPYv0spT2g2Zfjd7mNW2NDy03y8tfcYKFZwE8nUIyB5bCNpfne6doIVFsBNtUqMfGkr17NV",
+	"MidzvZ7OHbl418Ltv+IEx+7himiJXR4rTyGLIx2JhcxuIPrWRgjcH2VRr7qkNF2ObC/6IvuwjK5ojnso",
+	"oh06Nrf0OGbzVJq76dJKS1/qVn+nIH7+zAuqwHoQuCWCBa7etbv0S0GvX6DbQGnLEgbUOcLbyLanU5CI",
+	"cu2FsyV2FCg/ouiEWRZ+y2iinFt3DSU7zfXXkrLgwQ+sX/8QvKzfkvZ5XZM+WepXIXY7D9TVsl3p0X1L",
+	"C/yCJtHgsa1Z6y6Y7tpdrQxcq04nRbIc+o50h++uZVJ7TdDH9y6eY5/YaI7v+174B3EBIXW/dqfenbzJ",
+	"mfFFtPw/hSz/a8nrEYjrFrXup6b2pO8hp3c2KGMlyGkCRTZW6nWirrCxIdhiY8N9Yvv1oPpjs/JX8hkM",
+	"CUmZ0EOM0ikM/GW2LURvLGQZKpGWWRKl0IghWKjaNOVEVMMXXbL0+dHVxdH1D+cHlcIQgz5RQ6IXkmg6",
+	"LjgF8gVXUcCWG0mk0kWkUgeDTVUeRcyQ3BT9JDH+XAbxuBA1s3AUOoflTgTThguR9vHZ7Q7Z3NoJyPHZ",
+	"7ROy+WSnU0R7lmXkwoZdwX6unx+/fXH89gffpoCThRhweoCAt6Arz8dvcG8DEDCpBCpaQbEgG9GP8TAY",
+	"suIEaa4gZk1Yq/jEbq2ah1IQPrufesDQYE1/DrduOwxkudhO/GvT4Mt4TJsG75d1yBVDRXfl+4PnF6cn",
+	"V5f1Mbb75SBFqKORamZUg2I/o2kKPapcLQ0b7cnudJGU42LfzCBFgn0RKgZpbW6LKVWa2L5lRdJ/JWmN",
+	"kDJtrd67BOEllk0j2xjaXDESM22NNxm7lTfM5bCPGYRnrKTDrD0f0i6LLpRnbUZI82xqrsTWDpmRhGpX",
+	"c+WgyMJxMShUl+YclNmMrk1BvCkTmQT2UCZWFEPk1KoiECGKjZdWpAlcSgdYuuv4i8U6YZzx0u/EiJSw",
+	"0xQWPrCh500tZoBwYVifgRfEhs4ZFcqnWYQW9z/mKqJZ7PfstWGJI8Ft2lcRP1ShvVw5ebRIhbMpva4r",
+	"FKT7KtIGqTsYCZve2bGyX0ndEiUheAg8WC4TtYzPWxHorKB1UTCd/xOCXa1+cKNk94ca+58uL51DemVd",
+	"wLlfcFJQk/MecxvkVSvfLmUEJls4qcjRVRiMXFfuQK4qq5q0VySsyko7lR5vUAnLkYeCdkF864zesrLd",
+	"2Zp6hsK53EaiqeDiA+UOvXpVNuFhJCqlDl1iwaC/teOaetKMrSlPeKyBa9SqOsJAMwoBZ6iMZlMptni8",
+	"7zqboGUdi/5L4MxTZk3gola3AfiMU+dntHJkDZR+r9ZZrEcOipINZh/RPXVLzfw20r/JGmmtjuuMjFCl",
+	"vmZlbCLFZoar9N/UTFitZfsoO+Hgn0Ngv4RW9h9hfTuUYpJwrAbxh43w0UQZCah3GdfSYyw90ujkPLcl",
+	"mwpZDzIvVpOdQUi0opOWAeZ+lApa4V1sF/19nUAFmU62cgEMZYQtFLLMBZdJzLJOYAtKrCnw0V5TaMQq",
+	"eetKsjUEY3xLZ5itotQY6YOh4l0ukPt8VmCZq/tU5LTt15hhJVblgTiyomsEjtXU8eLTl4pT//T7UK2m",
+	"8v5DNUzhB+dfq8DeuyVz5t+RTb/Q8oMuwnoX2QCZqYJURTVzER/WNEPaDr39CqMFVyYll+mUZdi8rPta",
+	"s4KRACwifjtb37CuigKlwtaBcD7KKGNoZRgJX5jyrUwp5ZmNiUJ93wV7V01RhhQYyQVcdG29upLvFOEi",
+	"SvKYxR1wGShiXQagSy1mEoWfSKYci9CCreOWG+bRI+cMihNbMxEKKlbZ80gFUyOBZefMN4e4gq6nkKLb",
+	"vCJJJPyGOY+ng+c9/kvITEN/7krrYGeBafLX7hM6EgbqDfWjmSvLjC14YZjGxOneam5ltSCe6174QKrj",
+	"SIAcqaUcFnjZkPiYIdD9dDKvkMFI0DRlFOoKeEl6TcQWuzOflQ6rf0dRq9ZK+g+f7B/y1ufwF0QbMl82",
+	"OWbrvKUsxrY2Ta/Kp75TjW06K4JXEdU1LIUgvw/D2sJszeLRWdHc6pvJSJWmheujonGvMrMb+Up56Q+R",
+	"qC4SrWJWHXWDVpo3xo9rVelb2COhXxMzdGVZsSVBpjRGNOryXMFeUdTrMwLGDUs1kQJt3YUNlVx6pVKK",
+	"xHYrq1STVdb0wIO/sBGey4RGxUPR5QM98crU7wIbbZTVJIN7EGPFAija5NXBjrEWi3JREV5RbNcfye7L",
+	"470jATEGNjGtRw4EMUiJDaorUoMt6IKFb2uml5FYV3zFa9EADSgKa5gbznbCbqAKZ3mFKnwDHlztJft4",
+	"Hvx7zu46Y65T3h7XG/PfhEr9k6SN/19YwR8QABwRk45qPZK4lnKB3y8rZs31T49KZbDWsw4sNrb8l6+B",
+	"GRZvyAzPavEFWIOiIE71TN59W4qIViO5MmaUrInrEF4tNFNWmHGjgs6IcVwujAuDDTBNsbFYThPtORIx",
+	"hLpfOBg9NmaoojKj9gf+zV7r/wgbh/iVJDGiZ3Wvq1z88dKm7zRWpC2kJjYuDv6JbnIo0rRgSo8EcHfD",
+	"/hHpQqhOqB7XWrEp4I0rvf6kfz+S7zfoW0PvK5D4Q/b8nZDWQNxg7DpcXSWKm7/x+NODlLES24mWIa6g",
+	"zwvXrhhmjTiCScd+A3VNXGSDuQpF56dqfAUEzQeVjEdogLaGcq3189/XOhTtaF7rUMhk4ubFlEK6qi1Q",
+	"D4Wq16PVA+XI0Z7yZdGXEPcA6VCQzx4XjkF43un9cy0eOw9/9FZqzPf79yTjtsXYfffi3my5E+hYZhsO",
+	"YH45GAZcGFu9wdRKahy0PJtJpYfP+s8w089Ov6L7YfnswPb/q9ZgY5DDXZJMi6jgiPoUPMyAeuQc0dmo",
+	"eA0OKG/MOWsYsakUhlkXFgDoKr1M/BR/l/iOxY6LCjDeLGUe/OpkLhO7mo+FYxmBl7j0LXxDZtGMKY31",
+	"HL0pvEyl1TleyqwsAgmxnkFZeLKx5uRnZkkGJJSTCdRmiTm0/usUAQnVVDkp2JCsJn0i5XMHjYmdHz79",
+	"fwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -387,8 +387,9 @@ func TestHealthReadinessMetrics(t *testing.T) {
 }
 
 // TestCORS: each operation's CORS policy comes from the spec. Operations
-// marked public (keys, discovery) are readable by any origin; every other
-// one only by the configured origins, never with credentials.
+// marked public (keys, discovery) are readable by any origin, without
+// credentials; every other one only by the configured origins, with
+// credentials (the refresh cookie of cookie mode).
 func TestCORS(t *testing.T) {
 	const app = "https://app.example.com"
 	s := newTestServer(t, store.SQLite, withCORS(app))
@@ -401,14 +402,16 @@ func TestCORS(t *testing.T) {
 	assert.Equal(t, "POST", res.header.Get("Access-Control-Allow-Methods"))
 	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "authorization")
 	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "content-type")
+	assert.Contains(t, strings.ToLower(res.header.Get("Access-Control-Allow-Headers")), "lanyard-token-delivery")
 	assert.Contains(t, res.header.Values("Vary"), "Origin")
-	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
+	assert.Equal(t, "true", res.header.Get("Access-Control-Allow-Credentials"))
 
 	for _, origin := range []string{"https://evil.example.com", "https://app.example.com.evil.com", "http://app.example.com", "null"} {
 		res = preflight("/v1/auth/login", origin, "POST")
 		assert.Equal(t, http.StatusNoContent, res.status, origin)
 		assert.Empty(t, res.header.Get("Access-Control-Allow-Origin"), origin)
 		assert.Empty(t, res.header.Get("Access-Control-Allow-Methods"), origin)
+		assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"), origin)
 	}
 	res = preflight("/v1/auth/login", app, "DELETE")
 	assert.Empty(t, res.header.Get("Access-Control-Allow-Methods"), "no such operation: the browser blocks it")
@@ -419,6 +422,7 @@ func TestCORS(t *testing.T) {
 	for _, path := range []string{"/.well-known/jwks.json", "/.well-known/openid-configuration"} {
 		res = s.do(t, http.MethodGet, path, nil, "Origin", "https://anywhere.example")
 		assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"), path)
+		assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"), path)
 		res = preflight(path, "https://anywhere.example", "GET")
 		assert.Equal(t, "*", res.header.Get("Access-Control-Allow-Origin"), path)
 		assert.Equal(t, "GET", res.header.Get("Access-Control-Allow-Methods"), path)
@@ -430,7 +434,7 @@ func TestCORS(t *testing.T) {
 	// Actual requests, errors included, are readable by the allowed origin.
 	res = s.do(t, http.MethodGet, "/healthz", nil, "Origin", app)
 	assert.Equal(t, app, res.header.Get("Access-Control-Allow-Origin"))
-	assert.Empty(t, res.header.Get("Access-Control-Allow-Credentials"))
+	assert.Equal(t, "true", res.header.Get("Access-Control-Allow-Credentials"))
 	res = s.do(t, http.MethodGet, "/v1/me", nil, "Origin", app)
 	assert.Equal(t, http.StatusUnauthorized, res.status)
 	assert.Equal(t, app, res.header.Get("Access-Control-Allow-Origin"))

@@ -36,7 +36,7 @@ func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	return api.SignUp201JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+	return api.SignUp201JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }
 
 func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.LogInResponseObject, error) {
@@ -46,22 +46,57 @@ func (h *handlers) LogIn(ctx context.Context, req api.LogInRequestObject) (api.L
 	if err != nil {
 		return nil, err
 	}
-	return api.LogIn200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+	return api.LogIn200JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }
 
 func (h *handlers) RefreshSession(ctx context.Context, req api.RefreshSessionRequestObject) (api.RefreshSessionResponseObject, error) {
 	sc := scopeOf(ctx)
-	tokens, err := h.s.deps.Service.Refresh(sc.work, req.Body.RefreshToken, sc.client)
+	var inBody *string
+	if req.Body != nil {
+		inBody = req.Body.RefreshToken
+	}
+	token, fromCookie, err := sc.presentedRefreshToken(inBody, req.Params.UnderscoreUnderscoreHostLanyardRefresh)
+	switch {
+	case err != nil:
+		return nil, err
+	case token == "" && sc.cookieMode:
+		return nil, &identity.Error{Code: identity.CodeInvalidRefreshToken, Message: "no refresh cookie: sign in again"}
+	case token == "":
+		return nil, missingRefreshToken
+	}
+	tokens, err := h.s.deps.Service.Refresh(sc.work, token, sc.client)
 	h.s.metrics.refresh.WithLabelValues(result(err)).Inc()
 	if err != nil {
+		if fromCookie && statusByCode[identity.ErrorCode(err)] == http.StatusUnauthorized {
+			sc.clearRefreshCookieOnError() // it will never work again
+		}
 		return nil, err
 	}
-	return api.RefreshSession200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+	return api.RefreshSession200JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }
 
+// LogOut ends the session of the presented token. In cookie mode it clears
+// the cookie, also when there was none (logout is idempotent), but not when
+// the logout failed: the client must be able to retry it.
 func (h *handlers) LogOut(ctx context.Context, req api.LogOutRequestObject) (api.LogOutResponseObject, error) {
-	if err := h.s.deps.Service.LogOut(scopeOf(ctx).work, req.Body.RefreshToken); err != nil {
+	sc := scopeOf(ctx)
+	var inBody *string
+	if req.Body != nil {
+		inBody = req.Body.RefreshToken
+	}
+	token, _, err := sc.presentedRefreshToken(inBody, req.Params.UnderscoreUnderscoreHostLanyardRefresh)
+	switch {
+	case err != nil:
 		return nil, err
+	case token == "" && !sc.cookieMode:
+		return nil, missingRefreshToken
+	case token != "":
+		if err := h.s.deps.Service.LogOut(sc.work, token); err != nil {
+			return nil, err
+		}
+	}
+	if sc.cookieMode {
+		return api.LogOut204Response{Headers: api.LogOut204ResponseHeaders{SetCookie: &clearCookie}}, nil
 	}
 	return api.LogOut204Response{}, nil
 }
@@ -146,7 +181,7 @@ func tokenResponse(t identity.Tokens) api.TokenIssuedJSONResponse {
 			AccessToken:      t.AccessToken,
 			TokenType:        api.TokenResponseTokenTypeBearer,
 			ExpiresIn:        int(t.ExpiresIn.Seconds()),
-			RefreshToken:     t.RefreshToken,
+			RefreshToken:     &t.RefreshToken,
 			RefreshExpiresIn: int(t.RefreshExpiresIn.Seconds()),
 			User:             userResponse(t.User),
 		},
@@ -306,5 +341,5 @@ func (h *handlers) ChangePassword(ctx context.Context, req api.ChangePasswordReq
 	if err != nil {
 		return nil, err
 	}
-	return api.ChangePassword200JSONResponse{TokenIssuedJSONResponse: tokenResponse(tokens)}, nil
+	return api.ChangePassword200JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }

@@ -125,6 +125,13 @@ type scope struct {
 	client  identity.Client
 	claims  identity.AccessClaims // set by requireBearer
 	request *http.Request         // for answers that negotiate on request headers (metrics)
+	// cookieMode: the request asked for the refresh token in the cookie and
+	// passed the origin check (set by tokenDelivery).
+	cookieMode bool
+	// header is the response's header map, for headers of error answers,
+	// which have no typed response object (a refused refresh cookie's
+	// clearing Set-Cookie).
+	header http.Header
 }
 
 type scopeKey struct{}
@@ -139,7 +146,7 @@ var errServerStopping = errors.New("the server is shutting down")
 
 // scope puts the request's scope, with its work context, in Request.Context().
 func (s *Server) scope(c *gin.Context) {
-	sc := &scope{client: identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}}
+	sc := &scope{client: identity.Client{UserAgent: c.Request.UserAgent(), IP: c.ClientIP()}, header: c.Writer.Header()}
 	ctx := context.WithValue(c.Request.Context(), scopeKey{}, sc)
 	work, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(s.deps.Lifetime, func() { cancel(errServerStopping) })
@@ -164,7 +171,7 @@ const exposedHeaders = "WWW-Authenticate, Retry-After, X-Request-Id"
 // allowedRequestHeaders may be sent by allowed origins' scripts. The same
 // for every operation: a client that attaches its bearer token to every
 // call (to refresh too) must not be blocked by the preflight.
-const allowedRequestHeaders = "Authorization, Content-Type, X-Request-Id"
+const allowedRequestHeaders = "Authorization, Content-Type, Lanyard-Token-Delivery, X-Request-Id"
 
 // cors applies the matched operation's CORS policy to an actual request
 // (unknown routes get the allow-list policy, so allowed origins can read the
@@ -181,8 +188,8 @@ func (s *Server) cors(c *gin.Context) {
 }
 
 // allowOrigin sets the headers that let the request's origin read the answer
-// under policy, and reports whether it may. Never with credentials: tokens
-// travel in bodies and the Authorization header, not cookies.
+// under policy, and reports whether it may. Allowed origins may send
+// credentials (the refresh cookie of cookie mode); public operations never.
 func (s *Server) allowOrigin(c *gin.Context, policy corsPolicy) bool {
 	h := c.Writer.Header()
 	if policy == corsPublic {
@@ -191,12 +198,19 @@ func (s *Server) allowOrigin(c *gin.Context, policy corsPolicy) bool {
 	}
 	h.Add("Vary", "Origin")
 	origin := c.GetHeader("Origin")
-	if origin == "" || !slices.Contains(s.deps.CORSOrigins, origin) {
+	if !s.originAllowed(origin) {
 		return false
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Expose-Headers", exposedHeaders)
 	return true
+}
+
+// originAllowed reports whether origin is one of LANYARD_CORS_ORIGINS
+// (exact match; a request without an Origin header never is).
+func (s *Server) originAllowed(origin string) bool {
+	return origin != "" && slices.Contains(s.deps.CORSOrigins, origin)
 }
 
 // preflight answers OPTIONS on every path of the spec: a CORS preflight gets
@@ -261,6 +275,9 @@ func (s *Server) readBody(c *gin.Context) {
 	op := s.op(c)
 	if op == nil || op.bodies == nil {
 		return
+	}
+	if op.bodyOptional && c.Request.ContentLength == 0 && c.GetHeader("Content-Type") == "" {
+		return // no body where none is needed: nothing to check
 	}
 	if c.Request.ContentLength > MaxBodyBytes {
 		s.fail(c, codePayloadTooLarge, "the request body is larger than 16 KiB")

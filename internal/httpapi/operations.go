@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -29,6 +30,12 @@ type operation struct {
 	bodies map[string]bodyFormat
 	// accepts names the accepted media types, for the 415 detail.
 	accepts string
+	// bodyOptional: the request body may be left out (`required: false`).
+	bodyOptional bool
+	// tokenDelivery: the operation takes the Lanyard-Token-Delivery header,
+	// so it can deliver and read the refresh token in the cookie
+	// (cookiemode.go).
+	tokenDelivery bool
 	// bearer: the operation requires a bearer access token.
 	bearer bool
 	cors   corsPolicy
@@ -120,6 +127,12 @@ func newOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method 
 			o.bodies[mediaType] = format
 		}
 		o.accepts = strings.Join(slices.Sorted(maps.Keys(o.bodies)), " or ")
+		o.bodyOptional = !op.RequestBody.Value.Required
+	}
+	for _, param := range op.Parameters {
+		if param.Value != nil && param.Value.In == openapi3.ParameterInHeader && http.CanonicalHeaderKey(param.Value.Name) == tokenDeliveryHeader {
+			o.tokenDelivery = true
+		}
 	}
 	var err error
 	if o.bearer, err = requiresBearer(doc, op); err != nil {

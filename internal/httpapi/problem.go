@@ -19,6 +19,7 @@ const (
 	codeUnsupportedMediaType identity.Code = "unsupported_media_type"
 	codePayloadTooLarge      identity.Code = "payload_too_large"
 	codeMethodNotAllowed     identity.Code = "method_not_allowed"
+	codeCSRFRejected         identity.Code = "csrf_rejected"
 )
 
 // statusByCode is the one table from error codes to HTTP statuses.
@@ -34,6 +35,7 @@ var statusByCode = map[identity.Code]int{
 	identity.CodeRefreshTokenReused:  http.StatusUnauthorized,
 	identity.CodeSessionExpired:      http.StatusUnauthorized,
 	identity.CodeUnauthorized:        http.StatusUnauthorized,
+	codeCSRFRejected:                 http.StatusForbidden,
 	identity.CodeEmailTaken:          http.StatusConflict,
 	identity.CodeRateLimited:         http.StatusTooManyRequests,
 	identity.CodeUnavailable:         http.StatusServiceUnavailable,

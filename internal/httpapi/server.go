@@ -128,7 +128,7 @@ func (s *Server) newEngine(strict api.ServerInterface, admin bool) (*gin.Engine,
 	e.RemoteIPHeaders = []string{cmp.Or(s.deps.ClientIPHeader, "X-Forwarded-For")}
 	// Authentication comes before any body or parameter check, so an
 	// anonymous caller learns nothing about what a valid request looks like.
-	e.Use(requestID(), observe(s.deps.Log, s.metrics), s.recoverPanics, s.refuseAmbiguousFraming, s.scope, s.cors, s.requireBearer, s.readBody, s.validate)
+	e.Use(requestID(), observe(s.deps.Log, s.metrics), s.recoverPanics, s.refuseAmbiguousFraming, s.scope, s.cors, s.tokenDelivery, s.requireBearer, s.readBody, s.validate)
 	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 

@@ -118,6 +118,9 @@ type Tokens struct {
 	ExpiresIn        time.Duration
 	RefreshToken     string
 	RefreshExpiresIn time.Duration
+	// SessionExpiresIn is what remains of the session's absolute lifetime:
+	// how long a browser should keep the refresh cookie.
+	SessionExpiresIn time.Duration
 	User             User
 }
 
@@ -414,6 +417,7 @@ func (s *Service) issue(user User, tok refreshToken, sessionExpiresAt, sessionNo
 		ExpiresIn:        s.cfg.AccessTTL,
 		RefreshToken:     s.refresh.encode(tok),
 		RefreshExpiresIn: refreshLife,
+		SessionExpiresIn: max(sessionExpiresAt.Sub(sessionNow).Round(time.Second), time.Second),
 		User:             user,
 	}, nil
 }

@@ -131,7 +131,7 @@ func run() error {
 	password := "correct horse battery staple (go)"
 
 	// 1. Sign up.
-	signup, err := client.SignUpWithResponse(ctx, lanyardclient.SignupRequest{
+	signup, err := client.SignUpWithResponse(ctx, nil, lanyardclient.SignupRequest{
 		Email: email, Password: password, Name: &name,
 	})
 	if err != nil {
@@ -148,7 +148,7 @@ func run() error {
 	c.equal("Cache-Control", signup.HTTPResponse.Header.Get("Cache-Control"), "no-store")
 	c.equal("token_type", session.TokenType, lanyardclient.TokenResponseTokenTypeBearer)
 	c.ok("access_token is set", session.AccessToken != "")
-	c.ok("refresh_token is set", session.RefreshToken != "")
+	c.ok("refresh_token is set (body mode, the default)", session.RefreshToken != nil && *session.RefreshToken != "")
 	c.ok("expires_in > 0", session.ExpiresIn > 0)
 	c.equal("user.email", session.User.Email, email)
 	c.ok("user.name is "+name, session.User.Name != nil && *session.User.Name == name)
@@ -167,7 +167,7 @@ func run() error {
 	}
 
 	// The same email again: a typed 409.
-	again, err := client.SignUpWithResponse(ctx, lanyardclient.SignupRequest{Email: email, Password: password})
+	again, err := client.SignUpWithResponse(ctx, nil, lanyardclient.SignupRequest{Email: email, Password: password})
 	if err != nil {
 		return fmt.Errorf("second sign-up: %w", err)
 	}
@@ -321,7 +321,7 @@ func run() error {
 	}
 
 	// 5. Refresh: a new pair with the current claims.
-	refreshed, err := client.RefreshSessionWithResponse(ctx, lanyardclient.RefreshRequest{RefreshToken: session.RefreshToken})
+	refreshed, err := client.RefreshSessionWithResponse(ctx, nil, lanyardclient.RefreshRequest{RefreshToken: session.RefreshToken})
 	if err != nil {
 		return fmt.Errorf("refresh: %w", err)
 	}
@@ -334,7 +334,7 @@ func run() error {
 	}
 	c = &check{step: "refresh"}
 	c.equal("Cache-Control", refreshed.HTTPResponse.Header.Get("Cache-Control"), "no-store")
-	c.ok("the refresh token rotated", rs.RefreshToken != "" && rs.RefreshToken != session.RefreshToken)
+	c.ok("the refresh token rotated", rs.RefreshToken != nil && *rs.RefreshToken != "" && *rs.RefreshToken != *session.RefreshToken)
 	c.equal("user.id", rs.User.Id, userID)
 	c.equal("user.profile_complete", rs.User.ProfileComplete, true)
 	refreshedClaims, err := claims(rs.AccessToken)

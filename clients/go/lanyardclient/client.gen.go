@@ -237,6 +237,114 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for TokenDelivery.
+const (
+	TokenDeliveryBody   TokenDelivery = "body"
+	TokenDeliveryCookie TokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the TokenDelivery enum.
+func (e TokenDelivery) Valid() bool {
+	switch e {
+	case TokenDeliveryBody:
+		return true
+	case TokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LogInParamsLanyardTokenDelivery.
+const (
+	LogInParamsLanyardTokenDeliveryBody   LogInParamsLanyardTokenDelivery = "body"
+	LogInParamsLanyardTokenDeliveryCookie LogInParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the LogInParamsLanyardTokenDelivery enum.
+func (e LogInParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case LogInParamsLanyardTokenDeliveryBody:
+		return true
+	case LogInParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LogOutParamsLanyardTokenDelivery.
+const (
+	LogOutParamsLanyardTokenDeliveryBody   LogOutParamsLanyardTokenDelivery = "body"
+	LogOutParamsLanyardTokenDeliveryCookie LogOutParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the LogOutParamsLanyardTokenDelivery enum.
+func (e LogOutParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case LogOutParamsLanyardTokenDeliveryBody:
+		return true
+	case LogOutParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RefreshSessionParamsLanyardTokenDelivery.
+const (
+	RefreshSessionParamsLanyardTokenDeliveryBody   RefreshSessionParamsLanyardTokenDelivery = "body"
+	RefreshSessionParamsLanyardTokenDeliveryCookie RefreshSessionParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the RefreshSessionParamsLanyardTokenDelivery enum.
+func (e RefreshSessionParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case RefreshSessionParamsLanyardTokenDeliveryBody:
+		return true
+	case RefreshSessionParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SignUpParamsLanyardTokenDelivery.
+const (
+	SignUpParamsLanyardTokenDeliveryBody   SignUpParamsLanyardTokenDelivery = "body"
+	SignUpParamsLanyardTokenDeliveryCookie SignUpParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the SignUpParamsLanyardTokenDelivery enum.
+func (e SignUpParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case SignUpParamsLanyardTokenDeliveryBody:
+		return true
+	case SignUpParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChangePasswordParamsLanyardTokenDelivery.
+const (
+	ChangePasswordParamsLanyardTokenDeliveryBody   ChangePasswordParamsLanyardTokenDelivery = "body"
+	ChangePasswordParamsLanyardTokenDeliveryCookie ChangePasswordParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the ChangePasswordParamsLanyardTokenDelivery enum.
+func (e ChangePasswordParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case ChangePasswordParamsLanyardTokenDeliveryBody:
+		return true
+	case ChangePasswordParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
 // DeveloperRole What best describes the user's work.
 type DeveloperRole string
 
@@ -336,12 +444,14 @@ type LoginRequest struct {
 	Password string `json:"password"`
 }
 
-// LogoutRequest The refresh token of the session to end.
+// LogoutRequest The refresh token of the session to end. In cookie mode leave it
+// out (send `{}` or no body) and the `__Host-lanyard-refresh` cookie
+// is used.
 //
 // Example: {"refresh_token":"lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0"}
 type LogoutRequest struct {
 	// RefreshToken A refresh token exactly as received in a token response (opaque).
-	RefreshToken RefreshToken `json:"refresh_token"`
+	RefreshToken *RefreshToken `json:"refresh_token,omitempty"`
 }
 
 // OpenIDConfiguration Discovery metadata (OpenID Connect Discovery 1.0 / RFC 8414 member
@@ -392,7 +502,7 @@ type PasswordChange struct {
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -490,12 +600,13 @@ type ProfileUpdatedTokenType string
 // PythonProficiency How well the user knows Python.
 type PythonProficiency string
 
-// RefreshRequest A refresh token to rotate.
+// RefreshRequest A refresh token to rotate. In cookie mode leave it out (send `{}`
+// or no body) and the `__Host-lanyard-refresh` cookie is used.
 //
 // Example: {"refresh_token":"lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0"}
 type RefreshRequest struct {
 	// RefreshToken A refresh token exactly as received in a token response (opaque).
-	RefreshToken RefreshToken `json:"refresh_token"`
+	RefreshToken *RefreshToken `json:"refresh_token,omitempty"`
 }
 
 // RefreshToken A refresh token exactly as received in a token response (opaque).
@@ -609,10 +720,12 @@ type TokenResponse struct {
 	// session at `POST /v1/auth/refresh` and ends it at
 	// `POST /v1/auth/logout`. Single use: each refresh returns a new one.
 	// Store it as a secret; Lanyard keeps only a digest of it.
+	// Absent in cookie mode, where it is set in the
+	// `__Host-lanyard-refresh` cookie instead.
 	//
 	//
 	// Example: lrt_AZNcvGCj0ETljvjH3sJRy6UAAAAAAAAAAIoqADT1JsjYw_Ubi-j0PT7WoN5dttsik7KcA1LpJBlT2SYBbaZUF1b97g7C-gvOVKfaH-RQIOlW9JwRC6aVLc0
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken *string `json:"refresh_token,omitempty"`
 
 	// TokenType Always `Bearer`.
 	TokenType TokenResponseTokenType `json:"token_type"`
@@ -650,18 +763,37 @@ type User struct {
 	ProfileComplete bool `json:"profile_complete"`
 }
 
+// RefreshCookie defines model for RefreshCookie.
+type RefreshCookie = string
+
+// TokenDelivery defines model for TokenDelivery.
+type TokenDelivery string
+
 // BadRequest An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
 //
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type BadRequest = Problem
+
+// CSRFRejected An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type CSRFRejected = Problem
 
 // Conflict An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -669,7 +801,7 @@ type BadRequest = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -682,7 +814,7 @@ type Conflict = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -695,7 +827,7 @@ type Internal = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -708,7 +840,7 @@ type NotFound = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -724,7 +856,7 @@ type TokenIssued = TokenResponse
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -737,7 +869,7 @@ type TooManyRequests = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -750,7 +882,7 @@ type Unauthorized = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -763,12 +895,86 @@ type Unavailable = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
+
+// LogInParams defines parameters for LogIn.
+type LogInParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *LogInParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// LogInParamsLanyardTokenDelivery defines parameters for LogIn.
+type LogInParamsLanyardTokenDelivery string
+
+// LogOutParams defines parameters for LogOut.
+type LogOutParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *LogOutParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+
+	// UnderscoreUnderscoreHostLanyardRefresh The refresh token set by a cookie-mode answer. Read only when the
+	// body has no `refresh_token`, and only in cookie mode (the
+	// `Lanyard-Token-Delivery: cookie` header from an allowed origin);
+	// a request that would use it otherwise is refused with 403
+	// `csrf_rejected`.
+	UnderscoreUnderscoreHostLanyardRefresh *RefreshCookie `form:"__Host-lanyard-refresh,omitempty" json:"__Host-lanyard-refresh,omitempty"`
+}
+
+// LogOutParamsLanyardTokenDelivery defines parameters for LogOut.
+type LogOutParamsLanyardTokenDelivery string
+
+// RefreshSessionParams defines parameters for RefreshSession.
+type RefreshSessionParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *RefreshSessionParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+
+	// UnderscoreUnderscoreHostLanyardRefresh The refresh token set by a cookie-mode answer. Read only when the
+	// body has no `refresh_token`, and only in cookie mode (the
+	// `Lanyard-Token-Delivery: cookie` header from an allowed origin);
+	// a request that would use it otherwise is refused with 403
+	// `csrf_rejected`.
+	UnderscoreUnderscoreHostLanyardRefresh *RefreshCookie `form:"__Host-lanyard-refresh,omitempty" json:"__Host-lanyard-refresh,omitempty"`
+}
+
+// RefreshSessionParamsLanyardTokenDelivery defines parameters for RefreshSession.
+type RefreshSessionParamsLanyardTokenDelivery string
+
+// SignUpParams defines parameters for SignUp.
+type SignUpParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *SignUpParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// SignUpParamsLanyardTokenDelivery defines parameters for SignUp.
+type SignUpParamsLanyardTokenDelivery string
+
+// ChangePasswordParams defines parameters for ChangePassword.
+type ChangePasswordParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *ChangePasswordParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// ChangePasswordParamsLanyardTokenDelivery defines parameters for ChangePassword.
+type ChangePasswordParamsLanyardTokenDelivery string
 
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
 type LogInJSONRequestBody = LoginRequest
@@ -950,7 +1156,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-	LogInWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	LogInWithBody(ctx context.Context, params *LogInParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogIn Log in with email and password
 	//
@@ -967,7 +1173,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-	LogIn(ctx context.Context, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	LogIn(ctx context.Context, params *LogInParams, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogOutWithBody End a session
 	//
@@ -982,7 +1188,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-	LogOutWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	LogOutWithBody(ctx context.Context, params *LogOutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogOut End a session
 	//
@@ -997,7 +1203,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-	LogOut(ctx context.Context, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	LogOut(ctx context.Context, params *LogOutParams, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefreshSessionWithBody Rotate a refresh token
 	//
@@ -1034,7 +1240,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-	RefreshSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RefreshSessionWithBody(ctx context.Context, params *RefreshSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RefreshSession Rotate a refresh token
 	//
@@ -1071,7 +1277,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-	RefreshSession(ctx context.Context, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RefreshSession(ctx context.Context, params *RefreshSessionParams, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SignUpWithBody Create an account
 	//
@@ -1092,7 +1298,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-	SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SignUpWithBody(ctx context.Context, params *SignUpParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SignUp Create an account
 	//
@@ -1113,7 +1319,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-	SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	SignUp(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMe Get the signed-in user
 	//
@@ -1137,10 +1343,14 @@ type ClientInterface interface {
 	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 	// new password outside the length rules is 400 `validation_failed`.
 	//
+	// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+	// here too: the new refresh token then replaces the cookie instead of
+	// appearing in the body.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-	ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ChangePasswordWithBody(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePassword Change my password
 	//
@@ -1154,10 +1364,14 @@ type ClientInterface interface {
 	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 	// new password outside the length rules is 400 `validation_failed`.
 	//
+	// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+	// here too: the new refresh token then replaces the cookie instead of
+	// appearing in the body.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-	ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	ChangePassword(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetProfile Get the onboarding profile
 	//
@@ -1362,8 +1576,8 @@ func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-func (c *Client) LogInWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLogInRequestWithBody(c.Server, contentType, body)
+func (c *Client) LogInWithBody(ctx context.Context, params *LogInParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogInRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1389,8 +1603,8 @@ func (c *Client) LogInWithBody(ctx context.Context, contentType string, body io.
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-func (c *Client) LogIn(ctx context.Context, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLogInRequest(c.Server, body)
+func (c *Client) LogIn(ctx context.Context, params *LogInParams, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogInRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1414,8 +1628,8 @@ func (c *Client) LogIn(ctx context.Context, body LogInJSONRequestBody, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-func (c *Client) LogOutWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLogOutRequestWithBody(c.Server, contentType, body)
+func (c *Client) LogOutWithBody(ctx context.Context, params *LogOutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogOutRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1439,8 +1653,8 @@ func (c *Client) LogOutWithBody(ctx context.Context, contentType string, body io
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-func (c *Client) LogOut(ctx context.Context, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewLogOutRequest(c.Server, body)
+func (c *Client) LogOut(ctx context.Context, params *LogOutParams, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewLogOutRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1486,8 +1700,8 @@ func (c *Client) LogOut(ctx context.Context, body LogOutJSONRequestBody, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-func (c *Client) RefreshSessionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRefreshSessionRequestWithBody(c.Server, contentType, body)
+func (c *Client) RefreshSessionWithBody(ctx context.Context, params *RefreshSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshSessionRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1533,8 +1747,8 @@ func (c *Client) RefreshSessionWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-func (c *Client) RefreshSession(ctx context.Context, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRefreshSessionRequest(c.Server, body)
+func (c *Client) RefreshSession(ctx context.Context, params *RefreshSessionParams, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefreshSessionRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1564,8 +1778,8 @@ func (c *Client) RefreshSession(ctx context.Context, body RefreshSessionJSONRequ
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSignUpRequestWithBody(c.Server, contentType, body)
+func (c *Client) SignUpWithBody(ctx context.Context, params *SignUpParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1595,8 +1809,8 @@ func (c *Client) SignUpWithBody(ctx context.Context, contentType string, body io
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-func (c *Client) SignUp(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewSignUpRequest(c.Server, body)
+func (c *Client) SignUp(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSignUpRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1639,11 +1853,15 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 // account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 // new password outside the length rules is 400 `validation_failed`.
 //
+// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+// here too: the new refresh token then replaces the cookie instead of
+// appearing in the body.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewChangePasswordRequestWithBody(c.Server, contentType, body)
+func (c *Client) ChangePasswordWithBody(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1666,11 +1884,15 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 // account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 // new password outside the length rules is 400 `validation_failed`.
 //
+// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+// here too: the new refresh token then replaces the cookie instead of
+// appearing in the body.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-func (c *Client) ChangePassword(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewChangePasswordRequest(c.Server, body)
+func (c *Client) ChangePassword(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangePasswordRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1941,18 +2163,18 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 }
 
 // NewLogInRequest calls the generic LogIn builder with application/json body
-func NewLogInRequest(server string, body LogInJSONRequestBody) (*http.Request, error) {
+func NewLogInRequest(server string, params *LogInParams, body LogInJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewLogInRequestWithBody(server, "application/json", bodyReader)
+	return NewLogInRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewLogInRequestWithBody constructs an http.Request for the LogIn method, with any body, and a specified content type
-func NewLogInRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewLogInRequestWithBody(server string, params *LogInParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1977,22 +2199,37 @@ func NewLogInRequestWithBody(server string, contentType string, body io.Reader) 
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewLogOutRequest calls the generic LogOut builder with application/json body
-func NewLogOutRequest(server string, body LogOutJSONRequestBody) (*http.Request, error) {
+func NewLogOutRequest(server string, params *LogOutParams, body LogOutJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewLogOutRequestWithBody(server, "application/json", bodyReader)
+	return NewLogOutRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewLogOutRequestWithBody constructs an http.Request for the LogOut method, with any body, and a specified content type
-func NewLogOutRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewLogOutRequestWithBody(server string, params *LogOutParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2017,22 +2254,54 @@ func NewLogOutRequestWithBody(server string, contentType string, body io.Reader)
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostLanyardRefresh != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-lanyard-refresh", *params.UnderscoreUnderscoreHostLanyardRefresh, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-lanyard-refresh",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
 	return req, nil
 }
 
 // NewRefreshSessionRequest calls the generic RefreshSession builder with application/json body
-func NewRefreshSessionRequest(server string, body RefreshSessionJSONRequestBody) (*http.Request, error) {
+func NewRefreshSessionRequest(server string, params *RefreshSessionParams, body RefreshSessionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRefreshSessionRequestWithBody(server, "application/json", bodyReader)
+	return NewRefreshSessionRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewRefreshSessionRequestWithBody constructs an http.Request for the RefreshSession method, with any body, and a specified content type
-func NewRefreshSessionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewRefreshSessionRequestWithBody(server string, params *RefreshSessionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2057,22 +2326,54 @@ func NewRefreshSessionRequestWithBody(server string, contentType string, body io
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
+
+	if params != nil {
+
+		if params.UnderscoreUnderscoreHostLanyardRefresh != nil {
+			var cookieParam0 string
+
+			cookieParam0, err = runtime.StyleParamWithOptions("simple", true, "__Host-lanyard-refresh", *params.UnderscoreUnderscoreHostLanyardRefresh, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationCookie, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			cookie0 := &http.Cookie{
+				Name:  "__Host-lanyard-refresh",
+				Value: cookieParam0,
+			}
+			req.AddCookie(cookie0)
+		}
+	}
 	return req, nil
 }
 
 // NewSignUpRequest calls the generic SignUp builder with application/json body
-func NewSignUpRequest(server string, body SignUpJSONRequestBody) (*http.Request, error) {
+func NewSignUpRequest(server string, params *SignUpParams, body SignUpJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewSignUpRequestWithBody(server, "application/json", bodyReader)
+	return NewSignUpRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewSignUpRequestWithBody constructs an http.Request for the SignUp method, with any body, and a specified content type
-func NewSignUpRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewSignUpRequestWithBody(server string, params *SignUpParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2096,6 +2397,21 @@ func NewSignUpRequestWithBody(server string, contentType string, body io.Reader)
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2128,18 +2444,18 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 }
 
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
-func NewChangePasswordRequest(server string, body ChangePasswordJSONRequestBody) (*http.Request, error) {
+func NewChangePasswordRequest(server string, params *ChangePasswordParams, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewChangePasswordRequestWithBody(server, "application/json", bodyReader)
+	return NewChangePasswordRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewChangePasswordRequestWithBody constructs an http.Request for the ChangePassword method, with any body, and a specified content type
-func NewChangePasswordRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewChangePasswordRequestWithBody(server string, params *ChangePasswordParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2163,6 +2479,21 @@ func NewChangePasswordRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2464,7 +2795,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-	LogInWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogInResponse, error)
+	LogInWithBodyWithResponse(ctx context.Context, params *LogInParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogInResponse, error)
 
 	// LogInWithResponse Log in with email and password
 	//
@@ -2481,7 +2812,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-	LogInWithResponse(ctx context.Context, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*LogInResponse, error)
+	LogInWithResponse(ctx context.Context, params *LogInParams, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*LogInResponse, error)
 
 	// LogOutWithBodyWithResponse End a session
 	//
@@ -2496,7 +2827,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-	LogOutWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogOutResponse, error)
+	LogOutWithBodyWithResponse(ctx context.Context, params *LogOutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogOutResponse, error)
 
 	// LogOutWithResponse End a session
 	//
@@ -2511,7 +2842,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-	LogOutWithResponse(ctx context.Context, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogOutResponse, error)
+	LogOutWithResponse(ctx context.Context, params *LogOutParams, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogOutResponse, error)
 
 	// RefreshSessionWithBodyWithResponse Rotate a refresh token
 	//
@@ -2548,7 +2879,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-	RefreshSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error)
+	RefreshSessionWithBodyWithResponse(ctx context.Context, params *RefreshSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error)
 
 	// RefreshSessionWithResponse Rotate a refresh token
 	//
@@ -2585,7 +2916,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-	RefreshSessionWithResponse(ctx context.Context, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error)
+	RefreshSessionWithResponse(ctx context.Context, params *RefreshSessionParams, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error)
 
 	// SignUpWithBodyWithResponse Create an account
 	//
@@ -2606,7 +2937,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-	SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+	SignUpWithBodyWithResponse(ctx context.Context, params *SignUpParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
 
 	// SignUpWithResponse Create an account
 	//
@@ -2627,7 +2958,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-	SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
+	SignUpWithResponse(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error)
 
 	// GetMeWithResponse Get the signed-in user
 	//
@@ -2653,10 +2984,14 @@ type ClientWithResponsesInterface interface {
 	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 	// new password outside the length rules is 400 `validation_failed`.
 	//
+	// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+	// here too: the new refresh token then replaces the cookie instead of
+	// appearing in the body.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-	ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+	ChangePasswordWithBodyWithResponse(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// ChangePasswordWithResponse Change my password
 	//
@@ -2670,10 +3005,14 @@ type ClientWithResponsesInterface interface {
 	// account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 	// new password outside the length rules is 400 `validation_failed`.
 	//
+	// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+	// here too: the new refresh token then replaces the cookie instead of
+	// appearing in the body.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-	ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
+	ChangePasswordWithResponse(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error)
 
 	// GetProfileWithResponse Get the onboarding profile
 	//
@@ -2993,6 +3332,7 @@ func (r GetReadinessResponse) ContentType() string {
 // LogInResponse200Headers the declared response headers of an HTTP 200 response for LogIn
 type LogInResponse200Headers struct {
 	CacheControl string
+	SetCookie    *string
 }
 
 // LogInResponse401Headers the declared response headers of an HTTP 401 response for LogIn
@@ -3019,6 +3359,8 @@ type LogInResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CSRFRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -3052,6 +3394,11 @@ func (r LogInResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r LogInResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r LogInResponse) GetApplicationproblemJSON403() *CSRFRejected {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -3108,6 +3455,11 @@ func (r LogInResponse) ContentType() string {
 	return ""
 }
 
+// LogOutResponse204Headers the declared response headers of an HTTP 204 response for LogOut
+type LogOutResponse204Headers struct {
+	SetCookie *string
+}
+
 // LogOutResponse503Headers the declared response headers of an HTTP 503 response for LogOut
 type LogOutResponse503Headers struct {
 	RetryAfter int
@@ -3118,6 +3470,8 @@ type LogOutResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CSRFRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -3126,6 +3480,8 @@ type LogOutResponse struct {
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *LogOutResponse204Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *LogOutResponse503Headers
 }
@@ -3133,6 +3489,11 @@ type LogOutResponse struct {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r LogOutResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r LogOutResponse) GetApplicationproblemJSON403() *CSRFRejected {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -3187,6 +3548,7 @@ func (r LogOutResponse) ContentType() string {
 // RefreshSessionResponse200Headers the declared response headers of an HTTP 200 response for RefreshSession
 type RefreshSessionResponse200Headers struct {
 	CacheControl string
+	SetCookie    *string
 }
 
 // RefreshSessionResponse401Headers the declared response headers of an HTTP 401 response for RefreshSession
@@ -3208,6 +3570,8 @@ type RefreshSessionResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CSRFRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -3237,6 +3601,11 @@ func (r RefreshSessionResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r RefreshSessionResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RefreshSessionResponse) GetApplicationproblemJSON403() *CSRFRejected {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -3291,6 +3660,7 @@ func (r RefreshSessionResponse) ContentType() string {
 // SignUpResponse201Headers the declared response headers of an HTTP 201 response for SignUp
 type SignUpResponse201Headers struct {
 	CacheControl string
+	SetCookie    *string
 }
 
 // SignUpResponse429Headers the declared response headers of an HTTP 429 response for SignUp
@@ -3310,6 +3680,8 @@ type SignUpResponse struct {
 	JSON201 *TokenIssued
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CSRFRejected
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3338,6 +3710,11 @@ func (r SignUpResponse) GetJSON201() *TokenIssued {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r SignUpResponse) GetApplicationproblemJSON400() *BadRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SignUpResponse) GetApplicationproblemJSON403() *CSRFRejected {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -3485,6 +3862,7 @@ func (r GetMeResponse) ContentType() string {
 // ChangePasswordResponse200Headers the declared response headers of an HTTP 200 response for ChangePassword
 type ChangePasswordResponse200Headers struct {
 	CacheControl string
+	SetCookie    *string
 }
 
 // ChangePasswordResponse401Headers the declared response headers of an HTTP 401 response for ChangePassword
@@ -3511,6 +3889,8 @@ type ChangePasswordResponse struct {
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *CSRFRejected
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -3544,6 +3924,11 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON400() *BadRequest {
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
 func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ChangePasswordResponse) GetApplicationproblemJSON403() *CSRFRejected {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -4150,8 +4535,8 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-func (c *ClientWithResponses) LogInWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogInResponse, error) {
-	rsp, err := c.LogInWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) LogInWithBodyWithResponse(ctx context.Context, params *LogInParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogInResponse, error) {
+	rsp, err := c.LogInWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4173,8 +4558,8 @@ func (c *ClientWithResponses) LogInWithBodyWithResponse(ctx context.Context, con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/login (the `LogIn` operationId).
-func (c *ClientWithResponses) LogInWithResponse(ctx context.Context, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*LogInResponse, error) {
-	rsp, err := c.LogIn(ctx, body, reqEditors...)
+func (c *ClientWithResponses) LogInWithResponse(ctx context.Context, params *LogInParams, body LogInJSONRequestBody, reqEditors ...RequestEditorFn) (*LogInResponse, error) {
+	rsp, err := c.LogIn(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4194,8 +4579,8 @@ func (c *ClientWithResponses) LogInWithResponse(ctx context.Context, body LogInJ
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-func (c *ClientWithResponses) LogOutWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogOutResponse, error) {
-	rsp, err := c.LogOutWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) LogOutWithBodyWithResponse(ctx context.Context, params *LogOutParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*LogOutResponse, error) {
+	rsp, err := c.LogOutWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4215,8 +4600,8 @@ func (c *ClientWithResponses) LogOutWithBodyWithResponse(ctx context.Context, co
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/logout (the `LogOut` operationId).
-func (c *ClientWithResponses) LogOutWithResponse(ctx context.Context, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogOutResponse, error) {
-	rsp, err := c.LogOut(ctx, body, reqEditors...)
+func (c *ClientWithResponses) LogOutWithResponse(ctx context.Context, params *LogOutParams, body LogOutJSONRequestBody, reqEditors ...RequestEditorFn) (*LogOutResponse, error) {
+	rsp, err := c.LogOut(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4258,8 +4643,8 @@ func (c *ClientWithResponses) LogOutWithResponse(ctx context.Context, body LogOu
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error) {
-	rsp, err := c.RefreshSessionWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Context, params *RefreshSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error) {
+	rsp, err := c.RefreshSessionWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4301,8 +4686,8 @@ func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/refresh (the `RefreshSession` operationId).
-func (c *ClientWithResponses) RefreshSessionWithResponse(ctx context.Context, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error) {
-	rsp, err := c.RefreshSession(ctx, body, reqEditors...)
+func (c *ClientWithResponses) RefreshSessionWithResponse(ctx context.Context, params *RefreshSessionParams, body RefreshSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshSessionResponse, error) {
+	rsp, err := c.RefreshSession(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4328,8 +4713,8 @@ func (c *ClientWithResponses) RefreshSessionWithResponse(ctx context.Context, bo
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
-	rsp, err := c.SignUpWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, params *SignUpParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUpWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4355,8 +4740,8 @@ func (c *ClientWithResponses) SignUpWithBodyWithResponse(ctx context.Context, co
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/auth/signup (the `SignUp` operationId).
-func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
-	rsp, err := c.SignUp(ctx, body, reqEditors...)
+func (c *ClientWithResponses) SignUpWithResponse(ctx context.Context, params *SignUpParams, body SignUpJSONRequestBody, reqEditors ...RequestEditorFn) (*SignUpResponse, error) {
+	rsp, err := c.SignUp(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4393,11 +4778,15 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 // account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 // new password outside the length rules is 400 `validation_failed`.
 //
+// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+// here too: the new refresh token then replaces the cookie instead of
+// appearing in the body.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
-	rsp, err := c.ChangePasswordWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Context, params *ChangePasswordParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePasswordWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4416,11 +4805,15 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 // account (429 `rate_limited`). A wrong current password is 401 `invalid_credentials`; a
 // new password outside the length rules is 400 `validation_failed`.
 //
+// A browser app in cookie mode sends `Lanyard-Token-Delivery: cookie`
+// here too: the new refresh token then replaces the cookie instead of
+// appearing in the body.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/me/password (the `ChangePassword` operationId).
-func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
-	rsp, err := c.ChangePassword(ctx, body, reqEditors...)
+func (c *ClientWithResponses) ChangePasswordWithResponse(ctx context.Context, params *ChangePasswordParams, body ChangePasswordJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangePasswordResponse, error) {
+	rsp, err := c.ChangePassword(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4773,6 +5166,13 @@ func ParseLogInResponse(rsp *http.Response) (*LogInResponse, error) {
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CSRFRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4819,6 +5219,13 @@ func ParseLogInResponse(rsp *http.Response) (*LogInResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -4880,6 +5287,13 @@ func ParseLogOutResponse(rsp *http.Response) (*LogOutResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CSRFRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -4911,6 +5325,16 @@ func ParseLogOutResponse(rsp *http.Response) (*LogOutResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 204:
+		var headers LogOutResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers204 = &headers
 	case rsp.StatusCode == 503:
 		var headers LogOutResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -4961,6 +5385,13 @@ func ParseRefreshSessionResponse(rsp *http.Response) (*RefreshSessionResponse, e
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CSRFRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5000,6 +5431,13 @@ func ParseRefreshSessionResponse(rsp *http.Response) (*RefreshSessionResponse, e
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
@@ -5055,6 +5493,13 @@ func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CSRFRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5108,6 +5553,13 @@ func ParseSignUpResponse(rsp *http.Response) (*SignUpResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 429:
@@ -5250,6 +5702,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		}
 		response.ApplicationproblemJSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest CSRFRejected
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest PayloadTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -5296,6 +5755,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
