@@ -10,11 +10,11 @@ import (
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
-// Cookie mode (RFC 9700 §6.1's token-mediating browser pattern): a browser
-// app asks, with the Lanyard-Token-Delivery header, to have its refresh
-// token kept in an HttpOnly cookie that page script cannot read, while the
-// short-lived access token stays in the JSON body for the app to hold in
-// memory.
+// Cookie mode (RFC 10017, OAuth 2.0 for Browser-Based Applications: the
+// token-mediating profile): a browser app asks, with the
+// Lanyard-Token-Delivery header, to have its refresh token kept in an
+// HttpOnly cookie that page script cannot read, while the short-lived
+// access token stays in the JSON body for the app to hold in memory.
 //
 // CSRF: a cookie is sent by the browser whoever made the page, so a request
 // the cookie authenticates must prove it comes from the app. It must carry
