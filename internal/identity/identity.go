@@ -16,6 +16,8 @@ type User struct {
 	Name      *string
 	CreatedAt time.Time
 	Profile   *Profile // nil until onboarding starts
+	// EmailVerified: the user proved the address (a link mailed to it).
+	EmailVerified bool
 }
 
 // ProfileComplete reports whether onboarding is done: both answers given.

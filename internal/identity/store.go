@@ -12,8 +12,8 @@ import (
 // ErrUnavailable wrapped around any failure of the database itself), never
 // driver errors as domain codes. Every method honours ctx and the store's
 // own deadline (LANYARD_DB_TIMEOUT). Throttle counters (Throttles, in
-// throttle.go) joined Tx this way; later record kinds (mail tokens, audit
-// events) join it as further interfaces.
+// throttle.go), mail tokens and the outbox (mailstore.go) joined Tx this
+// way; later record kinds (audit events) join it as further interfaces.
 
 // Users keeps accounts, their password hashes and onboarding profiles.
 type Users interface {
@@ -32,6 +32,13 @@ type Users interface {
 	// UpsertProfile stores both answers; completed_at is set the first time
 	// and kept afterwards. ErrNotFound when the user does not exist.
 	UpsertProfile(ctx context.Context, userID string, p Profile, at time.Time) (Profile, error)
+	// MarkEmailVerified records that the user proved email at at (the first
+	// time counts); ErrNotFound when email is no longer the user's address.
+	MarkEmailVerified(ctx context.Context, userID, email string, at time.Time) error
+	// ChangeEmail replaces oldEmail with newEmail, proved at at;
+	// ErrNotFound when the address is no longer oldEmail, ErrEmailTaken
+	// when another account has newEmail.
+	ChangeEmail(ctx context.Context, userID, oldEmail, newEmail string, at time.Time) error
 }
 
 // Sessions keeps refresh sessions.
@@ -76,6 +83,8 @@ type Sessions interface {
 	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
 	// EndOtherSessions ends every live session of the user but keepSessionID.
 	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error
+	// EndAllSessions ends every live session of the user.
+	EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error
 	// PurgeSessions deletes up to batch sessions that can never be used again:
 	// past their absolute end (now), idle before idleCutoff, or revoked before
 	// revokedBefore. Safe to run on every replica at once.
@@ -87,6 +96,8 @@ type Tx interface {
 	Users
 	Sessions
 	Throttles
+	MailTokens
+	Outbox
 }
 
 // Store is the persistence the use cases need: every Tx operation on its

@@ -20,10 +20,11 @@ type userWithProfile struct {
 	PythonProficiency *string
 	DeveloperRole     *string
 	CompletedAt       nullTime
+	EmailVerifiedAt   nullTime
 }
 
 func (r userWithProfile) user() identity.User {
-	u := identity.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt.Time}
+	u := identity.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt.Time, EmailVerified: r.EmailVerifiedAt.Valid}
 	if r.PythonProficiency != nil || r.DeveloperRole != nil {
 		u.Profile = &identity.Profile{CompletedAt: r.CompletedAt.ptr()}
 		if r.PythonProficiency != nil {
@@ -37,7 +38,7 @@ func (r userWithProfile) user() identity.User {
 }
 
 const selectUserWithProfile = `
-SELECT u.id, u.email, u.name, u.created_at, u.password_hash,
+SELECT u.id, u.email, u.name, u.created_at, u.password_hash, u.email_verified_at,
        p.python_proficiency, p.developer_role, p.completed_at
 FROM users u LEFT JOIN profiles p ON p.user_id = u.id
 `

@@ -54,6 +54,11 @@ func Run(t *testing.T, open Open) {
 	t.Run("throttles", func(t *testing.T) { testThrottles(t, shared) })
 	t.Run("throttle purge", func(t *testing.T) { testThrottlePurge(t, open(t)) })
 	t.Run("racing throttle charges", func(t *testing.T) { testRacingCharges(t, open(t)) })
+	t.Run("email ownership", func(t *testing.T) { testEmailOwnership(t, shared) })
+	t.Run("mail tokens", func(t *testing.T) { testMailTokens(t, shared) })
+	t.Run("mail token purge", func(t *testing.T) { testMailTokenPurge(t, open(t)) })
+	t.Run("outbox", func(t *testing.T) { testOutbox(t, open(t)) })
+	t.Run("racing outbox claims", func(t *testing.T) { testRacingClaims(t, open(t)) })
 }
 
 type fixture struct {
