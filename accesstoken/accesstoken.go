@@ -36,7 +36,9 @@
 //     (a leaked one, say) cannot mint tokens that outlive its revocation
 //     by days.
 //   - sub and sid are non-empty strings; email and jti are strings when
-//     present; profile_complete is a required boolean; profile, when
+//     present; email_verified is a boolean when present (Lanyard always
+//     writes it; a token minted before it existed reads as false);
+//     profile_complete is a required boolean; profile, when
 //     present and not null, is an object with string python_proficiency
 //     and developer_role, and it is required when profile_complete is
 //     true.
@@ -185,6 +187,7 @@ type Claims struct {
 	Subject         string // sub: the user id
 	SessionID       string // sid: the login session
 	Email           string
+	EmailVerified   bool     // the user proved the address
 	ProfileComplete bool     // onboarding done
 	Profile         *Profile // never nil when ProfileComplete; may be nil otherwise
 	Issuer          string
@@ -214,7 +217,7 @@ func (p Policy) Check(payload []byte, now time.Time) (*Claims, error) {
 		return nil, fmt.Errorf("claims: %w", err)
 	}
 	// Names are unique ignoring case, so each of these is set at most once.
-	var iss, aud, exp, iat, nbf, sub, sid, email, jti, complete, profile []byte
+	var iss, aud, exp, iat, nbf, sub, sid, email, verified, jti, complete, profile []byte
 	for _, m := range ms {
 		switch string(m.name) {
 		case "iss":
@@ -233,6 +236,8 @@ func (p Policy) Check(payload []byte, now time.Time) (*Claims, error) {
 			sid = m.value
 		case "email":
 			email = m.value
+		case "email_verified":
+			verified = m.value
 		case "jti":
 			jti = m.value
 		case "profile_complete":
@@ -300,6 +305,13 @@ func (p Policy) Check(payload []byte, now time.Time) (*Claims, error) {
 	}
 	if c.Email, ok = stringValue(email); !ok && email != nil {
 		return nil, errors.New("email is not a string")
+	}
+	switch string(verified) {
+	case "true":
+		c.EmailVerified = true
+	case "false", "":
+	default:
+		return nil, errors.New("email_verified is not a boolean")
 	}
 	if c.ID, ok = stringValue(jti); !ok && jti != nil {
 		return nil, errors.New("jti is not a string")
@@ -434,6 +446,7 @@ func (c *Claims) Payload() ([]byte, error) {
 		ID:              c.ID,
 		SessionID:       c.SessionID,
 		Email:           c.Email,
+		EmailVerified:   c.EmailVerified,
 		ProfileComplete: c.ProfileComplete,
 		Profile:         c.Profile,
 	}
@@ -455,6 +468,7 @@ type wireClaims struct {
 	ID              string   `json:"jti"`
 	SessionID       string   `json:"sid"`
 	Email           string   `json:"email"`
+	EmailVerified   bool     `json:"email_verified"`
 	ProfileComplete bool     `json:"profile_complete"`
 	Profile         *Profile `json:"profile,omitempty"`
 }

@@ -33,6 +33,7 @@ func payload(pairs ...string) []byte {
 		{"jti", `"Zm9vYmFyYmF6cXV1eDEyMw"`},
 		{"sid", `"6c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"`},
 		{"email", `"ada@example.com"`},
+		{"email_verified", "true"},
 		{"profile_complete", "true"},
 		{"profile", `{"python_proficiency":"advanced","developer_role":"ml_engineer"}`},
 	}
@@ -71,6 +72,7 @@ func TestPayloadHelperIsValidAtNow(t *testing.T) {
 		Subject:         "0b6f1c9e-3d5a-4c1e-9f7a-2b8d6e4c1a30",
 		SessionID:       "6c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
 		Email:           "ada@example.com",
+		EmailVerified:   true,
 		ProfileComplete: true,
 		Profile:         &Profile{PythonProficiency: "advanced", DeveloperRole: "ml_engineer"},
 		Issuer:          policy.Issuer,
@@ -142,6 +144,8 @@ func TestParseHeader(t *testing.T) {
 func TestCheckAccepts(t *testing.T) {
 	for name, p := range map[string][]byte{
 		"incomplete profile":        payload("profile_complete", "false", "profile", ""),
+		"no email_verified":         payload("email_verified", ""),
+		"email not verified":        payload("email_verified", "false"),
 		"incomplete, null profile":  payload("profile_complete", "false", "profile", "null"),
 		"aud array":                 payload("aud", `["other","https://api.example.com"]`),
 		"exp within leeway":         payload("exp", "1795262371"),
@@ -220,6 +224,8 @@ func TestCheckRejects(t *testing.T) {
 		"email null":               {payload("email", "null"), "email is not a string"},
 		"jti a number":             {payload("jti", "7"), "jti is not a string"},
 		"profile_complete missing": {payload("profile_complete", ""), "profile_complete missing"},
+		"email_verified string":    {payload("email_verified", `"true"`), "email_verified is not a boolean"},
+		"email_verified null":      {payload("email_verified", "null"), "email_verified is not a boolean"},
 		"profile_complete null":    {payload("profile_complete", "null"), "profile_complete missing"},
 		"profile_complete string":  {payload("profile_complete", `"true"`), "profile_complete missing"},
 		"profile_complete 1":       {payload("profile_complete", "1"), "profile_complete missing"},
@@ -314,8 +320,8 @@ func TestPayloadRoundTrip(t *testing.T) {
 			Issuer:  policy.Issuer, Audience: policy.Audience,
 			IssuedAt: at, NotBefore: at, ExpiresAt: at.Add(15 * time.Minute), ID: "j1",
 		},
-		"incomplete, no nbf": {
-			Subject: "u2", SessionID: "s2", Email: "ada@example.com",
+		"incomplete, no nbf, verified": {
+			Subject: "u2", SessionID: "s2", Email: "ada@example.com", EmailVerified: true,
 			Issuer: policy.Issuer, Audience: policy.Audience,
 			IssuedAt: at, ExpiresAt: at.Add(time.Minute), ID: "j2",
 		},
@@ -332,7 +338,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	c := Claims{Subject: "u", SessionID: "s", Issuer: "i", Audience: "a", IssuedAt: at, NotBefore: at, ExpiresAt: at.Add(time.Minute), ID: "j"}
 	p, err := c.Payload()
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"iss":"i","sub":"u","aud":"a","iat":1795262400,"nbf":1795262400,"exp":1795262460,"jti":"j","sid":"s","email":"","profile_complete":false}`, string(p))
+	assert.JSONEq(t, `{"iss":"i","sub":"u","aud":"a","iat":1795262400,"nbf":1795262400,"exp":1795262460,"jti":"j","sid":"s","email":"","email_verified":false,"profile_complete":false}`, string(p))
 	assert.True(t, strings.HasPrefix(string(p), `{"iss":"i","sub":"u","aud":"a","iat":`), "contract order: %s", p)
 }
 

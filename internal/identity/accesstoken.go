@@ -28,6 +28,7 @@ func (s *Service) mintAccessToken(user User, sessionID string, now time.Time) (s
 		ID:              base64.RawURLEncoding.EncodeToString(jti[:]),
 		SessionID:       sessionID,
 		Email:           user.Email,
+		EmailVerified:   user.EmailVerified,
 		ProfileComplete: user.ProfileComplete(),
 	}
 	if claims.ProfileComplete {

@@ -185,7 +185,7 @@ func TestMintAuthenticateRoundTrip(t *testing.T) {
 	payload, err := ring.Verify(tok)
 	require.NoError(t, err)
 	assert.Regexp(t, `^\{"iss":"[^"]+","sub":"[^"]+","aud":"[^"]+","iat":\d+,"nbf":\d+,"exp":\d+,"jti":"[A-Za-z0-9_-]{22}",`+
-		`"sid":"[^"]+","email":"[^"]+","profile_complete":true,"profile":\{"python_proficiency":"advanced","developer_role":"researcher"\}\}$`,
+		`"sid":"[^"]+","email":"[^"]+","email_verified":false,"profile_complete":true,"profile":\{"python_proficiency":"advanced","developer_role":"researcher"\}\}$`,
 		string(payload))
 }
 
