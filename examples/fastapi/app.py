@@ -9,19 +9,55 @@ Routes:
 
 The personalised chapter is built from the token's ``profile`` claim alone: no
 database, no call to Lanyard per request.
+
+Browser callers (a site on another origin, such as examples/docusaurus) need CORS:
+``LANYARD_EXAMPLE_CORS_ORIGINS`` is a comma-separated list of exact origins
+(``scheme://host[:port]``, e.g. ``http://localhost:3000``) allowed to call this API
+with an ``Authorization`` header. Default: none (no CORS headers at all). No
+credentials (cookies) are involved: the access token travels in the header.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import os
+from typing import Any, Dict, List, Mapping, Optional
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 import lanyard_auth
 from lanyard_auth import require_auth, require_complete_profile
 
-app = FastAPI(title="Lanyard FastAPI example")
-lanyard_auth.install(app)
+router = APIRouter()
+
+
+def cors_origins(environ: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The allowed browser origins from LANYARD_EXAMPLE_CORS_ORIGINS (comma-separated)."""
+    env = os.environ if environ is None else environ
+    origins = [o.strip().rstrip("/") for o in env.get("LANYARD_EXAMPLE_CORS_ORIGINS", "").split(",")]
+    origins = [o for o in origins if o]
+    if "*" in origins:
+        raise RuntimeError("LANYARD_EXAMPLE_CORS_ORIGINS: list exact origins, not *")
+    return origins
+
+
+def add_cors(target: FastAPI, origins: List[str]) -> None:
+    """Lets the listed origins call the API from a browser with a bearer token.
+
+    Only GET (and the preflight's OPTIONS), only the Authorization request header,
+    no cookies (allow_credentials stays False: the token is in the header), and no
+    response header exposed beyond the CORS-safelisted ones.
+    """
+    if origins:
+        target.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET"],
+            allow_headers=["Authorization"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
 
 # How the first chapter opens, by python_proficiency.
 OPENINGS = {
@@ -45,12 +81,12 @@ EXAMPLES = {
 }
 
 
-@app.get("/public")
+@router.get("/public")
 def public() -> Dict[str, Any]:
     return {"message": "anyone can read this"}
 
 
-@app.get("/me")
+@router.get("/me")
 def me(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:
     return {
         "user_id": claims["sub"],
@@ -59,7 +95,7 @@ def me(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:
     }
 
 
-@app.get("/chapters/personalised")
+@router.get("/chapters/personalised")
 def personalised_chapter(claims: Dict[str, Any] = Depends(require_complete_profile)) -> Dict[str, Any]:
     profile = claims["profile"]
     level, role = profile["python_proficiency"], profile["developer_role"]
@@ -72,3 +108,15 @@ def personalised_chapter(claims: Dict[str, Any] = Depends(require_complete_profi
         "opening": OPENINGS.get(level, OPENINGS["beginner"]),
         "example": EXAMPLES.get(role, EXAMPLES["other"]),
     }
+
+
+def create_app(environ: Optional[Mapping[str, str]] = None) -> FastAPI:
+    """The app, with CORS from ``environ`` (default: the process environment)."""
+    application = FastAPI(title="Lanyard FastAPI example")
+    lanyard_auth.install(application)
+    application.include_router(router)
+    add_cors(application, cors_origins(environ))
+    return application
+
+
+app = create_app()
