@@ -25,6 +25,21 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AcceptedStatus.
+const (
+	AcceptedStatusAccepted AcceptedStatus = "accepted"
+)
+
+// Valid indicates whether the value is a known member of the AcceptedStatus enum.
+func (e AcceptedStatus) Valid() bool {
+	switch e {
+	case AcceptedStatusAccepted:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeveloperRole.
 const (
 	DeveloperRoleDataScientist    DeveloperRole = "data_scientist"
@@ -352,8 +367,27 @@ func (e ChangePasswordParamsLanyardTokenDelivery) Valid() bool {
 	}
 }
 
+// Accepted A request was accepted; what happens next happens by mail.
+//
+// Example: {"message":"if an account can receive it, a mail is on its way","status":"accepted"}
+type Accepted struct {
+	Message string         `json:"message"`
+	Status  AcceptedStatus `json:"status"`
+}
+
+// AcceptedStatus defines model for Accepted.Status.
+type AcceptedStatus string
+
 // DeveloperRole What best describes the user's work.
 type DeveloperRole string
+
+// EmailChangeRequest The new address, and the current password to authorise the change.
+//
+// Example: {"current_password":"correct horse battery staple","new_email":"ada.lovelace@example.org"}
+type EmailChangeRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewEmail        string `json:"new_email"`
+}
 
 // FieldError One validation problem. Never echoes the submitted value.
 type FieldError struct {
@@ -370,6 +404,13 @@ type FieldError struct {
 	//
 	// Example: must be at least 15 characters long
 	Message string `json:"message"`
+}
+
+// ForgotPasswordRequest The address to send a reset link to.
+//
+// Example: {"email":"ada@example.com"}
+type ForgotPasswordRequest struct {
+	Email string `json:"email"`
 }
 
 // HealthStatus A health answer.
@@ -461,6 +502,17 @@ type LogoutRequest struct {
 	RefreshToken *RefreshToken `json:"refresh_token,omitempty"`
 }
 
+// MailToken A mail token exactly as it appears in the link (opaque).
+type MailToken = string
+
+// MailTokenRequest The token of a mail's link (its `token` query parameter).
+//
+// Example: {"token":"lmt_9mBq3jE8kz0dR2l6cYpWnA5fHh7tUxVbGs1oLiKeQwM"}
+type MailTokenRequest struct {
+	// Token A mail token exactly as it appears in the link (opaque).
+	Token MailToken `json:"token"`
+}
+
 // OpenIDConfiguration Discovery metadata (OpenID Connect Discovery 1.0 / RFC 8414 member
 // names), listing only what Lanyard serves. Clients must ignore members
 // they do not know; more may be added. There is no
@@ -509,7 +561,8 @@ type PasswordChange struct {
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -618,6 +671,17 @@ type RefreshRequest struct {
 
 // RefreshToken A refresh token exactly as received in a token response (opaque).
 type RefreshToken = string
+
+// ResetPasswordRequest The reset token and the new password.
+//
+// Example: {"new_password":"a new, longer passphrase for 2026","token":"lmt_9mBq3jE8kz0dR2l6cYpWnA5fHh7tUxVbGs1oLiKeQwM"}
+type ResetPasswordRequest struct {
+	// NewPassword Same rules as `password` at sign-up.
+	NewPassword string `json:"new_password"`
+
+	// Token A mail token exactly as it appears in the link (opaque).
+	Token MailToken `json:"token"`
+}
 
 // Session A refresh session (one sign-in on one device).
 type Session struct {
@@ -742,7 +806,7 @@ type TokenResponse struct {
 
 	// User A user account.
 	//
-	// Example: {"created_at":"2025-01-15T09:30:00Z","email":"ada@example.com","id":"0b9d6a2e-3c1f-4f7a-9e2d-5c8b1a7f4e60","name":"Ada Lovelace","profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"profile_complete":true}
+	// Example: {"created_at":"2025-01-15T09:30:00Z","email":"ada@example.com","email_verified":true,"id":"0b9d6a2e-3c1f-4f7a-9e2d-5c8b1a7f4e60","name":"Ada Lovelace","profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"profile_complete":true}
 	User User `json:"user"`
 }
 
@@ -751,7 +815,7 @@ type TokenResponseTokenType string
 
 // User A user account.
 //
-// Example: {"created_at":"2025-01-15T09:30:00Z","email":"ada@example.com","id":"0b9d6a2e-3c1f-4f7a-9e2d-5c8b1a7f4e60","name":"Ada Lovelace","profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"profile_complete":true}
+// Example: {"created_at":"2025-01-15T09:30:00Z","email":"ada@example.com","email_verified":true,"id":"0b9d6a2e-3c1f-4f7a-9e2d-5c8b1a7f4e60","name":"Ada Lovelace","profile":{"completed_at":"2025-01-15T09:32:10Z","developer_role":"robotics_engineer","python_proficiency":"intermediate"},"profile_complete":true}
 type User struct {
 	// CreatedAt When the account was created (RFC 3339, UTC).
 	CreatedAt time.Time `json:"created_at"`
@@ -759,6 +823,9 @@ type User struct {
 	// Email The account's email address as stored: trimmed, NFC-normalised and
 	// lower-cased (sign-in compares addresses case-insensitively).
 	Email string `json:"email"`
+
+	// EmailVerified True once the user proved the address (see `verifyEmail`).
+	EmailVerified bool `json:"email_verified"`
 
 	// Id The user id; the `sub` claim of the user's access tokens.
 	Id openapi_types.UUID `json:"id"`
@@ -779,13 +846,28 @@ type RefreshCookie = string
 // TokenDelivery defines model for TokenDelivery.
 type TokenDelivery string
 
+// BadMailToken An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
+// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type BadMailToken = Problem
+
 // BadRequest An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
 //
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -798,7 +880,8 @@ type BadRequest = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -811,7 +894,8 @@ type CSRFRejected = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -824,12 +908,18 @@ type Conflict = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type Internal = Problem
+
+// MailAccepted A request was accepted; what happens next happens by mail.
+//
+// Example: {"message":"if an account can receive it, a mail is on its way","status":"accepted"}
+type MailAccepted = Accepted
 
 // NotFound An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -837,7 +927,8 @@ type Internal = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -850,7 +941,8 @@ type NotFound = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -866,7 +958,8 @@ type TokenIssued = TokenResponse
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -879,7 +972,8 @@ type TooManyRequests = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -892,7 +986,8 @@ type Unauthorized = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -905,7 +1000,8 @@ type Unavailable = Problem
 // `code` values: `validation_failed`, `invalid_json`,
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
-// `session_expired`, `unauthorized`, `csrf_rejected`, `not_found`, `method_not_allowed`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `not_found`, `method_not_allowed`,
 // `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
@@ -986,17 +1082,32 @@ type ChangePasswordParams struct {
 // ChangePasswordParamsLanyardTokenDelivery defines parameters for ChangePassword.
 type ChangePasswordParamsLanyardTokenDelivery string
 
+// ConfirmEmailChangeJSONRequestBody defines body for ConfirmEmailChange for application/json ContentType.
+type ConfirmEmailChangeJSONRequestBody = MailTokenRequest
+
+// VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
+type VerifyEmailJSONRequestBody = MailTokenRequest
+
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
 type LogInJSONRequestBody = LoginRequest
 
 // LogOutJSONRequestBody defines body for LogOut for application/json ContentType.
 type LogOutJSONRequestBody = LogoutRequest
 
+// ForgotPasswordJSONRequestBody defines body for ForgotPassword for application/json ContentType.
+type ForgotPasswordJSONRequestBody = ForgotPasswordRequest
+
+// ResetPasswordJSONRequestBody defines body for ResetPassword for application/json ContentType.
+type ResetPasswordJSONRequestBody = ResetPasswordRequest
+
 // RefreshSessionJSONRequestBody defines body for RefreshSession for application/json ContentType.
 type RefreshSessionJSONRequestBody = RefreshRequest
 
 // SignUpJSONRequestBody defines body for SignUp for application/json ContentType.
 type SignUpJSONRequestBody = SignupRequest
+
+// RequestEmailChangeJSONRequestBody defines body for RequestEmailChange for application/json ContentType.
+type RequestEmailChangeJSONRequestBody = EmailChangeRequest
 
 // ChangePasswordJSONRequestBody defines body for ChangePassword for application/json ContentType.
 type ChangePasswordJSONRequestBody = PasswordChange
@@ -1021,12 +1132,24 @@ type ServerInterface interface {
 	// GetReadiness Readiness
 	// (GET /readyz)
 	GetReadiness(c *gin.Context)
+	// ConfirmEmailChange Confirm an email change
+	// (POST /v1/auth/email/confirm)
+	ConfirmEmailChange(c *gin.Context)
+	// VerifyEmail Verify the account's email address
+	// (POST /v1/auth/email/verify)
+	VerifyEmail(c *gin.Context)
 	// LogIn Log in with email and password
 	// (POST /v1/auth/login)
 	LogIn(c *gin.Context, params LogInParams)
 	// LogOut End a session
 	// (POST /v1/auth/logout)
 	LogOut(c *gin.Context, params LogOutParams)
+	// ForgotPassword Ask for a password-reset mail
+	// (POST /v1/auth/password/forgot)
+	ForgotPassword(c *gin.Context)
+	// ResetPassword Set a new password with a reset token
+	// (POST /v1/auth/password/reset)
+	ResetPassword(c *gin.Context)
 	// RefreshSession Rotate a refresh token
 	// (POST /v1/auth/refresh)
 	RefreshSession(c *gin.Context, params RefreshSessionParams)
@@ -1036,6 +1159,12 @@ type ServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(c *gin.Context)
+	// RequestEmailChange Change my email address
+	// (POST /v1/me/email)
+	RequestEmailChange(c *gin.Context)
+	// ResendVerification Send the verification mail again
+	// (POST /v1/me/email/verification)
+	ResendVerification(c *gin.Context)
 	// ChangePassword Change my password
 	// (POST /v1/me/password)
 	ChangePassword(c *gin.Context, params ChangePasswordParams)
@@ -1128,6 +1257,32 @@ func (siw *ServerInterfaceWrapper) GetReadiness(c *gin.Context) {
 	}
 
 	siw.Handler.GetReadiness(c)
+}
+
+// ConfirmEmailChange operation middleware
+func (siw *ServerInterfaceWrapper) ConfirmEmailChange(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ConfirmEmailChange(c)
+}
+
+// VerifyEmail operation middleware
+func (siw *ServerInterfaceWrapper) VerifyEmail(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.VerifyEmail(c)
 }
 
 // LogIn operation middleware
@@ -1223,6 +1378,32 @@ func (siw *ServerInterfaceWrapper) LogOut(c *gin.Context) {
 	}
 
 	siw.Handler.LogOut(c, params)
+}
+
+// ForgotPassword operation middleware
+func (siw *ServerInterfaceWrapper) ForgotPassword(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ForgotPassword(c)
+}
+
+// ResetPassword operation middleware
+func (siw *ServerInterfaceWrapper) ResetPassword(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ResetPassword(c)
 }
 
 // RefreshSession operation middleware
@@ -1331,6 +1512,32 @@ func (siw *ServerInterfaceWrapper) GetMe(c *gin.Context) {
 	}
 
 	siw.Handler.GetMe(c)
+}
+
+// RequestEmailChange operation middleware
+func (siw *ServerInterfaceWrapper) RequestEmailChange(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.RequestEmailChange(c)
+}
+
+// ResendVerification operation middleware
+func (siw *ServerInterfaceWrapper) ResendVerification(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ResendVerification(c)
 }
 
 // ChangePassword operation middleware
@@ -1482,11 +1689,17 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness)
+	router.POST(options.BaseURL+"/v1/auth/email/confirm", wrapper.ConfirmEmailChange)
+	router.POST(options.BaseURL+"/v1/auth/email/verify", wrapper.VerifyEmail)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.LogIn)
 	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.LogOut)
+	router.POST(options.BaseURL+"/v1/auth/password/forgot", wrapper.ForgotPassword)
+	router.POST(options.BaseURL+"/v1/auth/password/reset", wrapper.ResetPassword)
 	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshSession)
 	router.POST(options.BaseURL+"/v1/auth/signup", wrapper.SignUp)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe)
+	router.POST(options.BaseURL+"/v1/me/email", wrapper.RequestEmailChange)
+	router.POST(options.BaseURL+"/v1/me/email/verification", wrapper.ResendVerification)
 	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword)
 	router.GET(options.BaseURL+"/v1/me/profile", wrapper.GetProfile)
 	router.PUT(options.BaseURL+"/v1/me/profile", wrapper.PutProfile)
@@ -1495,6 +1708,8 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.DELETE(options.BaseURL+"/v1/me/sessions/:id", wrapper.EndSession)
 }
 
+type BadMailTokenApplicationProblemPlusJSONResponse Problem
+
 type BadRequestApplicationProblemPlusJSONResponse Problem
 
 type CSRFRejectedApplicationProblemPlusJSONResponse Problem
@@ -1502,6 +1717,8 @@ type CSRFRejectedApplicationProblemPlusJSONResponse Problem
 type ConflictApplicationProblemPlusJSONResponse Problem
 
 type InternalApplicationProblemPlusJSONResponse Problem
+
+type MailAcceptedJSONResponse Accepted
 
 type NotFoundApplicationProblemPlusJSONResponse Problem
 
@@ -1713,6 +1930,216 @@ func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadin
 	return err
 }
 
+type ConfirmEmailChangeRequestObject struct {
+	Body *ConfirmEmailChangeJSONRequestBody
+}
+
+type ConfirmEmailChangeResponseObject interface {
+	VisitConfirmEmailChangeResponse(w http.ResponseWriter) error
+}
+
+type ConfirmEmailChange204Response struct {
+}
+
+func (response ConfirmEmailChange204Response) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ConfirmEmailChange400ApplicationProblemPlusJSONResponse struct {
+	BadMailTokenApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange400ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange409ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange413ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange415ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange500ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConfirmEmailChange503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ConfirmEmailChange503ApplicationProblemPlusJSONResponse) VisitConfirmEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmailRequestObject struct {
+	Body *VerifyEmailJSONRequestBody
+}
+
+type VerifyEmailResponseObject interface {
+	VisitVerifyEmailResponse(w http.ResponseWriter) error
+}
+
+type VerifyEmail204Response struct {
+}
+
+func (response VerifyEmail204Response) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type VerifyEmail400ApplicationProblemPlusJSONResponse struct {
+	BadMailTokenApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail400ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail413ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail415ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail500ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogInRequestObject struct {
 	Params LogInParams
 	Body   *LogInJSONRequestBody
@@ -1775,9 +2202,7 @@ func (response LogIn401ApplicationProblemPlusJSONResponse) VisitLogInResponse(w 
 	return err
 }
 
-type LogIn403ApplicationProblemPlusJSONResponse struct {
-	CSRFRejectedApplicationProblemPlusJSONResponse
-}
+type LogIn403ApplicationProblemPlusJSONResponse Problem
 
 func (response LogIn403ApplicationProblemPlusJSONResponse) VisitLogInResponse(w http.ResponseWriter) error {
 
@@ -1995,6 +2420,223 @@ func (response LogOut503ApplicationProblemPlusJSONResponse) VisitLogOutResponse(
 	return err
 }
 
+type ForgotPasswordRequestObject struct {
+	Body *ForgotPasswordJSONRequestBody
+}
+
+type ForgotPasswordResponseObject interface {
+	VisitForgotPasswordResponse(w http.ResponseWriter) error
+}
+
+type ForgotPassword202JSONResponse struct{ MailAcceptedJSONResponse }
+
+func (response ForgotPassword202JSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword400ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword413ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword415ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword429ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword500ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ForgotPassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ForgotPassword503ApplicationProblemPlusJSONResponse) VisitForgotPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPasswordRequestObject struct {
+	Body *ResetPasswordJSONRequestBody
+}
+
+type ResetPasswordResponseObject interface {
+	VisitResetPasswordResponse(w http.ResponseWriter) error
+}
+
+type ResetPassword204Response struct {
+}
+
+func (response ResetPassword204Response) VisitResetPasswordResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type ResetPassword400ApplicationProblemPlusJSONResponse struct {
+	BadMailTokenApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword400ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword413ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword415ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword500ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResetPassword503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResetPassword503ApplicationProblemPlusJSONResponse) VisitResetPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshSessionRequestObject struct {
 	Params RefreshSessionParams
 	Body   *RefreshSessionJSONRequestBody
@@ -2161,6 +2803,20 @@ func (response SignUp201JSONResponse) VisitSignUpResponse(w http.ResponseWriter)
 		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
 	}
 	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SignUp202JSONResponse Accepted
+
+func (response SignUp202JSONResponse) VisitSignUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2364,6 +3020,235 @@ type GetMe503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChangeRequestObject struct {
+	Body *RequestEmailChangeJSONRequestBody
+}
+
+type RequestEmailChangeResponseObject interface {
+	VisitRequestEmailChangeResponse(w http.ResponseWriter) error
+}
+
+type RequestEmailChange202JSONResponse struct{ MailAcceptedJSONResponse }
+
+func (response RequestEmailChange202JSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange400ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange401ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange413ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange415ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange429ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange500ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RequestEmailChange503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RequestEmailChange503ApplicationProblemPlusJSONResponse) VisitRequestEmailChangeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerificationRequestObject struct {
+}
+
+type ResendVerificationResponseObject interface {
+	VisitResendVerificationResponse(w http.ResponseWriter) error
+}
+
+type ResendVerification202JSONResponse struct{ MailAcceptedJSONResponse }
+
+func (response ResendVerification202JSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification401ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification429ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification500ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResendVerification503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ResendVerification503ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3012,12 +3897,24 @@ type StrictServerInterface interface {
 	// GetReadiness Readiness
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
+	// ConfirmEmailChange Confirm an email change
+	// (POST /v1/auth/email/confirm)
+	ConfirmEmailChange(ctx context.Context, request ConfirmEmailChangeRequestObject) (ConfirmEmailChangeResponseObject, error)
+	// VerifyEmail Verify the account's email address
+	// (POST /v1/auth/email/verify)
+	VerifyEmail(ctx context.Context, request VerifyEmailRequestObject) (VerifyEmailResponseObject, error)
 	// LogIn Log in with email and password
 	// (POST /v1/auth/login)
 	LogIn(ctx context.Context, request LogInRequestObject) (LogInResponseObject, error)
 	// LogOut End a session
 	// (POST /v1/auth/logout)
 	LogOut(ctx context.Context, request LogOutRequestObject) (LogOutResponseObject, error)
+	// ForgotPassword Ask for a password-reset mail
+	// (POST /v1/auth/password/forgot)
+	ForgotPassword(ctx context.Context, request ForgotPasswordRequestObject) (ForgotPasswordResponseObject, error)
+	// ResetPassword Set a new password with a reset token
+	// (POST /v1/auth/password/reset)
+	ResetPassword(ctx context.Context, request ResetPasswordRequestObject) (ResetPasswordResponseObject, error)
 	// RefreshSession Rotate a refresh token
 	// (POST /v1/auth/refresh)
 	RefreshSession(ctx context.Context, request RefreshSessionRequestObject) (RefreshSessionResponseObject, error)
@@ -3027,6 +3924,12 @@ type StrictServerInterface interface {
 	// GetMe Get the signed-in user
 	// (GET /v1/me)
 	GetMe(ctx context.Context, request GetMeRequestObject) (GetMeResponseObject, error)
+	// RequestEmailChange Change my email address
+	// (POST /v1/me/email)
+	RequestEmailChange(ctx context.Context, request RequestEmailChangeRequestObject) (RequestEmailChangeResponseObject, error)
+	// ResendVerification Send the verification mail again
+	// (POST /v1/me/email/verification)
+	ResendVerification(ctx context.Context, request ResendVerificationRequestObject) (ResendVerificationResponseObject, error)
 	// ChangePassword Change my password
 	// (POST /v1/me/password)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -3224,6 +4127,90 @@ func (sh *strictHandler) GetReadiness(ctx *gin.Context) {
 	}
 }
 
+// ConfirmEmailChange operation middleware
+func (sh *strictHandler) ConfirmEmailChange(ctx *gin.Context) {
+	var request ConfirmEmailChangeRequestObject
+
+	var body ConfirmEmailChangeJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConfirmEmailChange(ctx, request.(ConfirmEmailChangeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConfirmEmailChange")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ConfirmEmailChangeResponseObject); ok {
+		if err := validResponse.VisitConfirmEmailChangeResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// VerifyEmail operation middleware
+func (sh *strictHandler) VerifyEmail(ctx *gin.Context) {
+	var request VerifyEmailRequestObject
+
+	var body VerifyEmailJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyEmail(ctx, request.(VerifyEmailRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyEmail")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(VerifyEmailResponseObject); ok {
+		if err := validResponse.VisitVerifyEmailResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // LogIn operation middleware
 func (sh *strictHandler) LogIn(ctx *gin.Context, params LogInParams) {
 	var request LogInRequestObject
@@ -3308,6 +4295,90 @@ func (sh *strictHandler) LogOut(ctx *gin.Context, params LogOutParams) {
 		sh.options.HandlerErrorFunc(ctx, err)
 	} else if validResponse, ok := response.(LogOutResponseObject); ok {
 		if err := validResponse.VisitLogOutResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ForgotPassword operation middleware
+func (sh *strictHandler) ForgotPassword(ctx *gin.Context) {
+	var request ForgotPasswordRequestObject
+
+	var body ForgotPasswordJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ForgotPassword(ctx, request.(ForgotPasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ForgotPassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ForgotPasswordResponseObject); ok {
+		if err := validResponse.VisitForgotPasswordResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResetPassword operation middleware
+func (sh *strictHandler) ResetPassword(ctx *gin.Context) {
+	var request ResetPasswordRequestObject
+
+	var body ResetPasswordJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResetPassword(ctx, request.(ResetPasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResetPassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ResetPasswordResponseObject); ok {
+		if err := validResponse.VisitResetPasswordResponse(ctx.Writer); err != nil {
 			sh.options.ResponseErrorHandlerFunc(ctx, err)
 		}
 	} else if response != nil {
@@ -3423,6 +4494,72 @@ func (sh *strictHandler) GetMe(ctx *gin.Context) {
 		sh.options.HandlerErrorFunc(ctx, err)
 	} else if validResponse, ok := response.(GetMeResponseObject); ok {
 		if err := validResponse.VisitGetMeResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RequestEmailChange operation middleware
+func (sh *strictHandler) RequestEmailChange(ctx *gin.Context) {
+	var request RequestEmailChangeRequestObject
+
+	var body RequestEmailChangeJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RequestEmailChange(ctx, request.(RequestEmailChangeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RequestEmailChange")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(RequestEmailChangeResponseObject); ok {
+		if err := validResponse.VisitRequestEmailChangeResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ResendVerification operation middleware
+func (sh *strictHandler) ResendVerification(ctx *gin.Context) {
+	var request ResendVerificationRequestObject
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResendVerification(ctx, request.(ResendVerificationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResendVerification")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ResendVerificationResponseObject); ok {
+		if err := validResponse.VisitResendVerificationResponse(ctx.Writer); err != nil {
 			sh.options.ResponseErrorHandlerFunc(ctx, err)
 		}
 	} else if response != nil {
@@ -3619,240 +4756,270 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lcts4lgD6KyjNVrXkoWTJjySWq6uu4zgdp53Y48eke6JcEyIhCTEFsAnQsrorVfs1O/8xn7Jfcgvn",
-	"ACRIUbaTdOaxt7dqe2KRxOPg4Lwfv7UiOU+lYEKr1vC3VkozOmeaZfDXOZtkTM0OpbzhzPwQMxVlPNVc",
-	"itawdTljJMNXiJY3TBDFNBkvCSURfNKdy5gRKtSCZT1yzmhMpEiWZDFjgugZG4mxjJdkRhURkoR2rGsY",
-	"KwwIFfZ9LuyABAZsw6fhCRVLmsXdS/N69wVL+C3LlkP7akhmjMYsI5NMzgkVhCaJXLCYyIxPuejsjwQl",
-	"GfslZ0oTPaOaLGSexCRXjHBNpJ6xbMHNH8psMlcsJguuZ2Snvz0SYaSyyXXGPrJIszjsjUQraHEDFJy9",
-	"FbQEnbPWsHV9/Uoq3U3sYu0eW0FLRTM2pwaqepmaN5XOuJi2Pn0KWrAlt6NVwL+bsYwZANbArzN6yxLV",
-	"I6GBawiAIjGb0DzRnaEBo/nh9cXpW4A8Z+ZVC67icdi84tDCNSATmY3EOJMLxTJC01Tt26UgLOc5AJSZ",
-	"M5uzAvwIdsKFObmDtz8fnL+4Pjw9v7g+PT/+4fjtRUjaLFHMgJfUoNvxwIuHWoK3GQkq4GUin7eG71sG",
-	"Jq3AHdCHYAXun4JWxlQqhWKA/s9pfI6bMn9FUmgm4J80TRMeUXMam2kmxwmb//mjMkfzW4vd0Xma4ABc",
-	"3NKEx9fumcrnc2oOFK4O4D43qK/JgiVJdyKzOYvhfFpB65YmOcOJY7PMymBBK2aa8qQ1bPmwf2BIpanO",
-	"VWu40+8HLc11YsZ9TmPitlnAhI5lrofjhIobQEiYGjZ8PaE8YXF1OwdkzuZjc9ngISlfb9jI6lhrdsMV",
-	"sZtuBS2WZdJQpfe/tSacJXFr2EqpUguZmadzphSdmtEB/caMUE0SRpUmg10SzWhGI0PVSCLNUX/4clh8",
-	"8lHrvzI2aQ1bf9osqegmPlWbZ4gY+EkT4Vw9MhpFLNV0nLAhCf3zDkm7dqQjYc40IDLDL+GIiRybK9Mx",
-	"v4YrYA5Jm7pz4mok5lwpLqYBycWNkAsREDmBm7zIpJgSs3sYX+baPBnLXMRqn4R4EiFJuNJqJBiNZsTe",
-	"AkP84XQCoJXmSxbNJBdTQsWSqHw851ojguQM7vWnoHV4cf7y3F72z79pHmZVyIaPVT47soBXSKgqNKrK",
-	"IpDcG4A0ExlS0KISl7ZLXHopszGPYybWYNLvgEc1OjmsMV6HYu4ovB2Gp7DFcCTaUjA4ShYbDtBMmzuA",
-	"CI38csxGguaG3mtzUCw2OOCzJsu53SI+h3f3yFupZwZ7FlSZWyymLHZII8Uk4ZH+KoRhc8qTa01vWIWk",
-	"GkBFkcyFdjjAFYF3CU0yRuMlYXcG+ytnv1eefbG4b3f03tLNwd+z4jjOmFK1lffMKo6FZpmgyVfBkLtB",
-	"qgB0PxMgF0RGUZ5lcCsdxHZ9yuuWQi5YdssycmS++obgc8tD2OWC3aVwiXC5PVIw6IhmGWcgoLpvlKHG",
-	"5OIvJ4H5VWka3RjRK2IdgOpbqV8aWvlVUBVSX09gFA+sZrY8mhHFlELeWmLfTgnLt1KTl/bbbwW/Yn3h",
-	"kLhlZUzJPIuYkRARA3PFMoDJGV0mksaXUp7QbMq+CjQpjnWtpbxOYLQHpCF4yayICjJ4Qn7kz33IDTya",
-	"bXk/ORKa6yW5lJKc2Bm+FSBXdhMOyUObMM8V3hMUGRRp48YQA4GqHiuV38tPC6n0UXuAMc+teNy0kwOH",
-	"loYNCbaApSmFqklgf6voK6jhmc0AnozEW2a2FNFoxmLSDg/NP7qHUuhMJgbNukrLjDl9AHkECNqVN1f1",
-	"pYNkQZeKhMUI+1ZhKsR9FAaMJDVmdgG9llEHfsm5oVpDneWsSalwQzbpE0HrgunuOu35uKrUgqLbfogx",
-	"dobIQOtwVOvUtu9Heb+/HcF78E+2T86onn2/uT8Sb+hd92DK7DuKRVLEiiRsop0oaI/0O0XoWMkk10ZW",
-	"mDDN58yONhKvtE5PRbLcJxcsyjO2Ty7onF1wzb6/0BmPdOiRU1AMUeEfiZrGj8e6Xi9GzVi+oWJpL6r6",
-	"KkKSUc2uEz7nNWlRS0nmRl6lWrN5qtU+yZjOliShuirvbXk83xALszRSrO3bEQ1/5YZerC5YVAQnFt2A",
-	"WFvIUOQyW44EnVIuCJ1olpHw3Gyxe2D+CInFhQCQgNEs4aDayzkTGhGDzpmbbiQiEAWNPoZHDUtTBp2t",
-	"NHl+cHl0fXL85vjyeiPsEJoxomY0Q2nR3PqlwWk4vKFTIhM55UKRtiESIDwI3XUqH+5JdUiKNBAkn5Rl",
-	"IxElnAkdwAP8N6FRJo0AhK+poPIRyP6wggVYVdoGQ0eCCsJURBOqDRRjltBlQATQJ2q+n1NzWiSR0U0H",
-	"6ZjiU9HNU+XNvEKnPBivEoQLe/9yoXkCQLbwJR547ydKDsWf7fSD1pwLPjdUalAgopFgpiyzd+kKBHeZ",
-	"8V+/RO+qWDiijMVGA6CJqloG3oEuiZKozEhxfm043c49dg5/yBqDXx0OTAWRzDIGQncpFg3KC1rZ7lpL",
-	"h5u+Qpqqe7pCfblmfGvbP+/bU3XQFbHFH640fpiNGoo5ZsCxbuVNRYz+gj1WlnGdsVytGnRUavC7uiZD",
-	"TMwtpUvDn+/Zb+MEle2iVbU2tlNRzOv7Pv/5nfdvR71mdylepLppzk3LRPzATutD1c7UX799ZR8ohdG1",
-	"gfx+3U7y2hUut/EGrTsGeRwe+QIZaY8ZzVhGMplrppq2lldXUCp3pGE4OE9Ll75iR78HdzworREG9MhN",
-	"wNAds5BoliSKLGbL4UiMRLe0s3n0JnTkCUVxq0eLuKQ3sQRhcU51NCNUjARxDKVHHHmAzxR8hxY197UC",
-	"/me+1zKJCU1pZliFt5aqXFQi4LDB6B9LpqzkmkgxNUvRklBiJMcC/9rIujjoBGDMMfzZPTV3D1C9g8to",
-	"ur6VVdC15CHNmGJCsxhAAvKFzLXiMforpkZNJgsuYrnAG76YyaThnsNycDW1K7YCDvetAS+LYWM8ThhY",
-	"rKzQahbj5FYc1EfusH4ZcNw6fjt7qRlsThO0w4I7ZGr+1y6vMMkWSjDNY85ExFakgXfv3nU9ZGVNIoHQ",
-	"RAq7LjS72WtGKLGLrupZIAS9P395SJ483e1/aM+0TtVwc3OxWPSySdRlMdcy68lsuplNIvP/5r3OcCTC",
-	"5xYIjCbz70ctq0mMWgEaRb4fFXwM1YlWGBCaKIn+PCPQl3hgkIC0qQJIppmM88jIMUJnNNIGeyI+4Ux1",
-	"wMSHb4+XIxEmcnosQjBg21O+wOMNA7KY8Wjmrp6mNx4MYOK6/lCIQ63P3lkraNQ+rgS9pTyh4+TrTBi5",
-	"N06T4gGypBF+uTDAm2ZMFUqImslMJ8uKIc0zYVyw7JZHjFxVpvhWioi3EaOHZEvyoE5B2lIQKwAAzEbC",
-	"3FQBHtdOo8mX5CIBFJ8xIlOWIWFXRqcv/LS9kTCcO6K5YsrSdnB/Uk3HVDES8xhdJeCOBjOpb+9+8fz6",
-	"8vjN0enVZUja1mdqbvo2MfSAgzcqFxmj0czsNiAqkYsAFAB76c1skRSCRbC8VMqEzCgQQiHJJGOVx1wQ",
-	"Q432YZ3u3Av+MqNqxpBPeChAapAjbUoimpoZbhhLlaH6hm+RSSJlbFWbuxnNFWgxczaX2bKz70DjRrHe",
-	"J5S92krTTINfSGZEzXKNGpBciM6X6TNakgXlhj9NZMYMkoA/yODJI9WZwaOUGZWnqcw0i9+wmNNLeOmr",
-	"7mgx4PXcjHgN83rXVTFrvqrY6owcW7ey+ebGXV8iKqYgsGhyiVN8u+vatKc1FkfhCDNVJKxvKey1SmEN",
-	"cOEFu2WJuZ3nMmFNMQvUoIDSBH8fM1WY/r5TZCGzG4MNzq6mdG6kMYNucjxecnDIKjnRC5qxayamXDCw",
-	"xZj7fa0io27jS/PEf5zJsdQ8UpXfmGI0i2bwB4vziGrwNQAtaTDkBa2XnCUxuiRWNnYqmOfvdp7QHkFj",
-	"Jotm0u605v00u00zAzDNUZm2fu3fHvIWWx9uJEXEMgGmUpA1w4CEjoKEAfnf//4fc2OP5qkuQ24KTy3H",
-	"RRUoi4JYYNToJI/RYzsS1jVspxyCcCXonDn8gO3FaCayPnj0C6OZ0rkb8XPDzpRmNEY6UrJnz5G/AvrC",
-	"s9+IUFyhbA1iGEmZTBMAbDn2Y+IBmky3JVl6bw+mXEuJIuhwN+t8xWiiZxf2mq9YoMkMnrtgKH+JvxXE",
-	"oSXhnlexQhVDurshb5qtzf6S7VdNK3397semBab5OOERxhG8Y2PyI1uStpEjn+4OnnZ65FQkS/eSO0/D",
-	"nwDNrdg/HAkhSZrxW6qZw9N2GANmmv/8Yv4Twz9j+Pcv3PxX6pn5n5uwY07UjDgSMJWaGdXtjZ1uvCQ3",
-	"bAmRCU57OzoMSfvoYmv3SWdIwii7Dcn3JDzrbu0+MSPemf8sQ5T5T388My/HLy4O/JeP4q3d3cEevo5v",
-	"nl8chKR97oY1wmfIzLOROJQyi7mgRh43qp3lQggLI2g82cmzpHB3pzSGy+Qg+Yz84+9PLCOtnjNNps13",
-	"//W7C0KTqcy4ns2R/xsooHsNg9J8ygnAaAUt2GcraMEuGqlalN2uzniYZ7eMtAGwZn8ItRu2VB1/FoAw",
-	"zALAaxy/4dKeIf6wO+RapA2g7gQl5IAsUq1ZZt7/f98fdP9Gu7/2u3vX3Q9//q8mCnHDG4imwV4e76OG",
-	"bglweMPjIizQOjhA3lclVI3kjb6fORcnTEz1zJc5vFn1snlW82blPA5bQev0xzM4ioNGQInVkd7IOE9y",
-	"9bsAKFdsvU9M8WlYYbx82rjGu9UhfiJRcRkQYyDyyNIIA802YM/Xrb4BzD+vTvwVU9QopzlYRKoA7iTC",
-	"bw0hvWiipBUSesF0SUbJP/6+2zGoZ2F0yzI+cYYqc8dqjMH8BCFvQByKqw0Xt7iCgP+trf7Wbrc/6A52",
-	"u3Qw3oq2WxZHEQEBB+Bw4Shbk2fbp6+3X2zdvRw8nz67zcd7+oQNpq/e/PrXp0/Ys8tc7eVnr27P/3p0",
-	"1YIzaN1dvzz69Tzfm28/eXXy9lrn7Mnu3snb9Kd3T9LD5YXmNz9//PH43fEu7bc+fVhhY7iVJvpmnuwT",
-	"mcVgoEKxk08FAEboHrlgCYsgrhgusAER12yuHhKEDZ/7VMrSWUaXq4dtVtV0tidGj/KiPw0ZN2umyZm3",
-	"rQlNFKtL2YelIbF2nCClmbXE9P+xP/ciOQd8tRLQsGW9GGQmM2U4ikHkJVGamkFWwGqHbIKrNUh+VwsE",
-	"6pFDOU/B9xZRxbpcKCYU1/yWJUuz4InM5lS76ChDCemdo4RbuzsNV7RcfdM63FM09ThnJOh/GClMrHJH",
-	"EpiFtMHOBQ5xUDuYQvGVVvw9imngSN7qBv2tnQcId+383RaLHazBBZnrL0OG1Rj5qmfdaMdMxD1SCwdI",
-	"GL1lhOuRMFJEG1TN8LdPIVoXQWzvFOETD4Rsj4SVFWpy92+tmpOrlWT6+uBvb6PbHw4/9o8uk4+3H19t",
-	"q9fnyydXB8X/HctfDl5cDl6rjz8vrq/GvPuxf3b59J18uxtrrfjN0x+jg8FJ+vp5crl18fPzMf3b1cvB",
-	"eO/p9Olhd3p7+tcfJ/RV9/wvx6fJu73Xi/PDJ/SvJ1F/FbVXPHD3XXabqgBhE3DKK6d4mjJx/OJQigmf",
-	"5mhCWsXXF1xFEoI750xTo1uSNn5IDtF2Q8pXBr0+2SSGtj/bGexYcXckjH6kOgHoQeCBwZQHql0cKcbu",
-	"mIsIXmIbfMKnQmZOaFYjoWds6YydRgnbJ3N4TpegzsQxuPHBZ81tOIUzaWPULxNxKrnQKMcJSUK05xe/",
-	"D4sFzagaCcG4UYBJ2yh5Dmfdy2BvVQSDjsH+OoM4r3mXiUjGLB6J04Ncz8hWr18E18CFCYiS1n4G5rf4",
-	"1hyxkVypIlKwzgpWOjPsNbABMb2myfQadGZ1XdgvSlH3Q9ACv0bWGrZmWqfDzc1ERjSZSaWHz/rP+q2g",
-	"9XFxo67zjK97ZbMHsdWg7G6al3vObpMDAoGdpDY78vDWKqt75PoflPWVoxWGSxXZG+9+vOgVBwcbh+DE",
-	"4xfW/K72QUv3vQKonKBoW0Q1K+bNBCEMI/H63SVJ+DijEPKYMRqjZGw1OS3JOOcJEB2eYTBx16C5TdBw",
-	"XPnzVZEqky4PtAlG+IxcnZ/sE/ZLThOzLiCDXKmQRAnlcwO5CgQqjM0gQsMiSiSpT3t1fuLOwsCftEMM",
-	"mcKlYCRUMwqFncfMvBbL1knt70cW/UatD+GQhCofh86kA6E5uTLSVAxmEYhucSEpTefkMPnBg6lxT3tK",
-	"HuTWbyV45LVoYsBnljsfgjvgCziwDR8q5QfHOQVbGBpUk9Ps69ePlcqClmAL/20IdgzAuMQwSiWdZVRh",
-	"ZOxWf+vJKrdbnfO3zxRt6qtYsccbvMjyhCmw6BaWQkK1C14qPB9Vc5mM2UgAG4BPzbxxUISYTXOmFB0n",
-	"rLMPKQKTXNEErISIj2A9G4nQX52N9fsq2W0FYjUANGKSNY6vXiyBrkCIpaQCuPrezu7Twl6KVn9lU2wC",
-	"Zxk3XHeNWyHskecZFdGMSGGjD8CCZAMREPOHTYk6QS37JxiJdaZ7MPnWI4iD5qgGM4yfNhCsCzgI1oQA",
-	"mAHq3vig5ksP6tl7AfGCxQMSzpmeyfja/GbNwzBuJaQRBy08i7BQG69v1JfYusYU5Ertu1usRsKXjkDw",
-	"0BmjGkP80ZJtgG90ScMjX11enhG0lK4IIb93slqhTK1mqtl4moqW9jU5aiukBbayQg4AeGROoxkXrGuY",
-	"PfyA+RoAprZiGLZheDyhY3nLOlXrehN4fNsL7f764b21vnzYaLTvOGjW1/cqn1PhLesuTahASwmwYq5c",
-	"UomImHO3RFJoio5zl6shs7rnpaqWr/pXVpIYe03rdme86g8y4r4Rshpu9r7BU8KEzpYQJ+qoC9yOR1s2",
-	"PHdUg+yk1vggzD49jIcjDkjGUkY1mjwLmADCzekdulx39/Y8BywiY80FW6DnCpbNZKaJDUtzMpTbtRkF",
-	"k5T9dSGrrCFaI9bXxZRG64M3V8/TwESsSOhdmxCtdEDz//H3nd5Wb9DZBy2M3HARg9GudJ0V5LyySP8W",
-	"VoU+o5IzwNQH7Y/Wy4zwLE6zuCcBXuc1zG3CkzVwkGIsaQa+iBTfC9B/MF6SMY1umHXVpyxTRq7iCsIV",
-	"tJUZK5TR/MvwIdhdaXi87O8Nt7eGg/7fYLnWHXydgT+40RObLvVMimtYUMSZiJYuoQxYnGZNxMyfvSEz",
-	"XvhbhSAS9wWe8Pb29l5Ari4PO/skFHmShGQx4wkrddSKxB5Tzbqaz0HKyxMb+4OhCg20rLrp+69x1WP+",
-	"qRkcDzj74Ysz74M6OjWMubLOoArVe3Dry4xgz6We+aeCTtC6dfRbYcx/6KHccwoXujFasPmaG4EWUpTi",
-	"GrzTklz8C660mfrazYsXauXkvBXSJDmdgED1QOwLfGCEp8fApqAAmHPhvcAVia1iuObWl6eyupuVk8ly",
-	"M33EyFgWQQAow075LfMFjLGUCaNiFWXs1hqmuwdTrlJDv9YYmxArSjwRMaEEzX6V2NeJDW4Dw4KV/2u4",
-	"hO8XdmS2fD0b/xDxU/765dWvx4O3/Fgdz3X6t8PjJ8cfjxdvPl7pNy+ONN366+4xX/D4VbI4/ij5zz/9",
-	"JaMi7h+Lfo8tX6fR9hszhoxfnS9O+bPb8Q97H39+dyfH22/7px+ni9MXB3zyl160lYjx/GU//ul1Ausy",
-	"qom65qI13DPSyr8Q01F/sseDYairFKoKvVWHYj2bsvFESDtUPA47WHphJMI6ngyJwd+w9BrYF6zJrAdp",
-	"ewQZH2q2lZzPnr9KK/qsCsUe6B+R3+TvyX5qXe9rg/0qp/koWlA9hNLqZU/jwVCa8uZVzqkybGXnjfdx",
-	"hSesKjxyARU+irA4MPsrgp/6PnohhZlyzKZcCMDFCtoFLRrfUhFVrGnlGVlXyZex8oN6ySFJMmnY0VoP",
-	"Fqk6sCDa93M9WOQPB1ZxbpfrqET1YNgdjXQCsX0Zixi/xfoetJb5TNoypb/krO5K3R1sPWhutJH5962l",
-	"oE1G7bVR7cRo8IKRmN3yCCeuifgZaKRWwG+UxFdjmdAYuIb1FvTSLsfqoRX6A/jVwIeDFl/HP+1o3Car",
-	"Af0t/Q8rXpiqJyDnjfGOPG2ezOayHp8V5louIMFCMYjszGQ+nREXzX55fnVxefTi+uz89Kfjo4tO7zHa",
-	"S0KVvjZgaFStIK+XqnJymbljXqswNYUiZdd02nxSM0auFMu6B1OwrXrbVFRw8BkG5ue5VJrsDrbIeKmZ",
-	"esze6n6LGIJoCiyrbb2yTDiREr+aaLu9Byccqakf2IlP0BLoo3Vd8OgP+yB4FGiM24DInqfxIOpP9lh3",
-	"a7xNuzvRbtx9xp5Munu0Px5EW/E225ngMs2w271+bzDY7j2t76oy56A/7G8NdwZ/q2522Hojf+VJQjd3",
-	"e33S/mkw2CcnXOR35O7Zk+snO52myJ5yk789znzl6MZD7qVi4Eag86nI0y9lYlaigoS9x8bo2IpzBzEl",
-	"J/KWJRSMOf/ZkTu4p4YoiDShS/Dh9MhpimDd9+P1Q/MMXI6FDQVywPRIoEZDDjBQHCyhEVbmCEjMM5v/",
-	"gnmpXPFxwryA7JFo/8oy2V3wWM8CMuYxd1+rgLyiYponZMKThGUqIM8zav5JwOQWEE2nI1GO1Wmo3dhv",
-	"LIwmRemlMvvaJx8lFzDFLc24zTeCODSZYdzvJKFTMyFqcdaTMRJYRIDN5UdOlEFOETFFBGMg58xX3F5b",
-	"njX1cwOqAsPQrwQHWz38p+ajI220ab19+eNhVxjkSAwRHQkISbH5ODOqZpDuoyS+aG7gLU0MDVYpSxIu",
-	"pookcgriQ8JvWCcYiTHTC2ZTCiIbU8PiIpKrrPxwdnBx8e70/MX1m+O31ydHb3+4fBUGI7Gx4TyNg92N",
-	"DVdaYcwSuSDPSrnQHxrN0SPRNPbBT8XYpHBhiphEjJv1k0F/a6fTIwdi6SPIvhFEgUApIB3oHTWoWziK",
-	"y+RVqaBeaW5UGK6sDv8ZiOVlZizMYEW+hNJUW1ept107E9Y6Rcrp3oTTQ8/qHSv2CAeIrn4bRwceipGI",
-	"5JwpTAYzYleaQKUqclA6bitxde7C4MRwhemymuEh6NwAFdxfubUc4AFqDz2HBs+YdTCATUUrlkzMzZ/T",
-	"mAEbT8AnkOXCXPyQVv/Pz2fxoBcOtrZ3dp88fbbXh3+FBh/NTNb545ambCYkkKHQahahy9QDEvmdGgkI",
-	"BCIpzTRWOxTMLGnn6U7wdGfbYMdcCtjhGJL/WJkFbtasGCOxjNSmYlGecb3szePO7+DcflRgYrUm0xrD",
-	"geWiroIfKGuxC3r4PDvE63eXWIt3ntJIQ7CSYTk9cmG0O46ZYgd+ENqQ2NRbjJfxJ8CombA3Ei4MTs2g",
-	"zgm6bHE0VE72Sw8FREwvQa2cTBIuGLjUNzZeQVT/xsaQhDSZhqQdQvBRSMZLRxD2SQiBSJhdfI6P+cRc",
-	"EHfrOoFNEmgXoT6QcDKzwiikl5uX9DIdklGL6j9/XOhRK7SrODSyv9rYGGI2v1I2ta4MWfIo4/HFxdXR",
-	"edgJyiimEF8MoUwuwfzVItwwllE+x6oyXYz4GZamAh6T9tXV8YvKaFBWi8c2qYXmsf3CZaR7izm4enF8",
-	"9PbwyKOf5cJtWQBONXjzx5NwiE8ghdUo92jZUdwMCrcrldEMHCzjSYgrUjgADsXu0nCIP5A/e7pYF3Ux",
-	"l6vvL/Dw8Oji4vry8sRb4mDXcBzI2cdxP2oOZTBzwX/Jmcvdj0m7jGfZekYyKmI5J2Ou3XdGc6tWE3BK",
-	"HRY6wgpCcHmMRFp4oJ01FDcFSXhDX0yqym/lW9cY+Q/Vm6ymGRCKwV02l2ofzHVoNXYjGqRIM3mL5Lko",
-	"7dhGH724gbC3alaBmS3wQqfNEGYCjfQAcB9qBONSMePaQqVuQXzcYhus6P5o5tx/W7WdmkP1ja6fwsAN",
-	"DgzPrLtheLc04H7U0QkSUeF7Ms3HRRVUkkh5k6f2yv4VDyKzZbIMBYFj51NBdZ6xsgpsQQ4MQ4mxXIEh",
-	"FoElOS6i3ZVZhchIpBUQwaIUvJrHoY22hFuwiVcEZnG67ZM+ARRLGFvQpWHVUAAC6ZCRJZVheAUYsNg2",
-	"FMRqOLO6k/pfa5v/BhZjRP9G+hGQvX7fYwHVoALwDdxva3YmvM9Z5UppI7dOPiG5MLKVZQpxwkaigdSd",
-	"H708P7p4dX384uSoRvCekpguVScgEU1Ti4QLrAoyh7iXh+v21fDhSX/n2ePhsE40EJZTE8WijGmP3m7t",
-	"PgFCa1bGjB6XLjuukIlgC5so7Kgu1SQ8O724JJu3g02a69lmYQk2IhiIAEYy0CNRey+BJI2wRy64mCZA",
-	"LocEalO7w8iYzjOhbCVKJEsX2qhAKGtQu/j9IkoEiypgIgqJ+ZQpjYa93kgcjIE0VVsTGNGeZS6UwBBZ",
-	"bhsdPGjgbs6M/lfas5vCbCqOlObQZBT4KjmFaz0taHx6yF50paDKQ1VAfqQvpvEK22mbROor1RR2foBC",
-	"VrPF6DF2vfVWJTDx9cd78RO6xbrb0WDS3Zk8pd09thV3d6Nn4wF9OtlhT/rrLVD/9n78qkG/IWJHl0Yv",
-	"DNnBD+oBO4+3M3++ca0MkxgSnfE51HZ6+9K3myDXTuSCZd2Imh/azkIdoWFOudGYajDRWb1wxUq36gNY",
-	"Y/ixkr7zNuRjz9vgCZ2f73R42Ay4X7PzCQYHVUQv1E1aDzob/g/Gdujm+BtPSiVtiP+wzqFoJnnEFFhD",
-	"Oo8IAcHQYos0cGQ1L8bKYkswr9I6qIOINosLA2K8qlhPy+jw5V8vHfq8fnfZWqkp85n6PlqSwkowAaot",
-	"+JZwnkkj9hYtKlbqrRntxYaglxXanE1uJKxRblAv9AYVDep114pFrytz5hUWg/NBdlZAdKZ1iuV2uJjI",
-	"VQwpk7WMbsAhHl8vnX1qaMuWYFnIPC2KyRLXgoLaWoIjUdAqCNUp7cDm7ynToP5gYQyKdcK6CTh+NzZ8",
-	"mmB0HArGnLZnynFWDbRphB1r8HCqEwF7iidL20oa5iDAlmLE27JAF9QallJBiTcwu5JCObO6L0hyGxvW",
-	"jrOxUWpaZQUBRYoyICD0ERKuybMqO45EFGzWhRSXQuU38BPtI2g2NioCOsCjLsFqW15mY6M0mVnzaq7Y",
-	"xoZZS3uNrNrpkTNUXSHasTC6VdUC0BcDLJUG1RLxyCo1EgMUeVcLJbabMzQ6oNX+6U/kUIpbM78UChHi",
-	"yIjCXvE0NCWD7sBddiegFcam7VeKzGMWtlmkCysw4MFCysWYQ/O8u1pKCuQFcEjAiWN5oFzEDGr8wYvP",
-	"bbsqGVPAFNJQcMqIAC+7zwIvpQ1iSPahtQzUbvKmgg43ZqCanX6wS9an0uC1gkVLs2+sqY/j2M+3m/Jt",
-	"ypqfZaEjr1sK1ljKGA7kEmPudRzsl7D0MniAa4SOaoc2x6q9phKkzHBCw6w73oCY4OGByrIj/L0oiW+/",
-	"WMwk5BybW2WOD3vlENv/a1gev+Fj2Q0SDELCu0LViWSmhvZOhy5/GXJLx0s8O+hFg9+1wwNU5G0x/+4B",
-	"mFKwXc2QbITQc8ODSWffIgNgAA5Sojk6utBbgtOo9V1uXOScGcKH+po1eXUebGidg/JMLgyoYqzej/cK",
-	"b9hK+dYKAIHmmBdxDcAomxsCFGVsIipATQWV0+qaAP/H6ZtFVuvF6VvE07ZidohR6zkeshr6Ou6ohW46",
-	"tBE67wPBfnLgDIXB2nBbOwFhdxFLNQk350xnPFJoAb4AQdB6qgyIC+cI5Ig5aTLsENQKGtycMA5kwTgf",
-	"LCqga/PxSPu9S/F4TF1U816nU/A/atPNiBL0hl0b8d7VFC7ypEKbXxgSlFo7RY4/8L9aNqDzepofIN0D",
-	"PROY6BH2yHMaEy7SHPiQ3R01A+3c3Xk+Nwi0UyAPZAYbySLjmpExm3ER7xNKdu/u7Ku2mY0Zo0iQAjA+",
-	"Z4rHBX66phi2LVSFygdwZdEeaZAP6Susqr/jp/pBkxzsC2Ne7gRkp7/bnP4Hm9nt94G/e5l+B5UWVhg7",
-	"HR5iUkrXIggqZYSElxkVasKy7pGIpBHAw8e7ad0Yh0V9ziGJEqkcU6iV9jQSvXlqFdS9wWCL/OPvT3oD",
-	"vBNHQI9snVHXPyj8qetWfrlMWRejKtSQCKkEn0zKRZyzCcsylnXPZMKjJTQ+yexveHlOPZJBp0YaDmk8",
-	"5yLErEjDtG3nTGl1a/MUj1PgYXmOlRdvjt9eH7x4cW5lc8v00cqNA/CMpFTPOrb5IymEPCsnWIHNTVAE",
-	"uOsZmzvI73iwKQm0tQTSGBL1AHNVtW4rygu7/W0Ajp8WarPs/CKz1r9lS7w600JZA1Yi8n9mHVgoAlu2",
-	"f9jt991huZ9mVExhf5e1vjLm+JdkbSsb+OagWqrBFsHHWt2G6CxtgqgRfKy07GTozJqdrbdwaXUisL+C",
-	"K+Ee03jpPPMt5FDemt0yV8MX7arDQh7G/D0egdhQXU1UEIjYil8wrtEjisy77xQxcpIVWFx1EcMAjBQ9",
-	"Z//73/9jaP6MRTeOmZWVciQMjQEKiFtQJyhiTuptZlhiJA6I17DUOZqhsorhnbReyByMuCkEZ4AeZyid",
-	"0UwpeLnh0g/6/cHTgJy+O7g46/TIBSbQB1iAN3ADBhZ+lerxEIIipgxrWBuAWmb+UPefpvLv4PyxjV9t",
-	"YA93YTkAgrWSQDt0/XqKDj4jUWvd45oFGaZsuwWF5Htyr8thJFZ8Dp2SjNbCj732aqvdgC7rHh9zGYpK",
-	"KEZc2feFH6xv3EN9x0ZLw7z2DGw9kwIyBX3wuhADkamX32+svmTYk7U8eKMgm0ahQSiP5DU1ZlztQOl1",
-	"ySVkXZ9c0AJsA0eLOhgxhcSmRCgg9JREudJyXvRDllkE4oIZlaQZmyR8OtOuvDoqUgrosGGPhqURclq0",
-	"Q/boK1dN3XpttSGsDYGIjnDAMlokShjNlHcO+979w8ioMui/Fr03MGuxAxitVUokuuCw1RiI5NR+l16/",
-	"saHonHXN840N0ma9aY+EZgjR8yzxIWjg5piNJl950hk64qFcPSZACErCeqMrWB4uXoqy06g93RK0PXLh",
-	"4obs0L15DIj7rmyT6Q6sLTPL6daRB+j2HCC9dHS8qGwJpMHgqJPxOVNQ5UJQzW8RZpblR05WxW6INsfH",
-	"1h2wk7eCltFp0LI16PV7kPggUyZoylvD1nav39vGKgAzsCiuKa00/K01ZWuiwFcLKL53FRQfI7hDwdrO",
-	"SJR1FsGSBBzMxg+V3KhqLCdnHBkPOPoXGPSHIUE2iKWkYXg83ylbltCcHmYFaDKTibXaVMKHDIFZBISW",
-	"vy54kqCxT7A7PRJtz9w1s/qZYXZKYlc6RVKzQK5JnpIJz5S2pDVjGmyhZqcjgSZv1IsLNuGKm/rNaAwR",
-	"c6IErmjOmFaV2s+4fcszjSCqo5ml+Jq0M6pZ19bt6LiYUiQGXEwxgd51ZxiJc1fOwV4Jp/w/rPd3AqLk",
-	"SJRyDxfltQTfcDxlUEYcYjmoILhQbtG4EDmP49aw9QPTUL2z1vF7q9//3Romwvhrmj9DpVkGjsTHdzF8",
-	"JRdQUciT/dAwE82YO4+AIH1DvA/InN516ZR9v93vGwy1PlqwM/rNJCEAAf3itrRwiYf2SLkeCWgNoIit",
-	"34RwfUT5/lbDahrLIBxd0mmT81Vp7CKGdnNNp6XMoQ2D813zCrNCgiJ4ywhF9irYhgedMmBxTM1tEiQ8",
-	"nnTfSsG6b6iOZiHREuzplGyD3vLIfY5av2wf7I1/6qufZrvzrdu/Pfv55iQeLNb2E9nu76xLLdJWINFF",
-	"E4wyui40gAqJC0CoLf4hrFq/k/Un8vhvPvmOpdbw/YfAa0plyz9bBEKy3DYXpWMARKeqNXzfKiIeWx+C",
-	"VtWMWOASLK7CWQwH4uatWn3HRibzxhV3tKKbmlGwg47E+/uqPZbMB2frCaY3Vcoi5U1vPusWe+gOrvu9",
-	"mZ4nnZHYJO9dscjHsDHzHlA9I/aK2Mg0r99djkRZoA+oHLeCNYZqfqcQqkBfa6GnNMGgF88fhb3jJ3mS",
-	"ELvxs0ze8hhr/VsUJJW6kiPhtDYwxdarPpYPUQ0s6xNaHot0HNRyG9BqVfwirB2XHJRBd9BCyzCnSuuI",
-	"kajy7q/kL2vYRFPZ0G/INZqmW8NEGiKDv4yfRK4MaYWbFKfTbuQmnd7vSvzvJRurVVm/iFxgC4Zf11KF",
-	"A2u12ur3jXwMsCk7WAGqcVV4aFl2a2jYq8vLsx45xOhLoz/GLGUiZiJaDkF049gKzMjqwgyRZnJs+JPr",
-	"EZbJHNyEOqOTCY/WoCG2l/iWmFdpYLEG5TwwULOhXuu+YzuxW/YOq3R2tD7AmVinwNozuXjImNlsyezs",
-	"I4VYZ5is2aqBdrzBpTiecJbJOdMzliui2Z2GngU2TQjjaUaiHfom3SG8t5kmlIt9YpWk7/u9fm9nHzLc",
-	"FNPf53rSfbYPvWVTLqbfgx9URTJjUJ9PZkCH3VIKC4WKMgpda9WNAqzhutMjh86cL8q6TQSLFgtp+w8C",
-	"kbaBQ/gHkst19M5O/TCmlZut4lh58/9EXh2dnJGpvJ5KxHKmyNscSsnKCfF+BM3D5r4mS8LusKbsn8jl",
-	"z2dHtQGmNJ+ykaj+ONhqqkexisSfe8bQTn0HpbRv08vf8ct/l2b+VEGr6EmTXb9swcdce6gMajw00gGw",
-	"KWDqc0MU3iMucRn2HA62nvbMTRoM9/p7lvnkWVKWc66+gNUTS7GzPOZ5gd6OJMFKqrzDLQsCNs3TT//y",
-	"7RhaCX6Bx7EvSzi8VnFGVsTjcmapIdjdaEJ+yaH/dju8ODo5Orwkg7CoJ9DQ065DIjpnheaEqqOICR0J",
-	"T643LCKRFIqUl8bD3f52gwtnJBp8OBWfjeewQbHQNtdTrrMeJHHZVRbN+Lz+dq6p3UpPO9K28TcXxz9c",
-	"Hp2/ASMxB0aN0eJmya5zna2ECUcMDkDVwX7nzgmK7iBoTAg3BbcCPQmxQKjnYPsOkmpRDuDCgK8wilOx",
-	"hDRE0ehcMyeZYax4odE7vma9WQPbbBHnh/M1+qwiz/p9Yqt9E+oOHqiv0zYLh+nYNuvHpumEek0Ce+Sq",
-	"EGxGwhxzd0wTKiKWuT5XNh0FTVMOoij6rGE85+61f6WQcw6uNy3xjID67/a3141aLHPT77Z5n0jkb3Kt",
-	"TOSlNCBzTaVquO9W5lzToZiKOLAheUvsghQQa7+hfl4oYlGtQ7GNBCuK5uL4U+b3/rco34Yoy6Zywx1A",
-	"67GzZsNX6HlU0ncjoFMWegqwJDGkC+zkVBQh4SAPoIL3EmuzAmgw7MOQKq0TG6fgPgF3COg1gdeQH922",
-	"/nvtna09Ui8+rBgj4aWUb6hY2goTKoTq1sVkI+Ga83teCo9O+BnVtuVJE96fyOkxtAKjGZ0z7RhME7KV",
-	"r2yC/d+Z/4HXeXF0v9tdqbTA+VQNRrZh/k339P6LAks/Btc2ilaP+OY5jYtlmE8Gj7qPZa9x+OgRl/jw",
-	"4vzluXVjwUeDR3x0htGAl1Ke0GzK8Lvdx6ywoV+p+Xhr7zFQrOAmkqlHQPLYxtb87nTtBMtDgJtqlRj5",
-	"0lauZ6tkTuZ6PZ07chGwRSDAihMcW58roiW2qKw8hbyOdCQWMruBeFwbM3B/3EW9ZJTSdDmyjfSLfMQy",
-	"3qI5EqKIf+jYbNPjmM1Tae6mSzQtfalb/Z2C+PkzL6gC60HglggWuHrL8dIvBY2KgW4DpS3rL1DnCG8j",
-	"255OQSLKtRfglthRoHaKohNmWfgto4lybt01lOw0119LyoIHP7B+/UPwsn5L2ue1fPpkqV+F2O08UBTM",
-	"ttRH9y0t8As6XIPHtmatu2C6a3e1MnCttJ4UyXLoO9Idvrt+T+01QR/fu3iOfWKjOb7ve+EfxAWE1P3a",
-	"nXpr9SZnxhfR8v8UsvyvJa9HIK5b1LqfmtqTvoec3tmgjJWwpwlUBFgpNoq6wsaGYIuNDfeJbTaE6o/N",
-	"01/JcDAkJGVCDzFKpzDwl/m3EL2xkGWoRFrmTZRCIwZloWrTlCVRDWh06dPnR1cXR9c/nB9UqloM+kQN",
-	"iV5Ioum44BTIF1yNAVsrJZFKF5FKHQw/VXkUMUNyU/STxPhzGcTjgtbMwlHoHJY7EUwbLkTax2e3O2Rz",
-	"aycgx2e3T8jmk51OEf9Z1sALG3YF+7l+fvz2xfHbH3ybAk4WYgjqAQLegq48H787vw1AwDQTKMcFlY5s",
-	"jD/Gw2DIihOkuYKQNWGt4hO7tWpmSkH47H7qAUODNc1F3LrtMJD3ggtdnxhfRmjaxHi/0EOuGCq6K98f",
-	"PL84Pbm6rI+x3S8HKYIfjVQzoxoU+xlNU2iw5QqB2PhPdqeLNB0X+2YGKVLui1AxSHRzW0yp0sQ2XSvK",
-	"AFTS2AgpE9nqjVcQXmLZNLKNqs0VIzHT1niTsVt5w1xW+5hBeMZKgsza8yHtsgxDedZQkSTPpuZKbO2Q",
-	"GUmodgVjDoq8HBeDQnVpzkGZzejaFMSbMrVJYANoYkUxRE6tKgIRoth4aUWawCV5gKW7jr9YaRTGGS/9",
-	"NpK22klToPjABqM39ccBwoVhfQZeEC06Z1Qon2YRWtz/mKuIZrHfcNiGJY4Et4lgRfxQhfZy5eTRIjnO",
-	"Jvm6llaQAKxIG6TuYCRswmfHyn4ldUuUhOAh8GC53NQyPm9FoLOC1kXBdP5PCHa14seNkt0faux/urx0",
-	"DgmXdQHnfsFJQUHRe8xtkGmtfLuUEZhs1acia1dhMHJduQO5qqxz0l6RsCor7VQa1EEZL0ceCtoF8a0z",
-	"esvKXm1rijEK53IbiaZqkQ/UavSKbdkUiJGo1Gl0qQaD/taO60hKM7amtuKxBq5RK0kJA80oBJyhMppN",
-	"pdji8b5ry4KWdexYIIEzT5k1gYtaJQfgM06dn9HKkTVQ+r1aW7QeOSiKOJh9RPcUXTXz29D/JmuktTqu",
-	"MzJCif2albGJFJsZrtJ/UzNhtRDvo+yEg38Ogf0SWtl/hPXtUIpJwrE+xB82wkcTZSSg3mVcS4+xGEmj",
-	"k/PcFnEqZD3IvFhNfwYh0YpOWgaY+1EqaIV3sV00J3YCFeQ+2VoGMJQRtlDIMhdcJjHLOoEtMbGm5Ed7",
-	"TekRq+StK9LWEIzxLZ1htq5SY6QPhop3uUDu81mBZa4SVJHltl9jhpVYlQfiyIqWFzhWU7uOT18qTv3T",
-	"70O1vsr7D9UwhR+cf60Ce++WzJl/Rzb9KtEPugjrLXADZKYKkhfVzEV8WNMMaTv09sujFlyZlFymUxZm",
-	"8/Lwa50WRgKwiPi9eH3DuiqqqwpbGcL5KKOMoZVhJHxhyrcypZRnNiYK9X0X7F01RRlSYCQXcNG19epK",
-	"vlOEiyjJYxZ3wGWgiHUZgC61mEkUfiKZcqygC7aOW26YR4+cM6isbM1EKKhYZc8jFUyNBBaiM98c4gq6",
-	"nkKKbvOKJJHwG+Y8ng6e9/gvITMN/bkrfY+dBabJX7tP6EgYqDcUv2aupjT2D4ZhGlOpe6vZltUSea71",
-	"4gOpjiMBcqSWcljgZUPiY4ZA99PJvNIGI0HTlFGoNOAl6TURW2wtfVY6rP4dRa1aH+w/fLJ/yFufw18Q",
-	"bch82eSYrfOWsjzb2jS9Kp/6TjX2GK0IXkVU17AUgvwmEmtLtTWLR2dFZ65vJiNVOi6uj4rGvcrMbuQr",
-	"5aU/RKK6SLSKWXXUDVpp3hg/rlWl6WKPhH6VzNAVasV+CpnSGNGoy3MFe0VRwc8IGDcs1UQKtHUXNlRy",
-	"6RVPKRLbraxSTVZZ08AP/sIufi4TGhUPRZcPNPQrU78LbLRRVpMM7kGMNQygjJNXGTvG6izKRUV4ZbJd",
-	"cye7L4/3jgTEGNjEtB45EMQgJXbXrkgNtsQLlsKtmV5GYl05Fq+/BHTPKKxhbjjbxruBKpzlFarwDXhw",
-	"tRHu43nw7zm7a+u5Tnl7XGPPfxMq9U+SNv5/YQV/QABwREw6qvVI4lrKBX6zr5g1V0Q9KpXBWsM9sNjY",
-	"gmC+BmZYvCEzPKvFF2ANioI41TN5921xIlqN5MqYUbImrr15tfRMWXPGjQo6I8ZxuTAuDDbANMXG8jlN",
-	"tOdIxBDqfuFg9NiYoYrKjNof+Dd7rf8jbBziV5LEiJ7Vva5y8cdLm77TWJG2kJrYuDj4J7rJoWzTgik9",
-	"EsDdDftHpAuhXqF6XF/IpoA3rvT6k/79SL7fXXANva9A4g/Z83dCWgNxg7HrcHWVKG7+xuNPD1LGSmwn",
-	"Woa4giY1XLvymDXiCCYd+w3UNXGRDeYqFG2rqvEVEDQfVDIeoXvbGsq11s9/X99TtKN5fU8hk4mbF1MK",
-	"6aq2ZD2Url6PVg8UKEd7ypdFX0LcA6RDQT57XDgG4Xmn98+1eOw8/NFbqTHf79+TjNv+aPfdi3uz5U6g",
-	"3ZptQYD55WAYcGFs9e5YK6lx0K9tJpUePus/w0w/O/2K7ocFtQPbvLAoyuYs1hWSaREVHFGfgocZUI+c",
-	"IzobFa/BAeWNOWcNIzaVwjDrwgIAXaWXiZ/i7xLfsfxxUQHGm6XMg1+dzGViV/OxcCwj8BKXvoVvyCya",
-	"MaWxwqM3hZeptDrHS5mVZSEh1jMoS1E2VqH8zCzJgIRyMoHaLDGHvoWdIiChmionBRuS1aRPpHzuoDGx",
-	"88On/y8AAP//",
+	"7H2LcttGlvardHG2KqQGpEhdbIsq1//LshzLkSWNKMXJhPmFJtAk2wK7GXRDFJNy1T7NznvMo+yT/NXn",
+	"dAMNEJTk2yYzm6narCUBjb6cPtfvnPNbI5KzuRRMaNXo/9aY05TOmGYp/HTBxilT00Mpbzgzv4iZilI+",
+	"11yKRr9xOWUkxUeIljdMEMU0GS0JJRG80p7JmBEq1IKlHXLBaEykSJZkMWWC6CkbipGMl2RKFRGShHas",
+	"axgrDAgV9nku7IAEBmzCq+EJFUuaxu1L83j7JUv4LUuXfftoSKaMxiwl41TOCBWEJolcsJjIlE+4aO0P",
+	"BSUp+yVjShM9pZosZJbEJFOMcE2knrJ0wc0PyiwyUywmC66nZKe7PRRhpNLxdcres0izOOwMRSNocLMp",
+	"+PVG0BB0xhr9xvX1a6l0O7GTtWtsBA0VTdmMml3Vy7l5UumUi0njw4egAUtyK1rd+HdTljKzgZXt1ym9",
+	"ZYnqkNDsawgbRWI2plmiW32zjeYXbwZnp7DznJlH7Xblfw7rZxzafQ3IWKZDMUrlQrGU0Plc7dup4F7O",
+	"MthQZs5sxvLtx20nXJiTOzj98eDi5fXh2cXg+uzi+Nvj00FImixRzGwvqexuy9tePNRie+uJoLS9TGSz",
+	"Rv+nhtmTRuAO6OdgZd8/BI2UqbkUigH5v6DxW8oTGNr8HEmhmdDmn3Q+T3hEzXlszlM5Stjsr++VhMfY",
+	"HZ3NE4ZvxOYLXNzShMdI2I2gETNNedLoN8y+JVzcGCKzDwWE3c15CoRKaJIyGi8NUcb7hKobs/mEEsEW",
+	"RApDZUpTnalGf6fbDRqaa/NdM3FygcfRyJdJRzLT/VFCxU3jg78//5GycaPf+MtmwQo28a9q8xzXhptT",
+	"JsKwtKqwD0QwozyxxMgVycSNkAsRwPzzhQVkxqjQSEdUwE0j8yydS8UCs+pbyWMWIyNJqGYpiaZUTBhp",
+	"SuHYCW5EkhjaCGEecBjXY8oTFodmmHyC5mDs/IDfcMNuNKFRxOaajhJm6OtDYLbN7dpHnzYQjP9B87PK",
+	"ZjNqLjCwSv/bC5Yk7bFMZyyG+9gIGrc0yeqIBgar0Iy7aw8M+YnE8QEmU97R8nIOyIzNRuYU4I+keLxm",
+	"IatjrVlNcQkaQYOlqTRS6KffGmPOkrjRb8ypUguZmr/OmFJ0YkYHdjNihGqSMKo06e0acklpZKQYSaS5",
+	"2j9/+l58iatyuebICgrsV6iVNCtHOhTmTOF6wJtwxESODItsAbXXXIImdefE1VDMuFJcTILiWsoxXIpF",
+	"KsWEmNXD+DLT5i8jmYlY7ZMQTyIkCVdaDQWj0ZTYW2DuKJxOALLRvMmiqeRiQqhYEpWNZlxrJJCMtew9",
+	"OxxcvLqwzP2z+GpJTPhU5asfduMVCqaSTCqrBCjezYbUCxWSy56ClrYLWnol0xGPY2DwX4vlluViv6Jo",
+	"ORJzR+GtMDyDJYZDATzUHCWLjcSvl8UtIIRa/WjEhoJmRr5rc1DIp31VxGpqbhIfo6t1yKnUU0M9C6os",
+	"048d0UgxTnikP4tgmJFP15pWxLDZqCiSmdCOBrgi8Gwugdmdof7S2e8VZ59P7usdvTd1c/D3zDiOU6ZU",
+	"ZeYdM4tjoVkqaPKZyowdpLyB7tcE2AWRUZSlKdxKt2O7Pud1UyEDlt6ylByZt76qsoLfw73LBLubwyXC",
+	"6XZILqAjmqacgUHi3lGGG5PB304C81ulaXRjVO2ItWBXjY54AJz8XnaWKwWPWks+YM1i3N/M/Ycj54pI",
+	"QbhWZEGXhANXT8FyoWJp7ruWRDERG8NGS1isNb24grur6IwZbsCAz0VUOZXoVOpXRg58FsUIqa/HMIpH",
+	"MmYns2hKFFMK9YbiZu0UdHIqNXll3/1atJHPL+wTN62UKZmlEQM9E25XplgK531Ol4mk8aWUJzSdsM/a",
+	"mjmOda2lvE5gtAc0PXjIzIgK0ntCvuMv/J3refLI6jXkSGiul+RSSnJiv/C1NnJlNVbrvm8RQH7IA1Ad",
+	"UqSJC8PbBRLjWKnsC14uGPPCmnq1N8yRZd8aW2ZqSqFlE9jflWxv9FaYxQCdDMWpuUskotGUxaQZHpp/",
+	"tA+l0KlMDJm1lZYpc7Ytyj8wIkpPrtr+B8mCLhUJ8xH2rb2Vm66o6BgtccTsBDoNY9r+khnzq9HXacbq",
+	"DGQ3ZJ1tHDQGTLfXeYKOyw4acNo0HxL6rT4qB9V9VOtcEM+HWbe7HcFz8E+2T86pnj7f3B+Kt/SufTBh",
+	"9hnFIiliRRI21k7NtUf6jSJ0pGSSaaMHjZnmM2ZHG4rXWs/PRLLcJwMWZSnbJwM6YwOu2fOBTnmkQ09U",
+	"gJMDnVdDUfFe4bGu9/Ggl0e+pWJpL6r6LEaSUs2uEz7jFU1YS0lmRhenWrPZXKt9kjKdLtGw9nnHlqfP",
+	"GGZhpkbyuX09puHP3PCL1QmLklLIoht0jjj9kFymy6GgE8oFoWPNUhJemCW2D8wPIbG0EAARMJomHNxU",
+	"csaELqSf/dxQRKDmGlsTjxqmpgw5W0354uDy6Prk+O3x5fVG2CI0ZURNaYqaMEhQQ9NweH1nICdywoUi",
+	"TcMkQDESuu3MWVyTapE58kDQ6uYsHYoo4UzoAP6A/yY0SqVR7vAxFZReArsGZrAABaBpKHQoqCBMRTSh",
+	"2uxizBK6DIgA/kTN+zNqToskMrppIR9TfCLa2Vx5X17hU94erzKEgb1/mdA8gU22+0u87b2fKTkSf7bT",
+	"DRozLvjMcKleTohGO5uw1N6lKzBKZMp//RSbsuS9iVIWG+uGJqrs9XgHdjJq2TIl+fk14XRb9/hw/CEr",
+	"An51OHCDRDJNGRgUhVrUKy5oablrvTju8yXWVF7TFfoCKo7kpv3xvjWVB11RW/zhCseOWajhmCMGEutW",
+	"3pRMhE9YY2ka1ynL1KqzSs0NfZfnZJiJuaV0aeTzPeut/UBpuRghqIxddt168ucLr9+Oem2dq6tuR/dZ",
+	"JuIHVlodqnKm/vztI/vAKYzlAOz381aSVa5wsYy36LkyxOPoyFfISHPEaMpSkspMM1W3tKw8g8JwJTXD",
+	"wXlavvQZK/oS0vGg8LSYrUdpAkGbmIVEsyRRZDFd9odiKNqFD9HjN6FjT6iKWx+BiAt+E0tQFmdUR1NC",
+	"xVAQJ1A6xLEHeE3Be+gtdG8rkH/mfS2TmNA5TY2o8OZS1osKAuzXBLBiyZTVXBMpJmYqWhJKjOaY018T",
+	"RRcHmwAcVUY+u7+auwek3sJp1F3f0izoWvYwT5liQrMYtgT0C5lpxWOMvU1SGjGy4CKWC7zhi6lMau45",
+	"TAdnU7liK9vh3jXby2JYGI8TBt44q7SayTi9FQf1iTusXgYct0rfzhdsBpvRBH3MENqblCI11t2cG8E0",
+	"izkTEVvRBt69e9f2iJXVqQRCEynsvNClaK8ZocROumxngRL008WrQ/Lk6W735+ZU67nqb24uFotOOo7a",
+	"LOZaph2ZTjbTcWT+zzzX6g9F+MJuAqPJ7PmwYS2JYSNAh8/zYTkoN2yEAaGJkhibNgp9QQeGCEiToqtk",
+	"nso4i4weI3RKI22oJ+JjzlQL3Jf49Gg5FGEiJ8cCQ1H2lAd4vGFAFlMeTd3V0/TG2wP4cNV+yNWhxkev",
+	"rBHUWh9Xgt5SntBR8nkujMwbp87wAF3SKL9cmM2bpEzlRoiaylQny5KT0HNhDFh6yyNGrkqf+FqGiLcQ",
+	"Y4ekS/KgTUGaUhCrAMCeDYW5qRjTbNW6s0kmEiDxKSNyzlJk7MrY9DnmoDMURnJHNFNMWd4OoXyq6Ygq",
+	"RmIeYxgIY6ELbj5T+PJfvri+PH57dHZ1GZKmjf+bm75NDD/gGmOzKaPR1Kw2ICqRiwAMAHvpzdciKQSL",
+	"YHpzKRMypcAIhSTjlJX+zAUx3Ggf5unOPZcvU6qmDOWERwKksnOkSUlE5+YLN4zNleH6Rm6RcSJlbE2b",
+	"uynNFFgxMzaT6bK177bGjWIja6h7NZWmqYaYl0yJmmYaLSC5EK1Ps2e0JAvKjXway5QZIoFYl6GTR5oz",
+	"vUcZMyqbz2WqWfyWxZxewkOfdUfzAa9nZsRr+K53XcE9vOKrM3ps1cvmuxt3fY0o/wSBSZNL/MTXu651",
+	"a1rjcRSOMVNFwuqSwk6jUNaAFnx3ftUzmEfZqLIeS6MHL4w4m9L5nAlFBLsrfhgtwUlvyMM7mCKAzcd+",
+	"NCeixi6ImFF4uA5qPfzeETRoHicIGvPUMBTN0ZzNv7DifCpeL3x/+Ti1vr+Crn9y7xYx+OINDEebD7xk",
+	"tywxs7mQCasDMFFzh5Qm+PsRU7nv9BtFFjK9gf2yk1M6M+qsua9yNFpyiNYrOdYLmrJrJiZcMHBmGQZ5",
+	"rSJutBB4aJb4f07lSGoeqdLvmGI0jabwA4uziGoIRAEzrtmNoHFkTuQQuLkHF6FxzM3qaHLuHcOYJorV",
+	"wQHAqYyRusJ1bD1DBes0yi+qdgp1ThQiFVqyr13n+Ih+w7oPyFSmipER1ZoZcavpHESoYItrUOkNBcW0",
+	"k8hbltCI/V87qlGpVilq9Tu/NWb07oSJiZ42+r3u1g4wt/wXNZvnffm3hlE7qXZxWXNcxWhbuzsPUWIx",
+	"VrA6tzqqfMVZEmOkcYUkzwTzYCwO4NAh6Mdn0VRaGq2AGsxZlLfJwlV+ewgEYqEZkRQRSwVECWA1YUBC",
+	"t4wwIP/9n/9lhNXRbK4L5GQOwLABvJxbow0SEC6iJIsRiDEUFvFhP9kHRiIg5oesEZYXo4fUXmuEe6CH",
+	"3qEI8HWjySnNaIwitNBMPXzOyrl73KiGFXCFZiVYIGTOpKHB0tiPgfk8RC94MPczrlcynUh9blfy6ffb",
+	"ReFd5JUSw2g0ov20rNxg7y7mVzCSs9Ur+KWuDr5VtwGvGU30dJALiKr4m8LfHai3vIxcKsmb1amvyhx5",
+	"82hpUzfTN+++q5vgPBslPEJ81Ds2It+xJWkaG/Lpbu9pq0PORLJ0DzmCNrop3HNr8veHQkgyT/kt1cxd",
+	"1GYYw9U0//nF/CeGf8bw71+4+a/UU/P/bsKWIWkz4lDAp9SUxR3y1n5utCQ3bAmIK+e5OToMSfNosLX7",
+	"pNUnYZTehuQ5Cc/bW7tPzIh35j/LEO39s+/OzcPxy8GB//BRvLW729vDx/HJi8FBSJoXblhjeIbM/G0o",
+	"DqVMYy6oscWN/LEaKO6FMTKe7GRpksN45ob+xSTfyWfkn/94YpXo8jnTZFLP/N68GxCaTGTK9XSGur/Z",
+	"BQytI7jaF/qwGY2gAetsBA1YRa1AjtLb1S8eZuktI03YWLM+3LUbtlQt/yuww/AV2Lza8Wu41jnSD7tD",
+	"jZU0YatbQbFzIBdA7prn/99PB+2/0/av3fbedfvnv/5HHYu84TVSw1Avj/fRO2clUHjD4xzeboObYOur",
+	"YleN1Y1x3wcE8o1e1n/VPFk6j8NG0Dj77hyO4qB2o8TqSG9lnCWZ+iIblCm2Ph6u+CQs6Yx8UjvHu9Uh",
+	"fiBRfhmQYgBRaXmE2c0mUM/nzb5mm39c/fBnfKLCOc3BIlEFcCdx/9Yw0kEdJy2x0AHTBRsl//zHbsuQ",
+	"nt2jW5bysXNSmztWEQzmVwDlBeaQX224uPkVBPpvbHW3dtvdXru326a90Va03bA0igQINACHC0fZGD/b",
+	"Pnuz/XLr7lXvxeTZbTba0yesN3n99tfvnz5hzy4ztZedv769+P7oqgFn0Li7fnX060W2N9t+8vrk9Fpn",
+	"7Mnu3snp/Id3T+aHy4HmNz++/+743fEu7TY+/LwixnApdfzN/GWfyDQG5zSanHwiYGOE7pABS4xKPlri",
+	"BTZbxDWbqYeMYCPnPhR2dJrS5ephm1nVne2JnHDxaWrMYRFEeKS6EjQea4KsV2xqVCk0jb+pABw75FDO",
+	"5hB3j6hibS4UE4prfsuSpZnwx6pI/uzr5uH+im5eB0QA3w9mvBDr2CEJfIU0wccNYBhwOTCF+jstxXoV",
+	"0yCRPs6SqtXnvBWsoQWZ6U/XacsRkjKqxii6TMQdUoECJYyCJ2MojBbRBF04/O1DiJEFsFtauf37QOrR",
+	"UFhdoWJ4/NaoBLgbSaqvD/5+Gt1+e/i+e3SZvL99/3pbvblYPrk6yP93LH85eHnZe6Pe/7i4vhrx9vvu",
+	"+eXTd/J0N9Za8Zun30UHvZP5mxfJ5dbgxxcj+verV73R3tPJ08P25Pbs++/G9HX74m/HZ8m7vTeLi8Mn",
+	"9PuTqLtK2ivR9/suu025w5yjDx9qTrGUklRl2V7+DbujkU7AKuTaECCjYLqRPOmoKef0l4xVqW+3t/Wg",
+	"1pBP4tOpKacidHF9o+ykjG0a2mDhL5nhGXlSYqvCh/LjnunrvdmLX7bfHz27+bUbX2wlT6If5+/Ewe74",
+	"9fSpvrr7fvSt6skT/h372+Lt6hE96miKja/ePny97sqdzZk4fnkoxZhPMvT1rx7bS64iCcjbGdM0ppqS",
+	"Jr5IDtHJTopHep0u2SRGED/b6e1Y22QojDWvWgFY7RAqxzxLql0yA4IsDdcEOI9FCfKJkKmzcNRQ6Clb",
+	"uqjUjZCLfTKDv9MlGN9xDHgrhy4G3JuLPWLqCRPxXHKhUekW0h5l8ft+PqEpVUMhGIf8Lzh2x2DcwxAY",
+	"UwQzXyBQNgVA7qzNRCRjFg/F2UGmp2Sr081RkECPAVHSBjogThLfmsM2ZgZVRArWWmEhLl52DTJbTK5p",
+	"MrkGD4+6zh3NhV3yc9CAAHTa6DemWs/7m5uJjGgylUr3n3WfdRtB4/3iRl1nKV/3yGYHEnzANbNpHu44",
+	"B3sGBAQO7crXUeFqrOolj5z/g4aZcozdqBR5yui77wad/OBg4YCQP35p46RqH3xKfvgWLUm0Q/LUGsW8",
+	"L4HjcyjevLskCR+lFHD3KaMxmjHW7NaSjDKegITgKWa0tA2Z26xQp0J9vN1Y1qiKA63bI/wbubo42Sfs",
+	"l4waLosyiysVkiihfAbMzN+BkhZiCKFmEgWRVD97dXHizsLsP2mGiG3FqSBktZ6EwtZjvryWytaZWD8N",
+	"LfkNGz+HfRKqbBSWMggyZVTfGJx4NpUAsYN15+Qo+cGDqTBbe0rezq1fSvDIa1HHup0PED39nyDgVrz5",
+	"Ts2x2btfxIvvPQ2o9ABcoQzhhPNpShWmMGx1t558PY/+esV5YOgizRKmIPSW+7UJ1Q5lmoeoy85dGbOh",
+	"ADEAr5rvxkGOBZ5kTCk6SlhrH3yr40zRBHzaSI/g6x2K0J+dBWV/lqK9smOVDailJBvFXL1YAjEbAHqn",
+	"AqT63s7u09y7j+FZZfM8AxfCNFJ3Tfw37JAXKRXRlEhhYWLg7rOIMaT8fl22aFBJQQ2GYl2MFQIU1VSP",
+	"oB5+Zobxc9eCdciwYA1WywxQhU0FFdBTUC0Z4H3Fjp5PIxPorcCnityfgIQzpqcyvja/syEPeK+EUMdP",
+	"50AR+JBNLTMWaWyRDgrSevfdXVdD4etQoJ7olFGN2WgYnTFHREZLkKSvLy/PCTq/V1SVL51XndvHq0nV",
+	"Fh5ZMrw/J516hQHBUlaYBmwemdFoygVrG5UAfoGphbBNTcWYtWSUJnQkb1nZOqjdHt+dRtu//vyTdaj9",
+	"vFHrsnO7WZ3f62xGhTetu3lCBTq/QGBz5fIfRcRcCDGSQlPEQbm0QplWo4llT8tqzHAl375TN293xqsx",
+	"TmMUGFWs5v7vGzolTGhjcUEoBHkQ3I5HO6u8EGuNhqXWhJXMOj2KhyMOSMrmjGr0Yud7AgQ3o3eIoNnd",
+	"2/PwNEiMFURNTp4rVDaVqSYWZew0LbdqMwrWT/HnhQK1Qmi1VF9VZmodSt63Op6dJmJFQu/ahOh4Bcnw",
+	"z3/sdLY6vdY+2GrkhosY/LBFODhn+qVJ+rewrBq2UzZmQKkPupQtaAj3MyiQIPaeBHid14jAMU/W7IMU",
+	"I0lTCC/N8TmsGGJ44YhGN8wir+YsVUb74grQZ9pqliXOaP5lpBWsrvAlX3b3+ttb/V737zBdC065TgGd",
+	"UosLmS/1VIprmFDEmYiWLvcZBKFmdczM/3pN0R7hLxUwge4NPOHt7e29gFxdHrb2SSiyJAnJYsoTVliy",
+	"Jb0+ppq1NZ+BLpglFsqJyLMaXlZe9P3XuIzf+VC/HQ9gt+CNc++FKjnVjLkyz6C8q/fQ1qd5ol5IPfVP",
+	"BePaVYf316KYf9FDuecUBroW/F1/zY3aCxmncWW/5wW7+B2utPn0tfsuXqiVk/NmSJPkbAwK1QNQRnjB",
+	"KE+P2ZucA2AKnfcAVyS25uOaW1+cyupqVk4mzcznI0ZGMsd1oA474bfMVzBGUiaMrro/3V7UfO4eSrma",
+	"G/61xiWFVFHQCSBo0DlYSmUYW6wyuB+slVChJXw+Dw2w5Zvp6NuIn/E3r65+Pe6d8mN1PNPzvx8ePzl+",
+	"f7x4+/5Kv315pOnW97vHfMHj18ni+L3kP/7wt5SKuHssuh22fDOPtt+aMWT8+mJxxp/djr7de//juzs5",
+	"2j7tnr2fLM5eHvDx3zrRViJGs1fd+Ic3CczLGDDqmotGf89oK78jpaOVZY8HswpWOVR591YDDtXk+NoT",
+	"Ic1Q8ThsYZWgoQirdNInhn7DIhBkH7COtQ5kYRMUfGj/llL4O/4sreqzqhR7W/+IdFV/TfZVi6ZYi90u",
+	"neajeEH5EArfmD2NB9FRxc0rnVNp2NLKa+/jikxYNXjkAopR5SBdCA4ogq/6sAuBZelGbMKFAFoskV3Q",
+	"oPEtFVEt0DhwBSc/TZQfVKshSpJKI47WBiVJOSYJyRsfG5Qkf8Yk83NbG5YsH4wXmbRQdyhFRSuFLD4n",
+	"PnnBFPsCKE7EbOK0fO9tDgUoH/lHO2SDLxfC/Gw37MdjEIIvEzd9hAfV5s3dR1q5qJGCuZwzIgU4NWJ2",
+	"yyOko4rFloKDwdprtYbVKtoQPcBrNKlc/NnpWLdCSZwAu6hRq4IGX6cO2dG4TSUHcVoEnVZCb+XwT8Zr",
+	"Idl8Xv8xW2ni+DwnDi4g/VExAJ+nMptMics1u7y4Glwevbw+vzj74fho0Oo8xhhNqNLXZhtqLWWoukFV",
+	"8XGZumNea//WgQXTazqpP6kpI1eKpe2DCTjUvWUqKjgEigPz65lUmuz2tshoqZl6zNqqwaoYYG45lVWW",
+	"XpomnEhBX/fcgxOO3MyHXuNf0LHrk3VVj+z2u6BH5mSMywDs3dO4F3XHe6y9Ndqm7Z1oN24/Y0/G7T3a",
+	"HfWirXib7YxxmmbY7U630+ttd55WV1X6Zq/b7271d3p/Ly+233grf+VJQjd3O13S/KHX2ycnXGR35O7Z",
+	"k+snO6067F2xyN8e5410fOOhmGI+cO2m84nI5p+qk1gFGdLpH4uis7WND2JKTmxmzr88tg7XVAN9mSd0",
+	"CYG7Djmb47bu+8lgofkbxJlzlxhkaOuhQAOVHGAuCzi2I6ybFZCYpzY7FatGcMVHCfNyRoai+StLZXvB",
+	"Yz0NyIjH3L2tAvKaikmWkDFPEpaqgLxIqfknAQ9qQDSdDEUxVqumSni3tiSrFEVo0qxrn7yXXMAnbmnK",
+	"bTYwIEVlisj8cUIn5oNolNvA1FBgiR82k+85UYY4RcQUEYyBmjJbiXVuec7xj4U8BkY/uxIcQi/wn0pg",
+	"ljTRRXn66rvDtjDEkRgmOhSAQ7LZslOqppCMqyQ+aG7gLU0MD1ZzliRcTBRJ5AS0wYTfsFYwFCOmF8xm",
+	"PUUWSMXiHGtZ1GU6PxgM3p1dvLx+e3x6fXJ0+u3l6zAYio0NF17u7W5suMJHI5bIBXlWqPn+0BhdGIq6",
+	"sQ9+yMcmedxaxCRi3MyfGL2p1SEHYukTyL6xK4BBKWAdqIsZ0s3RAUVpCamgPGNmLFKo4agWLP0IwvKS",
+	"xxZmsDylS2mqbXzcW679ElbVR87pnoTTw3D6HcvXCAeI+A6LdIWA01BEcsYUpmobtWueQI1MclBE60vI",
+	"V3dh8MNwhemynIQm6MxsKkQzM+sIwgPUHnn2DZ0xGy8CF5lWLBmbmz+jMQMxnkCIJ82EufghLf/PT7nz",
+	"di/sbW3v7D55+myvC/8KDT2aL9lYnpuasnUKgA2F1lAMXR49Q3jjUAD6i8xpqrHOsmBmSjtPd4KnO9uG",
+	"OmYSzYwRpOazokaLmbNijMQyUpuKRVnK9bIzi1tfANHwKOhwuWLiGj+QlaKudjDY3rFDunycW+nNu0vs",
+	"+jCb00gDQs2InA4Z2DKmxoo58JGHfWILYyBIyv8AQqXCzlA47KOaQhUyjMDjaGhr7hcBJ0AJLMFLMB4n",
+	"XDDAUWxsvIa8m42NPglpMglJMwTEWUhGS8cQ9kkI6DOs/XGBf+Zjc0HcrWsFNo2nmeO7ICVsapVRKP5i",
+	"HtLLeZ8MG1T/9f1CDxuhncWh0f3VxkYfa+0oZRPfC5yaxxmPB4Oro4uwFRTQtRAfDKEhA8HqEjnGNJZR",
+	"NsOab22EefULzw+PSfPq6vhlaTQoesljm3ZGs9i+4erFeJM5uHp5fHR6eOTxz2LitmgPpxrAGaNx2Me/",
+	"QIEJ0nR1NxQ3g8LtmstoCvGy0TjEGSkcAIdid/Owj78gf/VssTbaYq6Sjj/Bw8OjweD68vLEm2Jv10gc",
+	"qKiD477XHApwZ4L/kjk0s9mbAsS09YykVMRyRkZcu/eM5Vau9eOMOixDiPX94PIYjTQHFDjnNi4K8oT7",
+	"vppU1t+Kp65ztEufWEszIBQRfTbbcR+8rxgEcCMaopin8hbZc57O2szB4wDcLuX9mK8FXnKDGQIdKMAP",
+	"gPahOwFOFVPZ7a5UHcKPm2xNUMQfzZz7b6uucHOovg/9Qxi4wUHgmXnXDO+mBtKPOj4BBRu8wLR5Oa+/",
+	"ThIpb7K5vbLf40Gktoil4SBw7HwiqM5SVtSfz9mBESgxFhMyzCKwLMflnLgC7wCHRV4BgCSl4NEsDi3E",
+	"Fm7BJl4R+IqzbZ90CZBYwtiCLo2ohvJMyIeMLqmMwMu3Adu6QLnKmjOrYg5+31DLVwgAIPnX8o+A7HW7",
+	"nggoY0Qg1HN/6MB5ZD9mliuFB908+ZhkwuhWVijECRuKGlZ3cfTq4mjw+vr45clRheE9JTFdqlZAIjqf",
+	"WyJcYM2uGcCYHq6qW6GHJ92dZ4/fh3WqgbCSmigWpUx7/HZr9wkwWjMzZuy4+bLlyowJtrC1DBzXpZqE",
+	"52eDS7J529ukmZ5u5o59o4KBCmA0Az0UlecSSKMKO2TAxSQBdtkn0BXDHUbKdJYKVTTq6QzFQBsTCHUN",
+	"aie/n4N+sOQRpoqRmE+Y0ujY6wzFwQhYU7kJllHtWeqQIYbJcttS68F4RX3xht8zPLHOs3xdj51yeHRU",
+	"+EpZv2sDZ+h8eshfdKWgBlNZQX5kaK32CtvP1qnUV6ou1+AAlax6j9Fj/HrrvUpldaDk+OuO9uIndIu1",
+	"t6PeuL0zfkrbe2wrbu9Gz0Y9+nS8w5501/ul/vBgjbKbvwaWpQtXGOKy8IUqKuvx3uePd7kVWJg+0Smf",
+	"QT3G01e+NwVleSIXLG1H1Pyi6fzWEbrrlBuNqRrHnbUWV3x39bP3KGU9ZiS3Cup0RWOxhmhGQc0kTEt5",
+	"fNTDmhsu5JGNvJCHp/l+fOTjYV/kfsXZKBjQRY6IqfrVHox4/BvihXQ9pstTlUkTMEU2QhVNJY+YApdM",
+	"6xGwIoSrWxqtkKQ9w0psZWX2xb6vcmConYyelIHZc2QVWIPzIDMn63565ejpzbvLxkoduo/0QqB/Kywh",
+	"VtCYwqeEC38bZTxv2bVSo9XYVK5RYF7V1XkKh8K6CnvV4rBQCaVaqzWf9LrSqF4xUjgwFLL5jk61nmOJ",
+	"Pi7GcpVkirxBY7FwSA3RS+c169t6T1hKOpvnBeiJa8lFbf3hoch5JeDBCu+0+XnCNBhlWFCHYm3RdgLo",
+	"go0Nn0kYy4uCi6npOZicrwU9LWHLumGcQUfAy+Np+LYCjzkI8PDYvju2qCf0J5BSQVlYcAaT3GS0VAz6",
+	"5caG9S5tbBT2X1F5RJG8fBCoooSEa1L+ig5sEQVPeq5bzqFaLESv9nFrNjZKZgPsR1Wv1rYu18ZG4ciz",
+	"Tt9MsY0NM5fmGg261SHnaFADpDZ3BZaNFbBiAyyvChWW8chKdZUDVMRXiys365OFWmBr/+Uv5FCKW/N9",
+	"KRQSxJFR0L2Cq+jgBouGu0RjICsEQO6XGtNg9QYzSYddMduDzRfyMfvm7+3V8pOgr0CYBE4c66plImZQ",
+	"FxgefGHbtcqYAqWQmiKVRgV51X4WeNmVAFTah1Z72EWz+BR0/DMDVaIHvV2yPqsLrxVMWpp1Yx8eHMe+",
+	"vl2X+lXUCS8qxHnd47A4XcpwIJejdW84Y7/YSy+ZDMRI6Lh2aNP9mmuqR8sUP2ikd8sbELOIvK2y8gl/",
+	"n7fRsW8sphLS382tMseHvQOJ7X/bL47fCLb0BhkGIeFdboBFMlV9e6dDl0oPac6jJZ4d9ObD95rhAboX",
+	"bAOg9gE4eLB9X59shNCDzNuT1r4lBqAAHKQgcwy/YQwHP6PWd/1z8EwzhL/ra+bk1Yex+E23y1O5MFsV",
+	"Y8cfvFd4w1ZKvpc2EHiOeRDnAIKyvolQXv4qogKMZzCErQUM+/84KzhPsB6cnSKdGq0Vhxg2XuAhq75v",
+	"eQ8bGDxEz6WLiRDspwwhWhisCbe1FRB2F7G5JuHmjOmURwr90gPQDG38zGxxHrKBRESnXoYtglZJTfAV",
+	"xoFUKxcZRrN4bWooaf7k8ogeU0vdPNdq5fKP2pxGogS9YdfGvHB9CPJkvNCmuoYE1dhWXm4C5F8lMdXF",
+	"Ys0vIKcI4yWYTRR2yAsaEy7mGcghuzpqBtq5u/MigYDmVKAPpIYaySLlmpERm3IR7xNKdu/u7KO2uZ8Z",
+	"I8/Cg218wRSPc/p0jbRsm8wSlw/gyqKX1BAf8leYVXfHzyeFpoHYS8483ArITne3PscUFrPb7YJ899JJ",
+	"D0otPRGgHx5i5lPbEggahYSElykVaszS9pGIpNHIw8cHj90Yh3lN7z6JEqmcUKiUAzcqvvmrNZD3er0t",
+	"8s9/POn08E4cAT+ytcldP8Xwh7ab+eVyztqI9VB9IqQSfDwuJnHBxixNWdo+lwmPltAsLbW/w8tz5rEM",
+	"OjHacEjjGRchpt4aoW07x0tr25u/4nEKPCwv3PPy7fHp9cHLlxdWN7dCH33vOABPyZzqacs2Pye5kmf1",
+	"BKuwuQ/kWRR6ymZu53e8vSkYtPVP0hiyQYFyVbnWO+oLu91t2Bw/99imcvqF6W3UzZaFd66Nom68ROL/",
+	"yNrxUDi+aBm12+26w3K/mlIxgfVdVnrRmeNfkrXt7+Cdg3LVENs4B/t7GKaztFnIRvGx2rLToVPrDLcx",
+	"zKW1icArDAGOexz2RUjP99tDSwx2y1zdf/T29nN9GJNEeQRqQ3k2Uc4gYqt+wbjGjsjTO79RxOhJVmFx",
+	"hW6MADBa9Iz993/+l+H5UxbdOGFWVNiSMDTCJpC2oL5YxJzWWy+wxFAcEK9hvwt/Q5EfIztptfkJuJbn",
+	"ABkBO85wOmOZUoi9w6Xvdbu9pwE5e3cwOG91yABBxAEW7Q/cgIHdv1LHGQDGiAnDvhdmQ60wf6hjYF3L",
+	"GAhJ6ZTeskRZuBF3YCHYgrWaQDN0Pf7yrn9DUWn35xoMGqFsOwyG5Dm5NxAyFCuRkFbBRisYd6/d7GoH",
+	"wctqHMpchrwoj1FX9n3lB3sidNDesZB8+K49A1taJ9+ZnD+A4uMaGZLqRNZUbTPiyXoevFFQTKPSIJTH",
+	"8uoaVa925LaduFEbrtdSbYUw29Dakg7iuJDZFAQFjJ6SKFNazhyRjWUagbpgRiXzlI0TPplq15IFDSkF",
+	"fNiIRyPSCDlzrTl8/soV2eluV0tP2MJXWKYECR33AcvvkSiBQmzFOex79w/xWkVmSQVT2DNzsQNAL1+J",
+	"TBfCyBrhUc7sdzUcNjYUnbG2+fvGBmmyzqRDQjOE6HjxgRAscHPMxpIv/aXVd8xDudJgtqR1WG2OCdPD",
+	"yUtRdF63p1tsbYcMHJrJDt2ZxUC474q24e7AmjK1km4dezCUh8J7KBwfzyviAmswNOp0fM4UFFwRVPNb",
+	"3DMr8iOnq2J3aJtIZotb2I83goaxadCz1et0O5BdI+dM0Dlv9BvbnW5nG0tNTMGjuKbKV/+3xoStwaav",
+	"Fl79yVVefYziDoWuW0NR1GcFTxJIMItqKqRR2XtOzjkKHoAfLBCKiEAlC60peBgezzfKljM1p4e5CppM",
+	"ZWK9NiVQk2Ewi4DQ4rcLniTo7BPsTg9F03N3Ta19ZoSdktjJVpG5mSDXJJuTMU+Vtqw1ZRp8oWalQ4E+",
+	"cLSLczHhiiL7DewME3OqBM5oxphWpaL5uHwrM40iqqOp5fiaNFOqWdsWh2k5pCsyAy4mWKXBdXQaigtX",
+	"M8ReCWf8P2z3twKi5FAUeg8XxbWEiHU8YdA5AxAmVBCcKLdknKucx3Gj3/iWaaj6C/0vUFUzpLjV7X6x",
+	"Jsswfk3jFlsq1+xe56M6H7+WC8il8nQ/dMxEU+bOIyDI35DuAzKjd206Yc+3u11DoTZyDH5GvwE1wCIw",
+	"Wm9Lkhd0aI+U66GAdkKK2FJiuK+PaPnTqJlNba2No0s6qQsJK42dR9Fvrumk0Dm0EXA+YEBhrkqQQ8qM",
+	"UmSvgm2S1CpglCNqbpMg4fG4fSoFa7+lOpqGREvwp1OyDXbLI9c5bPyyfbA3+qGrfpjuzrZu//7sx5uT",
+	"uLdY24Nsu7uzLuFJW4VE542zCsxfaDYqJA4WUZn8Q1S1fiXrT+Tx73zwA0uN/k8/B14jS1s23hIQsuWm",
+	"uSgts0F0ohr9nxo5DrPxc9AouxFzWoLJlSSLkUDcPFUpNVorZN66OqNWdVNTCn7QofjpvsKjhfDBr3UE",
+	"05tqziLlfd681s7X0O5ddztTPUtaQ7FJfnJ1Sx8jxsxzwPWM2itio9O8eXc5FEWtSOBy3CrWCCD9RuGu",
+	"An+tAGJpglAcLx4FhjAZZ0lC7MLPU3nLY2ySYkmQlEqcDoWz2sAVWy1AWvwRzcCiVKaVscjHwSy3MFtr",
+	"4udge5xyUEABoe2mEU6lbklDUZbdnylf1oiJugq2X1Fq1H1ujRCpwSt/mjyJXEXckjTJT6dZK01anS/K",
+	"/O9lG6sFgj+JXWDrll/XcoUD67Xa6naNfgx7U3S9BFLjKo/QsvTW8LDXl5fnHXKImFBjP8ZszkTMRLTs",
+	"g+rGsX2o0dWFGWKeypGRT66vaCozCBPqlI7HPFpDhtiW5mtSXqnxzRqS87aBmgV1Gvcd24ldsndYRbCj",
+	"8TOciQ0KrD2TwUPOzHpPZmsfOcQ6x2TFVw284y1OxcmE81TOmJ6yTBHN7jT0OrHJSwiwGYpm6Lt0+/Dc",
+	"5jyhXOwTayQ973a6nZ19yLtTTD/P9Lj9bB/60c+5mDyHOKiKZMqgVKRMgQ+7qeQeChWlFDrdqxsFVMN1",
+	"q0MOnTtfFMXBCNbPFtL2LAYmbZFE+AOyy3X8zn76YUorFlumseLm/4W8Pjo5JxN5PZFI5UyR0wyqGssx",
+	"8X4JlofNyE2WhN1heeO/kMsfz48qA0xoNmFDUf5lb6uu6MkqEX/sGXeMcbuDWtond5/M6cwvUOmCI05e",
+	"ljpt7xRm96nU5JV9+Wu1kiwuQt9QGMvDgpXrU7TtZa6lZAqFRGr5APgUMCG7rj/Yw5e4AGOHva2nHXOT",
+	"ev297p4VPlmaFJXFyw9gic5C7SyOeZaTt2NJMJOy7HDTAhip+euH3305hldCXOBx4ssyDq+9rNEV8bic",
+	"W6oPfjeaYJcBw80GRydHh5ekF+ZVDmr64LZIRGcst5zQdBQxoUPh6fVGRCSSQr38wnm4292uCeEMRU0M",
+	"pxSz8QI2qBbahrzKdeOF1DI7y7yBr9cT1zXCXemDS5oWfzM4/vby6OItOIk5CGrEsJspu263ttwqHDEE",
+	"AFULugHkQVAMB0EzY7gpuBToY4xVaL0A2zeQ6ot6ABdm+3KnOBVLSI4UtcE1bJFK0V9oLXon12w0q2cb",
+	"NOP3sYvEhGlFnnW7xBaeJ9QdvMberf4uY/FJTHeRmc10zhsLd8hVrtgMhTnm9ogmVEQsdf3xbJIMuqbc",
+	"jqLqs0bwXLjHfk8l5wJCb9C0MAX1JmjsdrfXjZpPc9Pv0H2fSuQvcq1O5OBkIMA3bd4YFN2Tqk5FWvCi",
+	"N5pDcdvq/F6b1QJeh4baDEvpajkUXPsc6/z8+uriJCR/JaH7eBum8n/gxecQokO6t3oFeIaWRSH8/ZVv",
+	"F0TkIKx5RGgo5im75TLLwdsQZpRJ3CG2foXCKKjLCxX7Za/tUBSBD/+jGMDMgwt4X6D6jNfh33k5ZUpu",
+	"JY9zOGnTT7C2HKUAYJZ9MlznffJbtaCDoaiU494nO909UioMbnsj2ShBcY7ypvzpGaMCqqLW3aNDPC+v",
+	"Ra+10izI7otdpJUGOB/K8GWbh1C5yGu8Xd652421elf34Zv3gsZegSXz0t7DL5ltSjhCvnd6j7jf54j5",
+	"u5TyhKYThu/tPoYv1HQyB6byiKUdWyTMF+dClkpyYLHddY8n2f6oNewIAyjrudF5Km8dL6pnPPWZs7b+",
+	"wprOR863m3BxE5AaXjUUoZ1aHa8qIywssgLYw4KmsTISO6+P7xiUxfTte/F28AlLmwnvor8Lmd4oRCGQ",
+	"j+Iua7hJaw1sqVLP36sa4cKxzs0dUVXLHL4vUlH+xbiCO5PPYAv/+245HrevFVRzrh648ABlWX/Trc8r",
+	"L/FRwriYHwKbErDE7q0BsfEj6lfLsHcJ2l+XW8V4nSFw/AnTXqEAq3I3IcujrvNGC9TqkYumw1uIfFLS",
+	"hzEgKAzaa7EkMWIYJbDIhTD4I9DB/Aq1JtgahJ0aU0nrxOIk3SsAxwC/KqLkbVE5gI35zzV3tvZItcMG",
+	"JI5dSvmWiqW9SSqERi/5x4aCas1mc+2jJDw7xa8zY1s11rGEEzk5hhbGjtGqtYlZxSObcKsc/ABs7a/B",
+	"TEqtOx/FSB5x22DqxyAAPoaX5NMwr/QedUfzrCN8afsjXEif79GpQHKafvXXCtYIjD5E4rYwaWC1UYxn",
+	"Hhy9PTg+uf7+6OL41fHhweXx2elzdyxOKJVqHPHJVJORvYMeSzefdeOTJdPgj/y9GPXO1t5jSKd0IX9/",
+	"Bn+ClcJARVjlwL6LK9PTVd4uM72euR+5tKMcfbmCPByxRIqJ0ar6xO9eaLUspeV8KIx2BElQ2qlI94Fd",
+	"q9VDjdk3RNZelKYoQK718NMcdNqyhUeOYzabS3PxXM2RAsC21d3JOb7/ZWPPGf4WuClC2LOk29m55tmH",
+	"VliBeClKcVGHPmyir2QyATdUpr2sgsSOAqqfomNm/Sa3jCbKYenWsO+zTH8u/w4efMGCKQ+Bi3xNhu/1",
+	"5/1gWf5jVMW8lJAicEqImaM5fbU65BRhm5UQ6YDptl3VysCVotlSJMu+j1509O6a8zbXIG2fOxDtPrEQ",
+	"2uddD3NLHAq3CiZseWmna6AWnyjAHsGDDgcXry6s/Phfqj8fgY/Uktb93NTx3M2xTCfyHrb6FtrZUVsX",
+	"Chv+1nve4Im2G9gzZwPHEL0qNoOjy6JEY7mOzXY3L9xl1HEqADYBuucUgttcFVVPL0u8cWMD0cwbG2Sr",
+	"u5Wb8dbqNLcpWKtiO54KgGntGyFDYdVpclnWnL3cZk9jrlGQa0OXr2Dnzwvh9zU4VPkjH6Wbbj1MmIY4",
+	"jHic609XTv/Unh57vQ/UDegbRR59G2+lqwpyj2Wc33d44x7XPNOqbI41XcmzdjZ3BenncyNZ0E1cX9m0",
+	"3MazmkyBzvcM24EGoKiYywvOoI2Nain2TLE0gFzdspcuV8bBRp1ZRiWk5p/g2crXe7+jvMaxVXe3S90M",
+	"vtLVru2Y8DnuK98KUky7NGV3GgDCFhAfRT3+T9/WR1zeAYBz/VYUTp32WlY8cImtenaPDXRn01dWEsSQ",
+	"b6z0/sGo6saGYIuNDfeK7RCOwtXWWVypBWFoZM6E7mM+Uw6FLOqnQZ7LQhZJJfOiwkQhe9EjjUHgunoS",
+	"5dRPV/7u4uhqcHT97cVBqSppr0tUn+iFJJqOcvMOjTlXI9LWuk2k0nlOVwsTdVUWRcxwijkiSmP8dZHu",
+	"5NL7zMRR2PeLlQimjelImsfntztkc2snIMfnt0/I5pOdVp4pW/QwCGtWBeu5fnF8+vL49FsffYEfCzFZ",
+	"9wA33m5dcT5QncOGEG2qBhbkgHLqUKnaVkPAzCEM2zmXH1eQ3CcsfnBsl1au4ZFbK3Y91dSq3pqOwG7e",
+	"dhhg9zjR9YUNi1xWW9jQL9SZKYYyZeX9gxeDs5Ory+oY291ikDxNlAsA6QIEYkrnc+iK7wq52kxZdqfz",
+	"giYuS9AMkpdMzJPqIErkljinShPGYYvzMo6lgj+EFCV/qt2Scb/Esm5km3+cKUZipi3MJWW38oa5qoQj",
+	"BoksK6VE1p4PaRZlNIuzhoqyWToxV2Jrh0xJQrUr+HuQVzBx2TpUF8AXdLQQLc1N47deERjYVMjmB/8J",
+	"EqdWJS8Gkthoaf0QgSuHAbH7Kv1ipxgYZ7T0VCNXrbYuNtWzaft1Ta2BcWECpNkvyKudMSqUz7MIze9/",
+	"zFVEU0+5US6Bcyi4LZmTZ1qVeC/P43p5uNHWR3N96KF2miJNkAXBUNjSWC3rsCm4W6IkpFkB1teV9Soy",
+	"GWvUE3h3kFuK/xbemEovslp3zB/e4f6nk+MhQBKUpqoqOPd7OxQ0hLknMAg16ZQfQTMKk63andc3U5i2",
+	"XfXIgl5V1KltrmhYpZm2Sn3JoAy7Yw8574JM4Cm9ZSSvlbummYZw4OShqOv28UCvDa9Yui0WMRSlPhuu",
+	"KEOvu7UD+mDKIIRY3xvjWIPUqLQUgYGmFFLzUOVNJ1Js8XjfdUlGDCI2EJUgmSfMggVFpeYmyBnngzcW",
+	"iXdkNZx+L48NIWSpQw7ycptmHdE9TXPM922RhLq46XpvD4RDoeNlJR5ax4rNF67mf9CAZrmR0qNsy95H",
+	"M1jrafoiEy6cUTUhxscEBK3T3Pd5GJKmdlxrMK1igbgiRmfSiizoEnrH+HqUnDNhX3bpDIX4RzvLx8XY",
+	"rizGUBEF5uY+0ocKC3IhkCFZoCQFjACP8tpZqDhwT1Er4QekYA44YC38oUBdeSyTRC6c4YbdUcAX7EKg",
+	"/1M+/X8JqNy/pncRZaBHVGtFKpbirUX0X9g66rm6DmVGVmv9gZ5vtV8tAyx0UtjYOZS+ifTKC50YCv3Y",
+	"wp0wlNGXUU82PFomMUtbga2nuqbgbXNN4V1rp6/rk1CTefQ1kd+2tHltWhsCi9tcoALxUVmUrhh7XtJp",
+	"v6LPlBKzHkiazJsI41h1DZA/fKpG/D9+H8rFhH/6uZyT860Dc5X23rslM+bfkc28oviDYDRH277P3aka",
+	"Cb9hDrxVtCY197M/FKu6xz7i0vrkHpCZEUPWW24bHKUzFGUQ3qsB4jfX4FfXge0DUgn4Hb4+OP32yEre",
+	"UrhvKHpkKjNbD8i5790k3M5IwTrktFyip8BXDAVMnCsrqFi8Uui2lJkQtiqBQ8zuxoZmdZj2qU2qLe2J",
+	"kLnoV0xoGEO06s1tYPJfH+PufeGPGOr7JLP4Twn+yRwLKYHMlmtBtHUsa9PXbh8GBpg7UdKHfSZSwHjt",
+	"twOSiQQAdXooeAGnymN5TW2bhU5tJXwIva2E3l1k3nOiH1weXZ8cvz2+vAYuc3E0ODp96dm4u/Cm4TX7",
+	"ZGfLWIYPx+gvmGIi/t7fkC9zeT7lJvx7ECUUsjG0sWpEgbN0PXX6nU8/WqYG6GBQUPpSTZ0steEq0iyw",
+	"Ip6XxXkqirQO1SqaDXlVnCsh66EAtQyEjJuIjxBURWaYrSvuEOZRyjDyMhS+g8mPvM0pT21GPcZAXKmg",
+	"cnjO6NZDYQHWTb06k28U4SJKspjFLcA+KmKxj2AmLqYSHUKRnHPsCgnxn1turLEOuWDQLdSGztB5Yx3g",
+	"nu7N1FBgcyXzziHOoO056THpsuRdWVV5CgRQLbiGODT+iiLlolJ1itA+GMh+QLZo6Mpcn1QEPLjA/yrW",
+	"obNaq7Pc9gkq76kHC2UOBfjWtJT9nC5rymamuOl+MUKvMPZQ0PmcUahT7ZV4rE27A9HgIRT+iO4nNz2r",
+	"M/17IOr/BRz8/3bqTw3CvCpbim4/a4s8lg2/b1SNa6HiychrAvQLr4LfGH1t5596f4PrMPQVnQ72EwMN",
+	"/brW1tTBtcrULuQzHRB/+hiqPoZVyqqSbtCYZ+vweyCSbYGFDgn9Hm+haz6IPcJTpbEehi7OFezhvCGU",
+	"UTBu2NyY4Bj/z+PKoN2slEW2ukq51FmRJmFM7DxQBj9Bf92Wq6OLnjzMbq264Wx+a6VwcE6NNkdunMI9",
+	"iLECNjQB8bq9xljbX7n0Dq/1q0u6t+vyZC9YKplwmd7kQBBDlOSWJhkraQ02LQnbO1bCUUOxrpi/1zMd",
+	"OsLnEUI3HHyoNpJ/npW4wleQwTj6x2e1fcmvX81juiaqA4wZtU9Hv+hIssW0PSr8g3Cpf2O/yR9NAXBM",
+	"TDqu9UjmWugFllcppI/6BntHhTFYg1x27WRW3JmX0KWijLnECuY5c6rWgd23rS1oOSUtZcbIshm1y0rj",
+	"gqJjgRsVbEZMSHP5aAjARDdobfOFOt5zJGIolORqnjQeCzQumcxo/SGwuPFvIsYhESdJjOpZXuuqFH+8",
+	"tukD6cD9rIlN8IN/InQQmn4smNJDAdLdiH8kutBD0FfItCSqDRXVZu5xpdef9Jdj+fYb5nPr+H1pJ/7U",
+	"Pb8Q0ZodNxS7jlZXmeLmbzz+8CBnLCWpomeIK8Jj0uTaNVerMEdw6dh3oCq+C8hgKohErEIZcwrIhaBU",
+	"L5Mm/GYd51qLfbwnV9Mmw4DGiqoq1MHj5sE5hWKntuEyj+8lqwf63aI/5dPSSAELCkEsqIYc5x52+Hur",
+	"8z/r8dh5+KVTqbFa5B+TjUNZu/G99+LeWosnMqIJsQ20sToxOAYctN+FL44Hg6uji5rCiokZYCqV7j/r",
+	"PsM6kfbzK7YftmOFDj7Ea+njPNYllmkJFZAdH4KViwv++HKWeu4mxYQVGNSrxQQw7YSLG1UUasuVIO+L",
+	"GBZf/WQNrIFc4A0yVmUNiMQbdMZqRqyr3W5mjRWr20ovE78mtavUjP0685YF3leKws2rH3Olg8sFBHEs",
+	"o2MTV28Qn5BpNGVKY0sy7xNeab3Vb7ySadHHDJBqQdE7rbZt2keW9QxIKMdjaCYQc5ud53Ch5dqOUrA+",
+	"Wa1SiszW0RZWIv35w/8PAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

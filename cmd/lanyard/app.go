@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,7 @@ type app struct {
 	ring     *identity.KeyRing
 	sealer   *keys.Sealer
 	svc      *identity.Service
+	postman  identity.Postman // delivers the outbox: SMTP, or the log in development
 	api      *httpapi.Server
 	listener net.Listener
 	srv      *http.Server
@@ -78,6 +80,15 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		for _, m := range applied {
 			log.Info("migration applied", "file", m)
 		}
+		if slices.Contains(applied, emailRulesMigration) {
+			findings, err := checkStoredEmails(ctx, a.store)
+			if err != nil {
+				return nil, fmt.Errorf("check stored email addresses: %w", err)
+			}
+			for _, f := range findings {
+				log.Warn("stored email address breaks the email rules; it keeps working, review the account", "user_id", f.UserID, "rule", f.Reason)
+			}
+		}
 	}
 	// Session decisions follow the database's clock, so replicas whose own
 	// clocks disagree still agree; without a first measurement there is
@@ -100,8 +111,12 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		RefreshReuseGrace: cfg.RefreshReuseGrace, RefreshGraceUnbound: cfg.RefreshGraceBinding == "none", DBTimeout: cfg.DBTimeout,
 		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
 		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret, RateLimits: cfg.RateLimits,
+		Mail: cfg.Mail,
 	}, a.store, hasher, a.ring, log)
 	if err != nil {
+		return nil, err
+	}
+	if a.postman, err = newPostman(cfg, log); err != nil {
 		return nil, err
 	}
 	a.svc.SetSessionClock(a.clock.Now)
@@ -187,6 +202,10 @@ func (a *app) run(ctx context.Context) error {
 	g.Go(func() error { return a.clock.Run(gctx, clockSyncInterval, a.log) })
 	g.Go(func() error {
 		maintainKeys(gctx, a.cfg.KeyCheckInterval, a.ring, a.store, a.sealer, keyPolicy(a.cfg), a.log)
+		return nil
+	})
+	g.Go(func() error {
+		sendMail(gctx, a.cfg.MailPollInterval, a.svc, a.postman, a.log)
 		return nil
 	})
 	if a.cfg.CleanupInterval > 0 {
@@ -390,6 +409,9 @@ func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Se
 		// Throttle counters expire on their own; this only reclaims the rows.
 		if n, err := svc.PurgeThrottles(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("throttle cleanup failed", "error", err, "purged", n)
+		}
+		if n, err := svc.PurgeMail(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("mail cleanup failed", "error", err, "purged", n)
 		}
 	}
 }

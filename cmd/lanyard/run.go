@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -174,6 +175,15 @@ func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	}
 	for _, m := range applied {
 		fmt.Fprintln(stdout, "applied", m)
+	}
+	if slices.Contains(applied, emailRulesMigration) {
+		findings, err := checkStoredEmails(ctx, st)
+		if err != nil {
+			return fmt.Errorf("check stored email addresses: %w", err)
+		}
+		for _, f := range findings {
+			fmt.Fprintf(stdout, "user %s: stored email address breaks the email rules (%s); it keeps working, review the account\n", f.UserID, f.Reason)
+		}
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import lanyard_auth
-from lanyard_auth import require_auth, require_complete_profile
+from lanyard_auth import require_auth, require_complete_profile, require_verified_email
 
 router = APIRouter()
 
@@ -93,6 +93,12 @@ def me(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:
         "email": claims.get("email"),
         "profile_complete": claims["profile_complete"],
     }
+
+
+@router.get("/certificates/me")
+def certificate(claims: Dict[str, Any] = Depends(require_verified_email)) -> Dict[str, Any]:
+    """A course certificate is issued to a proved address only (403 email_unverified before)."""
+    return {"user_id": claims["sub"], "email": claims["email"], "certificate": "Introduction to robot programming"}
 
 
 @router.get("/chapters/personalised")

@@ -74,6 +74,7 @@ __all__ = [
     "problem_response",
     "require_auth",
     "require_complete_profile",
+    "require_verified_email",
 ]
 
 log = logging.getLogger("lanyard_auth")
@@ -470,6 +471,19 @@ def require_auth(
     except InvalidToken as e:
         log.info("refused an access token: %s", e)
         raise _unauthorized() from None
+
+
+def require_verified_email(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:
+    """A signed-in user who proved the email address: the verified claims, or 401/403.
+
+    Lanyard writes ``email_verified`` into every access token; a token without it (minted
+    before the claim existed) counts as unverified.
+    """
+    if claims.get("email_verified") is not True:
+        raise LanyardProblem(
+            403, "email_unverified", "verify your email address first", 'Bearer error="insufficient_scope"'
+        )
+    return claims
 
 
 def require_complete_profile(claims: Dict[str, Any] = Depends(require_auth)) -> Dict[str, Any]:

@@ -24,6 +24,14 @@ import lanyard_auth
 from app import app
 
 PERSONALISED = "/chapters/personalised"
+CERTIFICATE = "/certificates/me"
+
+
+def assert_email_unverified(r: Any) -> None:
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "email_unverified"
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
 EXPECTED_CORPUS_CASES = {
     "good_complete",
     "good_incomplete",
@@ -135,6 +143,9 @@ def test_live_onboarding_flow(live_app: TestClient, lanyard: httpx.Client) -> No
     assert r.status_code == 200, r.text
     assert r.json() == {"user_id": signup["user"]["id"], "email": signup["user"]["email"], "profile_complete": False}
     assert_profile_incomplete(live_app.get(PERSONALISED, headers=bearer(access)))
+    # The address is not proved yet: the certificate waits for it.
+    assert unverified_claims(access)["email_verified"] is False
+    assert_email_unverified(live_app.get(CERTIFICATE, headers=bearer(access)))
 
     # Onboarding: Lanyard answers with the profile and a fresh access token for the same session.
     r = lanyard.put(
@@ -265,10 +276,16 @@ def test_corpus_case(
         return
     me = corpus_app.get("/me", headers=bearer(token))
     chapter = corpus_app.get(PERSONALISED, headers=bearer(token))
+    certificate = corpus_app.get(CERTIFICATE, headers=bearer(token))
     if not corpus_case["accept"]:
         assert_unauthorized(me)
         assert_unauthorized(chapter)
+        assert_unauthorized(certificate)
         return
+    if unverified_claims(token).get("email_verified") is True:
+        assert certificate.status_code == 200, certificate.text
+    else:
+        assert_email_unverified(certificate)
     assert me.status_code == 200, me.text
     assert me.json()["profile_complete"] is corpus_case["profile_complete"]
     assert me.json()["user_id"] == unverified_claims(token)["sub"]

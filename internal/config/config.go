@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/mail"
 	"github.com/lanyard-id/lanyard/internal/password"
 	"github.com/lanyard-id/lanyard/keys"
 )
@@ -88,8 +89,19 @@ type Config struct {
 	// /readyz to stop sending traffic, or requests land on a closed port.
 	ShutdownDrain   time.Duration
 	CleanupInterval time.Duration // how often ended sessions are purged; 0 turns the job off
-	LogLevel        string
-	LogFormat       string // "json" or "text"
+
+	// Mail: the email flows (identity.MailConfig, with the link base
+	// LANYARD_APP_URL and paths) and how mail leaves. SMTP is nil without
+	// LANYARD_SMTP_URL: then each mail's link is logged instead (development).
+	Mail             identity.MailConfig
+	SMTP             *mail.Config
+	MailFrom         string
+	MailTemplatesDir string
+	AppName          string
+	MailPollInterval time.Duration
+
+	LogLevel  string
+	LogFormat string // "json" or "text"
 }
 
 // Embedded reports whether Lanyard runs on the embedded SQLite database.
@@ -167,6 +179,7 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	r.mail(&c)
 	if secret := getenv("LANYARD_SECRET"); secret != "" {
 		c.Secret = []byte(secret)
 	}
@@ -227,6 +240,55 @@ func (c Config) validate() error {
 		return &Error{"LANYARD_DB_TIMEOUT", fmt.Sprintf("must be shorter than the grace window LANYARD_REFRESH_REUSE_GRACE (%s): a refresh whose answer was lost to the deadline is retried within it", c.RefreshReuseGrace)}
 	}
 	return nil
+}
+
+// mail reads the email settings. The application URL defaults to the first
+// CORS origin (the web app), else http://localhost:3000.
+func (r *reader) mail(c *Config) {
+	c.Mail = identity.MailConfig{
+		Verification:     r.oneOf("LANYARD_EMAIL_VERIFICATION", identity.VerificationOptional, identity.VerificationOptional, identity.VerificationRequired),
+		VerifyPath:       r.path("LANYARD_APP_VERIFY_EMAIL_PATH", "/verify-email"),
+		ResetPath:        r.path("LANYARD_APP_RESET_PASSWORD_PATH", "/reset-password"),
+		ConfirmEmailPath: r.path("LANYARD_APP_CONFIRM_EMAIL_PATH", "/confirm-email"),
+		VerifyTTL:        r.duration("LANYARD_VERIFY_EMAIL_TTL", 24*time.Hour, 5*time.Minute, 30*24*time.Hour),
+		ResetTTL:         r.duration("LANYARD_RESET_PASSWORD_TTL", 30*time.Minute, time.Minute, 24*time.Hour),
+		ChangeEmailTTL:   r.duration("LANYARD_CHANGE_EMAIL_TTL", time.Hour, time.Minute, 7*24*time.Hour),
+		RetryBase:        r.duration("LANYARD_MAIL_RETRY_BASE", 10*time.Second, 100*time.Millisecond, time.Hour),
+	}
+	appURL := "http://localhost:3000"
+	if len(c.CORSOrigins) > 0 {
+		appURL = c.CORSOrigins[0]
+	}
+	appURL = r.str("LANYARD_APP_URL", appURL)
+	if u, err := url.Parse(appURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		r.fail("LANYARD_APP_URL", "must be an absolute http(s) URL without query or fragment: the web app that receives the mailed links")
+	} else {
+		c.Mail.AppURL = u
+	}
+	if raw := r.str("LANYARD_SMTP_URL", ""); raw != "" {
+		smtp, err := mail.ParseSMTPURL(raw)
+		if err != nil {
+			r.fail("LANYARD_SMTP_URL", err.Error())
+		}
+		c.SMTP = &smtp
+	}
+	c.MailFrom = r.str("LANYARD_MAIL_FROM", "")
+	if c.SMTP != nil && c.MailFrom == "" {
+		r.fail("LANYARD_MAIL_FROM", "is required with LANYARD_SMTP_URL: the sender address, e.g. \"Example <no-reply@example.com>\"")
+	}
+	c.MailTemplatesDir = r.str("LANYARD_MAIL_TEMPLATES_DIR", "")
+	c.AppName = r.str("LANYARD_APP_NAME", "Lanyard")
+	c.MailPollInterval = r.duration("LANYARD_MAIL_POLL_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour)
+}
+
+// path reads a URL path that must start with a slash.
+func (r *reader) path(name, def string) string {
+	p := r.str(name, def)
+	if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#") {
+		r.fail(name, "must be a path starting with / (no query or fragment)")
+		return def
+	}
+	return p
 }
 
 // reader parses variables and keeps the first failure, so Load reads straight
@@ -294,6 +356,9 @@ func (r *reader) rateLimits() identity.RateLimits {
 		LoginIP:        rule("LOGIN_IP", def.LoginIP),
 		LoginAccount:   rule("LOGIN_ACCOUNT", def.LoginAccount),
 		SignUpIP:       rule("SIGNUP_IP", def.SignUpIP),
+		ForgotEmail:    rule("FORGOT_EMAIL", def.ForgotEmail),
+		ForgotIP:       rule("FORGOT_IP", def.ForgotIP),
+		MailResend:     rule("MAIL_RESEND", def.MailResend),
 		MaxDelay:       r.duration("LANYARD_RATE_LIMIT_MAX_DELAY", def.MaxDelay, time.Second, 30*24*time.Hour),
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,9 @@ func TestRateLimits(t *testing.T) {
 		"LANYARD_RATE_LIMIT_LOGIN_IP":                "0",
 		"LANYARD_RATE_LIMIT_LOGIN_ACCOUNT_WINDOW":    "2h",
 		"LANYARD_RATE_LIMIT_SIGNUP_IP":               "3",
+		"LANYARD_RATE_LIMIT_FORGOT_EMAIL":            "2",
+		"LANYARD_RATE_LIMIT_FORGOT_IP_WINDOW":        "10m",
+		"LANYARD_RATE_LIMIT_MAIL_RESEND":             "0",
 		"LANYARD_RATE_LIMIT_MAX_DELAY":               "1h",
 		"LANYARD_CLIENT_IP_HEADER":                   "X-Real-IP",
 	}))
@@ -138,6 +142,9 @@ func TestRateLimits(t *testing.T) {
 		LoginIP:        identity.RateLimit{Max: 0, Window: 15 * time.Minute},
 		LoginAccount:   identity.RateLimit{Max: 100, Window: 2 * time.Hour},
 		SignUpIP:       identity.RateLimit{Max: 3, Window: time.Hour},
+		ForgotEmail:    identity.RateLimit{Max: 2, Window: time.Hour},
+		ForgotIP:       identity.RateLimit{Max: 20, Window: 10 * time.Minute},
+		MailResend:     identity.RateLimit{Max: 0, Window: time.Hour},
 		MaxDelay:       time.Hour,
 	}, c.RateLimits)
 	assert.Equal(t, "X-Real-IP", c.ClientIPHeader)
@@ -197,4 +204,46 @@ func TestEnsureSecret(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, generated)
 	assert.Equal(t, []byte("given"), configured.Secret)
+}
+
+// TestMailSettings: the email flows' settings, their defaults and the
+// combinations refused.
+func TestMailSettings(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	assert.Nil(t, c.SMTP, "no SMTP: links are logged")
+	assert.Equal(t, identity.VerificationOptional, c.Mail.Verification)
+	assert.Equal(t, "http://localhost:3000", c.Mail.AppURL.String())
+	assert.Equal(t, "/verify-email", c.Mail.VerifyPath)
+	assert.Equal(t, 30*time.Minute, c.Mail.ResetTTL)
+
+	c, err = Load(env(map[string]string{
+		"LANYARD_CORS_ORIGINS":            "https://learn.example.com",
+		"LANYARD_SMTP_URL":                "smtp://mailer:s3cret@smtp.example.com:587",
+		"LANYARD_MAIL_FROM":               "Learn <no-reply@example.com>",
+		"LANYARD_EMAIL_VERIFICATION":      "required",
+		"LANYARD_APP_RESET_PASSWORD_PATH": "/account/reset",
+	}))
+	require.NoError(t, err)
+	require.NotNil(t, c.SMTP)
+	assert.Equal(t, "smtp.example.com", c.SMTP.Host)
+	assert.Equal(t, "https://learn.example.com", c.Mail.AppURL.String(), "the web app by default")
+	assert.Equal(t, identity.VerificationRequired, c.Mail.Verification)
+	assert.Equal(t, "/account/reset", c.Mail.ResetPath)
+
+	for name, vars := range map[string]map[string]string{
+		"LANYARD_MAIL_FROM":               {"LANYARD_SMTP_URL": "smtp://127.0.0.1:2525"},
+		"LANYARD_SMTP_URL":                {"LANYARD_SMTP_URL": "http://mail.example.com", "LANYARD_MAIL_FROM": "a@example.com"},
+		"LANYARD_EMAIL_VERIFICATION":      {"LANYARD_EMAIL_VERIFICATION": "sometimes"},
+		"LANYARD_APP_URL":                 {"LANYARD_APP_URL": "learn.example.com/app"},
+		"LANYARD_APP_VERIFY_EMAIL_PATH":   {"LANYARD_APP_VERIFY_EMAIL_PATH": "verify"},
+		"LANYARD_RESET_PASSWORD_TTL":      {"LANYARD_RESET_PASSWORD_TTL": "48h"},
+		"LANYARD_APP_CONFIRM_EMAIL_PATH?": {"LANYARD_APP_CONFIRM_EMAIL_PATH": "/confirm?x=1"},
+	} {
+		_, err := Load(env(vars))
+		var cfgErr *Error
+		require.ErrorAs(t, err, &cfgErr, name)
+		assert.Equal(t, strings.TrimSuffix(name, "?"), cfgErr.Variable)
+		assert.NotContains(t, err.Error(), "s3cret")
+	}
 }

@@ -36,6 +36,9 @@ func (h *handlers) SignUp(ctx context.Context, req api.SignUpRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
+	if tokens.VerificationPending {
+		return api.SignUp202JSONResponse(mailAccepted), nil
+	}
 	return api.SignUp201JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }
 
@@ -194,6 +197,7 @@ func userResponse(u identity.User) api.User {
 		Email:           u.Email,
 		Name:            u.Name,
 		CreatedAt:       u.CreatedAt,
+		EmailVerified:   u.EmailVerified,
 		ProfileComplete: u.ProfileComplete(),
 	}
 	out.Profile = profileResponse(u.Profile)

@@ -36,6 +36,8 @@ var statusByCode = map[identity.Code]int{
 	identity.CodeSessionExpired:      http.StatusUnauthorized,
 	identity.CodeUnauthorized:        http.StatusUnauthorized,
 	codeCSRFRejected:                 http.StatusForbidden,
+	identity.CodeEmailUnverified:     http.StatusForbidden,
+	identity.CodeInvalidToken:        http.StatusBadRequest,
 	identity.CodeEmailTaken:          http.StatusConflict,
 	identity.CodeRateLimited:         http.StatusTooManyRequests,
 	identity.CodeUnavailable:         http.StatusServiceUnavailable,

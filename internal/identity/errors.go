@@ -20,6 +20,8 @@ const (
 	CodeNotFound            Code = "not_found"
 	CodeUnavailable         Code = "unavailable"
 	CodeRateLimited         Code = "rate_limited"
+	CodeInvalidToken        Code = "invalid_token"    // a mail token that is unknown, used, expired or voided
+	CodeEmailUnverified     Code = "email_unverified" // login before the address is proved, when verification is required
 	CodeInternal            Code = "internal"
 )
 

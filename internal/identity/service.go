@@ -40,6 +40,9 @@ type Config struct {
 	// RateLimits are the throttling rules (LANYARD_RATE_LIMIT_*); the zero
 	// value turns throttling off.
 	RateLimits RateLimits
+	// Mail configures email verification, password reset and email change
+	// (mail.go); the zero value is the defaults.
+	Mail MailConfig
 }
 
 // Service runs the use cases. It is safe for concurrent use.
@@ -58,6 +61,10 @@ type Service struct {
 	// sessionNow is the clock of session decisions: the database's clock
 	// (see DatabaseClock) once SetSessionClock is called, Now until then.
 	sessionNow func() time.Time
+	mail       MailConfig
+	sealer     mailSealer
+	// mailWake wakes this replica's mail sender after a commit wrote mail.
+	mailWake chan struct{}
 }
 
 // SetSessionClock makes session decisions (rotation, grace, idle and
@@ -89,12 +96,23 @@ func NewService(cfg Config, store Store, hasher Hasher, signer Signer, log *slog
 	if err != nil {
 		return nil, err
 	}
+	mail := cfg.Mail
+	if err := validateMailConfig(&mail); err != nil {
+		return nil, err
+	}
+	sealer, err := newMailSealer(cfg.Secret, cfg.PreviousSecret)
+	if err != nil {
+		return nil, err
+	}
 	return &Service{
 		cfg: cfg, store: store, hasher: hasher, signer: signer,
 		refresh:     refreshTokenCodec{key: key, previous: previous},
 		log:         log,
 		throttleKey: throttleKey,
 		Now:         Now,
+		mail:        mail,
+		sealer:      sealer,
+		mailWake:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -122,6 +140,10 @@ type Tokens struct {
 	// how long a browser should keep the refresh cookie.
 	SessionExpiresIn time.Duration
 	User             User
+	// VerificationPending: the sign-up was accepted but opens no session
+	// until the address is verified (LANYARD_EMAIL_VERIFICATION=required);
+	// the other fields are empty.
+	VerificationPending bool
 }
 
 // SignUpInput is the signup request.
@@ -164,17 +186,38 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
+	required := s.mail.Verification == VerificationRequired
 	err = s.store.Atomically(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, user, hash); err != nil {
 			return err
 		}
+		if err := s.issueVerification(ctx, tx, user, now); err != nil {
+			return err
+		}
+		if required {
+			return nil // no session before the address is proved
+		}
 		return tx.CreateSession(ctx, session)
 	})
-	if errors.Is(err, ErrEmailTaken) {
+	switch {
+	case errors.Is(err, ErrEmailTaken) && required:
+		// The same answer as for a new address; the owner hears of it.
+		err = s.store.Atomically(ctx, func(tx Tx) error {
+			return s.enqueue(ctx, tx, KindSignUpAttemptNotice, email, MailData{Email: email}, now)
+		})
+		if err != nil {
+			return Tokens{}, internal(err)
+		}
+		s.mailWritten()
+		return Tokens{VerificationPending: true}, nil
+	case errors.Is(err, ErrEmailTaken):
 		return Tokens{}, &Error{Code: CodeEmailTaken, Message: "an account with this email already exists"}
-	}
-	if err != nil {
+	case err != nil:
 		return Tokens{}, internal(err)
+	}
+	s.mailWritten()
+	if required {
+		return Tokens{VerificationPending: true}, nil
 	}
 	return s.issue(user, token, session.ExpiresAt, now)
 }
@@ -214,6 +257,12 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if !ok {
 		s.authEvent(ctx, slog.LevelInfo, "login_failed", user.ID, client, "failure")
 		return Tokens{}, invalidLogin()
+	}
+	// Only someone who knows the password learns the address is unproved.
+	if s.mail.Verification == VerificationRequired && !user.EmailVerified {
+		try.succeeded(ctx)
+		s.authEvent(ctx, slog.LevelInfo, "login_unverified", user.ID, client, "failure")
+		return Tokens{}, &Error{Code: CodeEmailUnverified, Message: "verify your email address first: follow the link mailed to it"}
 	}
 	// Settled on its own, not in the session's transaction: that would hold
 	// the counters' rows (shared by every login of the client) until the

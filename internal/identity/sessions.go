@@ -85,25 +85,11 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, clien
 	if err != nil {
 		return Tokens{}, &Error{Code: CodeUnauthorized, Message: "the session of this access token has ended"}
 	}
-	hash, err := s.store.PasswordHashByID(ctx, claims.Subject)
-	if err != nil {
-		return Tokens{}, userError(err)
-	}
-	hctx, try, err := s.admitLogin(ctx, accountOf(claims.Subject, ""), claims.Subject, client)
+	hash, err := s.checkCurrentPassword(ctx, claims, client, current, "password_change_failed")
 	if err != nil {
 		return Tokens{}, err
 	}
-	ok, _, err := s.hasher.Verify(hctx, current, hash)
-	if err != nil {
-		try.abort(ctx)
-		return Tokens{}, hashError(err)
-	}
-	if !ok {
-		s.authEvent(ctx, slog.LevelInfo, "password_change_failed", claims.Subject, client, "failure")
-		return Tokens{}, &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
-	}
-	try.succeeded(ctx)
-	newHash, err := s.hasher.Hash(hctx, next)
+	newHash, err := s.hasher.Hash(hashingFor(ctx, client), next)
 	if err != nil {
 		return Tokens{}, hashError(err)
 	}
@@ -132,8 +118,10 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, clien
 		if err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now); err != nil {
 			return err
 		}
-		user, err = tx.UserByID(ctx, claims.Subject)
-		return err
+		if user, err = tx.UserByID(ctx, claims.Subject); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, KindPasswordChangedNotice, user.Email, MailData{Email: user.Email}, now)
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -143,8 +131,35 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, clien
 	case err != nil:
 		return Tokens{}, internal(err)
 	}
+	s.mailWritten()
 	s.authEvent(ctx, slog.LevelInfo, "password_changed", claims.Subject, client, "success")
 	return s.issue(user, tok, expiresAt, now)
+}
+
+// checkCurrentPassword verifies the signed-in user's current password
+// before a sensitive change, throttled like a login of the account from
+// client (they share counters), and returns the stored hash it matched.
+// failedEvent names the security event logged when it does not match.
+func (s *Service) checkCurrentPassword(ctx context.Context, claims AccessClaims, client Client, current, failedEvent string) (string, error) {
+	hash, err := s.store.PasswordHashByID(ctx, claims.Subject)
+	if err != nil {
+		return "", userError(err)
+	}
+	hctx, try, err := s.admitLogin(ctx, accountOf(claims.Subject, ""), claims.Subject, client)
+	if err != nil {
+		return "", err
+	}
+	ok, _, err := s.hasher.Verify(hctx, current, hash)
+	if err != nil {
+		try.abort(ctx)
+		return "", hashError(err)
+	}
+	if !ok {
+		s.authEvent(ctx, slog.LevelInfo, failedEvent, claims.Subject, client, "failure")
+		return "", &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
+	}
+	try.succeeded(ctx)
+	return hash, nil
 }
 
 // PurgeSessions deletes sessions that can never be used again, in bounded

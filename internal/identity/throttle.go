@@ -29,6 +29,9 @@ const (
 	ScopeLoginIP        = "login_ip"         // failed logins of one client across accounts (password spraying)
 	ScopeLoginAccount   = "login_account"    // failed logins of one account from everywhere (the NIST ceiling)
 	ScopeSignUpIP       = "signup_ip"        // sign-ups of one client
+	ScopeForgotEmail    = "forgot_email"     // password-reset mails asked for one address
+	ScopeForgotIP       = "forgot_ip"        // password-reset mails asked by one client
+	ScopeMailResend     = "mail_resend"      // verification mails one account asked to be sent again
 )
 
 // ThrottleCounter names one counter and the rule it is charged under.
@@ -79,6 +82,9 @@ type RateLimits struct {
 	LoginIP        RateLimit // default 30 per 15 min
 	LoginAccount   RateLimit // default 100 per hour
 	SignUpIP       RateLimit // default 20 per hour
+	ForgotEmail    RateLimit // default 5 per hour
+	ForgotIP       RateLimit // default 20 per hour
+	MailResend     RateLimit // default 5 per hour
 	// MaxDelay caps the escalating delay.
 	MaxDelay time.Duration
 }
@@ -90,6 +96,9 @@ func DefaultRateLimits() RateLimits {
 		LoginIP:        RateLimit{Max: 30, Window: 15 * time.Minute},
 		LoginAccount:   RateLimit{Max: 100, Window: time.Hour},
 		SignUpIP:       RateLimit{Max: 20, Window: time.Hour},
+		ForgotEmail:    RateLimit{Max: 5, Window: time.Hour},
+		ForgotIP:       RateLimit{Max: 20, Window: time.Hour},
+		MailResend:     RateLimit{Max: 5, Window: time.Hour},
 		MaxDelay:       4 * time.Hour,
 	}
 }

@@ -3,46 +3,31 @@ package identity
 import (
 	"context"
 	"fmt"
-	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/unicode/norm"
-
+	"github.com/lanyard-id/lanyard/internal/emailaddr"
 	"github.com/lanyard-id/lanyard/internal/password"
 )
 
 const (
-	maxEmailLength     = 254 // RFC 5321 path limit
-	maxEmailLocalPart  = 64
 	maxNameCodePoints  = 200
-	emailFieldMessage  = "must be a valid email address of at most 254 characters"
 	nameFieldMessageFm = "must be at most %d characters, without control, direction or invisible characters"
 )
 
-// normaliseEmail trims and lower-cases an address and checks it is a bare
-// addr-spec. Lower-casing the whole address is what users expect of sign-in
-// (nobody relies on a case-sensitive local part), and it makes the
+// normaliseEmail returns an address's one canonical form (emailaddr holds
+// the rules: IDNA 2008 domains, NFC local parts, nothing invisible,
+// confusable or of mixed scripts; its messages are written for clients).
+// Lower-casing the whole address is what users expect of sign-in (nobody
+// relies on a case-sensitive local part), and it makes the
 // case-insensitive unique index agree with every lookup.
 func normaliseEmail(raw string) (string, *FieldError) {
-	bad := &FieldError{Field: "email", Message: emailFieldMessage}
-	// NFC first, so "é" typed composed or decomposed is one account.
-	email := norm.NFC.String(strings.TrimSpace(raw))
-	if email == "" || len(email) > maxEmailLength || !utf8.ValidString(email) || strings.ContainsFunc(email, invisible) {
-		return "", bad
+	email, err := emailaddr.Normalize(raw)
+	if err != nil {
+		return "", &FieldError{Field: "email", Message: err.Error()}
 	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Name != "" || addr.Address != email {
-		return "", bad
-	}
-	at := strings.LastIndexByte(email, '@')
-	local, domain := email[:at], email[at+1:]
-	if len(local) > maxEmailLocalPart || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") ||
-		strings.HasSuffix(domain, ".") || strings.HasPrefix(domain, "[") {
-		return "", bad
-	}
-	return strings.ToLower(email), nil
+	return email, nil
 }
 
 // invisible reports characters that show nothing yet change what a string

@@ -129,3 +129,46 @@ func TestPrintable(t *testing.T) {
 	assert.Equal(t, "Mozilla", printable("Mozilla\u202E/5.0", 7), "at most n bytes")
 	assert.Equal(t, "ab", printable("ab\u00e9", 3), "never a cut character")
 }
+
+// Issue 11's look-alikes of an existing carol@example.com: each is refused
+// as an email field error, or folds into carol's address so that sign-up
+// finds the account taken and log-in finds carol's. internal/emailaddr
+// tests the rules row by row; this is the wiring.
+func TestNormaliseEmailLookalikes(t *testing.T) {
+	const carol = "carol@example.com"
+	for _, folded := range []string{"CAROL@EXAMPLE.COM", " Carol@Example.Com\t", "carol@EXAMPLE.com"} {
+		got, f := normaliseEmail(folded)
+		require.Nil(t, f, "%+q", folded)
+		assert.Equal(t, carol, got)
+	}
+	for what, in := range map[string]string{
+		"fullwidth local part": "ｃａｒｏｌ@example.com",
+		"fullwidth domain":     "carol@ｅｘａｍｐｌｅ.com",
+		"Cyrillic а":           "c\u0430rol@example.com",
+		"no-break space":       "carol\u00A0@example.com",
+		"Hangul filler":        "carol\u3164@example.com",
+		"Braille blank":        "carol\u2800@example.com",
+		"combining mark":       "caro\u0336l@example.com",
+		"ß":                    "caroß@example.com",
+	} {
+		got, f := normaliseEmail(in)
+		require.NotNil(t, f, "%s: %+q gave %+q", what, in, got)
+		assert.Equal(t, "email", f.Field, what)
+		assert.NotContains(t, f.Message, in, what)
+		assert.NotContains(t, f.Message, "carol", what)
+	}
+}
+
+func TestNormaliseEmailInternational(t *testing.T) {
+	for in, want := range map[string]string{
+		"Иван@пример.рф":         "иван@пример.рф",
+		"user@xn--bcher-kva.de":  "user@bücher.de",
+		"user@BÜCHER.de":         "user@bücher.de",
+		"jose\u0301@example.com": "josé@example.com",
+		"山田たろう@example.jp":       "山田たろう@example.jp",
+	} {
+		got, f := normaliseEmail(in)
+		require.Nil(t, f, "%+q", in)
+		assert.Equal(t, want, got)
+	}
+}

@@ -214,3 +214,23 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// UserEmail is one account's stored address.
+type UserEmail struct {
+	ID    string
+	Email string
+}
+
+// UserEmails pages through every account's address in id order, from after
+// the id after ("" for the start), for checks over existing rows.
+func (s *Store) UserEmails(ctx context.Context, after string, limit int) ([]UserEmail, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var rows []UserEmail
+	q := `SELECT id, email FROM users ORDER BY id LIMIT ?`
+	args := []any{limit}
+	if after != "" {
+		q, args = `SELECT id, email FROM users WHERE id > ? ORDER BY id LIMIT ?`, []any{after, limit}
+	}
+	return rows, s.fail(s.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error)
+}

@@ -119,7 +119,7 @@ const rotateSessionPostgres = `
 WITH s AS (UPDATE sessions SET` + rotateSet + `
   AND ($8::timestamptz IS NULL OR clock_timestamp() < $8)
   RETURNING generation, revoke_reason, expires_at, user_id)
-SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at,
+SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, u.email_verified_at,
        p.python_proficiency, p.developer_role, p.completed_at
 FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id`
 
@@ -133,6 +133,7 @@ RETURNING generation, revoke_reason, expires_at, user_id,
   (SELECT email FROM users WHERE users.id = sessions.user_id),
   (SELECT name FROM users WHERE users.id = sessions.user_id),
   (SELECT created_at FROM users WHERE users.id = sessions.user_id),
+  (SELECT email_verified_at FROM users WHERE users.id = sessions.user_id),
   (SELECT python_proficiency FROM profiles WHERE profiles.user_id = sessions.user_id),
   (SELECT developer_role FROM profiles WHERE profiles.user_id = sessions.user_id),
   (SELECT completed_at FROM profiles WHERE profiles.user_id = sessions.user_id)`, "$", "?")
@@ -165,7 +166,7 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 		expiresAt    dbTime
 	)
 	err := s.db.Statement.ConnPool.QueryRowContext(ctx, query, args...).Scan(
-		&generation, &revokeReason, &expiresAt, &row.ID, &row.Email, &row.Name, &row.CreatedAt,
+		&generation, &revokeReason, &expiresAt, &row.ID, &row.Email, &row.Name, &row.CreatedAt, &row.EmailVerifiedAt,
 		&row.PythonProficiency, &row.DeveloperRole, &row.CompletedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return identity.Rotation{}, identity.ErrNotFound

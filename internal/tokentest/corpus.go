@@ -73,6 +73,8 @@ func NewCorpus(issuer, audience string, now time.Time) (*Corpus, error) {
 		c["sid"] = uuid4()
 		c["jti"] = randomID(16) // 128 bits, as the contract requires
 		c["email"] = "corpus-" + sub[:8] + "@example.com"
+		// The onboarded user proved the address; the new one has not yet.
+		c["email_verified"] = complete
 		c["profile_complete"] = complete
 		delete(c, "profile")
 		if complete {

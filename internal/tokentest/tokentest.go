@@ -142,6 +142,7 @@ func Claims(issuer, audience string, now time.Time) map[string]any {
 		"jti":              "Zm9vYmFyYmF6cXV1eDEyMw",
 		"sid":              "6c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
 		"email":            "ada@example.com",
+		"email_verified":   true,
 		"profile_complete": true,
 		"profile":          map[string]any{"python_proficiency": "advanced", "developer_role": "ml_engineer"},
 	}

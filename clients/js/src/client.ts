@@ -615,6 +615,11 @@ export function createLanyard(options: LanyardOptions): Lanyard {
     const sentAt = Date.now();
     const res = await authPost(path, body);
     if (!res.ok) throw await errorFromResponse(res);
+    if (res.status === 202) {
+      // LANYARD_EMAIL_VERIFICATION=required: accepted, but no session until the mailed link is followed.
+      await discard(res);
+      throw new LanyardError(202, 'verification_required', null, 'check your email: follow the link to verify the address, then sign in');
+    }
     const json = await readJson(res);
     const result = adopt(json, sentAt, res.status);
     publishSession(0);

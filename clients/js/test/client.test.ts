@@ -84,6 +84,23 @@ describe('sign-in, restore and refresh (cookie mode)', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('a 202 sign-up (verification required) opens no session and says so', async () => {
+    server.routes.push((r) =>
+      r.path === '/v1/auth/signup'
+        ? new Response(JSON.stringify({ status: 'accepted', message: 'if an account can receive it, a mail is on its way' }), {
+            status: 202,
+            headers: { 'Content-Type': 'application/json' },
+          })
+        : undefined,
+    );
+    const lanyard = client();
+    const error = (await lanyard.signUp({ email: 'a@example.com', password: PASSWORD }).catch((e: unknown) => e)) as LanyardError;
+    expect(error).toBeInstanceOf(LanyardError);
+    expect(error).toMatchObject({ status: 202, code: 'verification_required' });
+    expect(lanyard.session).toBeNull();
+    expect(await lanyard.getAccessToken()).toBeNull();
+  });
+
   it('puts validation field errors into the message', async () => {
     server.routes.push((r) =>
       r.path === '/v1/auth/signup'

@@ -35,8 +35,12 @@ func testEmailOwnership(t *testing.T, s Store) {
 	u, err = s.UserByID(ctx, f.user.ID)
 	require.NoError(t, err)
 	assert.True(t, u.EmailVerified)
-	_, _, err = s.FindCredentials(ctx, "owner@example.com")
+	u, _, err = s.FindCredentials(ctx, "owner@example.com")
 	require.NoError(t, err)
+	assert.True(t, u.EmailVerified)
+	rot, err := rotate(s, f, 0, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, rot.User.EmailVerified, "a refresh carries it into the new token")
 
 	// Changing the address: the old one must still be the user's, the new
 	// one free; the new address counts as proved.
