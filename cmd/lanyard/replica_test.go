@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -487,13 +486,7 @@ func replicaString(t *testing.T, db *pgx.Conn, query string, args ...any) string
 // replicas verify; this only names the session).
 func replicaClaim(t *testing.T, token, name string) string {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	require.Len(t, parts, 3, "a JWT")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	require.NoError(t, err)
-	var claims map[string]any
-	require.NoError(t, json.Unmarshal(payload, &claims))
-	v, _ := claims[name].(string)
+	v, _ := claim(t, token, name).(string)
 	require.NotEmpty(t, v, "claim %s", name)
 	return v
 }

@@ -180,18 +180,29 @@ func (l *lanyard) stop(t *testing.T) {
 
 func (l *lanyard) post(t *testing.T, path string, body any) (int, map[string]any) {
 	t.Helper()
-	b, _ := json.Marshal(body)
-	res, err := http.Post(l.url+path, "application/json", bytes.NewReader(b))
-	require.NoError(t, err)
-	defer res.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(res.Body).Decode(&out)
-	return res.StatusCode, out
+	return l.call(t, http.MethodPost, path, "", body)
 }
 
 func (l *lanyard) get(t *testing.T, path, bearer string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, l.url+path, nil)
+	return l.call(t, http.MethodGet, path, bearer, nil)
+}
+
+// call sends a request, with body as JSON unless it is nil and with the
+// bearer token when one is given, and decodes the JSON answer.
+func (l *lanyard) call(t *testing.T, method, path, bearer string, body any) (int, map[string]any) {
+	t.Helper()
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, l.url+path, reader)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

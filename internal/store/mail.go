@@ -16,17 +16,8 @@ func (s *Store) MarkEmailVerified(ctx context.Context, userID, email string, at 
 	if !validUUIDs(userID) {
 		return identity.ErrNotFound
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ?
+	return s.execOne(ctx, identity.ErrNotFound, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ?
 WHERE id = ? AND lower(email) = lower(?)`, at, at, userID, email)
-	if res.Error != nil {
-		return s.fail(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return identity.ErrNotFound
-	}
-	return nil
 }
 
 // ChangeEmail implements identity.Users.
@@ -186,16 +177,7 @@ WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, at, trunc
 }
 
 func (s *Store) settleMail(ctx context.Context, update string, args ...any) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	res := s.db.WithContext(ctx).Exec(update, args...)
-	if res.Error != nil {
-		return s.fail(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return identity.ErrNotFound
-	}
-	return nil
+	return s.execOne(ctx, identity.ErrNotFound, update, args...)
 }
 
 // PurgeMail implements identity.Outbox.

@@ -123,14 +123,20 @@ func (s *Store) updateUserWhileHash(ctx context.Context, userID, hash, update st
 	if !validUUIDs(userID) {
 		return identity.ErrStaleCredentials
 	}
+	return s.execOne(ctx, identity.ErrStaleCredentials, update, args...)
+}
+
+// execOne runs a statement that must change at least one row, and returns
+// none when it changed nothing.
+func (s *Store) execOne(ctx context.Context, none error, statement string, args ...any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(update, args...)
+	res := s.db.WithContext(ctx).Exec(statement, args...)
 	if res.Error != nil {
 		return s.fail(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return identity.ErrStaleCredentials
+		return none
 	}
 	return nil
 }
