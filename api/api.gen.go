@@ -277,6 +277,24 @@ func (e TokenDelivery) Valid() bool {
 	}
 }
 
+// Defines values for ExchangeBetterAuthSessionParamsLanyardTokenDelivery.
+const (
+	ExchangeBetterAuthSessionParamsLanyardTokenDeliveryBody   ExchangeBetterAuthSessionParamsLanyardTokenDelivery = "body"
+	ExchangeBetterAuthSessionParamsLanyardTokenDeliveryCookie ExchangeBetterAuthSessionParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the ExchangeBetterAuthSessionParamsLanyardTokenDelivery enum.
+func (e ExchangeBetterAuthSessionParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case ExchangeBetterAuthSessionParamsLanyardTokenDeliveryBody:
+		return true
+	case ExchangeBetterAuthSessionParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogInParamsLanyardTokenDelivery.
 const (
 	LogInParamsLanyardTokenDeliveryBody   LogInParamsLanyardTokenDelivery = "body"
@@ -377,6 +395,14 @@ type Accepted struct {
 
 // AcceptedStatus defines model for Accepted.Status.
 type AcceptedStatus string
+
+// BetterAuthExchangeRequest A Better-Auth session cookie's value.
+//
+// Example: {"token":"9w1vC3sFbYpVq0rTq0hH8xJmXkLr2cZp.kq8Qj3n6wHc0Vf6b5Z2xj7Yd0m9L4s1Rt8uEo2aQpNw%3D"}
+type BetterAuthExchangeRequest struct {
+	// Token The value of the `better-auth.session_token` cookie (signed), as the browser holds it.
+	Token string `json:"token"`
+}
 
 // DeveloperRole What best describes the user's work.
 type DeveloperRole string
@@ -753,7 +779,9 @@ type TokenResponse struct {
 	// **Claims**:
 	// - `iss`: the issuer URL (`LANYARD_ISSUER`), equal to `issuer` in
 	//   the discovery document.
-	// - `sub`: the user id (UUID), equal to `user.id`.
+	// - `sub`: the user id, equal to `user.id`: an opaque string of at
+	//   most 64 characters (a UUID for users Lanyard created, the
+	//   original id for imported users).
 	// - `aud`: the audience (`LANYARD_AUDIENCE`, default the issuer).
 	// - `iat`, `nbf`: issue time (seconds since the epoch); `nbf` equals `iat`.
 	// - `exp`: `iat` + the access-token lifetime (`LANYARD_ACCESS_TTL`, default 15 minutes).
@@ -827,8 +855,11 @@ type User struct {
 	// EmailVerified True once the user proved the address (see `verifyEmail`).
 	EmailVerified bool `json:"email_verified"`
 
-	// Id The user id; the `sub` claim of the user's access tokens.
-	Id openapi_types.UUID `json:"id"`
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
 
 	// Name Display name; `null` when none was given.
 	Name *string `json:"name"`
@@ -1008,6 +1039,18 @@ type Unavailable = Problem
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
 
+// ExchangeBetterAuthSessionParams defines parameters for ExchangeBetterAuthSession.
+type ExchangeBetterAuthSessionParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *ExchangeBetterAuthSessionParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// ExchangeBetterAuthSessionParamsLanyardTokenDelivery defines parameters for ExchangeBetterAuthSession.
+type ExchangeBetterAuthSessionParamsLanyardTokenDelivery string
+
 // LogInParams defines parameters for LogIn.
 type LogInParams struct {
 	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
@@ -1088,6 +1131,9 @@ type ConfirmEmailChangeJSONRequestBody = MailTokenRequest
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = MailTokenRequest
 
+// ExchangeBetterAuthSessionJSONRequestBody defines body for ExchangeBetterAuthSession for application/json ContentType.
+type ExchangeBetterAuthSessionJSONRequestBody = BetterAuthExchangeRequest
+
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
 type LogInJSONRequestBody = LoginRequest
 
@@ -1138,6 +1184,9 @@ type ServerInterface interface {
 	// VerifyEmail Verify the account's email address
 	// (POST /v1/auth/email/verify)
 	VerifyEmail(c *gin.Context)
+	// ExchangeBetterAuthSession Trade a Better-Auth session for a Lanyard session
+	// (POST /v1/auth/exchange/better-auth)
+	ExchangeBetterAuthSession(c *gin.Context, params ExchangeBetterAuthSessionParams)
 	// LogIn Log in with email and password
 	// (POST /v1/auth/login)
 	LogIn(c *gin.Context, params LogInParams)
@@ -1283,6 +1332,46 @@ func (siw *ServerInterfaceWrapper) VerifyEmail(c *gin.Context) {
 	}
 
 	siw.Handler.VerifyEmail(c)
+}
+
+// ExchangeBetterAuthSession operation middleware
+func (siw *ServerInterfaceWrapper) ExchangeBetterAuthSession(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExchangeBetterAuthSessionParams
+
+	headers := c.Request.Header
+
+	// ------------- Optional header parameter "Lanyard-Token-Delivery" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Lanyard-Token-Delivery")]; found {
+		var LanyardTokenDelivery ExchangeBetterAuthSessionParamsLanyardTokenDelivery
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandler(c, fmt.Errorf("Expected one value for Lanyard-Token-Delivery, got %d", n), http.StatusBadRequest)
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Lanyard-Token-Delivery", valueList[0], &LanyardTokenDelivery, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter Lanyard-Token-Delivery: %w", err), http.StatusBadRequest)
+			return
+		}
+
+		params.LanyardTokenDelivery = &LanyardTokenDelivery
+
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ExchangeBetterAuthSession(c, params)
 }
 
 // LogIn operation middleware
@@ -1691,6 +1780,7 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness)
 	router.POST(options.BaseURL+"/v1/auth/email/confirm", wrapper.ConfirmEmailChange)
 	router.POST(options.BaseURL+"/v1/auth/email/verify", wrapper.VerifyEmail)
+	router.POST(options.BaseURL+"/v1/auth/exchange/better-auth", wrapper.ExchangeBetterAuthSession)
 	router.POST(options.BaseURL+"/v1/auth/login", wrapper.LogIn)
 	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.LogOut)
 	router.POST(options.BaseURL+"/v1/auth/password/forgot", wrapper.ForgotPassword)
@@ -2128,6 +2218,144 @@ type VerifyEmail503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response VerifyEmail503ApplicationProblemPlusJSONResponse) VisitVerifyEmailResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSessionRequestObject struct {
+	Params ExchangeBetterAuthSessionParams
+	Body   *ExchangeBetterAuthSessionJSONRequestBody
+}
+
+type ExchangeBetterAuthSessionResponseObject interface {
+	VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error
+}
+
+type ExchangeBetterAuthSession200JSONResponse struct{ TokenIssuedJSONResponse }
+
+func (response ExchangeBetterAuthSession200JSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession400ApplicationProblemPlusJSONResponse struct {
+	BadMailTokenApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession400ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession403ApplicationProblemPlusJSONResponse Problem
+
+func (response ExchangeBetterAuthSession403ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession404ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession413ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession415ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession500ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExchangeBetterAuthSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ExchangeBetterAuthSession503ApplicationProblemPlusJSONResponse) VisitExchangeBetterAuthSessionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3903,6 +4131,9 @@ type StrictServerInterface interface {
 	// VerifyEmail Verify the account's email address
 	// (POST /v1/auth/email/verify)
 	VerifyEmail(ctx context.Context, request VerifyEmailRequestObject) (VerifyEmailResponseObject, error)
+	// ExchangeBetterAuthSession Trade a Better-Auth session for a Lanyard session
+	// (POST /v1/auth/exchange/better-auth)
+	ExchangeBetterAuthSession(ctx context.Context, request ExchangeBetterAuthSessionRequestObject) (ExchangeBetterAuthSessionResponseObject, error)
 	// LogIn Log in with email and password
 	// (POST /v1/auth/login)
 	LogIn(ctx context.Context, request LogInRequestObject) (LogInResponseObject, error)
@@ -4204,6 +4435,50 @@ func (sh *strictHandler) VerifyEmail(ctx *gin.Context) {
 		sh.options.HandlerErrorFunc(ctx, err)
 	} else if validResponse, ok := response.(VerifyEmailResponseObject); ok {
 		if err := validResponse.VisitVerifyEmailResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ExchangeBetterAuthSession operation middleware
+func (sh *strictHandler) ExchangeBetterAuthSession(ctx *gin.Context, params ExchangeBetterAuthSessionParams) {
+	var request ExchangeBetterAuthSessionRequestObject
+
+	request.Params = params
+
+	var body ExchangeBetterAuthSessionJSONRequestBody
+	var err error
+	// A request validator built on kin-openapi's openapi3filter with
+	// KeepValidatedValue leaves the value it validated on the body. Bind
+	// that value, matching member names exactly, so the handler receives
+	// what was validated instead of a second, case-insensitive decode.
+	if vb, ok := ctx.Request.Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+		err = ctx.ShouldBindJSON(&body)
+	} else if binding.Validator != nil {
+		// ShouldBindJSON runs the struct validator after decoding; keep that.
+		err = binding.Validator.ValidateStruct(&body)
+	}
+	if err != nil {
+		sh.options.RequestErrorHandlerFunc(ctx, err)
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExchangeBetterAuthSession(ctx, request.(ExchangeBetterAuthSessionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExchangeBetterAuthSession")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ExchangeBetterAuthSessionResponseObject); ok {
+		if err := validResponse.VisitExchangeBetterAuthSessionResponse(ctx.Writer); err != nil {
 			sh.options.ResponseErrorHandlerFunc(ctx, err)
 		}
 	} else if response != nil {
@@ -4756,270 +5031,280 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2LcttGlvardHG2KqQGpEhdbIsq1//LshzLkSWNKMXJhPmFJtAk2wK7GXRDFJNy1T7NznvMo+yT/NXn",
-	"dAMNEJTk2yYzm6narCUBjb6cPtfvnPNbI5KzuRRMaNXo/9aY05TOmGYp/HTBxilT00Mpbzgzv4iZilI+",
-	"11yKRr9xOWUkxUeIljdMEMU0GS0JJRG80p7JmBEq1IKlHXLBaEykSJZkMWWC6CkbipGMl2RKFRGShHas",
-	"axgrDAgV9nku7IAEBmzCq+EJFUuaxu1L83j7JUv4LUuXfftoSKaMxiwl41TOCBWEJolcsJjIlE+4aO0P",
-	"BSUp+yVjShM9pZosZJbEJFOMcE2knrJ0wc0PyiwyUywmC66nZKe7PRRhpNLxdcres0izOOwMRSNocLMp",
-	"+PVG0BB0xhr9xvX1a6l0O7GTtWtsBA0VTdmMml3Vy7l5UumUi0njw4egAUtyK1rd+HdTljKzgZXt1ym9",
-	"ZYnqkNDsawgbRWI2plmiW32zjeYXbwZnp7DznJlH7Xblfw7rZxzafQ3IWKZDMUrlQrGU0Plc7dup4F7O",
-	"MthQZs5sxvLtx20nXJiTOzj98eDi5fXh2cXg+uzi+Nvj00FImixRzGwvqexuy9tePNRie+uJoLS9TGSz",
-	"Rv+nhtmTRuAO6OdgZd8/BI2UqbkUigH5v6DxW8oTGNr8HEmhmdDmn3Q+T3hEzXlszlM5Stjsr++VhMfY",
-	"HZ3NE4ZvxOYLXNzShMdI2I2gETNNedLoN8y+JVzcGCKzDwWE3c15CoRKaJIyGi8NUcb7hKobs/mEEsEW",
-	"RApDZUpTnalGf6fbDRqaa/NdM3FygcfRyJdJRzLT/VFCxU3jg78//5GycaPf+MtmwQo28a9q8xzXhptT",
-	"JsKwtKqwD0QwozyxxMgVycSNkAsRwPzzhQVkxqjQSEdUwE0j8yydS8UCs+pbyWMWIyNJqGYpiaZUTBhp",
-	"SuHYCW5EkhjaCGEecBjXY8oTFodmmHyC5mDs/IDfcMNuNKFRxOaajhJm6OtDYLbN7dpHnzYQjP9B87PK",
-	"ZjNqLjCwSv/bC5Yk7bFMZyyG+9gIGrc0yeqIBgar0Iy7aw8M+YnE8QEmU97R8nIOyIzNRuYU4I+keLxm",
-	"IatjrVlNcQkaQYOlqTRS6KffGmPOkrjRb8ypUguZmr/OmFJ0YkYHdjNihGqSMKo06e0acklpZKQYSaS5",
-	"2j9/+l58iatyuebICgrsV6iVNCtHOhTmTOF6wJtwxESODItsAbXXXIImdefE1VDMuFJcTILiWsoxXIpF",
-	"KsWEmNXD+DLT5i8jmYlY7ZMQTyIkCVdaDQWj0ZTYW2DuKJxOALLRvMmiqeRiQqhYEpWNZlxrJJCMtew9",
-	"OxxcvLqwzP2z+GpJTPhU5asfduMVCqaSTCqrBCjezYbUCxWSy56ClrYLWnol0xGPY2DwX4vlluViv6Jo",
-	"ORJzR+GtMDyDJYZDATzUHCWLjcSvl8UtIIRa/WjEhoJmRr5rc1DIp31VxGpqbhIfo6t1yKnUU0M9C6os",
-	"048d0UgxTnikP4tgmJFP15pWxLDZqCiSmdCOBrgi8Gwugdmdof7S2e8VZ59P7usdvTd1c/D3zDiOU6ZU",
-	"ZeYdM4tjoVkqaPKZyowdpLyB7tcE2AWRUZSlKdxKt2O7Pud1UyEDlt6ylByZt76qsoLfw73LBLubwyXC",
-	"6XZILqAjmqacgUHi3lGGG5PB304C81ulaXRjVO2ItWBXjY54AJz8XnaWKwWPWks+YM1i3N/M/Ycj54pI",
-	"QbhWZEGXhANXT8FyoWJp7ruWRDERG8NGS1isNb24grur6IwZbsCAz0VUOZXoVOpXRg58FsUIqa/HMIpH",
-	"MmYns2hKFFMK9YbiZu0UdHIqNXll3/1atJHPL+wTN62UKZmlEQM9E25XplgK531Ol4mk8aWUJzSdsM/a",
-	"mjmOda2lvE5gtAc0PXjIzIgK0ntCvuMv/J3refLI6jXkSGiul+RSSnJiv/C1NnJlNVbrvm8RQH7IA1Ad",
-	"UqSJC8PbBRLjWKnsC14uGPPCmnq1N8yRZd8aW2ZqSqFlE9jflWxv9FaYxQCdDMWpuUskotGUxaQZHpp/",
-	"tA+l0KlMDJm1lZYpc7Ytyj8wIkpPrtr+B8mCLhUJ8xH2rb2Vm66o6BgtccTsBDoNY9r+khnzq9HXacbq",
-	"DGQ3ZJ1tHDQGTLfXeYKOyw4acNo0HxL6rT4qB9V9VOtcEM+HWbe7HcFz8E+2T86pnj7f3B+Kt/SufTBh",
-	"9hnFIiliRRI21k7NtUf6jSJ0pGSSaaMHjZnmM2ZHG4rXWs/PRLLcJwMWZSnbJwM6YwOu2fOBTnmkQ09U",
-	"gJMDnVdDUfFe4bGu9/Ggl0e+pWJpL6r6LEaSUs2uEz7jFU1YS0lmRhenWrPZXKt9kjKdLtGw9nnHlqfP",
-	"GGZhpkbyuX09puHP3PCL1QmLklLIoht0jjj9kFymy6GgE8oFoWPNUhJemCW2D8wPIbG0EAARMJomHNxU",
-	"csaELqSf/dxQRKDmGlsTjxqmpgw5W0354uDy6Prk+O3x5fVG2CI0ZURNaYqaMEhQQ9NweH1nICdywoUi",
-	"TcMkQDESuu3MWVyTapE58kDQ6uYsHYoo4UzoAP6A/yY0SqVR7vAxFZReArsGZrAABaBpKHQoqCBMRTSh",
-	"2uxizBK6DIgA/kTN+zNqToskMrppIR9TfCLa2Vx5X17hU94erzKEgb1/mdA8gU22+0u87b2fKTkSf7bT",
-	"DRozLvjMcKleTohGO5uw1N6lKzBKZMp//RSbsuS9iVIWG+uGJqrs9XgHdjJq2TIl+fk14XRb9/hw/CEr",
-	"An51OHCDRDJNGRgUhVrUKy5oablrvTju8yXWVF7TFfoCKo7kpv3xvjWVB11RW/zhCseOWajhmCMGEutW",
-	"3pRMhE9YY2ka1ynL1KqzSs0NfZfnZJiJuaV0aeTzPeut/UBpuRghqIxddt168ucLr9+Oem2dq6tuR/dZ",
-	"JuIHVlodqnKm/vztI/vAKYzlAOz381aSVa5wsYy36LkyxOPoyFfISHPEaMpSkspMM1W3tKw8g8JwJTXD",
-	"wXlavvQZK/oS0vGg8LSYrUdpAkGbmIVEsyRRZDFd9odiKNqFD9HjN6FjT6iKWx+BiAt+E0tQFmdUR1NC",
-	"xVAQJ1A6xLEHeE3Be+gtdG8rkH/mfS2TmNA5TY2o8OZS1osKAuzXBLBiyZTVXBMpJmYqWhJKjOaY018T",
-	"RRcHmwAcVUY+u7+auwek3sJp1F3f0izoWvYwT5liQrMYtgT0C5lpxWOMvU1SGjGy4CKWC7zhi6lMau45",
-	"TAdnU7liK9vh3jXby2JYGI8TBt44q7SayTi9FQf1iTusXgYct0rfzhdsBpvRBH3MENqblCI11t2cG8E0",
-	"izkTEVvRBt69e9f2iJXVqQRCEynsvNClaK8ZocROumxngRL008WrQ/Lk6W735+ZU67nqb24uFotOOo7a",
-	"LOZaph2ZTjbTcWT+zzzX6g9F+MJuAqPJ7PmwYS2JYSNAh8/zYTkoN2yEAaGJkhibNgp9QQeGCEiToqtk",
-	"nso4i4weI3RKI22oJ+JjzlQL3Jf49Gg5FGEiJ8cCQ1H2lAd4vGFAFlMeTd3V0/TG2wP4cNV+yNWhxkev",
-	"rBHUWh9Xgt5SntBR8nkujMwbp87wAF3SKL9cmM2bpEzlRoiaylQny5KT0HNhDFh6yyNGrkqf+FqGiLcQ",
-	"Y4ekS/KgTUGaUhCrAMCeDYW5qRjTbNW6s0kmEiDxKSNyzlJk7MrY9DnmoDMURnJHNFNMWd4OoXyq6Ygq",
-	"RmIeYxgIY6ELbj5T+PJfvri+PH57dHZ1GZKmjf+bm75NDD/gGmOzKaPR1Kw2ICqRiwAMAHvpzdciKQSL",
-	"YHpzKRMypcAIhSTjlJX+zAUx3Ggf5unOPZcvU6qmDOWERwKksnOkSUlE5+YLN4zNleH6Rm6RcSJlbE2b",
-	"uynNFFgxMzaT6bK177bGjWIja6h7NZWmqYaYl0yJmmYaLSC5EK1Ps2e0JAvKjXway5QZIoFYl6GTR5oz",
-	"vUcZMyqbz2WqWfyWxZxewkOfdUfzAa9nZsRr+K53XcE9vOKrM3ps1cvmuxt3fY0o/wSBSZNL/MTXu651",
-	"a1rjcRSOMVNFwuqSwk6jUNaAFnx3ftUzmEfZqLIeS6MHL4w4m9L5nAlFBLsrfhgtwUlvyMM7mCKAzcd+",
-	"NCeixi6ImFF4uA5qPfzeETRoHicIGvPUMBTN0ZzNv7DifCpeL3x/+Ti1vr+Crn9y7xYx+OINDEebD7xk",
-	"tywxs7mQCasDMFFzh5Qm+PsRU7nv9BtFFjK9gf2yk1M6M+qsua9yNFpyiNYrOdYLmrJrJiZcMHBmGQZ5",
-	"rSJutBB4aJb4f07lSGoeqdLvmGI0jabwA4uziGoIRAEzrtmNoHFkTuQQuLkHF6FxzM3qaHLuHcOYJorV",
-	"wQHAqYyRusJ1bD1DBes0yi+qdgp1ThQiFVqyr13n+Ih+w7oPyFSmipER1ZoZcavpHESoYItrUOkNBcW0",
-	"k8hbltCI/V87qlGpVilq9Tu/NWb07oSJiZ42+r3u1g4wt/wXNZvnffm3hlE7qXZxWXNcxWhbuzsPUWIx",
-	"VrA6tzqqfMVZEmOkcYUkzwTzYCwO4NAh6Mdn0VRaGq2AGsxZlLfJwlV+ewgEYqEZkRQRSwVECWA1YUBC",
-	"t4wwIP/9n/9lhNXRbK4L5GQOwLABvJxbow0SEC6iJIsRiDEUFvFhP9kHRiIg5oesEZYXo4fUXmuEe6CH",
-	"3qEI8HWjySnNaIwitNBMPXzOyrl73KiGFXCFZiVYIGTOpKHB0tiPgfk8RC94MPczrlcynUh9blfy6ffb",
-	"ReFd5JUSw2g0ov20rNxg7y7mVzCSs9Ur+KWuDr5VtwGvGU30dJALiKr4m8LfHai3vIxcKsmb1amvyhx5",
-	"82hpUzfTN+++q5vgPBslPEJ81Ds2It+xJWkaG/Lpbu9pq0PORLJ0DzmCNrop3HNr8veHQkgyT/kt1cxd",
-	"1GYYw9U0//nF/CeGf8bw71+4+a/UU/P/bsKWIWkz4lDAp9SUxR3y1n5utCQ3bAmIK+e5OToMSfNosLX7",
-	"pNUnYZTehuQ5Cc/bW7tPzIh35j/LEO39s+/OzcPxy8GB//BRvLW729vDx/HJi8FBSJoXblhjeIbM/G0o",
-	"DqVMYy6oscWN/LEaKO6FMTKe7GRpksN45ob+xSTfyWfkn/94YpXo8jnTZFLP/N68GxCaTGTK9XSGur/Z",
-	"BQytI7jaF/qwGY2gAetsBA1YRa1AjtLb1S8eZuktI03YWLM+3LUbtlQt/yuww/AV2Lza8Wu41jnSD7tD",
-	"jZU0YatbQbFzIBdA7prn/99PB+2/0/av3fbedfvnv/5HHYu84TVSw1Avj/fRO2clUHjD4xzeboObYOur",
-	"YleN1Y1x3wcE8o1e1n/VPFk6j8NG0Dj77hyO4qB2o8TqSG9lnCWZ+iIblCm2Ph6u+CQs6Yx8UjvHu9Uh",
-	"fiBRfhmQYgBRaXmE2c0mUM/nzb5mm39c/fBnfKLCOc3BIlEFcCdx/9Yw0kEdJy2x0AHTBRsl//zHbsuQ",
-	"nt2jW5bysXNSmztWEQzmVwDlBeaQX224uPkVBPpvbHW3dtvdXru326a90Va03bA0igQINACHC0fZGD/b",
-	"Pnuz/XLr7lXvxeTZbTba0yesN3n99tfvnz5hzy4ztZedv769+P7oqgFn0Li7fnX060W2N9t+8vrk9Fpn",
-	"7Mnu3snp/Id3T+aHy4HmNz++/+743fEu7TY+/LwixnApdfzN/GWfyDQG5zSanHwiYGOE7pABS4xKPlri",
-	"BTZbxDWbqYeMYCPnPhR2dJrS5ephm1nVne2JnHDxaWrMYRFEeKS6EjQea4KsV2xqVCk0jb+pABw75FDO",
-	"5hB3j6hibS4UE4prfsuSpZnwx6pI/uzr5uH+im5eB0QA3w9mvBDr2CEJfIU0wccNYBhwOTCF+jstxXoV",
-	"0yCRPs6SqtXnvBWsoQWZ6U/XacsRkjKqxii6TMQdUoECJYyCJ2MojBbRBF04/O1DiJEFsFtauf37QOrR",
-	"UFhdoWJ4/NaoBLgbSaqvD/5+Gt1+e/i+e3SZvL99/3pbvblYPrk6yP93LH85eHnZe6Pe/7i4vhrx9vvu",
-	"+eXTd/J0N9Za8Zun30UHvZP5mxfJ5dbgxxcj+verV73R3tPJ08P25Pbs++/G9HX74m/HZ8m7vTeLi8Mn",
-	"9PuTqLtK2ivR9/suu025w5yjDx9qTrGUklRl2V7+DbujkU7AKuTaECCjYLqRPOmoKef0l4xVqW+3t/Wg",
-	"1pBP4tOpKacidHF9o+ykjG0a2mDhL5nhGXlSYqvCh/LjnunrvdmLX7bfHz27+bUbX2wlT6If5+/Ewe74",
-	"9fSpvrr7fvSt6skT/h372+Lt6hE96miKja/ePny97sqdzZk4fnkoxZhPMvT1rx7bS64iCcjbGdM0ppqS",
-	"Jr5IDtHJTopHep0u2SRGED/b6e1Y22QojDWvWgFY7RAqxzxLql0yA4IsDdcEOI9FCfKJkKmzcNRQ6Clb",
-	"uqjUjZCLfTKDv9MlGN9xDHgrhy4G3JuLPWLqCRPxXHKhUekW0h5l8ft+PqEpVUMhGIf8Lzh2x2DcwxAY",
-	"UwQzXyBQNgVA7qzNRCRjFg/F2UGmp2Sr081RkECPAVHSBjogThLfmsM2ZgZVRArWWmEhLl52DTJbTK5p",
-	"MrkGD4+6zh3NhV3yc9CAAHTa6DemWs/7m5uJjGgylUr3n3WfdRtB4/3iRl1nKV/3yGYHEnzANbNpHu44",
-	"B3sGBAQO7crXUeFqrOolj5z/g4aZcozdqBR5yui77wad/OBg4YCQP35p46RqH3xKfvgWLUm0Q/LUGsW8",
-	"L4HjcyjevLskCR+lFHD3KaMxmjHW7NaSjDKegITgKWa0tA2Z26xQp0J9vN1Y1qiKA63bI/wbubo42Sfs",
-	"l4waLosyiysVkiihfAbMzN+BkhZiCKFmEgWRVD97dXHizsLsP2mGiG3FqSBktZ6EwtZjvryWytaZWD8N",
-	"LfkNGz+HfRKqbBSWMggyZVTfGJx4NpUAsYN15+Qo+cGDqTBbe0rezq1fSvDIa1HHup0PED39nyDgVrz5",
-	"Ts2x2btfxIvvPQ2o9ABcoQzhhPNpShWmMGx1t558PY/+esV5YOgizRKmIPSW+7UJ1Q5lmoeoy85dGbOh",
-	"ADEAr5rvxkGOBZ5kTCk6SlhrH3yr40zRBHzaSI/g6x2K0J+dBWV/lqK9smOVDailJBvFXL1YAjEbAHqn",
-	"AqT63s7u09y7j+FZZfM8AxfCNFJ3Tfw37JAXKRXRlEhhYWLg7rOIMaT8fl22aFBJQQ2GYl2MFQIU1VSP",
-	"oB5+Zobxc9eCdciwYA1WywxQhU0FFdBTUC0Z4H3Fjp5PIxPorcCnityfgIQzpqcyvja/syEPeK+EUMdP",
-	"50AR+JBNLTMWaWyRDgrSevfdXVdD4etQoJ7olFGN2WgYnTFHREZLkKSvLy/PCTq/V1SVL51XndvHq0nV",
-	"Fh5ZMrw/J516hQHBUlaYBmwemdFoygVrG5UAfoGphbBNTcWYtWSUJnQkb1nZOqjdHt+dRtu//vyTdaj9",
-	"vFHrsnO7WZ3f62xGhTetu3lCBTq/QGBz5fIfRcRcCDGSQlPEQbm0QplWo4llT8tqzHAl375TN293xqsx",
-	"TmMUGFWs5v7vGzolTGhjcUEoBHkQ3I5HO6u8EGuNhqXWhJXMOj2KhyMOSMrmjGr0Yud7AgQ3o3eIoNnd",
-	"2/PwNEiMFURNTp4rVDaVqSYWZew0LbdqMwrWT/HnhQK1Qmi1VF9VZmodSt63Op6dJmJFQu/ahOh4Bcnw",
-	"z3/sdLY6vdY+2GrkhosY/LBFODhn+qVJ+rewrBq2UzZmQKkPupQtaAj3MyiQIPaeBHid14jAMU/W7IMU",
-	"I0lTCC/N8TmsGGJ44YhGN8wir+YsVUb74grQZ9pqliXOaP5lpBWsrvAlX3b3+ttb/V737zBdC065TgGd",
-	"UosLmS/1VIprmFDEmYiWLvcZBKFmdczM/3pN0R7hLxUwge4NPOHt7e29gFxdHrb2SSiyJAnJYsoTVliy",
-	"Jb0+ppq1NZ+BLpglFsqJyLMaXlZe9P3XuIzf+VC/HQ9gt+CNc++FKjnVjLkyz6C8q/fQ1qd5ol5IPfVP",
-	"BePaVYf316KYf9FDuecUBroW/F1/zY3aCxmncWW/5wW7+B2utPn0tfsuXqiVk/NmSJPkbAwK1QNQRnjB",
-	"KE+P2ZucA2AKnfcAVyS25uOaW1+cyupqVk4mzcznI0ZGMsd1oA474bfMVzBGUiaMrro/3V7UfO4eSrma",
-	"G/61xiWFVFHQCSBo0DlYSmUYW6wyuB+slVChJXw+Dw2w5Zvp6NuIn/E3r65+Pe6d8mN1PNPzvx8ePzl+",
-	"f7x4+/5Kv315pOnW97vHfMHj18ni+L3kP/7wt5SKuHssuh22fDOPtt+aMWT8+mJxxp/djr7de//juzs5",
-	"2j7tnr2fLM5eHvDx3zrRViJGs1fd+Ic3CczLGDDqmotGf89oK78jpaOVZY8HswpWOVR591YDDtXk+NoT",
-	"Ic1Q8ThsYZWgoQirdNInhn7DIhBkH7COtQ5kYRMUfGj/llL4O/4sreqzqhR7W/+IdFV/TfZVi6ZYi90u",
-	"neajeEH5EArfmD2NB9FRxc0rnVNp2NLKa+/jikxYNXjkAopR5SBdCA4ogq/6sAuBZelGbMKFAFoskV3Q",
-	"oPEtFVEt0DhwBSc/TZQfVKshSpJKI47WBiVJOSYJyRsfG5Qkf8Yk83NbG5YsH4wXmbRQdyhFRSuFLD4n",
-	"PnnBFPsCKE7EbOK0fO9tDgUoH/lHO2SDLxfC/Gw37MdjEIIvEzd9hAfV5s3dR1q5qJGCuZwzIgU4NWJ2",
-	"yyOko4rFloKDwdprtYbVKtoQPcBrNKlc/NnpWLdCSZwAu6hRq4IGX6cO2dG4TSUHcVoEnVZCb+XwT8Zr",
-	"Idl8Xv8xW2ni+DwnDi4g/VExAJ+nMptMics1u7y4Glwevbw+vzj74fho0Oo8xhhNqNLXZhtqLWWoukFV",
-	"8XGZumNea//WgQXTazqpP6kpI1eKpe2DCTjUvWUqKjgEigPz65lUmuz2tshoqZl6zNqqwaoYYG45lVWW",
-	"XpomnEhBX/fcgxOO3MyHXuNf0LHrk3VVj+z2u6BH5mSMywDs3dO4F3XHe6y9Ndqm7Z1oN24/Y0/G7T3a",
-	"HfWirXib7YxxmmbY7U630+ttd55WV1X6Zq/b7271d3p/Ly+233grf+VJQjd3O13S/KHX2ycnXGR35O7Z",
-	"k+snO6067F2xyN8e5410fOOhmGI+cO2m84nI5p+qk1gFGdLpH4uis7WND2JKTmxmzr88tg7XVAN9mSd0",
-	"CYG7Djmb47bu+8lgofkbxJlzlxhkaOuhQAOVHGAuCzi2I6ybFZCYpzY7FatGcMVHCfNyRoai+StLZXvB",
-	"Yz0NyIjH3L2tAvKaikmWkDFPEpaqgLxIqfknAQ9qQDSdDEUxVqumSni3tiSrFEVo0qxrn7yXXMAnbmnK",
-	"bTYwIEVlisj8cUIn5oNolNvA1FBgiR82k+85UYY4RcQUEYyBmjJbiXVuec7xj4U8BkY/uxIcQi/wn0pg",
-	"ljTRRXn66rvDtjDEkRgmOhSAQ7LZslOqppCMqyQ+aG7gLU0MD1ZzliRcTBRJ5AS0wYTfsFYwFCOmF8xm",
-	"PUUWSMXiHGtZ1GU6PxgM3p1dvLx+e3x6fXJ0+u3l6zAYio0NF17u7W5suMJHI5bIBXlWqPn+0BhdGIq6",
-	"sQ9+yMcmedxaxCRi3MyfGL2p1SEHYukTyL6xK4BBKWAdqIsZ0s3RAUVpCamgPGNmLFKo4agWLP0IwvKS",
-	"xxZmsDylS2mqbXzcW679ElbVR87pnoTTw3D6HcvXCAeI+A6LdIWA01BEcsYUpmobtWueQI1MclBE60vI",
-	"V3dh8MNwhemynIQm6MxsKkQzM+sIwgPUHnn2DZ0xGy8CF5lWLBmbmz+jMQMxnkCIJ82EufghLf/PT7nz",
-	"di/sbW3v7D55+myvC/8KDT2aL9lYnpuasnUKgA2F1lAMXR49Q3jjUAD6i8xpqrHOsmBmSjtPd4KnO9uG",
-	"OmYSzYwRpOazokaLmbNijMQyUpuKRVnK9bIzi1tfANHwKOhwuWLiGj+QlaKudjDY3rFDunycW+nNu0vs",
-	"+jCb00gDQs2InA4Z2DKmxoo58JGHfWILYyBIyv8AQqXCzlA47KOaQhUyjMDjaGhr7hcBJ0AJLMFLMB4n",
-	"XDDAUWxsvIa8m42NPglpMglJMwTEWUhGS8cQ9kkI6DOs/XGBf+Zjc0HcrWsFNo2nmeO7ICVsapVRKP5i",
-	"HtLLeZ8MG1T/9f1CDxuhncWh0f3VxkYfa+0oZRPfC5yaxxmPB4Oro4uwFRTQtRAfDKEhA8HqEjnGNJZR",
-	"NsOab22EefULzw+PSfPq6vhlaTQoesljm3ZGs9i+4erFeJM5uHp5fHR6eOTxz2LitmgPpxrAGaNx2Me/",
-	"QIEJ0nR1NxQ3g8LtmstoCvGy0TjEGSkcAIdid/Owj78gf/VssTbaYq6Sjj/Bw8OjweD68vLEm2Jv10gc",
-	"qKiD477XHApwZ4L/kjk0s9mbAsS09YykVMRyRkZcu/eM5Vau9eOMOixDiPX94PIYjTQHFDjnNi4K8oT7",
-	"vppU1t+Kp65ztEufWEszIBQRfTbbcR+8rxgEcCMaopin8hbZc57O2szB4wDcLuX9mK8FXnKDGQIdKMAP",
-	"gPahOwFOFVPZ7a5UHcKPm2xNUMQfzZz7b6uucHOovg/9Qxi4wUHgmXnXDO+mBtKPOj4BBRu8wLR5Oa+/",
-	"ThIpb7K5vbLf40Gktoil4SBw7HwiqM5SVtSfz9mBESgxFhMyzCKwLMflnLgC7wCHRV4BgCSl4NEsDi3E",
-	"Fm7BJl4R+IqzbZ90CZBYwtiCLo2ohvJMyIeMLqmMwMu3Adu6QLnKmjOrYg5+31DLVwgAIPnX8o+A7HW7",
-	"nggoY0Qg1HN/6MB5ZD9mliuFB908+ZhkwuhWVijECRuKGlZ3cfTq4mjw+vr45clRheE9JTFdqlZAIjqf",
-	"WyJcYM2uGcCYHq6qW6GHJ92dZ4/fh3WqgbCSmigWpUx7/HZr9wkwWjMzZuy4+bLlyowJtrC1DBzXpZqE",
-	"52eDS7J529ukmZ5u5o59o4KBCmA0Az0UlecSSKMKO2TAxSQBdtkn0BXDHUbKdJYKVTTq6QzFQBsTCHUN",
-	"aie/n4N+sOQRpoqRmE+Y0ujY6wzFwQhYU7kJllHtWeqQIYbJcttS68F4RX3xht8zPLHOs3xdj51yeHRU",
-	"+EpZv2sDZ+h8eshfdKWgBlNZQX5kaK32CtvP1qnUV6ou1+AAlax6j9Fj/HrrvUpldaDk+OuO9uIndIu1",
-	"t6PeuL0zfkrbe2wrbu9Gz0Y9+nS8w5501/ul/vBgjbKbvwaWpQtXGOKy8IUqKuvx3uePd7kVWJg+0Smf",
-	"QT3G01e+NwVleSIXLG1H1Pyi6fzWEbrrlBuNqRrHnbUWV3x39bP3KGU9ZiS3Cup0RWOxhmhGQc0kTEt5",
-	"fNTDmhsu5JGNvJCHp/l+fOTjYV/kfsXZKBjQRY6IqfrVHox4/BvihXQ9pstTlUkTMEU2QhVNJY+YApdM",
-	"6xGwIoSrWxqtkKQ9w0psZWX2xb6vcmConYyelIHZc2QVWIPzIDMn63565ejpzbvLxkoduo/0QqB/Kywh",
-	"VtCYwqeEC38bZTxv2bVSo9XYVK5RYF7V1XkKh8K6CnvV4rBQCaVaqzWf9LrSqF4xUjgwFLL5jk61nmOJ",
-	"Pi7GcpVkirxBY7FwSA3RS+c169t6T1hKOpvnBeiJa8lFbf3hoch5JeDBCu+0+XnCNBhlWFCHYm3RdgLo",
-	"go0Nn0kYy4uCi6npOZicrwU9LWHLumGcQUfAy+Np+LYCjzkI8PDYvju2qCf0J5BSQVlYcAaT3GS0VAz6",
-	"5caG9S5tbBT2X1F5RJG8fBCoooSEa1L+ig5sEQVPeq5bzqFaLESv9nFrNjZKZgPsR1Wv1rYu18ZG4ciz",
-	"Tt9MsY0NM5fmGg261SHnaFADpDZ3BZaNFbBiAyyvChWW8chKdZUDVMRXiys365OFWmBr/+Uv5FCKW/N9",
-	"KRQSxJFR0L2Cq+jgBouGu0RjICsEQO6XGtNg9QYzSYddMduDzRfyMfvm7+3V8pOgr0CYBE4c66plImZQ",
-	"FxgefGHbtcqYAqWQmiKVRgV51X4WeNmVAFTah1Z72EWz+BR0/DMDVaIHvV2yPqsLrxVMWpp1Yx8eHMe+",
-	"vl2X+lXUCS8qxHnd47A4XcpwIJejdW84Y7/YSy+ZDMRI6Lh2aNP9mmuqR8sUP2ikd8sbELOIvK2y8gl/",
-	"n7fRsW8sphLS382tMseHvQOJ7X/bL47fCLb0BhkGIeFdboBFMlV9e6dDl0oPac6jJZ4d9ObD95rhAboX",
-	"bAOg9gE4eLB9X59shNCDzNuT1r4lBqAAHKQgcwy/YQwHP6PWd/1z8EwzhL/ra+bk1Yex+E23y1O5MFsV",
-	"Y8cfvFd4w1ZKvpc2EHiOeRDnAIKyvolQXv4qogKMZzCErQUM+/84KzhPsB6cnSKdGq0Vhxg2XuAhq75v",
-	"eQ8bGDxEz6WLiRDspwwhWhisCbe1FRB2F7G5JuHmjOmURwr90gPQDG38zGxxHrKBRESnXoYtglZJTfAV",
-	"xoFUKxcZRrN4bWooaf7k8ogeU0vdPNdq5fKP2pxGogS9YdfGvHB9CPJkvNCmuoYE1dhWXm4C5F8lMdXF",
-	"Ys0vIKcI4yWYTRR2yAsaEy7mGcghuzpqBtq5u/MigYDmVKAPpIYaySLlmpERm3IR7xNKdu/u7KO2uZ8Z",
-	"I8/Cg218wRSPc/p0jbRsm8wSlw/gyqKX1BAf8leYVXfHzyeFpoHYS8483ArITne3PscUFrPb7YJ899JJ",
-	"D0otPRGgHx5i5lPbEggahYSElykVaszS9pGIpNHIw8cHj90Yh3lN7z6JEqmcUKiUAzcqvvmrNZD3er0t",
-	"8s9/POn08E4cAT+ytcldP8Xwh7ab+eVyztqI9VB9IqQSfDwuJnHBxixNWdo+lwmPltAsLbW/w8tz5rEM",
-	"OjHacEjjGRchpt4aoW07x0tr25u/4nEKPCwv3PPy7fHp9cHLlxdWN7dCH33vOABPyZzqacs2Pye5kmf1",
-	"BKuwuQ/kWRR6ymZu53e8vSkYtPVP0hiyQYFyVbnWO+oLu91t2Bw/99imcvqF6W3UzZaFd66Nom68ROL/",
-	"yNrxUDi+aBm12+26w3K/mlIxgfVdVnrRmeNfkrXt7+Cdg3LVENs4B/t7GKaztFnIRvGx2rLToVPrDLcx",
-	"zKW1icArDAGOexz2RUjP99tDSwx2y1zdf/T29nN9GJNEeQRqQ3k2Uc4gYqt+wbjGjsjTO79RxOhJVmFx",
-	"hW6MADBa9Iz993/+l+H5UxbdOGFWVNiSMDTCJpC2oL5YxJzWWy+wxFAcEK9hvwt/Q5EfIztptfkJuJbn",
-	"ABkBO85wOmOZUoi9w6Xvdbu9pwE5e3cwOG91yABBxAEW7Q/cgIHdv1LHGQDGiAnDvhdmQ60wf6hjYF3L",
-	"GAhJ6ZTeskRZuBF3YCHYgrWaQDN0Pf7yrn9DUWn35xoMGqFsOwyG5Dm5NxAyFCuRkFbBRisYd6/d7GoH",
-	"wctqHMpchrwoj1FX9n3lB3sidNDesZB8+K49A1taJ9+ZnD+A4uMaGZLqRNZUbTPiyXoevFFQTKPSIJTH",
-	"8uoaVa925LaduFEbrtdSbYUw29Dakg7iuJDZFAQFjJ6SKFNazhyRjWUagbpgRiXzlI0TPplq15IFDSkF",
-	"fNiIRyPSCDlzrTl8/soV2eluV0tP2MJXWKYECR33AcvvkSiBQmzFOex79w/xWkVmSQVT2DNzsQNAL1+J",
-	"TBfCyBrhUc7sdzUcNjYUnbG2+fvGBmmyzqRDQjOE6HjxgRAscHPMxpIv/aXVd8xDudJgtqR1WG2OCdPD",
-	"yUtRdF63p1tsbYcMHJrJDt2ZxUC474q24e7AmjK1km4dezCUh8J7KBwfzyviAmswNOp0fM4UFFwRVPNb",
-	"3DMr8iOnq2J3aJtIZotb2I83goaxadCz1et0O5BdI+dM0Dlv9BvbnW5nG0tNTMGjuKbKV/+3xoStwaav",
-	"Fl79yVVefYziDoWuW0NR1GcFTxJIMItqKqRR2XtOzjkKHoAfLBCKiEAlC60peBgezzfKljM1p4e5CppM",
-	"ZWK9NiVQk2Ewi4DQ4rcLniTo7BPsTg9F03N3Ta19ZoSdktjJVpG5mSDXJJuTMU+Vtqw1ZRp8oWalQ4E+",
-	"cLSLczHhiiL7DewME3OqBM5oxphWpaL5uHwrM40iqqOp5fiaNFOqWdsWh2k5pCsyAy4mWKXBdXQaigtX",
-	"M8ReCWf8P2z3twKi5FAUeg8XxbWEiHU8YdA5AxAmVBCcKLdknKucx3Gj3/iWaaj6C/0vUFUzpLjV7X6x",
-	"Jsswfk3jFlsq1+xe56M6H7+WC8il8nQ/dMxEU+bOIyDI35DuAzKjd206Yc+3u11DoTZyDH5GvwE1wCIw",
-	"Wm9Lkhd0aI+U66GAdkKK2FJiuK+PaPnTqJlNba2No0s6qQsJK42dR9Fvrumk0Dm0EXA+YEBhrkqQQ8qM",
-	"UmSvgm2S1CpglCNqbpMg4fG4fSoFa7+lOpqGREvwp1OyDXbLI9c5bPyyfbA3+qGrfpjuzrZu//7sx5uT",
-	"uLdY24Nsu7uzLuFJW4VE542zCsxfaDYqJA4WUZn8Q1S1fiXrT+Tx73zwA0uN/k8/B14jS1s23hIQsuWm",
-	"uSgts0F0ohr9nxo5DrPxc9AouxFzWoLJlSSLkUDcPFUpNVorZN66OqNWdVNTCn7QofjpvsKjhfDBr3UE",
-	"05tqziLlfd681s7X0O5ddztTPUtaQ7FJfnJ1Sx8jxsxzwPWM2itio9O8eXc5FEWtSOBy3CrWCCD9RuGu",
-	"An+tAGJpglAcLx4FhjAZZ0lC7MLPU3nLY2ySYkmQlEqcDoWz2sAVWy1AWvwRzcCiVKaVscjHwSy3MFtr",
-	"4udge5xyUEABoe2mEU6lbklDUZbdnylf1oiJugq2X1Fq1H1ujRCpwSt/mjyJXEXckjTJT6dZK01anS/K",
-	"/O9lG6sFgj+JXWDrll/XcoUD67Xa6naNfgx7U3S9BFLjKo/QsvTW8LDXl5fnHXKImFBjP8ZszkTMRLTs",
-	"g+rGsX2o0dWFGWKeypGRT66vaCozCBPqlI7HPFpDhtiW5mtSXqnxzRqS87aBmgV1Gvcd24ldsndYRbCj",
-	"8TOciQ0KrD2TwUPOzHpPZmsfOcQ6x2TFVw284y1OxcmE81TOmJ6yTBHN7jT0OrHJSwiwGYpm6Lt0+/Dc",
-	"5jyhXOwTayQ973a6nZ19yLtTTD/P9Lj9bB/60c+5mDyHOKiKZMqgVKRMgQ+7qeQeChWlFDrdqxsFVMN1",
-	"q0MOnTtfFMXBCNbPFtL2LAYmbZFE+AOyy3X8zn76YUorFlumseLm/4W8Pjo5JxN5PZFI5UyR0wyqGssx",
-	"8X4JlofNyE2WhN1heeO/kMsfz48qA0xoNmFDUf5lb6uu6MkqEX/sGXeMcbuDWtond5/M6cwvUOmCI05e",
-	"ljpt7xRm96nU5JV9+Wu1kiwuQt9QGMvDgpXrU7TtZa6lZAqFRGr5APgUMCG7rj/Yw5e4AGOHva2nHXOT",
-	"ev297p4VPlmaFJXFyw9gic5C7SyOeZaTt2NJMJOy7HDTAhip+euH3305hldCXOBx4ssyDq+9rNEV8bic",
-	"W6oPfjeaYJcBw80GRydHh5ekF+ZVDmr64LZIRGcst5zQdBQxoUPh6fVGRCSSQr38wnm4292uCeEMRU0M",
-	"pxSz8QI2qBbahrzKdeOF1DI7y7yBr9cT1zXCXemDS5oWfzM4/vby6OItOIk5CGrEsJspu263ttwqHDEE",
-	"AFULugHkQVAMB0EzY7gpuBToY4xVaL0A2zeQ6ot6ABdm+3KnOBVLSI4UtcE1bJFK0V9oLXon12w0q2cb",
-	"NOP3sYvEhGlFnnW7xBaeJ9QdvMberf4uY/FJTHeRmc10zhsLd8hVrtgMhTnm9ogmVEQsdf3xbJIMuqbc",
-	"jqLqs0bwXLjHfk8l5wJCb9C0MAX1JmjsdrfXjZpPc9Pv0H2fSuQvcq1O5OBkIMA3bd4YFN2Tqk5FWvCi",
-	"N5pDcdvq/F6b1QJeh4baDEvpajkUXPsc6/z8+uriJCR/JaH7eBum8n/gxecQokO6t3oFeIaWRSH8/ZVv",
-	"F0TkIKx5RGgo5im75TLLwdsQZpRJ3CG2foXCKKjLCxX7Za/tUBSBD/+jGMDMgwt4X6D6jNfh33k5ZUpu",
-	"JY9zOGnTT7C2HKUAYJZ9MlznffJbtaCDoaiU494nO909UioMbnsj2ShBcY7ypvzpGaMCqqLW3aNDPC+v",
-	"Ra+10izI7otdpJUGOB/K8GWbh1C5yGu8Xd652421elf34Zv3gsZegSXz0t7DL5ltSjhCvnd6j7jf54j5",
-	"u5TyhKYThu/tPoYv1HQyB6byiKUdWyTMF+dClkpyYLHddY8n2f6oNewIAyjrudF5Km8dL6pnPPWZs7b+",
-	"wprOR863m3BxE5AaXjUUoZ1aHa8qIywssgLYw4KmsTISO6+P7xiUxfTte/F28AlLmwnvor8Lmd4oRCGQ",
-	"j+Iua7hJaw1sqVLP36sa4cKxzs0dUVXLHL4vUlH+xbiCO5PPYAv/+245HrevFVRzrh648ABlWX/Trc8r",
-	"L/FRwriYHwKbErDE7q0BsfEj6lfLsHcJ2l+XW8V4nSFw/AnTXqEAq3I3IcujrvNGC9TqkYumw1uIfFLS",
-	"hzEgKAzaa7EkMWIYJbDIhTD4I9DB/Aq1JtgahJ0aU0nrxOIk3SsAxwC/KqLkbVE5gI35zzV3tvZItcMG",
-	"JI5dSvmWiqW9SSqERi/5x4aCas1mc+2jJDw7xa8zY1s11rGEEzk5hhbGjtGqtYlZxSObcKsc/ABs7a/B",
-	"TEqtOx/FSB5x22DqxyAAPoaX5NMwr/QedUfzrCN8afsjXEif79GpQHKafvXXCtYIjD5E4rYwaWC1UYxn",
-	"Hhy9PTg+uf7+6OL41fHhweXx2elzdyxOKJVqHPHJVJORvYMeSzefdeOTJdPgj/y9GPXO1t5jSKd0IX9/",
-	"Bn+ClcJARVjlwL6LK9PTVd4uM72euR+5tKMcfbmCPByxRIqJ0ar6xO9eaLUspeV8KIx2BElQ2qlI94Fd",
-	"q9VDjdk3RNZelKYoQK718NMcdNqyhUeOYzabS3PxXM2RAsC21d3JOb7/ZWPPGf4WuClC2LOk29m55tmH",
-	"VliBeClKcVGHPmyir2QyATdUpr2sgsSOAqqfomNm/Sa3jCbKYenWsO+zTH8u/w4efMGCKQ+Bi3xNhu/1",
-	"5/1gWf5jVMW8lJAicEqImaM5fbU65BRhm5UQ6YDptl3VysCVotlSJMu+j1509O6a8zbXIG2fOxDtPrEQ",
-	"2uddD3NLHAq3CiZseWmna6AWnyjAHsGDDgcXry6s/Phfqj8fgY/Uktb93NTx3M2xTCfyHrb6FtrZUVsX",
-	"Chv+1nve4Im2G9gzZwPHEL0qNoOjy6JEY7mOzXY3L9xl1HEqADYBuucUgttcFVVPL0u8cWMD0cwbG2Sr",
-	"u5Wb8dbqNLcpWKtiO54KgGntGyFDYdVpclnWnL3cZk9jrlGQa0OXr2Dnzwvh9zU4VPkjH6Wbbj1MmIY4",
-	"jHic609XTv/Unh57vQ/UDegbRR59G2+lqwpyj2Wc33d44x7XPNOqbI41XcmzdjZ3BenncyNZ0E1cX9m0",
-	"3MazmkyBzvcM24EGoKiYywvOoI2Nain2TLE0gFzdspcuV8bBRp1ZRiWk5p/g2crXe7+jvMaxVXe3S90M",
-	"vtLVru2Y8DnuK98KUky7NGV3GgDCFhAfRT3+T9/WR1zeAYBz/VYUTp32WlY8cImtenaPDXRn01dWEsSQ",
-	"b6z0/sGo6saGYIuNDfeK7RCOwtXWWVypBWFoZM6E7mM+Uw6FLOqnQZ7LQhZJJfOiwkQhe9EjjUHgunoS",
-	"5dRPV/7u4uhqcHT97cVBqSppr0tUn+iFJJqOcvMOjTlXI9LWuk2k0nlOVwsTdVUWRcxwijkiSmP8dZHu",
-	"5NL7zMRR2PeLlQimjelImsfntztkc2snIMfnt0/I5pOdVp4pW/QwCGtWBeu5fnF8+vL49FsffYEfCzFZ",
-	"9wA33m5dcT5QncOGEG2qBhbkgHLqUKnaVkPAzCEM2zmXH1eQ3CcsfnBsl1au4ZFbK3Y91dSq3pqOwG7e",
-	"dhhg9zjR9YUNi1xWW9jQL9SZKYYyZeX9gxeDs5Ory+oY291ikDxNlAsA6QIEYkrnc+iK7wq52kxZdqfz",
-	"giYuS9AMkpdMzJPqIErkljinShPGYYvzMo6lgj+EFCV/qt2Scb/Esm5km3+cKUZipi3MJWW38oa5qoQj",
-	"BoksK6VE1p4PaRZlNIuzhoqyWToxV2Jrh0xJQrUr+HuQVzBx2TpUF8AXdLQQLc1N47deERjYVMjmB/8J",
-	"EqdWJS8Gkthoaf0QgSuHAbH7Kv1ipxgYZ7T0VCNXrbYuNtWzaft1Ta2BcWECpNkvyKudMSqUz7MIze9/",
-	"zFVEU0+5US6Bcyi4LZmTZ1qVeC/P43p5uNHWR3N96KF2miJNkAXBUNjSWC3rsCm4W6IkpFkB1teV9Soy",
-	"GWvUE3h3kFuK/xbemEovslp3zB/e4f6nk+MhQBKUpqoqOPd7OxQ0hLknMAg16ZQfQTMKk63andc3U5i2",
-	"XfXIgl5V1KltrmhYpZm2Sn3JoAy7Yw8574JM4Cm9ZSSvlbummYZw4OShqOv28UCvDa9Yui0WMRSlPhuu",
-	"KEOvu7UD+mDKIIRY3xvjWIPUqLQUgYGmFFLzUOVNJ1Js8XjfdUlGDCI2EJUgmSfMggVFpeYmyBnngzcW",
-	"iXdkNZx+L48NIWSpQw7ycptmHdE9TXPM922RhLq46XpvD4RDoeNlJR5ax4rNF67mf9CAZrmR0qNsy95H",
-	"M1jrafoiEy6cUTUhxscEBK3T3Pd5GJKmdlxrMK1igbgiRmfSiizoEnrH+HqUnDNhX3bpDIX4RzvLx8XY",
-	"rizGUBEF5uY+0ocKC3IhkCFZoCQFjACP8tpZqDhwT1Er4QekYA44YC38oUBdeSyTRC6c4YbdUcAX7EKg",
-	"/1M+/X8JqNy/pncRZaBHVGtFKpbirUX0X9g66rm6DmVGVmv9gZ5vtV8tAyx0UtjYOZS+ifTKC50YCv3Y",
-	"wp0wlNGXUU82PFomMUtbga2nuqbgbXNN4V1rp6/rk1CTefQ1kd+2tHltWhsCi9tcoALxUVmUrhh7XtJp",
-	"v6LPlBKzHkiazJsI41h1DZA/fKpG/D9+H8rFhH/6uZyT860Dc5X23rslM+bfkc28oviDYDRH277P3aka",
-	"Cb9hDrxVtCY197M/FKu6xz7i0vrkHpCZEUPWW24bHKUzFGUQ3qsB4jfX4FfXge0DUgn4Hb4+OP32yEre",
-	"UrhvKHpkKjNbD8i5790k3M5IwTrktFyip8BXDAVMnCsrqFi8Uui2lJkQtiqBQ8zuxoZmdZj2qU2qLe2J",
-	"kLnoV0xoGEO06s1tYPJfH+PufeGPGOr7JLP4Twn+yRwLKYHMlmtBtHUsa9PXbh8GBpg7UdKHfSZSwHjt",
-	"twOSiQQAdXooeAGnymN5TW2bhU5tJXwIva2E3l1k3nOiH1weXZ8cvz2+vAYuc3E0ODp96dm4u/Cm4TX7",
-	"ZGfLWIYPx+gvmGIi/t7fkC9zeT7lJvx7ECUUsjG0sWpEgbN0PXX6nU8/WqYG6GBQUPpSTZ0steEq0iyw",
-	"Ip6XxXkqirQO1SqaDXlVnCsh66EAtQyEjJuIjxBURWaYrSvuEOZRyjDyMhS+g8mPvM0pT21GPcZAXKmg",
-	"cnjO6NZDYQHWTb06k28U4SJKspjFLcA+KmKxj2AmLqYSHUKRnHPsCgnxn1turLEOuWDQLdSGztB5Yx3g",
-	"nu7N1FBgcyXzziHOoO056THpsuRdWVV5CgRQLbiGODT+iiLlolJ1itA+GMh+QLZo6Mpcn1QEPLjA/yrW",
-	"obNaq7Pc9gkq76kHC2UOBfjWtJT9nC5rymamuOl+MUKvMPZQ0PmcUahT7ZV4rE27A9HgIRT+iO4nNz2r",
-	"M/17IOr/BRz8/3bqTw3CvCpbim4/a4s8lg2/b1SNa6HiychrAvQLr4LfGH1t5596f4PrMPQVnQ72EwMN",
-	"/brW1tTBtcrULuQzHRB/+hiqPoZVyqqSbtCYZ+vweyCSbYGFDgn9Hm+haz6IPcJTpbEehi7OFezhvCGU",
-	"UTBu2NyY4Bj/z+PKoN2slEW2ukq51FmRJmFM7DxQBj9Bf92Wq6OLnjzMbq264Wx+a6VwcE6NNkdunMI9",
-	"iLECNjQB8bq9xljbX7n0Dq/1q0u6t+vyZC9YKplwmd7kQBBDlOSWJhkraQ02LQnbO1bCUUOxrpi/1zMd",
-	"OsLnEUI3HHyoNpJ/npW4wleQwTj6x2e1fcmvX81juiaqA4wZtU9Hv+hIssW0PSr8g3Cpf2O/yR9NAXBM",
-	"TDqu9UjmWugFllcppI/6BntHhTFYg1x27WRW3JmX0KWijLnECuY5c6rWgd23rS1oOSUtZcbIshm1y0rj",
-	"gqJjgRsVbEZMSHP5aAjARDdobfOFOt5zJGIolORqnjQeCzQumcxo/SGwuPFvIsYhESdJjOpZXuuqFH+8",
-	"tukD6cD9rIlN8IN/InQQmn4smNJDAdLdiH8kutBD0FfItCSqDRXVZu5xpdef9Jdj+fYb5nPr+H1pJ/7U",
-	"Pb8Q0ZodNxS7jlZXmeLmbzz+8CBnLCWpomeIK8Jj0uTaNVerMEdw6dh3oCq+C8hgKohErEIZcwrIhaBU",
-	"L5Mm/GYd51qLfbwnV9Mmw4DGiqoq1MHj5sE5hWKntuEyj+8lqwf63aI/5dPSSAELCkEsqIYc5x52+Hur",
-	"8z/r8dh5+KVTqbFa5B+TjUNZu/G99+LeWosnMqIJsQ20sToxOAYctN+FL44Hg6uji5rCiokZYCqV7j/r",
-	"PsM6kfbzK7YftmOFDj7Ea+njPNYllmkJFZAdH4KViwv++HKWeu4mxYQVGNSrxQQw7YSLG1UUasuVIO+L",
-	"GBZf/WQNrIFc4A0yVmUNiMQbdMZqRqyr3W5mjRWr20ovE78mtavUjP0685YF3leKws2rH3Olg8sFBHEs",
-	"o2MTV28Qn5BpNGVKY0sy7xNeab3Vb7ySadHHDJBqQdE7rbZt2keW9QxIKMdjaCYQc5ud53Ch5dqOUrA+",
-	"Wa1SiszW0RZWIv35w/8PAAD//w==",
+	"7L2Lctu4ljb6Kijt/1RL3pQs+ZLEcnWd4zhOx2nH8fal0xf1MSESkhBTAJsALau7UvU/zT/vMY8yT/IX",
+	"1gJIkKJs5zbde8/eVdMT2ySIy8K6fmutP1qRnKdSMKFVa/hHK6UZnTPNMvjpnE0ypmaHUt5wZn4RMxVl",
+	"PNVcitawdTljJMNHiJY3TBDFNBkvCSURvNKdy5gRKtSCZT1yzmhMpEiWZDFjgugZG4mxjJdkRhURkoR2",
+	"rGsYKwwIFfZ5LuyABAZsw6vhCRVLmsXdS/N49wVL+C3LlkP7aEhmjMYsI5NMzgkVhCaJXLCYyIxPuejs",
+	"jwQlGfstZ0oTPaOaLGSexCRXjHBNpJ6xbMHND8osMlcsJguuZ2Snvz0SYaSyyXXG3rNIszjsjUQraHGz",
+	"Kfj1VtASdM5aw9b19SupdDexk7VrbAUtFc3YnJpd1cvUPKl0xsW09eFD0IIluRWtbvy7GcuY2cDa9uuM",
+	"3rJE9Uho9jWEjSIxm9A80Z2h2Ubzi9cXb09h5zkzj9rtKv4cNs84tPsakInMRmKcyYViGaFpqvbtVHAv",
+	"5zlsKDNnNmfF9uO2Ey7MyR2c/nRw/uL68O35xfXb8+Pvjk8vQtJmiWJme0ltdzve9uKhltvbTASV7WUi",
+	"n7eGv7TMnrQCd0C/Biv7/iFoZUylUigG5P+cxm8oT2Bo83MkhWZCm3/SNE14RM15bKaZHCds/vf3SsJj",
+	"7I7O04ThG7H5Ahe3NOExEnYraMVMU560hi2zbwkXN4bI7EMBYXcpz4BQCU0yRuOlIcp4n1B1YzafUCLY",
+	"gkhhqExpqnPVGu70+0FLc22+ayZOzvE4WsUy6VjmejhOqLhpffD3539lbNIatv62WbKCTfyr2jzDteHm",
+	"VIkwrKwqHAIRzClPLDFyRXJxI+RCBDD/YmEBmTMqNNIRFXDTSJpnqVQsMKu+lTxmMTKShGqWkWhGxZSR",
+	"thSOneBGJImhjRDmAYdxPaE8YXFohikmaA7Gzg/4DTfsRhMaRSzVdJwwQ18fArNtbtc++rSBYPwPmp9V",
+	"Pp9Tc4GBVfrfXrAk6U5kNmcx3MdW0LqlSd5ENDBYjWbcXXtgyE8kjg8wmeqOVpdzQOZsPjanAH8k5eMN",
+	"C1kda81qykvQClosy6SRQr/80ZpwlsStYSulSi1kZv46Z0rRqRkd2M2YEapJwqjSZLBryCWjkZFiJJHm",
+	"av/66XvxJa7K5ZojKylwWKNW0q4d6UiYM4XrAW/CERM5NiyyA9TecAna1J0TVyMx50pxMQ3KaykncCkW",
+	"mRRTYlYP48tcm7+MZS5itU9CPImQJFxpNRKMRjNib4G5o3A6AchG8yaLZpKLKaFiSVQ+nnOtkUBy1rH3",
+	"7PDi/OW5Ze6fxVcrYsKnKl/9sBuvUDBVZFJVJUDxbjakWaiQQvaUtLRd0tJLmY15HAOD/1ostyoXhzVF",
+	"y5GYOwpvheFbWGI4EsBDzVGy2Ej8ZlncAUJo1I/GbCRobuS7NgeFfNpXRaym5ibxMbpaj5xKPTPUs6DK",
+	"Mv3YEY0Uk4RH+rMIhhn5dK1pTQybjYoimQvtaIArAs8WEpjdGeqvnP1eefbF5L7e0XtTNwd/z4zjOGNK",
+	"1WbeM7M4FpplgiafqczYQaob6H5NgF0QGUV5lsGtdDu263NeNxVywbJblpEj89ZXVVbwe7h3uWB3KVwi",
+	"nG6PFAI6olnGGRgk7h1luDG5+MdJYH6rNI1ujKodsQ7sqtERD4CT38vOCqXgUWspBmxYjPubuf9w5FwR",
+	"KQjXiizoknDg6hlYLlQszX3XkigmYmPYaAmLtaYXV3B3FZ0zww0Y8LmIKqcSnUr90siBz6IYIfX1BEbx",
+	"SMbsZB7NiGJKod5Q3qydkk5OpSYv7btfizaK+YVD4qaVMSXzLGKgZ8LtyhXL4LzP6DKRNL6U8oRmU/ZZ",
+	"W5PiWNdayusERntA04OHzIyoIIMn5Hv+3N+5gSePrF5DjoTmekkupSQn9gtfayNXVmO17vsWAeSHPADV",
+	"IUXauDC8XSAxjpXKv+DlgjHPranXeMMcWQ6tsWWmphRaNoH9XcX2Rm+FWQzQyUicmrtEIhrNWEza4aH5",
+	"R/dQCp3JxJBZV2mZMWfbovwDI6Ly5Krtf5As6FKRsBhh39pbhemKio7REsfMTqDXMqbtb7kxv1pDneWs",
+	"yUB2QzbZxkHrgunuOk/QcdVBA06b9kNCvzNE5aC+j2qdC+LbUd7vb0fwHPyT7ZMzqmffbu6PxBt61z2Y",
+	"MvuMYpEUsSIJm2in5toj/UYROlYyybXRgyZM8zmzo43EK63TtyJZ7pMLFuUZ2ycXdM4uuGbfXuiMRzr0",
+	"RAU4OdB5NRI17xUe63ofD3p55Bsqlvaiqs9iJBnV7Drhc17ThLWUZG50cao1m6da7ZOM6WyJhrXPO7Y8",
+	"fcYwCzM1Uszt6zENf+aGX6xOWFSUQhbdoHPE6YfkMluOBJ1SLgidaJaR8NwssXtgfgiJpYUAiIDRLOHg",
+	"ppJzJnQp/eznRiICNdfYmnjUMDVlyNlqyucHl0fXJ8dvji+vN8IOoRkjakYz1IRBghqahsMbOgM5kVMu",
+	"FGkbJgGKkdBdZ87imlSHpMgDQatLWTYSUcKZ0AH8Af9NaJRJo9zhYyqovAR2DcxgAQpA21DoSFBBmIpo",
+	"QrXZxZgldBkQAfyJmvfn1JwWSWR000E+pvhUdPNUeV9e4VPeHq8yhAt7/3KheQKbbPeXeNt7P1NyJP5s",
+	"px+05lzwueFSg4IQjXY2ZZm9S1dglMiM//4pNmXFexNlLDbWDU1U1evxDuxk1LJlRorza8Ppdu7x4fhD",
+	"1gT86nDgBolkljEwKEq1aFBe0Mpy13px3OcrrKm6piv0BdQcyW37431rqg66orb4w5WOHbNQwzHHDCTW",
+	"rbypmAifsMbKNK4zlqtVZ5VKDX1X52SYibmldGnk8z3rbfxAZbkYIaiNXXXdevLnC6/fjnptnaurbkf3",
+	"WSbiB1ZaH6p2pv787SP7wCmM5QDs9/NWkteucLmMN+i5MsTj6MhXyEh7zGjGMpLJXDPVtLS8OoPScCUN",
+	"w8F5Wr70GSv6EtLxoPS0mK1HaQJBm5iFRLMkUWQxWw5HYiS6pQ/R4zehY0+oilsfgYhLfhNLUBbnVEcz",
+	"QsVIECdQesSxB3hNwXvoLXRvK5B/5n0tk5jQlGZGVHhzqepFJQEOGwJYsWTKaq6JFFMzFS0JJUZzLOiv",
+	"jaKLg00Ajiojn91fzd0DUu/gNJqub2UWdC17SDOmmNAshi0B/ULmWvEYY2/TjEaMLLiI5QJv+GImk4Z7",
+	"DtPB2dSu2Mp2uHfN9rIYFsbjhIE3ziqtZjJOb8VBfeIO65cBx63Tt/MFm8HmNEEfM4T2ppVIjXU3F0Yw",
+	"zWPORMRWtIF37951PWJlTSqB0EQKOy90KdprRiixk67aWaAE/XL+8pA8ebrb/7U90zpVw83NxWLRyyZR",
+	"l8Vcy6wns+lmNonM/5nnOsORCJ/bTWA0mX87allLYtQK0OHz7agalBu1woDQREmMTRuFvqQDQwSkTdFV",
+	"kmYyziOjxwid0Ugb6on4hDPVAfclPj1ejkSYyOmxwFCUPeULPN4wIIsZj2bu6ml64+0BfLhuPxTqUOuj",
+	"V9YKGq2PK0FvKU/oOPk8F0bujdNkeIAuaZRfLszmTTOmCiNEzWSmk2XFSei5MC5YdssjRq4qn/hahoi3",
+	"EGOHZEvyoE1B2lIQqwDAno2EuakY0+w0urNJLhIg8RkjMmUZMnZlbPoCc9AbCSO5I5orpixvh1A+1XRM",
+	"FSMxjzEMhLHQBTefKX35L55fXx6/OXp7dRmSto3/m5u+TQw/4Bpjsxmj0cysNiAqkYsADAB76c3XIikE",
+	"i2B6qZQJmVFghEKSScYqf+aCGG60D/N0517IlxlVM4ZywiMBUts50qYkoqn5wg1jqTJc38gtMkmkjK1p",
+	"czejuQIrZs7mMlt29t3WuFFsZA11r7bSNNMQ85IZUbNcowUkF6LzafaMlmRBuZFPE5kxQyQQ6zJ08khz",
+	"ZvAoY0blaSozzeI3LOb0Eh76rDtaDHg9NyNew3e96wru4RVfndFj6142392462tExScITJpc4ie+3nVt",
+	"WtMaj6NwjJkqEtaXFPZapbIGtOC78+uewSLKRpX1WBo9eGHE2YymKROKCHZX/jBegpPekId3MGUAm0/8",
+	"aE5EjV0QMaPwcB00evi9I2jRIk4QtNLMMBTN0ZwtvrDifCpfL31/xTiNvr+Srn9x75Yx+PINDEcDlIJp",
+	"zTKjEBzdIePzkBU0jrnZTpqceTOe0ESxVUcsjgS6RaEdoQPxG4Vh5drOWiO3tbcY3B5uq5fjn9Iffutn",
+	"l7/1Z6+e3b2e/3hzkm1FP6e9m9+e/eP9tniyeBX1f5g8Ge/+vHX3/ulPcX++d7KjBuf6WX4kt+g/0tPF",
+	"/7P9YnWDC2t6NdgP83J+x3CMSzBKWs8pgFYbtl7TthGSLO6A9xNwKhZeNZNJrAjXZo1zenfCxFTPWsPd",
+	"wRawEffz4KFDw7k2ndQLdssSs6xzmbAmqBk13E5pgr8fM1V4ub9RZCGzG9h/S0ZK58bwMJxVjsdLDrgK",
+	"JSd6QTN2zcSUCwZuRyPKrlXEjb4ID80T/8+ZHEvNI1X5HVOMZtEMfmBxHlENIUMQmw10G7SOzN05/Azy",
+	"M2cJ7n+MqZZOfuvDK4WcMVNQCVdoHSDV12jTvnZdIFmGLevoITOZKUbG1JDKkihNU1B2BFtcg/Fl7npM",
+	"e4m8ZQmN2P9nRzXK7ypprn7nD598Bv2tnQfop/LlP1rGQKDaRdCrxLi1u/MQ+ZVjBatza6LKl5wlMcaE",
+	"V0jyrWAe4MhBUXoEIy4smklLozX4iTmL6jZZYNEfD8F1LIgmkiJimYB4DqwmDEjolhEG5L/+9/8xasXR",
+	"PNUlxrWAythQayFX0VoMCBdRkscImRkJi82xnxwCyxcQnUUhBsuL0ZdtGTACczCW4vAe+LrRuZVmNEZl",
+	"p7QhPCTVyrl7cqOBFXCFDgCwFUnKpKHBytiPAWQ9RC94MPeLmJcym0p9Zlfy6ffb4SVcjJwSw2g04jK1",
+	"rN1g7y4WVzCS89Ur+KWuDr7VtAGvGE307KIQ5XXJOYO/O/h1dRmF/iBvVqe+qh3Im0frBU0zff3u+6YJ",
+	"pvk44REi2d6xMfmeLUnbWPtPdwdPOz3yViRL95AjaGNFwD23zpnhSAhJ0ozfUs3cRW2HMVxN85/fzH9i",
+	"+GcM//6Nm/9KPTP/7ybsGJI2I44EfErNWNwjb+znxktyw5aAjXM+tqPDkLSPLrZ2n3SGJIyy25B8S8Kz",
+	"7tbuEzPinfnPMkTPzNvvz8zD8YuLA//ho3hrd3ewh4/jk+cXByFpn7thhfkbM38biUMps5gLqhk64Kyt",
+	"gHthzMEnO3mWFICr1NC/mBY7+Yz85388seZO9ZxpMm1mfq/fXRCaTGXG9WyOVprZBQRBIAzeF/qwGa2g",
+	"BetsBS1YRaNAjrLb1S8e5tktI23YWLM+3LUbtlQd/yuww/AV2LzG8Ru41hnSD7tD24K0Yas7QblzIBdA",
+	"7prn//9fDro/0+7v/e7edffXv/+vJhZ5wxukhqFeHu+jH9VKoPCGx0UiglUHQRVT5a6i6gcK3v0C+UYv",
+	"m79qnqycx2EraL39/gyO4qBxoxr01jcyzpNcfZENyhVbj1xQfBpWdEY+bZzj3eoQPxqF2V4GpBjAvloe",
+	"YXazDdTzebNv2OafVj/8GZ+ocU5zsEhUAdxJ3L81jPSiiZNWWOgF0yUbJf/5H7sdQ3p2j25ZxicunGDu",
+	"WE0wmF8B6BqYQ3G14eIWVxDov7XV39rt9gfdwW6XDsZb0XbL0igSINAAHC4cZWvybPvt6+0XW3cvB8+n",
+	"z27z8Z4+YYPpqze///D0CXt2mau9/OzV7fkPR1ctOIPW3fXLo9/P87359pNXJ6fXOmdPdvdOTtMf3z1J",
+	"D5cXmt/89P7743fHu7Tf+vDrihjDpTTxN/OXfSKzGMII6BzgUwEbI3SPXLDEqOTjJV5gs0Vcs7l6yF1h",
+	"5NyH0uORZXS5ethmVk1neyKnXHyaGnNYhnseqa4ErceaIOsVmwZVCp0Y39SgqD1yKOcpICQiqliXC8WE",
+	"4prfsmRpJvyxKpI/+6Z5uL+iQ95BRsBLh7lJxLrgSAJfIW2IRgBsCZxDTKH+TitRecV0p2aIP8KSatTn",
+	"vBWsoQWZ60/XaauxrCr+ySi6TMQ9UgNtJYyCz2kkjBbRBl04/ONDiDEgsFs6hf37QJLYSFhdoWZ4/NGq",
+	"QRFaSaavD34+jW6/O3zfP7pM3t++f7WtXp8vn1wdFP87lr8dvLgcvFbvf1pcX415933/7PLpO3m6G2ut",
+	"+M3T76ODwUn6+nlyuXXx0/Mx/fnq5WC893T69LA7vX37w/cT+qp7/o/jt8m7vdeL88Mn9IeTqL9K2is4",
+	"ifsuu02OxOywDx8aTrGSPFZn2V6mFLujkU7AKuTaECCjYLqRIj2sLVP6W846H+0G8ibx6dRUUBE6I79R",
+	"dlLGNg2tI+u33PCMIn20s8Ypl8z19d78+W/b74+e3fzej8+3kifRT+k7cbA7eTV7qq/ufhh/pwbyhH/P",
+	"/rF4c4/T7b6jKTf+8X6wtykTxy8OpZjwaY5RmdVje8FVJAEjPWeaxlRT0sYXySGGQ0j5yKDXJ5vECOJn",
+	"O4Mda5uMhLHmVScAqx1ADZgRS7VLO0E4rOGaALyyeE4+FTJzFo4aCT1jSxc/vBFysU/m8He6BOM7jgEZ",
+	"53DggFB0UWJMEmIiTiUXGpVuIe1Rlr8fFhOaUTUSgnHI1INjdwzGPQwhTEUwRwlCmjOATs+7TEQyZvFI",
+	"vAUX7lavX+BVgR4DoqQNSUFEK741h23MDKqIFKyzwkJcZPMaZLaYXtNkeg0eHnVdhARKu+TXoAVQgaw1",
+	"bM20Toebm4mMaDKTSg+f9Z/1W0Hr/eJGXecZX/fIZg9SscA1s2ke7rlQSA4EBKGH2tdR4Wqt6iWPnP+D",
+	"hplyjN2oFEVy77vvL3rFwcHCIZfh+IWNaKt98Cn5gXa0JNEOKZKgFPO+BI7PkXj97pIkfJxRyJDIGI3R",
+	"jLFmt5ZknPMEJATPMPeoa8jc5u86Ferj7caqRlUeaNMe4d/I1fnJPmG/5dRwWZRZXKmQRAnlc2Bm/g5U",
+	"tBBDCA2TKImk/tmr8xN3Fmb/STtEFDJOBcHFzSQUdh7z5bVUts7E+mVkyW/U+jUcklDl47CS65Ero/rG",
+	"4MSzSR+I8mw6J0fJDx5MjdnaU/J2bv1SgkdeiybW7XyA6On/BAG34s13ao7Ns/4iXnzvacgfCMAVyhD4",
+	"mc4yqjDZZKu/9eTrefTXK84Xhi6yPGEKgqSFX5tQ7fDABZig6tyVMRsJEAPwqvluHBSo7WnOlKLjhHX2",
+	"wbc6yRVNwKeN9Ai+3pEI/dlZ+PxnKdorO1bbgEZKsvHm1YslEF0DAToqQKrv7ew+Lbz7GEhXNiM3cMFm",
+	"I3XXROrDHnmeURHNiBQW0AfuPovtQ8ofNuX1BrVk4WAk1kXDIUBRT8oJmoGCZhg/yzBYh+EL1qDqzAB1",
+	"gFtQg6cF9eIO3lfs6MU0coHeCnyqzNIKSDhneibja/M7G/KA9yq5BPjpAtIDH7JJgMYijS0mRUEC9r67",
+	"62okfB0K1BOdMaoxbxCjM+aIyHgJkvTV5eUZQef3iqrypTPgC/t4Nf3dAlkrhvfnJL6vMCBYygrTgM0j",
+	"cxrNuGBdoxLALzAJFLaprRizlozShI7lLataB43b47vTaPf3X3+xDrVfNxpddm436/N7lc+p8KZ1lyZU",
+	"oPMLBDZXLlNVRMyFECMpNEXEmksAlVk9mlj1tKzGDFcqI/Sa5u3OeDXGaYwCo4o13P99Q6eECW0sLgiF",
+	"IA+C2/FoZ5UXYm3QsNSasJJZp0fxcMQByVjKqEYvdrEnQHBzeodYp929PQ/5hMRYwz4V5LlCZTOZaWLx",
+	"4E7Tcqs2o2ClG39eKFBrhNZI9XVlptGh5H2r59lpIlYk9K5NiI5XkAz/+R87va3eoLMPthq54SIGP2wZ",
+	"Di6YfmWS/i2sqobdjE0YUOqDLmUL78L9DErMjr0nAV7nNSJwwpM1+yDFWNIMwkspPoe1XQwvHNPohlmM",
+	"XMoyZbQvrgAnqK1mWeGM5l9GWsHqSl/yZX9vuL01HPR/hulacMp1BuiURlxIutQzKa5hQhFnIlq6LHUQ",
+	"hJo1MTP/6w3llYS/VEBvujfwhLe3t/cCcnV52NknociTJCSLGU9YaclW9PqYatbVfA66YJ5Y0C1iBBt4",
+	"WXXR91/jKn7nQ/N2PICygzfOvBfq5NQw5so8g+qu3kNbn+aJei71zD8VjGvXHd5fi2L+SQ/lnlO40I0w",
+	"/eZrbtReyA2Oa/udluziT7jS5tPX7rt4oVZOzpshTZK3E1CoHgCdwgtGeXrM3hQcAJMdvQe4IrE1H9fc",
+	"+vJUVlezcjJZbj4fMTKWBa4Dddgpv2W+gjGWMmF01f3p9qLhc/dQylVq+NcalxRSRUkngKBB52Al6WRi",
+	"UeXgfrBWQo2W8PkiNMCWr2fj7yL+lr9+efX78eCUH6vjuU5/Pjx+cvz+ePHm/ZV+8+JI060fdo/5gsev",
+	"ksXxe8l/+vEfGRVx/1j0e2z5Oo2235gxZPzqfPGWP7sdf7f3/qd3d3K8fdp/+366ePvigE/+0Yu2EjGe",
+	"v+zHP75OYF7GgFHXXLSGe0Zb+RMpHa0sezyY/7HKoaq7txpwqJcxaDwR0g4Vj8MO1nMaibBOJ0Ni6Dcs",
+	"A0H2AetY60G+PEHBh/ZvpdhCz5+lVX1WlWJv6x+RWOyvyb5q0RRrUfaV03wUL6geQukbs6fxIDqqvHmV",
+	"c6oMW1l5431ckQmrBo9cQNmwAqQLwQFF8FUfdiGwgOCYTbkQQIsVsgtaNL6lImqEhAeuNOinorprdSsl",
+	"yaQRR2uDkqQak4Q0m48NSpJ/xySLc1sblqwejBeZtEkJUDSM1kqOfE588pwp9gVQnIjZxGn53tsCClA9",
+	"8o92yAZfLoT52W7Yj8cgBF8mbvoID6rNcLyPtApRIwVz2YFECnBqxOyWR0hHNYstAweDtdcaDatVtCF6",
+	"gNdoUoX4s9OxboWKOAF20aBWBS2+Th2yo3Gb9A/itAw6rYTequGfnDdCsnna/DFbE+T4rCAOLiBRVTEA",
+	"n2cyn86Iywq8PL+6uDx6cX12/vbH46OLTu8xxmhClb4229BoKUN9FKrKj8vMHfNa+7cJLJhd02nzSc0Y",
+	"uVIs6x5MwaHuLVNRwSFQHJhfz6XSZHewRcZLzdRj1lYPVsUAcyuorLb0yjThREr6uucenHDkZj70Gv+C",
+	"jl2frOt6ZH/YBz2yIGNcBmDvnsaDqD/ZY92t8Tbt7kS7cfcZezLp7tH+eBBtxdtsZ4LTNMNu9/q9wWC7",
+	"97S+qso3B/1hf2u4M/i5uthh6438nScJ3dzt9Un7x8Fgn5xwkd+Ru2dPrp/sdJqwd+Ui/3icN9LxjYdi",
+	"isXAjZvOpyJPP1UnsQoyFD54LIrOVqE+iCk5sZk5//TYOlxTA/QlTegSAnc98jbFbd33k8FC8zeIMxcu",
+	"Mcil1yOBBio5wFwWcGxHWOEsIDHPbB4x1vfgio8T5uWMjET7d5bJ7oLHehaQMY+5e1sF5BUV0zwhE54k",
+	"LFMBeZ5R808CHtSAaDodiXKsTkM9935j8VwpytCkWdc+eS+5gE/c0ozbvG1AisoMkfmThE7NB9Eot4Gp",
+	"kcBiTGwu33OiDHGKiCkiGAM1Zb4S69zynOMfC3kMjH52JTiEXuA/tcAsaaOL8vTl94ddYYgjMUx0JACH",
+	"ZPOaZ1TNIG1aSXzQ3MBbmhgerFKWJFxMFUnkFLTBhN+wTjASY6YXzGY9RRZIxeICa1lW0Do7uLh49/b8",
+	"xfWb49Prk6PT7y5fhcFIbGy48PJgd2PDlagas0QuyLNSzfeHxujCSDSNffBjMTYp4tYiJhHjZv7E6E2d",
+	"HjkQS59A9o1dAQxKAetAXcyQboEOKIuASAWFNHNjkUK1TbVg2UcQlpc8tjCDFSldSlNt4+Pecu2XsP8B",
+	"ck73JJwehtPvWLFGOEDEd1ikKwScRiKSc6Ywqd6oXWkC1UzJQRmtryBf3YXBD8MVpstqEpqgc7OpEM3M",
+	"rSMID1B75Dk0dMZsvAhcZFqxZGJu/pzGDMR4AiGeLBfm4oe0+j8/5c7bvXCwtb2z++Tps70+/Cs09Gi+",
+	"ZGN5bmrKVpQANhRaQzF0FQ8YwhtHAtBfJKWZxorYApJ5d57uBE93tg11zCWaGWMoosDKajpmzooxEstI",
+	"bSoW5RnXy9487nwBRMOjoMPV2pZr/EBWiroqz2B7xw7p8nFupdfvLrE/xzylkQaEmhE5PXJhC84aK+bA",
+	"Rx4OiS1hgiAp/wMIlQp7I+Gwj2oG9eIwAo+joa25XwacACWwBC/BZJJwwQBHsbHxCvJuNjaGJKTJNCTt",
+	"EBBnIRkvHUPYJyGgz7BKyzn+mU/MBXG3rhPYNJ52ge+ClLCZVUahTI95SC/TIRm1qP77+4UetUI7i0Oj",
+	"+6uNjSFWRVLKligocWoeZzy+uLg6Og87QQldC/HBEFpnEKwDUmBMYxnlc6zO10WY17D0/EAziWIYqEvK",
+	"YyyAjHtIkNAADQcFQkCLfrLj52u2Kbm6On4B5pIZQhXhT6u7BsgViK2iThOHK+NzWw4CXrPlmGge2ym6",
+	"UkLe6g+uXhwfnR4eeQy73Ck7AKca0CDjSTjEv0DtEdJ2JVkUN4PCdU5lNIMA3XgS4k4oHACHYndpOMRf",
+	"kL97xl8XjT9XZMmf4OHh0cXF9eXliTfFwa4RcVBsCcd9rznUZs8FN5tsiy7FpF2ipraekYyKWM7JmGv3",
+	"nuJub+pWJFaoxNKPcFuNClwgGJw3HRcFiclDXy+rKozlU9cFvGZIrGkbEIoQQpteuQ/uXow6uBHNWaeZ",
+	"vEV5UOTPtgu0OiDFK4lG5muBl01hhkCPDTAguGzQuAKnirnzdlfqHujHTbYhCuOPZs79j1XfuzlU32n/",
+	"IQzc4CBhgcxXh3dTA3FLHWOCWh5eJNy8XJTmJ4mUN3lqecQPeBCZrW9qWBYcO58KqvOMla0JCv5jJFiM",
+	"daYMdwosj3NJLq72P+BvkTkBAkopeDSPQ4vphVuwiVcEvuKM6Sd9AiSWMLagS6MbQOUuZHxGeVVGwhbb",
+	"gB1/oJJpw5nVQQ5/bmznK0QckPwb+UdA9vp9T+ZUQSkQW7o/VuFcwB8zy5WalG6efEJyYZQ5K4XihI1E",
+	"A6s7P3p5fnTx6vr4xclRjeE9JTFdqk5AIpqmlggXWM5tDriphwsu1+jhSX/n2eP3YZ0uUoo1FmVMe/x2",
+	"a/cJMFozM2YMx3TZcRXoBFvY4gmO61JNwrO3F5dk83awSXM92ywiCUbnA53DqCJ6JGrPJZC3FfbIBRfT",
+	"BNjlkEDDFHcYGdN5JlTZw6k3Ehfa2Fyo3FA7+f1CzGI1LMxNIzGfMqXRk9gbiYMxsKZqfzRjS7DMQVEM",
+	"k+W229qDAZLmahF/ZjxknSv7uhms5QDwqGFW0ozXRurQ2/WQg+pKQXmuqkb+yFhe4xW2n23S4a9UU3LD",
+	"AWp1zS6qxzgS17uxqupAxdPYH+/FT+gW625Hg0l3Z/KUdvfYVtzdjZ6NB/TpZIc96a93hP3l0SHVuEID",
+	"DkyXvjcEguELdRjY493dH+/jK8E3Q6IzPodSnacvffcNyvJELljWjaj5Rds5yiP0Dyo3GlMNnkJrnq44",
+	"C5tn71HKepBKYYY06YrGRA7RboMiTZgH8/gwi7VvXIwlH3sxFk/zrYZayIEYiQbLp8HsMep7s9kzEr7d",
+	"s2L04LOF6QMeFq+EmbFs8TxKfg8z2bfOkpRm0IByxV3w5BH5HQ86bvdrnlnBgKYL+FDdCflgeOhfEFyl",
+	"mwFwnppP2gDAsuG8aCZ5xBT4rzqPwGAhtt/er9p1smdYC0StzL7c91XpASXB0e10YfYc2RyWljUUWP70",
+	"0l321+8uWyvlFT/SZYO3IazAe9AQxKeEwwoYQ6LoRLdSetjYg67/ZVGs2LlVR8L6VQf1msdQNqZegriY",
+	"9LqKv16NXTgwVBCKHZ1pnWLlSS4mcpVkyiRLY21xyKPRS+diHNriWFghPU+LvgrEdZqjtqz2SBR8HsBz",
+	"pSvf/DxlGgxKrD5EsWRuNwEoxsaGz+CM1UjBH9f2vHHOMYVuqbBjfVbOGCXgEvOsE1uuyBwEuMNsOylb",
+	"qxbabkipoNoxeM5JYe5aKgbdeGPDuuI2NkrbtSzTokhRa8l6nsI1+ZFlY8GIQtih0ItTKIIMob593JqN",
+	"jYrJA/tRtwm0LWK2sVF6Pa2HPFdsY8PMpb1G++/0yBk6AwB/XPhNq4YWWOABVg2GwuF4ZJVy4QEaEas1",
+	"w9vNmVUd8BP87W/kUIpb830pFBLEkTEuvDrCGA0Aa4y7rGwgK0SL7lf6LWGpCzNJB/Qx24M9RYoxh+bv",
+	"3dWqqqBrQUwJThyL0OUiZlDuGh58brsQy5gCpZCG2qtGfXrZfRZ4qaiA6tqHDpLYHLb8FDSyNAPVQi2D",
+	"XbI+BQ6vFUxamnVjeykcx76+3ZQnV5a/L8vpeU0RsZJfxnAgl9B2b+xnv9xLL/MOxEjouHZocyPba4qi",
+	"yww/aKR3xxsQU668rbLyCX9fdIeybyxmEmoFmFtljg9bYrq6o8Py+I1gy26QYRAS3hXGYySNmoR3OnR1",
+	"ByAnfLzEswPVCN9rhwfoGrF9rboH4JzCrpRDshFCaz1vTzr7lhiAAnCQkswxVrn0NDC1vpmlw7KaIfxd",
+	"XzMnr5iOBbu6XZ7JhdmqGBtZ4b3CG7bSyaCygcBzzIM4BxCUzb2xilphERVg+IMRL5yHnZBHWvBFNvrF",
+	"21OkU6Nx4xCj1nM8ZDX0vQajFkZa0evqAkgE24RDPBsGa8Nt7QSE3UUs1STcnDOd8UihT/0C1WoMNpot",
+	"LlRWyNp06mXYIWhRNUSqYRzIS3NhdDTp1+bRkvYvLunqMS0CzHOdTiH/qE0AJUrQG3ZtTCPXXqPIXAxt",
+	"XnBIUI3tFLU5QP7Vsnhd4Nr8AhKwMLiEqVdhjzynMeEizUEO2dVRM9DO3Z0XNgXoqwJ9IDPUSBYZ14yM",
+	"2YyLeJ9Qsnt3Zx+1PSvNGEXKImzjc6Z4XNCn6w9nu79WuHwAVxY9vIb4kL/CrPo7fvIt9MLEFonm4U5A",
+	"dvq7zQm5sJjdfh/ku5d7e1DpVIvZDOEhpol1LYGgQUtIeJlRoSYs6x6JSBqNPHx8pN2NcViUqh+SKJHK",
+	"CYValXuj4pu/WuN+bzDYIv/5H096A7wTR8CPbMl91yY0/LHrZn65TFkXgTFqSIRUgk8m5STO2YRlGcu6",
+	"ZzLh0RJ6AGb2d3h53nosg06NNhzSeM5FiHnKRmjHyPqk9UuYv+JxCjwsL1T14s3x6fXBixfnVje3Qh/j",
+	"BjgAN/amnnVsT39SKHlWT7AKm/tAkXKiZ2zudn7H25uSQVvfKo0hdRYoV1VbGKC+sNvfhs3xE7Vt3qvf",
+	"b8FGDG23A+eWKdshSCT+j2yJAP0Qyk5ou/2+Oyz3qxkVU1jfZa3Fojn+JVnb1RHeOaiWWLH9oLBtjWE6",
+	"S5uybRQfqy07HTqzjnwb8F1amwg82uCsuCfYUIYj/ZgDdHpht8y1s0BP9bDQhzGjlkegNlRnExUMIrbq",
+	"F4xr7IgiF/YbRYyeZBUWVxXICACjRc/Zf/3v/2N4/oxFN06YleXIJAyNGBOkLSjGFjGn9TYLLDESB0Wh",
+	"dJqmDisAFZGM7KT1nj7gFk8BXwN2nOF0xjKlAFSASz/o9wdPA/L23cHFWadHLhBxHWAvisANGNj9qzRS",
+	"AhSRmDJs52I21ArzhxphNnVCgnCazugtS5TFZnGHrIItWKsJtEPXurJoZjkStS6Wrm+mEcq2cWZIviX3",
+	"BnFGYiWK0ynZaC0hwOuivNoY87IeQzOXoahgZNSVfV/5wVYfPbR3bP4CfNeega1DVOxMwR9A8XH9OUl9",
+	"ImtK3BnxZD0P3igoplFpEMpjeU3911cbzdsG86gNN2uptpya7dNuSQdBb8hsSoICRk9JlCst547IJjKL",
+	"QF0wo5I0Y5OET2fadRpCQ0oBHzbi0Yg0Qt66jjM+f+WK7PS363U6bJUwrOmChI77gLUKSZRA1bryHPa9",
+	"+4fgtjINpwbAHJi52AGgRbVEpgshcI1YMmf2u4IXGxuKzlnX/H1jg7RZb9ojoRlC9LzYRggWuDlm6L7g",
+	"/6UzdMxDuTpqtv53WO/5CtPDycuicJlyp1tubY9cOOiXHbo3j4Fw35Xd8N2BtWVmJd069mAoL7TwGsfH",
+	"i/LBwBoMjTodnzMF1WkE1fwW98yK/Mjpqtj03Gbd2Uog9uOtoGVsGvRsDXr9HqQiyZQJmvLWsLXd6/e2",
+	"sS7HDDyKa0qiDf9oTdkaIP9qldpfXJnaxyjuUBW8MxJlMVvwJIEEsxCwUhrVPP9nHAUPQCcWiNtEVJeF",
+	"BZU8DI/nG2Vrv5rTw8QObbtxuGEKBJhhMIuA0PK3C54k6OwT7E6PRNtzd82sfWaEnZLYoFmR1EyQa5Kn",
+	"ZMIzpS1rzZgGX6hZ6UigDxzt4kJMuArSfl9Gw8ScKoEzmjOmVaXDAC7fykyjiOpoZjm+Ju2Mata1lXQ6",
+	"DhaMzICLKZa0cI3KRuLcFVixV8IZ/w/b/Z2AKDkSpd7DRXktIdoeTxm0GQF0DBUEJ+oiJIXKeRy3hq3v",
+	"mIYSydAsBFU1Q4pb/f4X6x0O4zf0I7J1hc3u9T6qofcruYDEM0/3Q8dMNGPuPAKC/A3pPiBzetelU/bt",
+	"dr9vKNRGvcHP6PdVB0gHIg1s/faSDu2Rcj0S0CVLEVt3Dff1EZ2sWg2zaSxMcnRJp03hbKWxoS76zTWd",
+	"ljqHNgLOBzsoTOwJCjicUYrsVbC9vzol5nRMzW0SJDyedE+lYN03VEezkGgJ/nRKtsFueeQ6R63ftg/2",
+	"xj/21Y+z3fnW7c/Pfro5iQeLta31tvs767LDtFVIdNEPrsQrhmajQuIgHbXJP0RV61ey/kQe/84HP7DU",
+	"Gv7ya+D1Z7U19i0BIVtum4vSMRtEp6o1/KVVgFZbvwatqhuxoCWYXEWyGAnEzVO1uqyNQuaNK8pqVTc1",
+	"o+AHHYlf7qvSWgof/FpPML2pUhYp7/PmtW6xhu7gut+b6XnSGYlN8osr8voYMWaeA65n1F4RG53m9bvL",
+	"kSgLawKX41axRvDrNwp3FfhrDT1ME4QRefEoMITJJE8SYhd+lslbHmNHGUuCpFIPdiSc1Qau2Hq11vKP",
+	"aAaWdUWtjEU+Dma5xSRbE7/ITMApByWMEbrJGuFUaS01ElXZ/ZnyZY2YaCr3+xWlRtPn1giRBnD3p8mT",
+	"yJUPrkiT4nTajdKk0/uizP9etrFaTfmT2AX2ufl9LVc4sF6rrX7f6MewN2UzVyA1rooILctuDQ97dXl5",
+	"1iOHiGc19mPMUiZiJqLlEFQ3jl1xja4uzBBpJsdGPrl2uZnMIUyoMzqZ8GgNGWIPn69JeZUuQWtIztsG",
+	"ahbUa913bCd2yd5hlcGO1q9wJjYosPZMLh5yZjZ7Mjv7yCHWOSZrvmrgHW9wKk4mnGVyzvSM5Ypodqeh",
+	"MYzN9EL000i0Q9+lO4TnNtOEcrFPrJH0bb/X7+3sA2JIMf1trifdZ/uEqYimXEy/hTioimTGoK6mzIAP",
+	"u6kUHgoVZTQ181c3CnMmdKdHDp07X5SV1AgWGxfStuIGJm1RUPgDsst1/M5++mFKKxdbpbHy5v+NvDo6",
+	"OSNTeT2VSOVMkdMcSkDLCfF+CZaHTV9OloTdYS3ov5HLn86OagNMaT5lI1H95WCrqULMKhF/7Bn3jHG7",
+	"g1raJzdVLejMr+bpgiNOXlYayO+UZvep1OSlfflrdUgtL8LQUBgrwoK161N2o2auU2oGVVca+QD4FDB7",
+	"vamZ2sOXuASSh4Otpz1zkwbDvf6eFT55lpRl2KsPYD3TUu0sj3lekLdjSTCTquxw0wIIrPnrhz99OYZX",
+	"QlzgceLLMg6va7LRFfG4nFtqCH43mmBLBsPNLo5Ojg4vySAsSkI0tHfukIjOWWE5oekoYkJHwtPrjYhI",
+	"JIXmAqXzcLe/3RDCGYmGGE4lZuMFbFAttH2mlWsyDXl4dpZFX2qv1bPr77zS3pm0Lf7m4vi7y6PzN+Ak",
+	"5iCoEX9vpuyaONvatHDEEABUHWidUARBMRwEPbrhpuBSoD03luz1AmzfQF406gFcmO0rnOJULCGTVDQG",
+	"17DzL0V/obXonVyz0ayB7TuO38eWG1OmFXnW7xNbpZ9Qd/AaWxL7u4yVOjFVR+Y2Lbzol90jV4ViMxLm",
+	"mLtjmlARscw1E7QJPuiacjuKqs8awXPuHvszlZxzCL1Bh8cM1JugtdvfXjdqMc1Nv/H8fSqRv8i1OpGD",
+	"k4EA37Q5b1ChUKomFWnBy0ZyDoFuWxl4PWlLeB0aanOsO6zlSHDtc6yzs+ur85OQ/J2E7uNdmMr/Cy9+",
+	"CyE6pHurV4BnaFl2Ddhf+XZJRA7CWkSERiLN2C2XeQE8hzCjTOIescU+FEZBXRKt2K96bUeiDHz4H8UA",
+	"ZhFcwPsCpXoC5/8MikrdMiO3kscFnLTtZ6NbjlICMKs+GY6If8WE7jSCDkaiVrt8n+z090ilirptJGWj",
+	"BOU5ypvqp+eMCigh23SPDvG8vH7G1kqzILsvdpFWugV9qMKXbQ5F7SKv8XZ552431upd/Ydv3nMae9Wo",
+	"zEt7D79ktinhCPneGTzifp8h5u9SyhOaTRm+t/sYvtDQoB+YyiOWdmyRMF+cC1kqKYDFdtc9nmSbyTaw",
+	"IwygrOdGZ5m8dbyomfE0Z/3aYhVr2kQ5327CxU1AGnjVSIR2ak28qoqwsMgKYA8LmsXKSOyimYBjUBbT",
+	"t+/F28EnLG3ZABf9XcjsRiEKgXwUd1nDTTprYEu15gdeiQ0XjnVu7oiqRubwQ5lG80/GFdyZfAZb+J93",
+	"y/G4fa2gni/20IW/Q8LcHGNeErVZIc0X/6XVuufylq2kMxXgfGciOBU318MSTWxVUaV5ktgYKq2M4qBA",
+	"NsYOSAhoshAUafAstv2rbJuyHjZfbb96c3DYvXh1sLX7pI0Q/wDvYqcTBuTq/MQ1IAPctJC6Y8v2c00A",
+	"DgQ5PzbRwsyrLO6PRRWIX9Vvnis9EjN6y8iYMVHmebVdLRn7K+LtLel2XdWysIMIM6Nyj1nJTyiGrbgi",
+	"7nAK31jEhpgULEVc/BVwWI3sI+E3zOtUUvAsw6rGNE4KdQv53ZEw9Ba7JnTMQ8w9P7q8PDq/Pri6fHV9",
+	"cXR4fnQZunxi1EJHonqG1vpxydd13Kh05qJRMukNUyPxEDAKVwPQqybGd2R3A6dhZuGqyAWtQsSotSlp",
+	"5SOb8H33efAyfA02Ws7Tzfyj+OkjmA6s4xjk4GdoWtsf4Rb7fC9VDWbU9sv/1vBTYMgiuriDiRCrnYI8",
+	"k+fozcHxyfUPR+fHL48PDy6P355+6/Y4LM2U4g57gsl8yI0IHtXSXXj/Zp5KjV69/5my6TKjMVvD3CdQ",
+	"6qXGXn2HnRFDVUkFN3+9aLLRmaJyVwWNaX4IbPLaEpuyB8QiHahfBMtqfQvAIlQ6wHkNn3D8KdNeOR7r",
+	"HGpDPmJTQ60OOIDGDvcFbyFGV0kfcIfwZeiayZLEsGG0FUVhLoLnHEOhL9G+h63BBAk9y6TWiUX0u1cA",
+	"OAgRQMznsrViQfz4z7V3tvZIvXEWpGdfSvmGiqXlUSqE/m3Fx0aCas3mqfbxfJ5HzS8fZzswN/HwEzk9",
+	"/qvy60pH7j+ZRRfTMK8MHnVji/zY/zlc3ZpPldKFfDrTZGzv4BoeT5ZMF3z+z2DbO1t7jyGdyoX889n9",
+	"CRYABWN2lQM/yNtlrtcz9yOXIFvkCaxg5McskWJq7P8h8ZsSW3+A0jIdCWPHg2WinTF/X1pGvSi40nQ5",
+	"QtZeFoAq0zGaEyWK9IiOLe91HLN5Ks3Fc5W9Sqj1Vn+n4Pj+lxdUAbggcFMEgE7FC2HnWuTJFzq/kl6F",
+	"Tepw8m306k+nEDDJtZf/lthRwEmh6IRZD/8to4lyqO817Pttrj+XfwcPvmBh/4fARb4mw/fa7n+wLP8x",
+	"To2iYJ8icEqI7qYFfXV65BQTDGpgngumu3ZVKwPXemEYG23o4+wdvbue++01OSHfunSPfWKTPb7te9kh",
+	"xOWL1GHvHa9AwhpQ4CcKsEfwoMOL85fnVn78D9WmjyCa9yhN2fHczYnMpvIetvoGutRSW30R+/g3x4jg",
+	"ia4b2HO8Bo4herXiLo4uy8rL1Wpx2/2iPKZRx6kAgB/onjOAYXFVFjO/rPDGjQ3Mu9nYIFv9rcLhbP2j",
+	"5jYFa1Vsx1MhtUf77rKRsOo0uaxqzl4VDk9jblCQG0E2L2Hnz0rh9zU4VPUjH6Wbbj1MmIY4jHhM9acr",
+	"p//Wnh57vQ/UjTWK3SXr4q10tbfu8eEW9x3euCeIzLSqmmNt51Ht5qnrM5OmRrJgQLO5YHm1O3c97Q/D",
+	"xDl2+Q5AUTGXF8IWGxv1Diu5YlkAVSWq8aRCGQcbdW4ZlZCaf0IMpljv/SHdBh9q092uNCn6Sle7sRHS",
+	"5wRafCtIMe0KarjTgHQhAUge1OP/HYX5iMt7AWkkfocpp057nageuMRWPbvHBrJuYrWSyox8Y6WlH+J/",
+	"NjYEW2xsuFds4ASFq61mvFK1yNBIyoQeYuZtAdovq5RCRuZClumPaVkLqZS9GDtFuFJT5aNqkQJXZPb8",
+	"6Ori6Pq784NK7e9Bn6gh0QtJNB0X5h0ac64Ssy1hn0ili+zjDpaUUHkUMcMpUsx9iPHXZWKuS0Q3E0dh",
+	"PyxXIpg2piNpH5/d7pDNrZ2AHJ/dPiGbT3Y6RU2HsjVR2LAqWM/18+PTF8en3/k4QfxYiGUlDnDj7daV",
+	"5wN1pCzYxSYVYuko6JICDShs3R7McUWAiXP5cQVp6MIi3Sd2adVqU4W1YtdTTwIerGn07+ZthwF2jxNd",
+	"Xz64rLpgywf75bBzxVCmrLx/8Pzi7cnVZX2M7X45SFHQgAtIJwGw3oymKRNqvyiXbms6sDtdlN5y+exm",
+	"kKIwcZH+DXgGt8SUKk0Yhy0uiiVXStMRUhans2/Zaq9uv8SyaWRbKSNXjMRMW0Bmxm7lDXO1f8cMUi5X",
+	"il6tPR/SLotVl2cNddvzbGquxNYOmZGEaldW/6CoteXySqkuIZroaCFampvGb71yZbCpUHcG/CdInFpV",
+	"vBhIYuOl9UMErnAToMzq9IsN4GCc8dJTjVxN+CYUxcAWmEEpvlJuYCQwVd/sF4R854wK5fMsQov7H3MV",
+	"0cxTbpQrNTAS3BZ3K3KCK7yXFwiUAhhjq5BaBDxWKFWkDbIgGAlbxLFjHTYld0uUhIRgyEpxBSjLnPsG",
+	"9QTe/ULRz7+KN6bWYrTRHfOXd7j/28nxEHQWiijWFZz7vR0K+rzdExiE6qnKj6AZhcn2xigqcSosMFL3",
+	"yIJeVVaDb69oWJWZdirtRqHJimMPBe+CmhWAGikq0q/pkSVcGs1INDXxeqCFlteSxJY1GolK+yxXPmjQ",
+	"39oBfTBjEEJsbnl1rEFq1DqFwUAzCknkqPJmUym2eLxvISwWLY99wSVI5imzsHZRq2wNcsb54I1F4h1Z",
+	"A6ffK2JDCK7tkYOiqLVZR3RPLzzzfVvOpyluut7bA+FQaGRdi4c2sWLzhav0LxrQrPZHfJRtOfhoBms9",
+	"TV9kwqUzqiHE+CiYBzrNfZ+HIWlqx7UG0ypqlStidCatyIIuoSWcr0fJlAn7sku8K8W/RYx5CE7bbM0Y",
+	"KqJEh95H+oCAkwuBDMlC+ilgBHhUVHlExYF7iloFPyAFc8ABa+GPBOrKE5kkcuEMN2x6Br7gAury3+TT",
+	"/6cAdf9zehdRBnpEtVakYtH4xtyzc9utpFDXoSDWalVa0POt9qtlgCW5Shu7SPpqI73yUieGknS2xDQM",
+	"ZfRl1JMNj5ZJzLJOYCt/rynN3l5TIt7a6eu6ETXkyH7NHCXbQKQxARsxmV0uUIH4qHx/1/KkKD64X9Nn",
+	"KinED6T3214pbqyGbik26PcJGvF/+32olr3/5ddq9uh3DsxV2XvvlsyZf0c2i74dD4LRHG37PnenapSI",
+	"VuV1HDf3czgSq7rHPuLShuQekJkRQ9ZbbvsWZnMUZRDea0gZa6/JtFiXFhaQWsDv8NXB6XdHVvJWwn0j",
+	"MSAzmdvKdc597ybhdkYK1iOn1WJyJb5iJGDiXFlBBfjqakn2Sg5d2KkFDrEOCfYpbcq+mtnyD5U9EbIQ",
+	"/YoJDWOITrO5DUz+62djeV/4K4b6Psks/rcE/2SOhZRA5su16R5NLGvT124fBgaYO1HRh30mUiac2G8H",
+	"JBcJAOr0SPASTlXE8tra9gCf2Z4tEHpbCb27yLznRD+4PLo+OX5zfHkNXOb86OLo9IVn4+7Cm4bX7JOd",
+	"LWMZPhyjP2eKifgHf0O+zOX5lJvwr0GUUHLN0MaqEQXO0vXU6Tc0/2iZGqCDQUGRZjVzstSGq0i7xIp4",
+	"XhbnqSgTEFWnbOnn9RuohaxHAtQyEDJuIj5CUJU5zLYDhkOYRxnDyMtI+A4mP/KWUp7Z2i8YA3FF7arh",
+	"OaNbj4QFWLf16ky+UYSLKMljFncA+6iIxT6CmbiYSXQIRTLlmP8D8Z9bbqyxHjln0ATchs7QeWMd4J7u",
+	"zdRIYAtD884hzqDrOemxPEDFu7Kq8pQIoEZwDXFo/BVFykWlmhShfTCQ/YBs2aedufbnCHhwgf9VrENv",
+	"tap0tbmizR57KHNpJMC3pqUcFnTZUOA5w033y+Z6LRxGgqYpo9BRwStG3JggDqLBQyj8Fd1PbnpWZ/rX",
+	"QNT/Ezj4/+XUnwaEeV22lH3p1pYjrhp+36gG10LNk1FUrxmWXgVIinyoR12zv8H1wvuKTgf7iQsNXTHX",
+	"Vn/DtcrMLuQzHRD/9jHUfQyrlFUn3aCV5uvweyCSbSmgHgn9TqplSu6MYeForNyky3MFe7hoXWgUjBuW",
+	"GhMc4/9FXBm0m5UC/lZXqRblLNMkjIldBMrgJ+hi33EV39GTh3UY6m44W4mhVuK+oEabIzfJ4B7E2KsB",
+	"2lV5PdVj7EKjXHqH12DdlYex6/JkL1gquXA1SciBIIYoMeW8ojXYtCRsolwLR9kE7Aa8pKBz51ufcJbE",
+	"RYTQDQcfaozkn+UVrvAVZDCO/vFZbV/y61dpTNdEdYAxo/bp6BcdSbbtg0eFfxEu9S/sN/mrKQCOiUnH",
+	"tR7JXEu9wBViQPpobgV7VBqDDchl1/hsxZ15Cf2UqphL7LVRMKd6xfJ924SJVlPSMmaMLJtRu6y12Cl7",
+	"67hRwWbEhDSXj4YATHSDNrYJaiynIGIo6eeqc7UeCzSumMxo/SGwuPUvIsYhESdJjOpZXeuqFH+8tukD",
+	"6cD9rIlN8IN/InQQ2lMtmNIjAdLdiH8kutBD0NfItCKqDRU1Zu5xpdef9Jdj+fYb5nPr+H1lJ/6te34h",
+	"ojU7bih2Ha2uMsXNP3j84UHOWElSRc8QV4THpM21awNaY47g0rHvQP8WF5DBVBCJWIUq5hSQC0GlsjNN",
+	"+M06zrUW+3hPrqZNhgGNFVVVqNjKzYMphbLc2FIde3avJ6uibX6e87ihXvGvn55GClhQCGJB3f648LDD",
+	"3zu9/16Px0dWQPkLsnGoTjW5917cWxX4REY0ITG7ZYlMsY4+OAYctN+FL44vLq6OzhtKACdmgJlUevis",
+	"/wwrGtvPr9h+2Dgces0Rr/mc81hXWKYlVEB2fAhWLi7446tZ6oWbFBNWYFCvaiDAtBMublRZUrRQgrwv",
+	"Ylh89ZMNsAZyjjfIWJUNIBJv0DlrGLGpy4iZNfZW6Cq9TPzuCa6nAHaWLprreF8pWwysfswVua+WusWx",
+	"jI5NXGVcfEJm0Ywpjc0zvU94RWBXv/FSZmXHTUCqBWWXz8YGnx9ZgDogoZxMoO1NzG12nsOFVqsQS8GG",
+	"ZLWeNjJbR1tYM/vXD/83AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -103,7 +103,7 @@ func TestGeneratedResponsesMatchContract(t *testing.T) {
 	doc := loadSpec(t)
 	schema := func(name string) *openapi3.Schema { return doc.Components.Schemas[name].Value }
 	user := api.User{
-		Id:        [16]byte{1, 2, 3},
+		Id:        "0b9d6a2e-3c1f-4f7a-9e2d-5c8b1a7f4e60",
 		Email:     "ada@example.com",
 		CreatedAt: time.Date(2025, 1, 15, 9, 30, 0, 0, time.UTC),
 	}

@@ -36,6 +36,7 @@ type app struct {
 	ring     *identity.KeyRing
 	sealer   *keys.Sealer
 	svc      *identity.Service
+	hasher   *password.Hasher
 	postman  identity.Postman // delivers the outbox: SMTP, or the log in development
 	api      *httpapi.Server
 	listener net.Listener
@@ -105,13 +106,17 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err != nil {
 		return nil, err
 	}
+	a.hasher = hasher
+	if err := a.checkImportedHashes(ctx); err != nil {
+		return nil, err
+	}
 	a.svc, err = identity.NewService(identity.Config{
 		Issuer: cfg.Issuer, Audience: cfg.Audience,
 		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace, RefreshGraceUnbound: cfg.RefreshGraceBinding == "none", DBTimeout: cfg.DBTimeout,
 		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
 		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret, RateLimits: cfg.RateLimits,
-		Mail: cfg.Mail,
+		Mail: cfg.Mail, BetterAuthSecret: cfg.BetterAuthSecret,
 	}, a.store, hasher, a.ring, log)
 	if err != nil {
 		return nil, err
@@ -206,6 +211,10 @@ func (a *app) run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		sendMail(gctx, a.cfg.MailPollInterval, a.svc, a.postman, a.log)
+		return nil
+	})
+	g.Go(func() error {
+		watchImportedHashes(gctx, a)
 		return nil
 	})
 	if a.cfg.CleanupInterval > 0 {
@@ -433,6 +442,44 @@ func maintainKeys(ctx context.Context, interval time.Duration, ring *identity.Ke
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		}
+	}
+}
+
+// importedHashesInterval is how often a replica looks whether imported
+// Better-Auth hashes remain (an import may run while it serves; the last
+// one may have been replaced by a login).
+const importedHashesInterval = time.Minute
+
+// checkImportedHashes turns the hasher's equal-cost mode on while any
+// imported Better-Auth hash remains: every login then does both
+// algorithms' work, so its time does not tell imported accounts, other
+// accounts and unknown addresses apart (internal/password).
+func (a *app) checkImportedHashes(ctx context.Context) error {
+	found, err := a.store.HasBetterAuthHashes(ctx)
+	if err != nil {
+		return fmt.Errorf("look for imported password hashes: %w", err)
+	}
+	if found != a.hasher.LegacyScrypt() {
+		a.log.Info("equal-cost logins for imported Better-Auth hashes", "on", found)
+	}
+	a.hasher.SetLegacyScrypt(found)
+	return nil
+}
+
+// watchImportedHashes repeats checkImportedHashes every
+// importedHashesInterval until ctx ends.
+func watchImportedHashes(ctx context.Context, a *app) {
+	ticker := time.NewTicker(importedHashesInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if err := a.checkImportedHashes(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("imported hash check failed", "error", err)
 		}
 	}
 }

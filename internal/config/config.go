@@ -44,6 +44,10 @@ type Config struct {
 	// sealed keys and refresh tokens until `lanyard keys reseal` has run and
 	// refresh tokens have rotated.
 	PreviousSecret []byte
+	// BetterAuthSecret is the Better-Auth server's secret: with it, a live
+	// Better-Auth session imported with --sessions can be exchanged once
+	// for a Lanyard session. Nil turns the exchange off.
+	BetterAuthSecret []byte
 
 	AccessTTL          time.Duration
 	RefreshIdleTTL     time.Duration
@@ -182,6 +186,9 @@ func Load(getenv func(string) string) (Config, error) {
 	r.mail(&c)
 	if secret := getenv("LANYARD_SECRET"); secret != "" {
 		c.Secret = []byte(secret)
+	}
+	if baSecret := getenv("LANYARD_BETTER_AUTH_SECRET"); baSecret != "" {
+		c.BetterAuthSecret = []byte(baSecret)
 	}
 	if previous := getenv("LANYARD_SECRET_PREVIOUS"); previous != "" {
 		c.PreviousSecret = []byte(previous)

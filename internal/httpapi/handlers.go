@@ -193,7 +193,7 @@ func tokenResponse(t identity.Tokens) api.TokenIssuedJSONResponse {
 
 func userResponse(u identity.User) api.User {
 	out := api.User{
-		Id:              uuid.MustParse(u.ID),
+		Id:              u.ID,
 		Email:           u.Email,
 		Name:            u.Name,
 		CreatedAt:       u.CreatedAt,
@@ -346,4 +346,13 @@ func (h *handlers) ChangePassword(ctx context.Context, req api.ChangePasswordReq
 		return nil, err
 	}
 	return api.ChangePassword200JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
+}
+
+func (h *handlers) ExchangeBetterAuthSession(ctx context.Context, req api.ExchangeBetterAuthSessionRequestObject) (api.ExchangeBetterAuthSessionResponseObject, error) {
+	sc := scopeOf(ctx)
+	tokens, err := h.s.deps.Service.ExchangeBetterAuth(sc.work, req.Body.Token, sc.client)
+	if err != nil {
+		return nil, err
+	}
+	return api.ExchangeBetterAuthSession200JSONResponse{TokenIssuedJSONResponse: sc.deliver(tokens)}, nil
 }

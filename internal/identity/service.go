@@ -43,6 +43,10 @@ type Config struct {
 	// Mail configures email verification, password reset and email change
 	// (mail.go); the zero value is the defaults.
 	Mail MailConfig
+	// BetterAuthSecret (LANYARD_BETTER_AUTH_SECRET) checks the signature of
+	// Better-Auth session cookies traded at the exchange; nil turns the
+	// exchange off.
+	BetterAuthSecret []byte
 }
 
 // Service runs the use cases. It is safe for concurrent use.

@@ -98,6 +98,7 @@ type Tx interface {
 	Throttles
 	MailTokens
 	Outbox
+	BetterAuthSessions
 }
 
 // Store is the persistence the use cases need: every Tx operation on its

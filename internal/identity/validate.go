@@ -97,6 +97,21 @@ func inFlagSequence(rs []rune, i int) bool {
 // holds invisible characters outside their legitimate places: a name is
 // shown to other people, so it is refused with a reason rather than
 // silently changed into something its owner did not type.
+// NormaliseName applies the display-name rules of sign-up (trim; at most
+// 200 characters; no invisible characters outside their legitimate places)
+// for callers outside the service, such as the Better-Auth import. ok is
+// false when the name is refused; an empty or blank name gives "", true.
+func NormaliseName(raw string) (name string, ok bool) {
+	n, f := normaliseName(&raw)
+	if f != nil {
+		return "", false
+	}
+	if n == nil {
+		return "", true
+	}
+	return *n, true
+}
+
 func normaliseName(raw *string) (*string, *FieldError) {
 	if raw == nil {
 		return nil, nil

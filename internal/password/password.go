@@ -1,6 +1,44 @@
 // Package password hashes and verifies user passwords with argon2id, stored
 // as PHC strings, behind a cap on how many hashes may run at once that is
 // shared fairly between clients.
+//
+// # Imported Better-Auth hashes
+//
+// Hashes imported from Better-Auth are stored as BetterAuthScryptPrefix
+// followed by Better-Auth's own "<salt hex>:<key hex>" (see
+// ImportBetterAuthHash). Verify checks them with Better-Auth's scrypt
+// (N=16384, r=16, p=1, 64-byte key, NFKC password, the salt's hex text as
+// the salt) under the same slot cap and wait as argon2id, and asks for a
+// rehash on every success, so the first login replaces the hash with
+// argon2id and the scrypt hashes die out.
+//
+// Scrypt at those parameters costs about 3x argon2id at the defaults (on a
+// 2-core box: 67-76 ms against 21-23 ms; BenchmarkRawScryptBetterAuth
+// against BenchmarkRawArgon2id), so a wrong password for an imported account
+// would answer visibly more slowly than one for a native account or an
+// unknown email, and an attacker could list the imported accounts, i.e. the
+// users who have not logged in since the move. While any imported hash may
+// remain, the hasher runs in legacy mode (SetLegacyScrypt): every check does
+// the work of both algorithms, in the same order, the real one and a dummy
+// of the other, so an argon2id check, an scrypt check and an unknown email
+// (VerifyDummy) all cost one argon2id run at the slowest parameters seen
+// plus one Better-Auth scrypt run (measured interleaved: medians within
+// 1.5 %, 94-96 ms each).
+//
+// The price is that, during the migration, every login costs about 4.4x an
+// argon2id check alone (93 ms against 21 ms) and holds its slot that long,
+// so the cap admits about a quarter as many logins per second (on paper
+// about 21 a second on 2 cores, where Better-Auth measured 15). A check
+// allocates 53 MB instead of 20 MB, and a slot's peak may hold both buffers
+// if the collector has not reclaimed the argon2 one when scrypt allocates.
+// Padding only the cheaper algorithm up to the dearer one would cost about a
+// quarter less, but it needs the ratio between two different algorithms
+// calibrated for each machine, and a miscalibration leaks; running both
+// makes the paths equal by construction. Legacy mode is switched off once
+// the store holds no imported hash, and then costs nothing. Verifying an
+// imported hash switches it on (the hash proves the mode is needed, e.g.
+// after an import ran while the server was up), so a hasher that was never
+// told still pads from the first imported login on.
 package password
 
 import (
@@ -105,9 +143,33 @@ type Hasher struct {
 	slowest  atomic.Pointer[Params]
 	inFlight atomic.Int64
 
+	// scrypt are the parameters imported hashes are checked with, and
+	// scryptDummy what legacy mode's added scrypt work checks against.
+	scrypt      scryptParams
+	scryptDummy scryptHash
+	// legacy: every check runs both algorithms (see the package doc).
+	legacy atomic.Bool
+
 	// testHook, if set, runs while a slot is held, before the argon2 work.
 	// Tests use it to hold slots and observe InFlight without sleeping.
 	testHook func()
+	// kdfHook, if set, is told each key derivation a check runs (with the
+	// argon2 parameters; zero for scrypt), so tests can see which work every
+	// path does without timing it.
+	kdfHook func(kdf string, p Params)
+}
+
+// Names passed to kdfHook.
+const (
+	kdfArgon2    = "argon2id"
+	kdfArgon2Pad = "argon2id pad"
+	kdfScrypt    = "scrypt"
+)
+
+func (h *Hasher) ranKDF(kdf string, p Params) {
+	if h.kdfHook != nil {
+		h.kdfHook(kdf, p)
+	}
 }
 
 // NewHasher returns a Hasher using p. maxConcurrent is how many hashes may
@@ -138,6 +200,11 @@ func NewHasher(p Params, maxConcurrent int, maxWait time.Duration) (*Hasher, err
 	}
 	if _, err := rand.Read(h.dummy.key); err != nil {
 		return nil, fmt.Errorf("password: reading random key: %w", err)
+	}
+	h.scrypt = betterAuthScrypt()
+	var err error
+	if h.scryptDummy, err = newScryptDummy(); err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -183,22 +250,29 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 }
 
 // Verify NFKC-normalises password and checks it against phc in constant
-// time. needsRehash is true when ok and the stored parameters (or salt/key
-// length) differ from the hasher's; it is never true for a wrong password, so
-// a caller cannot be tricked into storing an attacker's password as a rehash.
-// A malformed or unsupported phc returns an error before taking a slot.
+// time. phc is an argon2id PHC string or an imported Better-Auth hash
+// (BetterAuthScryptPrefix). needsRehash is true when ok and the hash is an
+// imported one, or its argon2 parameters (or salt/key length) differ from
+// the hasher's; it is never true for a wrong password, so a caller cannot be
+// tricked into storing an attacker's password as a rehash. A malformed or
+// unsupported phc returns an error before taking a slot.
 //
 // Every check costs as much as the slowest parameter set seen (the
 // hasher's own or a stored hash's): a hash made with cheaper parameters is
 // followed by padding argon2 work for the difference, so a dormant account
 // whose hash predates a parameter change answers as slowly as an unknown
-// email (VerifyDummy) does.
+// email (VerifyDummy) does. In legacy mode every check also costs one
+// Better-Auth scrypt run (see the package doc).
 func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok bool, needsRehash bool, err error) {
+	if raw, imported := strings.CutPrefix(phc, BetterAuthScryptPrefix); imported {
+		return h.verifyScrypt(ctx, password, raw)
+	}
 	d, err := h.parse(phc)
 	if err != nil {
 		return false, false, err
 	}
 	h.observe(d.params)
+	legacy := h.legacy.Load()
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return false, false, err
@@ -206,27 +280,83 @@ func (h *Hasher) Verify(ctx context.Context, password, phc string) (ok bool, nee
 	defer release()
 	ok = h.check(password, d)
 	h.pad(password, d.params)
+	if legacy {
+		if _, err := h.checkScrypt(password, h.scryptDummy); err != nil {
+			return false, false, err
+		}
+	}
 	if !ok {
 		return false, false, nil
 	}
 	return true, d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
 }
 
+// verifyScrypt is Verify for an imported hash, raw being what follows the
+// prefix. It always adds the argon2 dummy, and switches legacy mode on for
+// later checks: the hash proves imported accounts exist, so from now on the
+// native and unknown-email paths must pay for scrypt too.
+func (h *Hasher) verifyScrypt(ctx context.Context, password, raw string) (ok bool, needsRehash bool, err error) {
+	s, err := parseBetterAuth(raw)
+	if err != nil {
+		return false, false, err
+	}
+	h.legacy.Store(true)
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	defer release()
+	// The argon2 dummy first, as every path runs argon2 then scrypt: the
+	// same order keeps allocation and collection the same too.
+	h.checkDummy(password)
+	ok, err = h.checkScrypt(password, s)
+	if err != nil {
+		return false, false, err
+	}
+	// Every successful check asks for a rehash: argon2id replaces scrypt on
+	// the first login, whatever the hasher's parameters.
+	return ok, ok, nil
+}
+
 // VerifyDummy does the work of Verify against the slowest parameter set
-// seen and always reports a mismatch. Used for unknown accounts so they
-// cost the same as wrong passwords and response time does not reveal which
-// emails exist.
+// seen (and, in legacy mode, an imported hash) and always reports a
+// mismatch. Used for unknown accounts so they cost the same as wrong
+// passwords and response time does not reveal which emails exist.
 func (h *Hasher) VerifyDummy(ctx context.Context, password string) error {
+	legacy := h.legacy.Load()
 	release, err := h.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
+	h.checkDummy(password)
+	if legacy {
+		if _, err := h.checkScrypt(password, h.scryptDummy); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDummy does the argon2 work of a check at the slowest parameter set
+// seen, against a key nobody can match.
+func (h *Hasher) checkDummy(password string) {
 	d := h.dummy
 	d.params = *h.slowest.Load()
 	h.check(password, d)
-	return nil
 }
+
+// SetLegacyScrypt switches legacy mode, in which every check (Verify of
+// either kind of hash, VerifyDummy) runs both argon2id and Better-Auth's
+// scrypt so that imported accounts cannot be told apart by response time.
+// Turn it on while the store holds any imported hash (at start, and after
+// an import) and off once none remains; off, argon2id checks cost what they
+// did before imports existed. Verifying an imported hash turns it on again.
+// Checks already running keep the mode they started with.
+func (h *Hasher) SetLegacyScrypt(on bool) { h.legacy.Store(on) }
+
+// LegacyScrypt reports whether legacy mode is on.
+func (h *Hasher) LegacyScrypt() bool { return h.legacy.Load() }
 
 // observe records p as the slowest parameter set if it costs more than any
 // seen so far.
@@ -243,6 +373,7 @@ func (h *Hasher) observe(p Params) {
 // slowest parameter set.
 func (h *Hasher) pad(password string, p Params) {
 	if memory := h.padding(p); memory > 0 {
+		h.ranKDF(kdfArgon2Pad, Params{MemoryKiB: memory, Time: 1, Threads: 1})
 		argon2.IDKey([]byte(Normalize(password)), h.dummy.salt, 1, memory, 1, keyLen)
 	}
 }
@@ -433,6 +564,7 @@ type decoded struct {
 // check recomputes the key with the stored parameters and salt.
 func (h *Hasher) check(password string, d decoded) bool {
 	p := d.params
+	h.ranKDF(kdfArgon2, p)
 	got := argon2.IDKey([]byte(Normalize(password)), d.salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(d.key)))
 	return subtle.ConstantTimeCompare(got, d.key) == 1
 }

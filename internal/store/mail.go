@@ -13,7 +13,7 @@ import (
 // MarkEmailVerified implements identity.Users: the address is proved only
 // while it is still the user's (case-insensitively).
 func (s *Store) MarkEmailVerified(ctx context.Context, userID, email string, at time.Time) error {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return identity.ErrNotFound
 	}
 	return s.execOne(ctx, identity.ErrNotFound, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ?
@@ -22,7 +22,7 @@ WHERE id = ? AND lower(email) = lower(?)`, at, at, userID, email)
 
 // ChangeEmail implements identity.Users.
 func (s *Store) ChangeEmail(ctx context.Context, userID, oldEmail, newEmail string, at time.Time) error {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
@@ -42,7 +42,7 @@ WHERE id = ? AND lower(email) = lower(?)`, newEmail, at, at, userID, oldEmail)
 
 // EndAllSessions implements identity.Sessions.
 func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return nil
 	}
 	ctx, cancel := s.bound(ctx)

@@ -24,7 +24,7 @@ RETURNING python_proficiency, developer_role, completed_at`
 
 // UpsertProfile implements identity.Users.
 func (s *Store) UpsertProfile(ctx context.Context, userID string, p identity.Profile, at time.Time) (identity.Profile, error) {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return identity.Profile{}, identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)

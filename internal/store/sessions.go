@@ -49,7 +49,7 @@ FROM users WHERE id = ?7 AND password_hash = ?8`
 
 // CreateSessionIfPassword implements identity.Sessions.
 func (s *Store) CreateSessionIfPassword(ctx context.Context, ns identity.NewSession, checkedHash string) error {
-	if !validUUIDs(ns.UserID) {
+	if !validUserID(ns.UserID) {
 		return identity.ErrStaleCredentials
 	}
 	ctx, cancel := s.bound(ctx)

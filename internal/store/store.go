@@ -245,6 +245,11 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 // Migrate applies every pending migration. On Postgres a session advisory lock
 // makes replicas that start together migrate one at a time.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
+	return s.migrate(ctx, 0)
+}
+
+// migrate applies the pending migrations up to version upTo (0: all).
+func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
 	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
 		return nil, err
@@ -272,7 +277,12 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
-	results, err := provider.Up(ctx)
+	var results []*goose.MigrationResult
+	if upTo > 0 {
+		results, err = provider.UpTo(ctx, upTo)
+	} else {
+		results, err = provider.Up(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}

@@ -75,7 +75,7 @@ func (s *Store) FindCredentials(ctx context.Context, email string) (identity.Use
 
 // UserByID returns a user with its profile.
 func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) {
-	if !validUUIDs(id) {
+	if !validUserID(id) {
 		return identity.User{}, identity.ErrNotFound // Postgres would reject a non-UUID with an error
 	}
 	ctx, cancel := s.bound(ctx)
@@ -93,7 +93,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) 
 
 // PasswordHashByID returns a user's password hash.
 func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, error) {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return "", identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
@@ -120,7 +120,7 @@ func (s *Store) SwapPasswordHash(ctx context.Context, userID, hash, oldHash stri
 // updateUserWhileHash runs an UPDATE of the user row that matches only while
 // the stored hash is still hash; ErrStaleCredentials when it matched nothing.
 func (s *Store) updateUserWhileHash(ctx context.Context, userID, hash, update string, args ...any) error {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return identity.ErrStaleCredentials
 	}
 	return s.execOne(ctx, identity.ErrStaleCredentials, update, args...)

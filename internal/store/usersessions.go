@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -15,7 +16,7 @@ const liveSession = `revoked_at IS NULL AND expires_at > @now AND last_used_at >
 // SessionActive reports whether a session of this user is live: Lanyard's own
 // bearer endpoints refuse access tokens whose session has ended.
 func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error) {
-	if !validUUIDs(sessionID, userID) {
+	if !(validUUIDs(sessionID) && validUserID(userID)) {
 		return false, nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -29,7 +30,7 @@ func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now
 // ReplaceSessionSecret implements identity.Sessions. The UPDATE also locks
 // the row on Postgres until the transaction ends.
 func (s *Store) ReplaceSessionSecret(ctx context.Context, userID, sessionID string, secretHash []byte, at time.Time) (time.Time, error) {
-	if !validUUIDs(sessionID, userID) {
+	if !(validUUIDs(sessionID) && validUserID(userID)) {
 		return time.Time{}, identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
@@ -49,7 +50,7 @@ WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @a
 
 // ListSessions returns a user's live sessions, most recently used first.
 func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]identity.SessionInfo, error) {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return nil, nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -76,7 +77,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff
 // EndSession ends one session of a user. ErrNotFound when the user has no
 // session with that id (another user's session is "not found" too).
 func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error {
-	if !validUUIDs(sessionID, userID) {
+	if !(validUUIDs(sessionID) && validUserID(userID)) {
 		return identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
@@ -99,7 +100,7 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 
 // EndOtherSessions implements identity.Sessions.
 func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
-	if !validUUIDs(userID) {
+	if !validUserID(userID) {
 		return nil
 	}
 	ctx, cancel := s.bound(ctx)
@@ -124,6 +125,14 @@ func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefor
 WHERE expires_at <= @now OR last_used_at <= @idle_cutoff OR revoked_at <= @revoked_before LIMIT @batch`+lock+`)`,
 		map[string]any{"now": now, "idle_cutoff": idleCutoff, "revoked_before": revokedBefore, "batch": batch})
 	return res.RowsAffected, s.fail(res.Error)
+}
+
+// validUserID: user ids are opaque strings of 1 to 64 characters (UUIDs for
+// users Lanyard created, the original ids of imported ones). Anything else
+// matches no row, so it is answered as not found without a query.
+func validUserID(id string) bool {
+	n := utf8.RuneCountInString(id)
+	return n >= 1 && n <= 64 && utf8.ValidString(id)
 }
 
 func validUUIDs(ids ...string) bool {

@@ -292,7 +292,7 @@ func run() error {
 	}
 	c.equal("token claim profile_complete", putClaims["profile_complete"], true)
 	c.equal("token claim sid (same session)", putClaims["sid"], signupClaims["sid"])
-	c.equal("token claim sub", putClaims["sub"], userID.String())
+	c.equal("token claim sub", putClaims["sub"], userID)
 	if err := c.err(); err != nil {
 		return err
 	}

@@ -270,6 +270,24 @@ func (e TokenDelivery) Valid() bool {
 	}
 }
 
+// Defines values for ExchangeBetterAuthSessionParamsLanyardTokenDelivery.
+const (
+	ExchangeBetterAuthSessionParamsLanyardTokenDeliveryBody   ExchangeBetterAuthSessionParamsLanyardTokenDelivery = "body"
+	ExchangeBetterAuthSessionParamsLanyardTokenDeliveryCookie ExchangeBetterAuthSessionParamsLanyardTokenDelivery = "cookie"
+)
+
+// Valid indicates whether the value is a known member of the ExchangeBetterAuthSessionParamsLanyardTokenDelivery enum.
+func (e ExchangeBetterAuthSessionParamsLanyardTokenDelivery) Valid() bool {
+	switch e {
+	case ExchangeBetterAuthSessionParamsLanyardTokenDeliveryBody:
+		return true
+	case ExchangeBetterAuthSessionParamsLanyardTokenDeliveryCookie:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for LogInParamsLanyardTokenDelivery.
 const (
 	LogInParamsLanyardTokenDeliveryBody   LogInParamsLanyardTokenDelivery = "body"
@@ -370,6 +388,14 @@ type Accepted struct {
 
 // AcceptedStatus defines model for Accepted.Status.
 type AcceptedStatus string
+
+// BetterAuthExchangeRequest A Better-Auth session cookie's value.
+//
+// Example: {"token":"9w1vC3sFbYpVq0rTq0hH8xJmXkLr2cZp.kq8Qj3n6wHc0Vf6b5Z2xj7Yd0m9L4s1Rt8uEo2aQpNw%3D"}
+type BetterAuthExchangeRequest struct {
+	// Token The value of the `better-auth.session_token` cookie (signed), as the browser holds it.
+	Token string `json:"token"`
+}
 
 // DeveloperRole What best describes the user's work.
 type DeveloperRole string
@@ -746,7 +772,9 @@ type TokenResponse struct {
 	// **Claims**:
 	// - `iss`: the issuer URL (`LANYARD_ISSUER`), equal to `issuer` in
 	//   the discovery document.
-	// - `sub`: the user id (UUID), equal to `user.id`.
+	// - `sub`: the user id, equal to `user.id`: an opaque string of at
+	//   most 64 characters (a UUID for users Lanyard created, the
+	//   original id for imported users).
 	// - `aud`: the audience (`LANYARD_AUDIENCE`, default the issuer).
 	// - `iat`, `nbf`: issue time (seconds since the epoch); `nbf` equals `iat`.
 	// - `exp`: `iat` + the access-token lifetime (`LANYARD_ACCESS_TTL`, default 15 minutes).
@@ -820,8 +848,11 @@ type User struct {
 	// EmailVerified True once the user proved the address (see `verifyEmail`).
 	EmailVerified bool `json:"email_verified"`
 
-	// Id The user id; the `sub` claim of the user's access tokens.
-	Id openapi_types.UUID `json:"id"`
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
 
 	// Name Display name; `null` when none was given.
 	Name *string `json:"name"`
@@ -1001,6 +1032,18 @@ type Unavailable = Problem
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
 
+// ExchangeBetterAuthSessionParams defines parameters for ExchangeBetterAuthSession.
+type ExchangeBetterAuthSessionParams struct {
+	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
+	// bodies. `cookie`: in the `__Host-lanyard-refresh` cookie, for
+	// browser apps; the request must then come from an origin in
+	// `LANYARD_CORS_ORIGINS` (else 403 `csrf_rejected`).
+	LanyardTokenDelivery *ExchangeBetterAuthSessionParamsLanyardTokenDelivery `json:"Lanyard-Token-Delivery,omitempty"`
+}
+
+// ExchangeBetterAuthSessionParamsLanyardTokenDelivery defines parameters for ExchangeBetterAuthSession.
+type ExchangeBetterAuthSessionParamsLanyardTokenDelivery string
+
 // LogInParams defines parameters for LogIn.
 type LogInParams struct {
 	// LanyardTokenDelivery Where the refresh token travels. `body` (the default): in the JSON
@@ -1080,6 +1123,9 @@ type ConfirmEmailChangeJSONRequestBody = MailTokenRequest
 
 // VerifyEmailJSONRequestBody defines body for VerifyEmail for application/json ContentType.
 type VerifyEmailJSONRequestBody = MailTokenRequest
+
+// ExchangeBetterAuthSessionJSONRequestBody defines body for ExchangeBetterAuthSession for application/json ContentType.
+type ExchangeBetterAuthSessionJSONRequestBody = BetterAuthExchangeRequest
 
 // LogInJSONRequestBody defines body for LogIn for application/json ContentType.
 type LogInJSONRequestBody = LoginRequest
@@ -1322,6 +1368,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/auth/email/verify (the `VerifyEmail` operationId).
 	VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangeBetterAuthSessionWithBody Trade a Better-Auth session for a Lanyard session
+	//
+	// For the move from Better-Auth without signing anyone out: a browser
+	// that still holds a Better-Auth session cookie (its value, the signed
+	// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+	// not) sends it here once and gets a Lanyard session. The session must
+	// have been imported (`lanyard import better-auth --sessions`) and
+	// not be expired, and it is exchanged only once: a second exchange is
+	// 400 `invalid_token`, like an unknown, expired or badly signed one.
+	// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+	// Better-Auth server's secret (404 `not_found` otherwise). Takes
+	// `Lanyard-Token-Delivery: cookie` like login.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+	ExchangeBetterAuthSessionWithBody(ctx context.Context, params *ExchangeBetterAuthSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExchangeBetterAuthSession Trade a Better-Auth session for a Lanyard session
+	//
+	// For the move from Better-Auth without signing anyone out: a browser
+	// that still holds a Better-Auth session cookie (its value, the signed
+	// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+	// not) sends it here once and gets a Lanyard session. The session must
+	// have been imported (`lanyard import better-auth --sessions`) and
+	// not be expired, and it is exchanged only once: a second exchange is
+	// 400 `invalid_token`, like an unknown, expired or badly signed one.
+	// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+	// Better-Auth server's secret (404 `not_found` otherwise). Takes
+	// `Lanyard-Token-Delivery: cookie` like login.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+	ExchangeBetterAuthSession(ctx context.Context, params *ExchangeBetterAuthSessionParams, body ExchangeBetterAuthSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// LogInWithBody Log in with email and password
 	//
@@ -1935,6 +2017,62 @@ func (c *Client) VerifyEmailWithBody(ctx context.Context, contentType string, bo
 // Corresponds with POST /v1/auth/email/verify (the `VerifyEmail` operationId).
 func (c *Client) VerifyEmail(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyEmailRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangeBetterAuthSessionWithBody Trade a Better-Auth session for a Lanyard session
+//
+// For the move from Better-Auth without signing anyone out: a browser
+// that still holds a Better-Auth session cookie (its value, the signed
+// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+// not) sends it here once and gets a Lanyard session. The session must
+// have been imported (`lanyard import better-auth --sessions`) and
+// not be expired, and it is exchanged only once: a second exchange is
+// 400 `invalid_token`, like an unknown, expired or badly signed one.
+// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+// Better-Auth server's secret (404 `not_found` otherwise). Takes
+// `Lanyard-Token-Delivery: cookie` like login.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+func (c *Client) ExchangeBetterAuthSessionWithBody(ctx context.Context, params *ExchangeBetterAuthSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeBetterAuthSessionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExchangeBetterAuthSession Trade a Better-Auth session for a Lanyard session
+//
+// For the move from Better-Auth without signing anyone out: a browser
+// that still holds a Better-Auth session cookie (its value, the signed
+// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+// not) sends it here once and gets a Lanyard session. The session must
+// have been imported (`lanyard import better-auth --sessions`) and
+// not be expired, and it is exchanged only once: a second exchange is
+// 400 `invalid_token`, like an unknown, expired or badly signed one.
+// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+// Better-Auth server's secret (404 `not_found` otherwise). Takes
+// `Lanyard-Token-Delivery: cookie` like login.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+func (c *Client) ExchangeBetterAuthSession(ctx context.Context, params *ExchangeBetterAuthSessionParams, body ExchangeBetterAuthSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExchangeBetterAuthSessionRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2790,6 +2928,61 @@ func NewVerifyEmailRequestWithBody(server string, contentType string, body io.Re
 	return req, nil
 }
 
+// NewExchangeBetterAuthSessionRequest calls the generic ExchangeBetterAuthSession builder with application/json body
+func NewExchangeBetterAuthSessionRequest(server string, params *ExchangeBetterAuthSessionParams, body ExchangeBetterAuthSessionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewExchangeBetterAuthSessionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewExchangeBetterAuthSessionRequestWithBody constructs an http.Request for the ExchangeBetterAuthSession method, with any body, and a specified content type
+func NewExchangeBetterAuthSessionRequestWithBody(server string, params *ExchangeBetterAuthSessionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/auth/exchange/better-auth")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.LanyardTokenDelivery != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Lanyard-Token-Delivery", *params.LanyardTokenDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Lanyard-Token-Delivery", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewLogInRequest calls the generic LogIn builder with application/json body
 func NewLogInRequest(server string, params *LogInParams, body LogInJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3623,6 +3816,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/auth/email/verify (the `VerifyEmail` operationId).
 	VerifyEmailWithResponse(ctx context.Context, body VerifyEmailJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyEmailResponse, error)
 
+	// ExchangeBetterAuthSessionWithBodyWithResponse Trade a Better-Auth session for a Lanyard session
+	//
+	// For the move from Better-Auth without signing anyone out: a browser
+	// that still holds a Better-Auth session cookie (its value, the signed
+	// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+	// not) sends it here once and gets a Lanyard session. The session must
+	// have been imported (`lanyard import better-auth --sessions`) and
+	// not be expired, and it is exchanged only once: a second exchange is
+	// 400 `invalid_token`, like an unknown, expired or badly signed one.
+	// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+	// Better-Auth server's secret (404 `not_found` otherwise). Takes
+	// `Lanyard-Token-Delivery: cookie` like login.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+	ExchangeBetterAuthSessionWithBodyWithResponse(ctx context.Context, params *ExchangeBetterAuthSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeBetterAuthSessionResponse, error)
+
+	// ExchangeBetterAuthSessionWithResponse Trade a Better-Auth session for a Lanyard session
+	//
+	// For the move from Better-Auth without signing anyone out: a browser
+	// that still holds a Better-Auth session cookie (its value, the signed
+	// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+	// not) sends it here once and gets a Lanyard session. The session must
+	// have been imported (`lanyard import better-auth --sessions`) and
+	// not be expired, and it is exchanged only once: a second exchange is
+	// 400 `invalid_token`, like an unknown, expired or badly signed one.
+	// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+	// Better-Auth server's secret (404 `not_found` otherwise). Takes
+	// `Lanyard-Token-Delivery: cookie` like login.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+	ExchangeBetterAuthSessionWithResponse(ctx context.Context, params *ExchangeBetterAuthSessionParams, body ExchangeBetterAuthSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeBetterAuthSessionResponse, error)
+
 	// LogInWithBodyWithResponse Log in with email and password
 	//
 	// Checks the email and password and, if they match, starts a new session.
@@ -4421,6 +4650,111 @@ func (r VerifyEmailResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyEmailResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExchangeBetterAuthSessionResponse200Headers the declared response headers of an HTTP 200 response for ExchangeBetterAuthSession
+type ExchangeBetterAuthSessionResponse200Headers struct {
+	CacheControl string
+	SetCookie    *string
+}
+
+// ExchangeBetterAuthSessionResponse503Headers the declared response headers of an HTTP 503 response for ExchangeBetterAuthSession
+type ExchangeBetterAuthSessionResponse503Headers struct {
+	RetryAfter int
+}
+
+type ExchangeBetterAuthSessionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TokenIssued
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadMailToken
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExchangeBetterAuthSessionResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExchangeBetterAuthSessionResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ExchangeBetterAuthSessionResponse) GetJSON200() *TokenIssued {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON400() *BadMailToken {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ExchangeBetterAuthSessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExchangeBetterAuthSessionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExchangeBetterAuthSessionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExchangeBetterAuthSessionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExchangeBetterAuthSessionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6091,6 +6425,54 @@ func (c *ClientWithResponses) VerifyEmailWithResponse(ctx context.Context, body 
 	return ParseVerifyEmailResponse(rsp)
 }
 
+// ExchangeBetterAuthSessionWithBodyWithResponse Trade a Better-Auth session for a Lanyard session
+//
+// For the move from Better-Auth without signing anyone out: a browser
+// that still holds a Better-Auth session cookie (its value, the signed
+// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+// not) sends it here once and gets a Lanyard session. The session must
+// have been imported (`lanyard import better-auth --sessions`) and
+// not be expired, and it is exchanged only once: a second exchange is
+// 400 `invalid_token`, like an unknown, expired or badly signed one.
+// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+// Better-Auth server's secret (404 `not_found` otherwise). Takes
+// `Lanyard-Token-Delivery: cookie` like login.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+func (c *ClientWithResponses) ExchangeBetterAuthSessionWithBodyWithResponse(ctx context.Context, params *ExchangeBetterAuthSessionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ExchangeBetterAuthSessionResponse, error) {
+	rsp, err := c.ExchangeBetterAuthSessionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeBetterAuthSessionResponse(rsp)
+}
+
+// ExchangeBetterAuthSessionWithResponse Trade a Better-Auth session for a Lanyard session
+//
+// For the move from Better-Auth without signing anyone out: a browser
+// that still holds a Better-Auth session cookie (its value, the signed
+// token `token.base64(HMAC-SHA256(secret, token))`, URL-encoded or
+// not) sends it here once and gets a Lanyard session. The session must
+// have been imported (`lanyard import better-auth --sessions`) and
+// not be expired, and it is exchanged only once: a second exchange is
+// 400 `invalid_token`, like an unknown, expired or badly signed one.
+// Enabled only when `LANYARD_BETTER_AUTH_SECRET` is set to the
+// Better-Auth server's secret (404 `not_found` otherwise). Takes
+// `Lanyard-Token-Delivery: cookie` like login.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/auth/exchange/better-auth (the `ExchangeBetterAuthSession` operationId).
+func (c *ClientWithResponses) ExchangeBetterAuthSessionWithResponse(ctx context.Context, params *ExchangeBetterAuthSessionParams, body ExchangeBetterAuthSessionJSONRequestBody, reqEditors ...RequestEditorFn) (*ExchangeBetterAuthSessionResponse, error) {
+	rsp, err := c.ExchangeBetterAuthSession(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExchangeBetterAuthSessionResponse(rsp)
+}
+
 // LogInWithBodyWithResponse Log in with email and password
 //
 // Checks the email and password and, if they match, starts a new session.
@@ -6974,6 +7356,111 @@ func ParseVerifyEmailResponse(rsp *http.Response) (*VerifyEmailResponse, error) 
 	switch {
 	case rsp.StatusCode == 503:
 		var headers VerifyEmailResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExchangeBetterAuthSessionResponse parses an HTTP response from a ExchangeBetterAuthSessionWithResponse call
+func ParseExchangeBetterAuthSessionResponse(rsp *http.Response) (*ExchangeBetterAuthSessionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExchangeBetterAuthSessionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TokenIssued
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadMailToken
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExchangeBetterAuthSessionResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExchangeBetterAuthSessionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

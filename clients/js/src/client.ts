@@ -648,6 +648,10 @@ export function createLanyard(options: LanyardOptions): Lanyard {
       return startSession('/v1/auth/login', { email: input.email, password: input.password });
     },
 
+    exchangeBetterAuthSession(token: string): Promise<Session> {
+      return startSession('/v1/auth/exchange/better-auth', { token });
+    },
+
     async signOut(): Promise<void> {
       init();
       if (inflight) await inflight.catch(() => null);

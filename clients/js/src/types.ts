@@ -99,6 +99,12 @@ export interface Lanyard {
   /** Signs in. Throws LanyardError on 4xx/5xx (401 `invalid_credentials`, 429 `rate_limited`, ...). */
   signIn(input: SignInInput): Promise<Session>;
   /**
+   * Moving from Better-Auth: trades the value of a live `better-auth.session_token` cookie for a Lanyard
+   * session, once (`POST /v1/auth/exchange/better-auth`). Throws LanyardError (400 `invalid_token` when
+   * the session is unknown, expired or already exchanged; 404 when the server does not offer the exchange).
+   */
+  exchangeBetterAuthSession(token: string): Promise<Session>;
+  /**
    * Ends the session on the server and clears local state in this tab and the others.
    * Local state is cleared even if the server call fails; the promise then rejects with the error.
    */

@@ -84,6 +84,20 @@ describe('sign-in, restore and refresh (cookie mode)', () => {
     expect(server.requests).toHaveLength(2);
   });
 
+  it('exchanges a Better-Auth session through the same session start as sign-in', async () => {
+    server.routes.push((r) =>
+      r.path === '/v1/auth/exchange/better-auth' && JSON.parse(r.body).token === 'tok.sig' ? server.issue(200, true) : undefined,
+    );
+    const lanyard = client();
+    const session = await lanyard.exchangeBetterAuthSession('tok.sig');
+    expect(session.user.email).toBe('ada@example.com');
+    expect(lanyard.session).not.toBeNull();
+    expect(await lanyard.getAccessToken()).toBeTruthy();
+    const req = server.requests.find((r) => r.path === '/v1/auth/exchange/better-auth')!;
+    expect(req.headers.get('Lanyard-Token-Delivery')).toBe('cookie');
+    expect(req.credentials).toBe('include');
+  });
+
   it('a 202 sign-up (verification required) opens no session and says so', async () => {
     server.routes.push((r) =>
       r.path === '/v1/auth/signup'
