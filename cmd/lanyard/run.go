@@ -36,6 +36,9 @@ Usage:
                        and its tokens are refused; if it signs, a new key signs now
   lanyard keys reseal  re-encrypt every stored key under LANYARD_SECRET (rotating the
                        secret: run it with the old one in LANYARD_SECRET_PREVIOUS)
+  lanyard import better-auth --from postgres://… [--schema public] [--dry-run] [--sessions] [--batch 1000]
+                       copy a Better-Auth deployment's users (ids, passwords, profiles, and
+                       with --sessions its live sessions); see lanyard import --help
   lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
   lanyard version      print the version
   lanyard help         show this help
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return resealKeys(ctx, getenv, stdout)
 		}
 		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now] | lanyard keys revoke KID | lanyard keys reseal")
+	case "import":
+		return importCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":

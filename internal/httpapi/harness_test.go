@@ -60,7 +60,9 @@ type serverOptions struct {
 func withStatementCounter() option { return func(o *serverOptions) { o.counted = true } }
 
 // withConfig changes the use cases' configuration.
-func withConfig(change func(*identity.Config)) option { return func(o *serverOptions) { change(&o.cfg) } }
+func withConfig(change func(*identity.Config)) option {
+	return func(o *serverOptions) { change(&o.cfg) }
+}
 
 // withProxies trusts proxies to write the client's address into header.
 func withProxies(header string, proxies ...string) option {
