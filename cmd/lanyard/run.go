@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/identity"
@@ -76,8 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "lanyard", buildVersion())
-		return nil
+		return printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -139,14 +142,52 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// openStore loads the configuration and connects to the database.
+// openStore loads the configuration and connects to an existing, migrated
+// database for an admin command. It never guesses: with no
+// LANYARD_DATABASE_URL it opens the embedded database only when
+// LANYARD_DATA_DIR already holds one (never creating a directory or an
+// empty database), and a database without Lanyard's tables is refused with
+// the command that makes them rather than a "no such table" error.
 func openStore(ctx context.Context, getenv func(string) string) (config.Config, *store.Store, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return cfg, nil, err
 	}
+	if cfg.Embedded() {
+		info, err := os.Stat(cfg.SQLitePath())
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return cfg, nil, fmt.Errorf("no database: LANYARD_DATABASE_URL is unset and LANYARD_DATA_DIR (%s) holds no embedded database (lanyard.db); "+
+				"set LANYARD_DATABASE_URL, or LANYARD_DATA_DIR to the server's data directory", cfg.DataDir)
+		case err != nil:
+			return cfg, nil, fmt.Errorf("embedded database: %w", err)
+		case !info.Mode().IsRegular():
+			return cfg, nil, fmt.Errorf("embedded database %s is not a regular file", cfg.SQLitePath())
+		}
+	}
 	st, err := store.Open(ctx, storeOptions(cfg))
 	if err != nil {
+		return cfg, nil, err
+	}
+	// Every admin command reads the signing keys: probe that table, so a
+	// database that was never migrated says so in one line.
+	if _, err := st.SigningKeys(ctx); err != nil {
+		st.Close()
+		where := "the database at LANYARD_DATABASE_URL"
+		if cfg.Embedded() {
+			where = "the embedded database " + cfg.SQLitePath()
+		}
+		var pgErr *pgconn.PgError
+		pgCode := ""
+		if errors.As(err, &pgErr) {
+			pgCode = pgErr.Code
+		}
+		switch {
+		case pgCode == "42P01" || strings.Contains(err.Error(), "no such table"):
+			return cfg, nil, fmt.Errorf("%s has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", where)
+		case pgCode == "42703" || strings.Contains(err.Error(), "no such column"):
+			return cfg, nil, fmt.Errorf("%s was migrated by an older lanyard: run lanyard migrate first", where)
+		}
 		return cfg, nil, err
 	}
 	return cfg, st, nil
