@@ -408,7 +408,25 @@ func (r *reader) origins(name, list string) []string {
 			r.fail(name, "each origin must look like https://app.example.com (scheme, host, optional port; no path)")
 			return nil
 		}
-		out = append(out, o)
+		out = append(out, canonicalOrigin(u))
 	}
 	return out
+}
+
+// canonicalOrigin spells an origin as browsers send it in the Origin
+// header (RFC 6454 §6.1): lower-case scheme and host, no default port.
+// Requests are matched against it exactly, so "https://App.example.com:443"
+// in the settings must still match what a browser sends.
+func canonicalOrigin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6 literal
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }

@@ -247,3 +247,11 @@ func TestMailSettings(t *testing.T) {
 		assert.NotContains(t, err.Error(), "s3cret")
 	}
 }
+
+// TestCORSOriginsCanonical: origins are kept as browsers send them, so an
+// entry with capitals or a default port still matches.
+func TestCORSOriginsCanonical(t *testing.T) {
+	c, err := Load(env(map[string]string{"LANYARD_CORS_ORIGINS": "https://App.Example.com:443, http://LocalHost:3000,http://localhost:80,http://[::1]:8080"}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://app.example.com", "http://localhost:3000", "http://localhost", "http://[::1]:8080"}, c.CORSOrigins)
+}

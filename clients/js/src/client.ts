@@ -117,8 +117,8 @@ function decorate(res: Response, problem: Problem | null): LanyardResponse {
 }
 
 /**
- * Creates a Lanyard client. Safe to call during server-side rendering: no browser API is touched until a
- * method is first used.
+ * Creates a Lanyard client. In a browser it starts listening to the other tabs at once; during server-side
+ * rendering (no window) no browser API is touched until a method is first used.
  */
 export function createLanyard(options: LanyardOptions): Lanyard {
   if (!options || typeof options.url !== 'string' || options.url.trim() === '') {
@@ -719,6 +719,10 @@ export function createLanyard(options: LanyardOptions): Lanyard {
 
   const internal: LanyardInternal = { tokenAfterRejection };
   Object.defineProperty(client, INTERNAL, { value: internal, enumerable: false });
+  // In a browser, listen to the other tabs from the start: a page that only creates the client still
+  // learns of a sign-in, sign-out or refresh elsewhere, and a tab that reloads beside another does not
+  // send a refresh of its own. During server-side rendering (no window) nothing is touched.
+  if (typeof window !== 'undefined' && typeof document !== 'undefined') init();
   return client;
 }
 

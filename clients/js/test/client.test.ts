@@ -246,8 +246,8 @@ describe('sign-in, restore and refresh (cookie mode)', () => {
   it('keeps a still-valid token when a refresh fails for a transient reason', async () => {
     vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z') });
     server.accessTtl = 300;
+    vi.stubGlobal('BroadcastChannel', undefined); // a lone tab: no cross-tab coordination
     const lanyard = createLanyard({ url: LANYARD, fetch: server.fetch, refreshLeeway: 60 });
-    vi.stubGlobal('BroadcastChannel', undefined);
     await lanyard.signIn({ email: 'ada@example.com', password: PASSWORD });
     server.routes.push((r) => (r.path === '/v1/auth/refresh' ? problem(503, 'unavailable', { 'Retry-After': '5' }) : undefined));
     vi.setSystemTime(new Date('2026-01-01T00:04:10Z'));

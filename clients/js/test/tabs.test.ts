@@ -67,6 +67,17 @@ describe('tab broadcast', () => {
     expect(localStorage.length).toBe(0);
   });
 
+  it('a tab that only created its client still hears the other sign in and out', async () => {
+    const a = tab();
+    const b = tab(); // no method called: a page that keeps the client for later
+    await a.signIn({ email: 'ada@example.com', password: PASSWORD });
+    await until(() => b.session !== null);
+    expect(await b.getAccessToken()).toBe('at-1'); // from the broadcast, no request
+    expect(server.count('/v1/auth/refresh')).toBe(0);
+    await a.signOut();
+    await until(() => b.session === null);
+  });
+
   it('a refresh in one tab hands the new token to the other', async () => {
     server.cookie = true;
     const a = tab();
