@@ -185,6 +185,7 @@ func TestVerifyAccepts(t *testing.T) {
 		Subject:         "0b6f1c9e-3d5a-4c1e-9f7a-2b8d6e4c1a30",
 		SessionID:       "6c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
 		Email:           "ada@example.com",
+		EmailVerified:   true,
 		ProfileComplete: true,
 		Profile:         &Profile{PythonProficiency: "advanced", DeveloperRole: "ml_engineer"},
 		Issuer:          testIssuer,

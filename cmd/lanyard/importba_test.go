@@ -86,7 +86,7 @@ func startBetterAuth(t *testing.T) *betterAuthPeer {
 	require.NoError(t, l.Close())
 	peer.base = fmt.Sprintf("http://127.0.0.1:%d", port)
 	server := exec.Command("node", "server.mjs")
-	var log bytes.Buffer
+	var log replicaBuffer // written by the process's output copiers, read here
 	server.Dir, server.Env, server.Stdout, server.Stderr = dir, append(nodeEnv, fmt.Sprintf("PORT=%d", port)), &log, &log
 	require.NoError(t, server.Start())
 	exited := make(chan error, 1)
