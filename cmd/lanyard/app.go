@@ -400,14 +400,7 @@ func (f *inFlight) wait() {
 // purgeSessions deletes ended and expired sessions every interval until ctx
 // ends. Every replica runs it; the store makes that safe.
 func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Service, api *httpapi.Server, log *slog.Logger) {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	every(ctx, interval, func() {
 		n, err := svc.PurgeSessions(ctx)
 		api.CountPurged(n)
 		if err != nil && ctx.Err() == nil {
@@ -422,6 +415,20 @@ func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Se
 		if n, err := svc.PurgeMail(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("mail cleanup failed", "error", err, "purged", n)
 		}
+	})
+}
+
+// every calls fn every interval until ctx ends (first after one interval).
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		fn()
 	}
 }
 
@@ -470,16 +477,9 @@ func (a *app) checkImportedHashes(ctx context.Context) error {
 // watchImportedHashes repeats checkImportedHashes every
 // importedHashesInterval until ctx ends.
 func watchImportedHashes(ctx context.Context, a *app) {
-	ticker := time.NewTicker(importedHashesInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	every(ctx, importedHashesInterval, func() {
 		if err := a.checkImportedHashes(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("imported hash check failed", "error", err)
 		}
-	}
+	})
 }

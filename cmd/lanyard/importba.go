@@ -11,7 +11,6 @@ import (
 	"github.com/lanyard-id/lanyard/internal/betterauth"
 	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/identity"
-	"github.com/lanyard-id/lanyard/internal/store"
 )
 
 const importUsage = `usage: lanyard import better-auth --from postgres://… [--schema public] [--dry-run] [--sessions] [--batch 1000]
@@ -86,29 +85,13 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	if cfg.Embedded() {
-		// As migrate: the embedded database has one writer, the process that
-		// holds the data directory.
-		unlock, err := lockDataDir(cfg, newLogger(cfg, stderr))
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
 	opts := storeOptions(cfg)
 	opts.Timeout = max(opts.Timeout, importTimeout)
-	st, err := store.Open(ctx, opts)
+	st, release, err := openMigrated(ctx, cfg, opts, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	applied, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	for _, m := range applied {
-		fmt.Fprintln(stderr, "applied", m)
-	}
+	defer release()
 
 	if !src.HasProfiles() {
 		fmt.Fprintf(stderr, "import: schema %s has no user_profile table; no onboarding answers to import\n", *schema)

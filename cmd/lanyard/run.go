@@ -200,38 +200,59 @@ func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	if cfg.Embedded() {
-		unlock, err := lockDataDir(cfg, newLogger(cfg, stdout))
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
-	st, err := store.Open(ctx, storeOptions(cfg))
+	_, release, err := openMigrated(ctx, cfg, storeOptions(cfg), stdout)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	release()
+	return nil
+}
+
+// openMigrated opens the configured database for a command that writes it
+// outside the server (migrate, import) and applies pending migrations,
+// printing each to out (and any stored address the email rules now refuse).
+// On the embedded database it takes the data directory first, as serve
+// does, so it never runs beside a server. release closes the store and
+// frees the directory.
+func openMigrated(ctx context.Context, cfg config.Config, opts store.Options, out io.Writer) (*store.Store, func(), error) {
+	unlock := func() {}
+	if cfg.Embedded() {
+		var err error
+		if unlock, err = lockDataDir(cfg, newLogger(cfg, out)); err != nil {
+			return nil, nil, err
+		}
+	}
+	st, err := store.Open(ctx, opts)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	release := func() {
+		st.Close()
+		unlock()
+	}
 	applied, err := st.Migrate(ctx)
 	if err != nil {
-		return err
+		release()
+		return nil, nil, err
 	}
 	if len(applied) == 0 {
-		fmt.Fprintln(stdout, "database is up to date")
+		fmt.Fprintln(out, "database is up to date")
 	}
 	for _, m := range applied {
-		fmt.Fprintln(stdout, "applied", m)
+		fmt.Fprintln(out, "applied", m)
 	}
 	if slices.Contains(applied, emailRulesMigration) {
 		findings, err := checkStoredEmails(ctx, st)
 		if err != nil {
-			return fmt.Errorf("check stored email addresses: %w", err)
+			release()
+			return nil, nil, fmt.Errorf("check stored email addresses: %w", err)
 		}
 		for _, f := range findings {
-			fmt.Fprintf(stdout, "user %s: stored email address breaks the email rules (%s); it keeps working, review the account\n", f.UserID, f.Reason)
+			fmt.Fprintf(out, "user %s: stored email address breaks the email rules (%s); it keeps working, review the account\n", f.UserID, f.Reason)
 		}
 	}
-	return nil
+	return st, release, nil
 }
 
 func listKeys(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
