@@ -53,6 +53,9 @@ type MailConfig struct {
 	// RetryBase is the wait after a first failed delivery; it doubles with
 	// each further failure, up to an hour.
 	RetryBase time.Duration
+	// Lease is how long a sender holds a mail it is about to send (default
+	// 2 minutes); a send's deadline is half of it.
+	Lease time.Duration
 }
 
 // MailData is what a mail's template is filled with. It travels sealed in
@@ -193,6 +196,19 @@ func (s *Service) mailWritten() {
 // MailWritten is signalled after a use case committed a mail.
 func (s *Service) MailWritten() <-chan struct{} { return s.mailWake }
 
+// allowedMail charges counters for a mail nobody is told about (a notice, a
+// fresh link on a refused login): true when it may go out; false when a
+// counter is blocked, and then it silently does not, since the answer must
+// not change.
+func (s *Service) allowedMail(ctx context.Context, counters []ThrottleCounter, userID string, client Client) (bool, error) {
+	err := s.charge(ctx, counters, userID, client)
+	var t *Throttled
+	if errors.As(err, &t) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // issueVerification writes a verification token and its mail inside tx.
 func (s *Service) issueVerification(ctx context.Context, tx Tx, user User, now time.Time) error {
 	token, rec, err := newMailToken(PurposeVerifyEmail, user.ID, user.Email, tokenState(PurposeVerifyEmail, "", user.Email), now, s.mail.VerifyTTL)
@@ -286,19 +302,25 @@ func (s *Service) ResendVerification(ctx context.Context, claims AccessClaims, c
 // address and per client before anything is read.
 func (s *Service) ForgotPassword(ctx context.Context, email string, client Client) error {
 	normalised, fieldErr := normaliseEmail(email)
+	account := normalised
 	if fieldErr != nil {
-		return &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: []FieldError{*fieldErr}}
+		// An address the current rules refuse may still be the stored
+		// address of an account made before them (legacyaddr.go).
+		if account = legacyAddress(email); account == "" || len(account) > 254 {
+			return &Error{Code: CodeValidation, Message: "the request has invalid fields", Fields: []FieldError{*fieldErr}}
+		}
+		normalised = ""
 	}
-	counters := append(s.counter(ScopeForgotEmail, s.cfg.RateLimits.ForgotEmail, normalised),
+	counters := append(s.counter(ScopeForgotEmail, s.cfg.RateLimits.ForgotEmail, account),
 		s.counter(ScopeForgotIP, s.cfg.RateLimits.ForgotIP, clientAddress(client.IP))...)
 	if err := s.charge(ctx, counters, "", client); err != nil {
 		return err
 	}
 	now := s.sessionTime()
 	err := s.store.Atomically(ctx, func(tx Tx) error {
-		user, hash, err := tx.FindCredentials(ctx, normalised)
+		user, hash, err := findAccount(ctx, tx.FindCredentials, email, normalised)
 		if errors.Is(err, ErrNotFound) {
-			return s.enqueue(ctx, tx, KindNone, normalised, MailData{Email: normalised}, now)
+			return s.enqueue(ctx, tx, KindNone, account, MailData{Email: account}, now)
 		}
 		if err != nil {
 			return err
@@ -365,8 +387,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string, client 
 
 // RequestEmailChange checks the current password (throttled like a login)
 // and mails a confirmation link to the new address and a notice to the
-// current one. The answer is the same when the new address belongs to
-// another account; no mail goes to it then.
+// current one. The answer, and the notice, are the same when the new
+// address belongs to another account; only the confirmation is not sent
+// then. The mails are throttled per account and per new address, so the
+// endpoint cannot be used to flood a mailbox.
 func (s *Service) RequestEmailChange(ctx context.Context, claims AccessClaims, client Client, newEmail, current string) error {
 	normalised, fieldErr := normaliseEmail(newEmail)
 	if fieldErr != nil {
@@ -385,10 +409,18 @@ func (s *Service) RequestEmailChange(ctx context.Context, claims AccessClaims, c
 	if err != nil {
 		return err
 	}
+	rule := s.cfg.RateLimits.MailResend
+	counters := append(s.counter(ScopeMailResend, rule, "email-change", claims.Subject), s.counter(ScopeMailTo, rule, normalised)...)
+	if err := s.charge(ctx, counters, claims.Subject, client); err != nil {
+		return err
+	}
 	now := s.sessionTime()
 	err = s.store.Atomically(ctx, func(tx Tx) error {
-		if _, _, err := tx.FindCredentials(ctx, normalised); err == nil {
-			return nil // taken: say nothing, to the requester or the address
+		if err := s.enqueue(ctx, tx, KindEmailChangeRequested, user.Email, MailData{Email: user.Email, NewEmail: normalised}, now); err != nil {
+			return err
+		}
+		if _, _, err := findAccount(ctx, tx.FindCredentials, newEmail, normalised); err == nil {
+			return nil // taken: no confirmation, and nothing that tells the requester
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -400,10 +432,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, claims AccessClaims, c
 			return err
 		}
 		data := MailData{Email: user.Email, NewEmail: normalised, Link: s.link(s.mail.ConfirmEmailPath, token), ExpiresIn: s.mail.ChangeEmailTTL}
-		if err := s.enqueue(ctx, tx, KindConfirmEmailChange, normalised, data, now); err != nil {
-			return err
-		}
-		return s.enqueue(ctx, tx, KindEmailChangeRequested, user.Email, MailData{Email: user.Email, NewEmail: normalised}, now)
+		return s.enqueue(ctx, tx, KindConfirmEmailChange, normalised, data, now)
 	})
 	if err != nil {
 		return internal(err)
@@ -423,6 +452,9 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) error {
 			return err
 		}
 		user = u
+		if err := aliasTaken(ctx, tx.FindCredentials, rec.Email); err != nil {
+			return err
+		}
 		if err := tx.ChangeEmail(ctx, user.ID, user.Email, rec.Email, now); err != nil {
 			return err
 		}
@@ -460,11 +492,13 @@ type Postman interface {
 
 // Outbox delivery: each replica's sender claims due mails (a lease, so two
 // senders never hold one mail), delivers them and records the outcome.
-// A mail is sent at most once per lease; only a sender that dies after the
-// SMTP server accepted a mail and before recording it can cause a second
-// delivery, after the lease runs out.
+// Before each mail it renews its lease on that mail, and the send's
+// deadline is shorter than the lease, so a batch that takes longer than
+// one lease (a slow SMTP server) never lets another sender take a mail it
+// is still sending. Only a sender that dies, or cannot reach the database,
+// after the SMTP server accepted a mail and before recording it can cause a
+// second delivery, once the lease has run out.
 const (
-	mailLease       = 2 * time.Minute
 	mailMaxAttempts = 12
 	mailBatch       = 10
 )
@@ -479,7 +513,7 @@ func mailBackoff(base time.Duration, attempts int) time.Duration {
 // handled; the sender loop calls it until it handles none.
 func (s *Service) DeliverMail(ctx context.Context, postman Postman, claim string) (int, error) {
 	now := s.sessionTime()
-	mails, err := s.store.ClaimMail(ctx, claim, now, mailLease, mailBatch)
+	mails, err := s.store.ClaimMail(ctx, claim, now, s.mail.Lease, mailBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -500,7 +534,14 @@ func (s *Service) deliverOne(ctx context.Context, postman Postman, m OutboxMail)
 		s.log.ErrorContext(ctx, "mail given up", "mail_id", m.ID, "kind", m.Kind, "error", err)
 		return ignoreLostClaim(s.store.FailMail(ctx, m.ID, m.Claim, s.sessionTime(), err.Error()))
 	}
-	sendErr := postman.Deliver(ctx, m.ID, m.Kind, m.Recipient, data)
+	// The mails before this one may have taken longer than the lease: make
+	// sure it is still this sender's, for a whole send.
+	if err := s.store.RenewMailClaim(ctx, m.ID, m.Claim, s.sessionTime().Add(s.mail.Lease)); err != nil {
+		return ignoreLostClaim(err)
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, s.mail.Lease/2)
+	sendErr := postman.Deliver(sendCtx, m.ID, m.Kind, m.Recipient, data)
+	cancel()
 	now := s.sessionTime()
 	switch {
 	case sendErr == nil:
@@ -560,5 +601,6 @@ func validateMailConfig(c *MailConfig) error {
 	c.ResetTTL = cmp.Or(c.ResetTTL, 30*time.Minute)
 	c.ChangeEmailTTL = cmp.Or(c.ChangeEmailTTL, time.Hour)
 	c.RetryBase = cmp.Or(c.RetryBase, 10*time.Second)
+	c.Lease = cmp.Or(c.Lease, 2*time.Minute)
 	return nil
 }

@@ -72,6 +72,10 @@ type Outbox interface {
 	// an attempt for each. On PostgreSQL rows other senders hold locked are
 	// skipped (SKIP LOCKED), so every replica can run a sender.
 	ClaimMail(ctx context.Context, claim string, now time.Time, lease time.Duration, batch int) ([]OutboxMail, error)
+	// RenewMailClaim extends the claim's lease on one mail to until, just
+	// before it is sent; ErrNotFound when the claim was lost (the lease ran
+	// out and another sender took the mail), and then it must not be sent.
+	RenewMailClaim(ctx context.Context, id, claim string, until time.Time) error
 	// MarkMailSent records delivery and wipes the payload; ErrNotFound when
 	// the claim was lost (the lease ran out and another sender took it).
 	MarkMailSent(ctx context.Context, id, claim string, at time.Time) error

@@ -192,6 +192,9 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 	}
 	required := s.mail.Verification == VerificationRequired
 	err = s.store.Atomically(ctx, func(tx Tx) error {
+		if err := aliasTaken(ctx, tx.FindCredentials, email); err != nil {
+			return err
+		}
 		if err := tx.CreateUser(ctx, user, hash); err != nil {
 			return err
 		}
@@ -205,14 +208,21 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 	})
 	switch {
 	case errors.Is(err, ErrEmailTaken) && required:
-		// The same answer as for a new address; the owner hears of it.
-		err = s.store.Atomically(ctx, func(tx Tx) error {
-			return s.enqueue(ctx, tx, KindSignUpAttemptNotice, email, MailData{Email: email}, now)
-		})
+		// The same answer as for a new address; the owner hears of it, at
+		// most as often as the per-address mail limit allows.
+		send, err := s.allowedMail(ctx, s.counter(ScopeMailTo, s.cfg.RateLimits.MailResend, email), "", client)
 		if err != nil {
-			return Tokens{}, internal(err)
+			return Tokens{}, err
 		}
-		s.mailWritten()
+		if send {
+			err = s.store.Atomically(ctx, func(tx Tx) error {
+				return s.enqueue(ctx, tx, KindSignUpAttemptNotice, email, MailData{Email: email}, now)
+			})
+			if err != nil {
+				return Tokens{}, internal(err)
+			}
+			s.mailWritten()
+		}
 		return Tokens{VerificationPending: true}, nil
 	case errors.Is(err, ErrEmailTaken):
 		return Tokens{}, &Error{Code: CodeEmailTaken, Message: "an account with this email already exists"}
@@ -236,12 +246,14 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		user User
 		hash string
 	)
-	if emailErr == nil {
-		var err error
-		if user, hash, err = s.store.FindCredentials(ctx, normalised); err != nil && !errors.Is(err, ErrNotFound) {
-			return Tokens{}, internal(err)
-		}
-	} else {
+	if emailErr != nil {
+		normalised = ""
+	}
+	user, hash, err := findAccount(ctx, s.store.FindCredentials, email, normalised)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Tokens{}, internal(err)
+	}
+	if normalised == "" {
 		normalised = strings.ToLower(strings.TrimSpace(email))
 	}
 	hctx, try, err := s.admitLogin(ctx, accountOf(user.ID, normalised), user.ID, client)
@@ -262,11 +274,24 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		s.authEvent(ctx, slog.LevelInfo, "login_failed", user.ID, client, "failure")
 		return Tokens{}, invalidLogin()
 	}
-	// Only someone who knows the password learns the address is unproved.
+	// Only someone who knows the password learns the address is unproved,
+	// and gets a fresh link (the first may have expired or been lost), as
+	// often as the per-account mail limit allows.
 	if s.mail.Verification == VerificationRequired && !user.EmailVerified {
 		try.succeeded(ctx)
 		s.authEvent(ctx, slog.LevelInfo, "login_unverified", user.ID, client, "failure")
-		return Tokens{}, &Error{Code: CodeEmailUnverified, Message: "verify your email address first: follow the link mailed to it"}
+		send, err := s.allowedMail(ctx, s.counter(ScopeMailResend, s.cfg.RateLimits.MailResend, user.ID), user.ID, client)
+		if err != nil {
+			return Tokens{}, err
+		}
+		if send {
+			now := s.sessionTime()
+			if err := s.store.Atomically(ctx, func(tx Tx) error { return s.issueVerification(ctx, tx, user, now) }); err != nil {
+				return Tokens{}, internal(err)
+			}
+			s.mailWritten()
+		}
+		return Tokens{}, &Error{Code: CodeEmailUnverified, Message: "verify your email address first: follow the link mailed to it (a new one is on its way)"}
 	}
 	// Settled on its own, not in the session's transaction: that would hold
 	// the counters' rows (shared by every login of the client) until the

@@ -31,7 +31,8 @@ const (
 	ScopeSignUpIP       = "signup_ip"        // sign-ups of one client
 	ScopeForgotEmail    = "forgot_email"     // password-reset mails asked for one address
 	ScopeForgotIP       = "forgot_ip"        // password-reset mails asked by one client
-	ScopeMailResend     = "mail_resend"      // verification mails one account asked to be sent again
+	ScopeMailResend     = "mail_resend"      // mails one account asked for (verification again, email change)
+	ScopeMailTo         = "mail_to"          // unasked-for mails to one address (email change confirmations, sign-up notices)
 )
 
 // ThrottleCounter names one counter and the rule it is charged under.

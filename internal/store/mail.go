@@ -164,6 +164,12 @@ func (s *Store) MarkMailSent(ctx context.Context, id, claim string, at time.Time
 WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, at, id, claim)
 }
 
+// RenewMailClaim implements identity.Outbox.
+func (s *Store) RenewMailClaim(ctx context.Context, id, claim string, until time.Time) error {
+	return s.settleMail(ctx, `UPDATE outbox SET lease_until = ?
+WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, until, id, claim)
+}
+
 // RetryMail implements identity.Outbox.
 func (s *Store) RetryMail(ctx context.Context, id, claim string, notBefore time.Time, lastError string) error {
 	return s.settleMail(ctx, `UPDATE outbox SET not_before = ?, claim = NULL, lease_until = NULL, last_error = ?

@@ -156,18 +156,29 @@ func testOutbox(t *testing.T, s Store) {
 	require.Len(t, got, 1)
 	assert.Equal(t, b.ID, got[0].ID)
 
+	// Only the holder may renew its lease, and a renewed lease keeps others off.
+	assert.ErrorIs(t, s.RenewMailClaim(ctx, a.ID, "two", t0.Add(time.Hour)), identity.ErrNotFound)
+	require.NoError(t, s.RenewMailClaim(ctx, a.ID, "one", t0.Add(8*time.Minute)))
+	got, err = s.ClaimMail(ctx, "other", t0.Add(7*time.Minute+10*time.Second), time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "b's lease ran out, a's was renewed")
+	assert.Equal(t, b.ID, got[0].ID)
+	assert.ErrorIs(t, s.RenewMailClaim(ctx, b.ID, "two", t0.Add(9*time.Minute)), identity.ErrNotFound,
+		"b was taken by another sender: its first one must not send it")
+	require.NoError(t, s.RetryMail(ctx, b.ID, "other", t0.Add(10*time.Minute), "released"))
+
 	// The holder retries later; a stale claim changes nothing.
 	assert.ErrorIs(t, s.RetryMail(ctx, a.ID, "two", t0.Add(time.Hour), "x"), identity.ErrNotFound)
 	require.NoError(t, s.RetryMail(ctx, a.ID, "one", t0.Add(10*time.Minute), "421 try later"))
 	got, err = s.ClaimMail(ctx, "three", t0.Add(5*time.Minute), time.Minute, 10)
 	require.NoError(t, err)
-	assert.Empty(t, got, "not due before its retry time; b is still leased")
+	assert.Empty(t, got, "neither is due before its retry time")
 	got, err = s.ClaimMail(ctx, "three", t0.Add(10*time.Minute), time.Minute, 10)
 	require.NoError(t, err)
-	require.Len(t, got, 2, "a is due again and b's lease ran out")
+	require.Len(t, got, 2, "both are due again")
 	claimed := map[string]identity.OutboxMail{got[0].ID: got[0], got[1].ID: got[1]}
 	assert.Equal(t, 2, claimed[a.ID].Attempts)
-	assert.Equal(t, 2, claimed[b.ID].Attempts)
+	assert.Equal(t, 3, claimed[b.ID].Attempts, "claimed by two, other and three")
 
 	// Sent and failed mails are never claimed again.
 	assert.ErrorIs(t, s.MarkMailSent(ctx, b.ID, "two", t0), identity.ErrNotFound, "b's first claim was lost")
