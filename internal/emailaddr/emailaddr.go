@@ -20,8 +20,10 @@
 //     Braille blank U+2800) — ErrInvisible.
 //  5. Local part, character by character: no private-use or unassigned
 //     character (noncharacters included) — ErrUnassigned; no character of
-//     Script=Inherited, which after NFC means a combining mark that did not
-//     compose onto its letter — ErrCombiningMark; no character whose full
+//     Script=Inherited (a combining mark), neither as typed (carol + U+0301
+//     would compose into caroĺ, which passes for carol) nor left over after
+//     NFC — ErrCombiningMark; accented letters typed precomposed (é) are
+//     letters of their own; no character whose full
 //     case fold is not one character with the same lowercase (ß→ss, ẞ,
 //     ς→σ, ſ, ϐ, İ…), since two addresses differing only there are equal
 //     under case-insensitive comparison — ErrCaseFold. Then as a whole:
@@ -125,7 +127,7 @@ var (
 	ErrCompatibility = &Error{kind: ErrConfusable,
 		msg: "must not contain compatibility characters such as fullwidth letters, ligatures or superscripts"}
 	ErrCombiningMark = &Error{kind: ErrConfusable,
-		msg: "must not contain combining marks that do not join their letter into one character"}
+		msg: "must not contain combining marks typed apart from their letter (type the accented letter itself)"}
 	ErrCaseFold = &Error{kind: ErrConfusable,
 		msg: "must not contain letters that case-insensitive comparison changes, such as ß or ς (write ss or σ)"}
 	ErrMixedScripts = &Error{kind: ErrConfusable,
@@ -149,6 +151,15 @@ func Normalize(raw string) (string, error) {
 	if s == "" || !utf8.ValidString(s) {
 		return "", ErrSyntax
 	}
+	// A combining mark typed as a character of its own (carol + U+0301)
+	// composes under NFC into a letter that passes for its base at a glance
+	// (caroĺ): the classic way to open a second account that looks like
+	// the first. Keyboards type accented letters precomposed (é), and those
+	// stay accepted; a mark typed apart in the local part is refused.
+	rawLocal := s
+	if at := strings.LastIndexByte(s, '@'); at >= 0 {
+		rawLocal = s[:at]
+	}
 	s = norm.NFC.String(s)
 	// net/mail unquotes a quoted local part and drops comments, so an
 	// address that comes back different was not a bare dot-atom addr-spec.
@@ -160,6 +171,9 @@ func Normalize(raw string) (string, error) {
 	// invisible one breaks, on either side of the @.
 	if strings.ContainsFunc(s, invisible) {
 		return "", ErrInvisible
+	}
+	if strings.ContainsFunc(rawLocal, isInheritedMark) {
+		return "", ErrCombiningMark
 	}
 	at := strings.LastIndexByte(s, '@')
 	local, domain := s[:at], s[at+1:]
@@ -443,3 +457,7 @@ func digitZero(r rune) rune {
 	}
 	return start + (r-start)/10*10
 }
+
+// isInheritedMark: a combining mark of no script of its own (U+0300–U+036F
+// and the like), which takes the look of whatever letter precedes it.
+func isInheritedMark(r rune) bool { return unicode.Is(unicode.Inherited, r) }

@@ -161,11 +161,11 @@ func TestNormaliseEmailLookalikes(t *testing.T) {
 
 func TestNormaliseEmailInternational(t *testing.T) {
 	for in, want := range map[string]string{
-		"Иван@пример.рф":         "иван@пример.рф",
-		"user@xn--bcher-kva.de":  "user@bücher.de",
-		"user@BÜCHER.de":         "user@bücher.de",
-		"jose\u0301@example.com": "josé@example.com",
-		"山田たろう@example.jp":       "山田たろう@example.jp",
+		"Иван@пример.рф":        "иван@пример.рф",
+		"user@xn--bcher-kva.de": "user@bücher.de",
+		"user@BÜCHER.de":        "user@bücher.de",
+		"josé@example.com":      "josé@example.com",
+		"山田たろう@example.jp":      "山田たろう@example.jp",
 	} {
 		got, f := normaliseEmail(in)
 		require.Nil(t, f, "%+q", in)
