@@ -75,6 +75,16 @@ func TestExchangeBetterAuthSession(t *testing.T) {
 			res = exchange(signBetterAuth("cookieSessionToken0123456789abcd", betterAuthSecret), cookieMode...)
 			require.Equal(t, http.StatusOK, res.status, string(res.body))
 			assertIssuedCookie(t, res, 720*time.Hour)
+
+			// Ending the user's other sessions (as a password change does)
+			// ends the imported ones too: a stolen Better-Auth cookie stops
+			// working when its owner locks thieves out.
+			s.importSession(t, "stolenSessionToken0123456789abcd", user.User.ID, now.Add(time.Hour))
+			res = s.do(t, http.MethodDelete, "/v1/me/sessions", nil, "Authorization", "Bearer "+tk.Access)
+			require.Equal(t, http.StatusNoContent, res.status, string(res.body))
+			res = exchange(signBetterAuth("stolenSessionToken0123456789abcd", betterAuthSecret))
+			require.Equal(t, http.StatusBadRequest, res.status, string(res.body))
+			assert.Equal(t, "invalid_token", res.json(t)["code"])
 		})
 	}
 	t.Run("disabled without the secret", func(t *testing.T) {

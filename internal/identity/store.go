@@ -81,9 +81,12 @@ type Sessions interface {
 	// EndSession ends one of the user's sessions; ErrNotFound when the user
 	// has none with that id. Ending an ended session is not an error.
 	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
-	// EndOtherSessions ends every live session of the user but keepSessionID.
+	// EndOtherSessions ends every live session of the user but keepSessionID,
+	// imported Better-Auth sessions included (they can no longer be
+	// exchanged).
 	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error
-	// EndAllSessions ends every live session of the user.
+	// EndAllSessions ends every live session of the user, imported
+	// Better-Auth sessions included.
 	EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error
 	// PurgeSessions deletes up to batch sessions that can never be used again:
 	// past their absolute end (now), idle before idleCutoff, or revoked before

@@ -40,15 +40,20 @@ WHERE id = ? AND lower(email) = lower(?)`, newEmail, at, at, userID, oldEmail)
 	return nil
 }
 
-// EndAllSessions implements identity.Sessions.
+// EndAllSessions implements identity.Sessions. Imported Better-Auth
+// sessions of the user end too: they are sessions of this user as well.
 func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error {
 	if !validUserID(userID) {
 		return nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fail(s.db.WithContext(ctx).Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL`,
-		at, reason, userID).Error)
+	db := s.db.WithContext(ctx)
+	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL`,
+		at, reason, userID).Error; err != nil {
+		return s.fail(err)
+	}
+	return s.fail(db.Exec(`DELETE FROM better_auth_sessions WHERE user_id = ?`, userID).Error)
 }
 
 // CreateMailToken implements identity.MailTokens. No []byte parameter may

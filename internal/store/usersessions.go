@@ -105,8 +105,13 @@ func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, rea
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fail(s.db.WithContext(ctx).Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
-		at, reason, userID, keepSessionID).Error)
+	db := s.db.WithContext(ctx)
+	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
+		at, reason, userID, keepSessionID).Error; err != nil {
+		return s.fail(err)
+	}
+	// Imported Better-Auth sessions are other sessions of this user too.
+	return s.fail(db.Exec(`DELETE FROM better_auth_sessions WHERE user_id = ?`, userID).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:
