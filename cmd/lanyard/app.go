@@ -456,7 +456,7 @@ func maintainKeys(ctx context.Context, interval time.Duration, ring *identity.Ke
 // importedHashesInterval is how often a replica looks whether imported
 // Better-Auth hashes remain (an import may run while it serves; the last
 // one may have been replaced by a login).
-const importedHashesInterval = time.Minute
+const importedHashesInterval = 15 * time.Second
 
 // checkImportedHashes turns the hasher's equal-cost mode on while any
 // imported Better-Auth hash remains: every login then does both

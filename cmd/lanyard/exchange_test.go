@@ -69,3 +69,55 @@ func TestExchangeRealBetterAuthSession(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status, "exchanged once: %v", body)
 	assert.Equal(t, "invalid_token", body["code"])
 }
+
+// TestReimportKeepsLanyardChanges: running the import again (as the guide
+// says to, around the switch) never undoes what users changed in Lanyard
+// since, while a user untouched in Lanyard still picks up Better-Auth's
+// changes; and a password change in Lanyard ends the user's imported
+// Better-Auth sessions for good, re-runs included.
+func TestReimportKeepsLanyardChanges(t *testing.T) {
+	peer := startBetterAuth(t)
+	const pw = "a long passphrase for the move"
+	moved, _ := peer.signUp(t, "Moved Early", "moved@example.com", pw)
+	idle, _ := peer.signUp(t, "Still Idle", "idle@example.com", pw)
+	cookie := peer.signInCookie(t, "moved@example.com", pw)
+	peer.exec(t, `CREATE TABLE user_profile (user_id text PRIMARY KEY, python_proficiency text, developer_role text)`)
+	peer.exec(t, `INSERT INTO user_profile VALUES ($1, 'advanced', 'researcher'), ($2, 'advanced', 'researcher')`, moved, idle)
+
+	dbURL := testdb.PostgresURL(t)
+	vars := map[string]string{
+		"LANYARD_DATABASE_URL": dbURL, "LANYARD_SECRET": strings.Repeat("r", 40),
+		"LANYARD_BETTER_AUTH_SECRET": betterAuthPeerSecret, "LANYARD_RATE_LIMIT_SIGNUP_IP": "0",
+	}
+	_, err := runImport(t, vars, "--from", peer.dbURL, "--sessions")
+	require.NoError(t, err)
+	l := start(t, vars)
+
+	// In Lanyard: the early mover answers onboarding anew and changes the
+	// password (which ends its other sessions, the Better-Auth one too).
+	status, body := l.post(t, "/v1/auth/login", map[string]any{"email": "moved@example.com", "password": pw})
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	access := body["access_token"].(string)
+	status, _ = l.call(t, http.MethodPut, "/v1/me/profile", access, map[string]any{"python_proficiency": "beginner", "developer_role": "educator"})
+	require.Equal(t, http.StatusOK, status)
+	status, body = l.call(t, http.MethodPost, "/v1/me/password", access, map[string]any{"current_password": pw, "new_password": "a brand new passphrase after the move"})
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	access = body["access_token"].(string)
+
+	// In Better-Auth, both users' names change before the switch.
+	peer.exec(t, `UPDATE "user" SET name = name || ' (renamed)'`)
+	report, err := runImport(t, vars, "--from", peer.dbURL, "--sessions")
+	require.NoError(t, err)
+	assert.Contains(t, report, "updated 1, unchanged 1")
+
+	status, body = l.get(t, "/v1/me", access)
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "Moved Early", body["name"], "changed in Lanyard since: Lanyard's row stays")
+	assert.Equal(t, "beginner", body["profile"].(map[string]any)["python_proficiency"])
+	status, body = l.post(t, "/v1/auth/login", map[string]any{"email": "idle@example.com", "password": pw})
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "Still Idle (renamed)", body["user"].(map[string]any)["name"], "untouched in Lanyard: Better-Auth's change arrives")
+
+	status, body = l.post(t, "/v1/auth/exchange/better-auth", map[string]any{"token": cookie})
+	assert.Equal(t, http.StatusBadRequest, status, "the password change ended the Better-Auth session, re-import or not: %v", body)
+}

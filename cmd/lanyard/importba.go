@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/lanyard-id/lanyard/internal/betterauth"
 	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/store"
 )
 
 const importUsage = `usage: lanyard import better-auth --from postgres://… [--schema public] [--dry-run] [--sessions] [--batch 1000]
@@ -87,7 +89,11 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	defer src.Close(context.WithoutCancel(ctx))
 	opts := storeOptions(cfg)
 	opts.Timeout = max(opts.Timeout, importTimeout)
-	st, release, err := openMigrated(ctx, cfg, opts, stderr)
+	open := openMigrated
+	if *dryRun {
+		open = openForDryRun
+	}
+	st, release, err := open(ctx, cfg, opts, stderr)
 	if err != nil {
 		return err
 	}
@@ -112,4 +118,27 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		return fmt.Errorf("import: %d users failed; see the report", n)
 	}
 	return nil
+}
+
+// openForDryRun opens the destination for a dry run, which writes nothing,
+// not even the schema: a database that still needs migrations is refused.
+func openForDryRun(ctx context.Context, cfg config.Config, opts store.Options, _ io.Writer) (*store.Store, func(), error) {
+	if cfg.Embedded() {
+		if _, err := os.Stat(cfg.SQLitePath()); err != nil {
+			return nil, nil, fmt.Errorf("dry run: no embedded database in %s yet; run lanyard migrate first (a dry run writes nothing)", cfg.DataDir)
+		}
+	}
+	st, err := store.Open(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	pending, err := st.HasPendingMigrations(ctx)
+	if err == nil && pending {
+		err = errors.New("dry run: the destination database needs migrations; run lanyard migrate first (a dry run writes nothing)")
+	}
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, func() { st.Close() }, nil
 }

@@ -483,3 +483,24 @@ SELECT 's' || id, now() + interval '7 days', md5('token' || id), now(), now(), i
 	b.ReportMetric(float64(users*b.N)/elapsed.Seconds(), "users/s")
 	b.ReportMetric(float64(users*b.N)/rerun.Seconds(), "rerun-users/s")
 }
+
+// TestImportDryRunWritesNoSchema: a dry run into a database that was never
+// migrated refuses, and leaves it without a single table.
+func TestImportDryRunWritesNoSchema(t *testing.T) {
+	ba := startBetterAuth(t)
+	dbURL := testdb.PostgresURL(t)
+	vars := map[string]string{"LANYARD_DATABASE_URL": dbURL, "LANYARD_SECRET": strings.Repeat("d", 40)}
+	_, err := runImport(t, vars, "--from", ba.dbURL, "--dry-run")
+	require.ErrorContains(t, err, "run lanyard migrate first")
+	db := testdb.Connect(t, dbURL)
+	var tables int
+	require.NoError(t, db.QueryRow(context.Background(), `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables))
+	assert.Zero(t, tables)
+
+	dir := t.TempDir()
+	_, err = runImport(t, map[string]string{"LANYARD_DATA_DIR": dir}, "--from", ba.dbURL, "--dry-run")
+	require.ErrorContains(t, err, "run lanyard migrate first")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no embedded database created")
+}

@@ -364,7 +364,13 @@ func (s *Service) rehash(ctx context.Context, userID, password, oldHash string, 
 	if err == nil {
 		err = s.store.SwapPasswordHash(ctx, userID, hash, oldHash, now)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrStaleCredentials):
+		// Another login of the same user re-hashed first (or the password
+		// changed): nothing is wrong, and the caller re-checks the hash.
+		s.log.DebugContext(ctx, "password rehash not needed: the stored hash changed meanwhile", "user_id", userID)
+		return oldHash
+	case err != nil:
 		s.log.WarnContext(ctx, "password rehash skipped", "user_id", userID, "error", err)
 		return oldHash
 	}

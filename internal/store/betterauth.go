@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,12 +26,15 @@ const importChunk = 500
 // in one transaction, set-based (a few statements per chunk, not per user),
 // rolled back at the end when dryRun.
 //
-// For each user: a Lanyard user with the same id is compared field by field
-// and updated only where Better-Auth differs, except that an argon2id hash
-// (the user has logged in to Lanyard since, and chose or confirmed the
-// password there) and a proven address are never replaced; an address
-// that belongs to another Lanyard user, compared as the unique index does
-// (lower(email)), is a Conflict and nothing is written for that user.
+// For each user: a Lanyard user with the same id is brought up to date
+// with Better-Auth only while its row is still what the last import wrote
+// (users.imported_fingerprint): a change made in Lanyard since (a new
+// address, a verification, a profile answer) is never undone. An imported
+// hash is replaced by a changed Better-Auth one only while it is still
+// imported (an argon2id hash means the user has logged in to Lanyard). An
+// address that belongs to another Lanyard user, compared as the unique
+// index does (lower(email)), is a Conflict and nothing is written for that
+// user.
 func (s *Store) ImportBetterAuthBatch(ctx context.Context, users []betterauth.User, sessions []betterauth.Session, at time.Time, dryRun bool) ([]betterauth.Result, int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -61,6 +67,7 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 		ids[i], emails[i] = u.ID, u.Email
 	}
 	existing := make(map[string]userWithProfile, len(users))
+	fingerprints := make(map[string][]byte, len(users))
 	owners := make(map[string]string) // lower(email) -> id, for the batch's addresses
 	for lo := 0; lo < len(users); lo += importChunk {
 		hi := min(lo+importChunk, len(users))
@@ -70,6 +77,16 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 		}
 		for _, r := range rows {
 			existing[r.ID] = r
+		}
+		var prints []struct {
+			ID                  string
+			ImportedFingerprint []byte
+		}
+		if err := s.db.Raw(`SELECT id, imported_fingerprint FROM users WHERE id IN ?`, ids[lo:hi]).Scan(&prints).Error; err != nil {
+			return nil, 0, err
+		}
+		for _, p := range prints {
+			fingerprints[p.ID] = p.ImportedFingerprint
 		}
 		var taken []struct{ ID, Email string }
 		if err := s.db.Raw(`SELECT id, lower(email) AS email FROM users WHERE lower(email) IN ?`, emails[lo:hi]).Scan(&taken).Error; err != nil {
@@ -96,7 +113,7 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 			continue
 		}
 		kept[u.ID] = true
-		changed, err := s.updateImported(u, old, at)
+		changed, err := s.updateImported(u, old, fingerprints[u.ID], at)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -142,45 +159,76 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 }
 
 // updateImported brings an existing user up to date with Better-Auth and
-// reports whether anything was written.
-func (s *Store) updateImported(u betterauth.User, old userWithProfile, at time.Time) (bool, error) {
+// reports whether anything was written. stored is the fingerprint of what
+// the last import wrote (nil: none).
+func (s *Store) updateImported(u betterauth.User, old userWithProfile, stored []byte, at time.Time) (bool, error) {
 	// The hash is replaced only while it is still an imported one: the
-	// CASE below re-checks that in the UPDATE itself, so a login that
-	// rehashes to argon2id meanwhile is never undone.
+	// CASE re-checks that in the UPDATE itself, so a login that rehashes to
+	// argon2id meanwhile is never undone.
 	hashChanged := strings.HasPrefix(old.PasswordHash, "$ba-scrypt$") && old.PasswordHash != u.PasswordHash
-	verify := u.EmailVerified && !old.EmailVerifiedAt.Valid
-	userChanged := old.Email != u.Email || !equalName(old.Name, u.Name) || !old.CreatedAt.Time.Equal(u.CreatedAt) || verify || hashChanged
-	if userChanged {
-		var verifiedAt any // NULL keeps what is there: a proven address stays proven
-		if verify {
-			verifiedAt = at
+	incoming := importedFingerprint(u)
+	untouched := stored != nil && bytes.Equal(stored, lanyardFingerprint(old))
+	if !untouched || bytes.Equal(incoming, stored) {
+		// Changed in Lanyard since the import (Lanyard's values stay), or
+		// unchanged in Better-Auth: only a changed imported hash is news.
+		if !hashChanged {
+			return false, nil
 		}
-		err := s.db.Exec(`UPDATE users SET email = ?, name = ?, created_at = ?,
-  email_verified_at = COALESCE(email_verified_at, ?),
+		return true, s.db.Exec(`UPDATE users SET password_hash = CASE WHEN password_hash LIKE '$ba-scrypt$%' THEN ? ELSE password_hash END,
+  updated_at = ? WHERE id = ?`, u.PasswordHash, at, u.ID).Error
+	}
+	// Better-Auth keeps no time of proof: the import vouches for it now, and
+	// an earlier time of proof stays.
+	verified := `email_verified_at = NULL, `
+	args := []any{u.Email, u.Name, u.CreatedAt}
+	if u.EmailVerified {
+		verified = `email_verified_at = COALESCE(email_verified_at, ?), `
+		args = append(args, at)
+	}
+	args = append(args, u.PasswordHash, incoming, at, u.ID)
+	err := s.db.Exec(`UPDATE users SET email = ?, name = ?, created_at = ?, `+verified+`
   password_hash = CASE WHEN password_hash LIKE '$ba-scrypt$%' THEN ? ELSE password_hash END,
-  updated_at = ?
-WHERE id = ?`, u.Email, u.Name, u.CreatedAt, verifiedAt, u.PasswordHash, at, u.ID).Error
-		if err != nil {
-			return false, err
-		}
+  imported_fingerprint = ?, updated_at = ?
+WHERE id = ?`, args...).Error
+	if err != nil {
+		return false, err
 	}
-	// A profile Better-Auth does not have is kept: the user may have
-	// answered in Lanyard since.
-	profileChanged := u.Profile != nil && (old.PythonProficiency == nil && old.DeveloperRole == nil ||
-		deref(old.PythonProficiency) != u.Profile.PythonProficiency || deref(old.DeveloperRole) != u.Profile.DeveloperRole)
-	if profileChanged {
-		if err := s.upsertImportedProfiles([]betterauth.User{u}, at); err != nil {
-			return false, err
-		}
+	if u.Profile != nil {
+		return true, s.upsertImportedProfiles([]betterauth.User{u}, at)
 	}
-	return userChanged || profileChanged, nil
+	return true, s.db.Exec(`DELETE FROM profiles WHERE user_id = ?`, u.ID).Error
 }
 
-func equalName(a, b *string) bool {
-	if a == nil || b == nil {
-		return a == b
+// importedFingerprint is what an import writes for u, and lanyardFingerprint
+// the same of a stored row: equal when the row still holds what the import
+// wrote.
+func importedFingerprint(u betterauth.User) []byte {
+	var proficiency, role string
+	if u.Profile != nil {
+		proficiency, role = u.Profile.PythonProficiency, u.Profile.DeveloperRole
 	}
-	return *a == *b
+	return fingerprint(u.Email, u.Name, u.CreatedAt, u.EmailVerified, proficiency, role)
+}
+
+func lanyardFingerprint(r userWithProfile) []byte {
+	return fingerprint(r.Email, r.Name, r.CreatedAt.Time, r.EmailVerifiedAt.Valid, deref(r.PythonProficiency), deref(r.DeveloperRole))
+}
+
+func fingerprint(email string, name *string, created time.Time, verified bool, proficiency, role string) []byte {
+	h := sha256.New()
+	for _, part := range []string{email, nameOrNone(name), created.UTC().Format(time.RFC3339Nano), strconv.FormatBool(verified), proficiency, role} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return h.Sum(nil)
+}
+
+// nameOrNone tells an absent name from an empty one in a fingerprint.
+func nameOrNone(name *string) string {
+	if name == nil {
+		return "\x01"
+	}
+	return *name
 }
 
 func deref(s *string) string {
@@ -200,19 +248,19 @@ func (s *Store) insertImported(users []betterauth.User, at time.Time) (map[strin
 	for lo := 0; lo < len(users); lo += importChunk {
 		chunk := users[lo:min(lo+importChunk, len(users))]
 		var q strings.Builder
-		q.WriteString(`INSERT INTO users (id, email, name, password_hash, created_at, updated_at, email_verified_at) VALUES `)
-		args := make([]any, 0, 7*len(chunk))
+		q.WriteString(`INSERT INTO users (id, email, name, password_hash, created_at, updated_at, email_verified_at, imported_fingerprint) VALUES `)
+		args := make([]any, 0, 8*len(chunk))
 		for i, u := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
 			var verifiedAt any
 			if u.EmailVerified {
 				// Better-Auth keeps no time of proof: the import vouches for it now.
 				verifiedAt = at
 			}
-			args = append(args, u.ID, u.Email, u.Name, u.PasswordHash, u.CreatedAt, at, verifiedAt)
+			args = append(args, u.ID, u.Email, u.Name, u.PasswordHash, u.CreatedAt, at, verifiedAt, importedFingerprint(u))
 		}
 		q.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
 		var ids []string

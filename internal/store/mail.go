@@ -53,8 +53,13 @@ func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at ti
 		at, reason, userID).Error; err != nil {
 		return s.fail(err)
 	}
-	return s.fail(db.Exec(`DELETE FROM better_auth_sessions WHERE user_id = ?`, userID).Error)
+	return s.fail(db.Exec(endBetterAuthSessions, at, userID).Error)
 }
+
+// endBetterAuthSessions makes a user's imported Better-Auth sessions
+// unusable by marking them exchanged rather than deleting them: a later
+// re-run of the import then finds them spent and does not bring them back.
+const endBetterAuthSessions = `UPDATE better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`
 
 // CreateMailToken implements identity.MailTokens. No []byte parameter may
 // directly follow "(": GORM expands a slice there into a list (for IN (?)).

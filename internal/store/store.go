@@ -248,35 +248,67 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return s.migrate(ctx, 0)
 }
 
-// migrate applies the pending migrations up to version upTo (0: all).
-func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
+// HasPendingMigrations reports whether migrations remain to be applied
+// (a command that must write nothing, such as a dry run, refuses to run
+// on such a database rather than migrate it). It reads the newest part of
+// the schema instead of asking goose, which would create its version
+// table: asking must write nothing either.
+func (s *Store) HasPendingMigrations(ctx context.Context) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	err := s.db.WithContext(ctx).Exec(`SELECT imported_fingerprint FROM users WHERE 1 = 0`).Error
+	if err == nil {
+		return false, nil
+	}
+	if failed := s.fail(err); errors.Is(failed, identity.ErrUnavailable) {
+		return false, failed
+	}
+	return true, nil // no such table or column: not migrated this far
+}
+
+// migrationProvider is goose over the embedded migrations of the dialect;
+// done releases its connection.
+func (s *Store) migrationProvider() (*goose.Provider, func(), error) {
 	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var opts []goose.ProviderOption
 	gooseDialect := goose.DialectSQLite3
 	db := s.sqlDB
+	done := func() {}
 	if s.dialect == Postgres {
 		// A migration may rewrite a large table: it runs on a connection of
 		// its own, without the statement and lock timeouts meant for requests.
 		if db, err = sql.Open("pgx", s.postgresURL); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer db.Close()
+		done = func() { db.Close() }
 		gooseDialect = goose.DialectPostgres
 		// Retry the lock every second (goose's default is every 5 s) for up to
 		// 5 minutes, so a replica that starts beside another waits ~1 s, not 5.
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 		if err != nil {
-			return nil, err
+			done()
+			return nil, nil, err
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
 	provider, err := goose.NewProvider(gooseDialect, db, sub, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load migrations: %w", err)
+		done()
+		return nil, nil, fmt.Errorf("load migrations: %w", err)
 	}
+	return provider, done, nil
+}
+
+// migrate applies the pending migrations up to version upTo (0: all).
+func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
+	provider, done, err := s.migrationProvider()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var results []*goose.MigrationResult
 	if upTo > 0 {
 		results, err = provider.UpTo(ctx, upTo)

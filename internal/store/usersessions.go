@@ -111,7 +111,7 @@ func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, rea
 		return s.fail(err)
 	}
 	// Imported Better-Auth sessions are other sessions of this user too.
-	return s.fail(db.Exec(`DELETE FROM better_auth_sessions WHERE user_id = ?`, userID).Error)
+	return s.fail(db.Exec(endBetterAuthSessions, at, userID).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:
