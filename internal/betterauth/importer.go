@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,20 @@ func Import(ctx context.Context, src *Source, dst Destination, opts Options) (*R
 	// each falls in, and a dry run finds it too, though it commits nothing
 	// for the store to find.
 	claimed := make(map[string]string)
+	// Addresses several Better-Auth users share ignoring case: Lanyard can
+	// give such an address to one of them only, and which one is for the
+	// operator to decide, so every one of them is reported and none is
+	// imported.
+	sharedEmails, err := src.sharedEmails(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("look for shared Better-Auth addresses: %w", err)
+	}
+	shared := make(map[string]string) // user id -> the ids sharing its address
+	for _, ids := range sharedEmails {
+		for _, id := range ids {
+			shared[id] = strings.Join(ids, ", ")
+		}
+	}
 	start := time.Now()
 	after := ""
 	done := 0
@@ -47,7 +62,7 @@ func Import(ctx context.Context, src *Source, dst Destination, opts Options) (*R
 			break
 		}
 		after = batch[len(batch)-1].ID
-		if err := importBatch(ctx, src, dst, batch, claimed, opts, rep); err != nil {
+		if err := importBatch(ctx, src, dst, batch, claimed, shared, opts, rep); err != nil {
 			return rep, err
 		}
 		done += len(batch)
@@ -62,7 +77,7 @@ func Import(ctx context.Context, src *Source, dst Destination, opts Options) (*R
 
 // importBatch maps one batch, writes it in one destination transaction
 // and records each user's outcome.
-func importBatch(ctx context.Context, src *Source, dst Destination, batch []sourceUser, claimed map[string]string, opts Options, rep *Report) error {
+func importBatch(ctx context.Context, src *Source, dst Destination, batch []sourceUser, claimed, shared map[string]string, opts Options, rep *Report) error {
 	rep.Read += len(batch)
 	var users []User
 	warnings := make(map[string][]string)
@@ -70,6 +85,8 @@ func importBatch(ctx context.Context, src *Source, dst Destination, batch []sour
 	for _, su := range batch {
 		m := mapUser(su)
 		switch {
+		case shared[su.ID] != "":
+			rep.add(su.ID, Failed, fmt.Sprintf("email address shared, ignoring case, by Better-Auth users %s; Lanyard compares addresses without case: resolve in Better-Auth and import again", shared[su.ID]))
 		case m.skip != "":
 			rep.add(su.ID, Skipped, m.skip)
 		case m.fail != "":

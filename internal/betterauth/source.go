@@ -107,6 +107,28 @@ func (s *Source) CountUsers(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// sharedEmails maps each address that several Better-Auth users hold when
+// case is ignored (Better-Auth's unique index is case-sensitive) to those
+// users' ids, in id order.
+func (s *Source) sharedEmails(ctx context.Context) (map[string][]string, error) {
+	rows, err := s.tx.Query(ctx, `SELECT lower(email), array_agg(id ORDER BY id) FROM `+s.user+`
+GROUP BY lower(email) HAVING count(*) > 1`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	shared := make(map[string][]string)
+	for rows.Next() {
+		var email string
+		var ids []string
+		if err := rows.Scan(&email, &ids); err != nil {
+			return nil, err
+		}
+		shared[email] = ids
+	}
+	return shared, rows.Err()
+}
+
 // readBatch reads up to limit users with ids after after (keyset
 // pagination in id order: no OFFSET that rescans what was read), with
 // their accounts and profiles.
