@@ -300,23 +300,7 @@ func TestBetterAuthInFlightNeverExceedsCap(t *testing.T) {
 	native, err := h.Hash(context.Background(), "pw")
 	require.NoError(t, err)
 
-	var maxSeen, entered atomic.Int64
-	full := make(chan struct{})
-	h.testHook = func() {
-		n := int64(h.InFlight())
-		for {
-			m := maxSeen.Load()
-			if n <= m || maxSeen.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		if e := entered.Add(1); e <= limit {
-			if e == limit {
-				close(full)
-			}
-			<-full
-		}
-	}
+	maxSeen, entered := watchCap(h, limit)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)

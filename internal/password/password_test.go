@@ -391,11 +391,11 @@ func TestContextCancelled(t *testing.T) {
 	})
 }
 
-func TestInFlightNeverExceedsCap(t *testing.T) {
-	const limit, callers = 3, 50
-	h := newFast(t, limit, time.Minute)
-
-	var maxSeen, entered atomic.Int64
+// watchCap makes h record, from inside each hash slot, the most hashes
+// ever in flight (maxSeen) and how many entered; the first limit callers
+// wait for each other, so the cap is certainly reached, not just possibly.
+func watchCap(h *Hasher, limit int64) (maxSeen, entered *atomic.Int64) {
+	maxSeen, entered = new(atomic.Int64), new(atomic.Int64)
 	full := make(chan struct{})
 	h.testHook = func() {
 		n := int64(h.InFlight())
@@ -405,8 +405,6 @@ func TestInFlightNeverExceedsCap(t *testing.T) {
 				break
 			}
 		}
-		// The first `limit` callers wait for each other, so the cap is
-		// certainly reached, not just possibly.
 		if e := entered.Add(1); e <= limit {
 			if e == limit {
 				close(full)
@@ -414,6 +412,14 @@ func TestInFlightNeverExceedsCap(t *testing.T) {
 			<-full
 		}
 	}
+	return maxSeen, entered
+}
+
+func TestInFlightNeverExceedsCap(t *testing.T) {
+	const limit, callers = 3, 50
+	h := newFast(t, limit, time.Minute)
+
+	maxSeen, entered := watchCap(h, limit)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
