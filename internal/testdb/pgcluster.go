@@ -345,6 +345,10 @@ const (
 func (c *Cluster) waitState(pid int, want wantState) {
 	c.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	// The kernel offers no notification of another process's state
+	// change, so this polls, on a ticker.
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
 	for {
 		state, err := procState(pid)
 		switch {
@@ -361,7 +365,7 @@ func (c *Cluster) waitState(pid int, want wantState) {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("process %d did not reach the wanted state within 10s (state %c, %v)", pid, state, err)
 		}
-		time.Sleep(time.Millisecond)
+		<-poll.C
 	}
 }
 
