@@ -70,6 +70,11 @@ func TestKeyRevocation(t *testing.T) {
 			// An unknown kid changes nothing and says which kid it did not find.
 			_, _, err = cli("keys", "revoke", "no-such-kid")
 			require.EqualError(t, err, `no signing key with kid "no-such-kid" (lanyard keys list shows them)`)
+			// Kids are base64url: one may start with '-', and is still a kid.
+			_, _, err = cli("keys", "revoke", "-no-such-kid")
+			require.EqualError(t, err, `no signing key with kid "-no-such-kid" (lanyard keys list shows them)`)
+			_, _, err = cli("keys", "revoke", "--", "-no-such-kid")
+			require.EqualError(t, err, `no signing key with kid "-no-such-kid" (lanyard keys list shows them)`)
 			_, _, err = cli("keys", "revoke")
 			require.ErrorContains(t, err, "name exactly one key to revoke")
 			help, _, err := cli("keys", "revoke", "--help")

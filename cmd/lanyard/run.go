@@ -328,7 +328,7 @@ func rotateKeys(ctx context.Context, args []string, getenv func(string) string, 
 	return listKeys(ctx, getenv, stdout)
 }
 
-const revokeUsage = `usage: lanyard keys revoke KID
+const revokeUsage = `usage: lanyard keys revoke [--] KID
 
 Withdraws the signing key KID (see lanyard keys list) at once, for when it may be
 compromised. Every running server drops it from its JWKS and refuses its tokens within
@@ -345,7 +345,12 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprint(stdout, revokeUsage)
 		return nil
 	}
-	if len(args) != 1 || args[0] == "" || strings.HasPrefix(args[0], "-") {
+	// A kid is base64url and may start with '-': anything but the help
+	// flags is a kid, and `--` may precede one.
+	if len(args) == 2 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) != 1 || args[0] == "" {
 		return fmt.Errorf("name exactly one key to revoke\n%s", revokeUsage)
 	}
 	kid := args[0]
