@@ -113,6 +113,20 @@ func TestMailFlows(t *testing.T) {
 	assert.Equal(t, 0, replicaCount(t, db, `SELECT count(*) FROM outbox WHERE position(convert_to($1, 'UTF8') in coalesce(payload, ''::bytea)) > 0`, token),
 		"the outbox never holds a token in clear")
 
+	// Bad tokens on every token endpoint, while the account is still
+	// unverified: 4xx, and nothing changes.
+	for _, path := range []string{"/v1/auth/email/verify", "/v1/auth/password/reset", "/v1/auth/email/confirm"} {
+		for _, bad := range []any{"lmt_" + strings.Repeat("A", 43), "not-a-token", strings.Repeat("x", 600), 42, "", strings.Repeat("x", 1<<20)} {
+			status, _ := l.post(t, path, map[string]any{"token": bad, "new_password": "another long passphrase 2026"})
+			assert.True(t, status >= 400 && status < 500, "%s %.20v: %d", path, bad, status)
+		}
+	}
+	status, body = l.get(t, "/v1/me", body["access_token"].(string))
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, false, body["email_verified"], "no bad token verified the address")
+	status, _ = l.post(t, "/v1/auth/login", map[string]any{"email": email, "password": pw})
+	require.Equal(t, http.StatusOK, status, "no bad token changed the password")
+
 	// A token is good for its purpose only, and once.
 	status, body = l.post(t, "/v1/auth/password/reset", map[string]any{"token": token, "new_password": "another long passphrase 2026"})
 	require.Equal(t, http.StatusBadRequest, status)

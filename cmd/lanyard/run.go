@@ -118,19 +118,7 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 	return nil
 }
 
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return "dev"
-}
+func buildVersion() string { return readVersion(debug.ReadBuildInfo()).Version }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level

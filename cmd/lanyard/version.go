@@ -32,7 +32,7 @@ func readVersion(info *debug.BuildInfo, ok bool) versionInfo {
 	if ok && info != nil {
 		v.fromBuildInfo(info)
 	}
-	// As buildVersion, which the start-up log carries.
+	// The start-up log carries this version too (buildVersion).
 	switch {
 	case v.Version != "":
 	case len(v.Revision) >= 12:

@@ -107,13 +107,6 @@ type mapped struct {
 	warnings []string
 }
 
-// Lanyard's profile answers (the CHECK constraints of the profiles table).
-var (
-	pythonProficiencies = []string{"none", "beginner", "intermediate", "advanced"}
-	developerRoles      = []string{"student", "hobbyist", "software_engineer", "data_scientist",
-		"ml_engineer", "robotics_engineer", "researcher", "educator", "other"}
-)
-
 const maxIDLength = 64 // users.id's CHECK: the sub claim is an opaque string of at most 64 characters
 
 // mapUser applies the import rules to one user.
@@ -208,15 +201,15 @@ func mapProfile(rows []sourceProfile) (*Profile, string) {
 	default:
 		return nil, fmt.Sprintf("%d user_profile rows; profile not imported", len(rows))
 	}
-	python, ok := mapAnswer(rows[0].PythonProficiency, pythonProficiencies)
+	python, ok := mapAnswer(rows[0].PythonProficiency, identity.PythonProficiencies)
 	if !ok {
 		return nil, fmt.Sprintf("user_profile.python_proficiency %s is not one of %s; profile not imported",
-			quoteShort(*rows[0].PythonProficiency), strings.Join(pythonProficiencies, ", "))
+			quoteShort(*rows[0].PythonProficiency), strings.Join(identity.PythonProficiencies, ", "))
 	}
-	role, ok := mapAnswer(rows[0].DeveloperRole, developerRoles)
+	role, ok := mapAnswer(rows[0].DeveloperRole, identity.DeveloperRoles)
 	if !ok {
 		return nil, fmt.Sprintf("user_profile.developer_role %s is not one of %s; profile not imported",
-			quoteShort(*rows[0].DeveloperRole), strings.Join(developerRoles, ", "))
+			quoteShort(*rows[0].DeveloperRole), strings.Join(identity.DeveloperRoles, ", "))
 	}
 	if python == "" && role == "" {
 		return nil, ""

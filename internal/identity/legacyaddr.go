@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
@@ -29,17 +30,16 @@ func legacyAddress(raw string) string {
 	return strings.ToLower(email)
 }
 
-// addressSpellings are the stored forms an account with this address may
-// have: the normalised one first, then the A-label domain form and the
+// otherSpellings are the forms other than normalised that an account with
+// this address may be stored under: the A-label domain form and the
 // previous rules' form of what the user typed, without repeats.
-func addressSpellings(raw, normalised string) []string {
+func otherSpellings(raw, normalised string) []string {
 	var out []string
 	add := func(s string) {
-		if s != "" && !contains(out, s) {
+		if s != "" && s != normalised && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
-	add(normalised)
 	if normalised != "" {
 		if ascii, err := emailaddr.ASCIIDomain(normalised); err == nil {
 			add(strings.ToLower(ascii))
@@ -49,19 +49,18 @@ func addressSpellings(raw, normalised string) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// findAccount looks raw up with find (the store or a transaction): as
+// normalised first, which finds every account made under the current rules
+// in one lookup, and only on a miss under its other spellings; ErrNotFound
+// when no account has any of them.
+func findAccount(ctx context.Context, find func(context.Context, string) (User, string, error), raw, normalised string) (User, string, error) {
+	if normalised != "" {
+		user, hash, err := find(ctx, normalised)
+		if !errors.Is(err, ErrNotFound) {
+			return user, hash, err
 		}
 	}
-	return false
-}
-
-// findAccount looks raw up under each of its spellings with find (the store
-// or a transaction); ErrNotFound when no account has any of them.
-func findAccount(ctx context.Context, find func(context.Context, string) (User, string, error), raw, normalised string) (User, string, error) {
-	for _, spelling := range addressSpellings(raw, normalised) {
+	for _, spelling := range otherSpellings(raw, normalised) {
 		user, hash, err := find(ctx, spelling)
 		if !errors.Is(err, ErrNotFound) {
 			return user, hash, err
@@ -74,7 +73,7 @@ func findAccount(ctx context.Context, find func(context.Context, string) (User, 
 // spelling of the normalised address email (its A-label domain form), which
 // the unique index on the stored spelling cannot see.
 func aliasTaken(ctx context.Context, find func(context.Context, string) (User, string, error), email string) error {
-	for _, spelling := range addressSpellings("", email)[1:] {
+	for _, spelling := range otherSpellings("", email) {
 		_, _, err := find(ctx, spelling)
 		switch {
 		case err == nil:

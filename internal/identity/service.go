@@ -241,14 +241,7 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 // throttled alike, costs the same hash work as a wrong password and fails
 // with the same error.
 func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (Tokens, error) {
-	normalised, emailErr := normaliseEmail(email)
-	var (
-		user User
-		hash string
-	)
-	if emailErr != nil {
-		normalised = ""
-	}
+	normalised, _ := normaliseEmail(email) // "" when refused: then only the earlier rules' spelling is looked up
 	user, hash, err := findAccount(ctx, s.store.FindCredentials, email, normalised)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Tokens{}, internal(err)

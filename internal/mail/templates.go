@@ -13,19 +13,23 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/lanyard-id/lanyard/internal/identity"
 )
 
 // Kind names a mail; it is also the base name of its template files.
 type Kind string
 
+// The kinds are the ones the use cases write into the outbox, so the two
+// lists cannot drift apart.
 const (
-	KindVerifyEmail           Kind = "verify_email"
-	KindResetPassword         Kind = "reset_password"
-	KindConfirmEmailChange    Kind = "confirm_email_change"
-	KindEmailChangeRequested  Kind = "email_change_requested_notice"
-	KindEmailChangedNotice    Kind = "email_changed_notice"
-	KindPasswordChangedNotice Kind = "password_changed_notice"
-	KindSignupAttemptNotice   Kind = "signup_attempt_notice"
+	KindVerifyEmail           Kind = identity.KindVerifyEmail
+	KindResetPassword         Kind = identity.KindResetPassword
+	KindConfirmEmailChange    Kind = identity.KindConfirmEmailChange
+	KindEmailChangeRequested  Kind = identity.KindEmailChangeRequested
+	KindEmailChangedNotice    Kind = identity.KindEmailChangedNotice
+	KindPasswordChangedNotice Kind = identity.KindPasswordChangedNotice
+	KindSignupAttemptNotice   Kind = identity.KindSignUpAttemptNotice
 )
 
 // Kinds lists every Kind, in a stable order.

@@ -40,27 +40,6 @@ WHERE id = ? AND lower(email) = lower(?)`, newEmail, at, at, userID, oldEmail)
 	return nil
 }
 
-// EndAllSessions implements identity.Sessions. Imported Better-Auth
-// sessions of the user end too: they are sessions of this user as well.
-func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error {
-	if !validUserID(userID) {
-		return nil
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	db := s.db.WithContext(ctx)
-	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND revoked_at IS NULL`,
-		at, reason, userID).Error; err != nil {
-		return s.fail(err)
-	}
-	return s.fail(db.Exec(endBetterAuthSessions, at, userID).Error)
-}
-
-// endBetterAuthSessions makes a user's imported Better-Auth sessions
-// unusable by marking them exchanged rather than deleting them: a later
-// re-run of the import then finds them spent and does not bring them back.
-const endBetterAuthSessions = `UPDATE better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`
-
 // CreateMailToken implements identity.MailTokens. No []byte parameter may
 // directly follow "(": GORM expands a slice there into a list (for IN (?)).
 func (s *Store) CreateMailToken(ctx context.Context, t identity.MailToken) error {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -250,20 +251,31 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 
 // HasPendingMigrations reports whether migrations remain to be applied
 // (a command that must write nothing, such as a dry run, refuses to run
-// on such a database rather than migrate it). It reads the newest part of
-// the schema instead of asking goose, which would create its version
-// table: asking must write nothing either.
+// on such a database rather than migrate it). It compares goose's version
+// table with the newest embedded migration itself, since goose's own check
+// would create the version table: asking must write nothing either.
 func (s *Store) HasPendingMigrations(ctx context.Context) (bool, error) {
+	files, err := fs.ReadDir(migrations, "migrations/"+string(s.dialect))
+	if err != nil {
+		return false, err
+	}
+	var newest int64
+	for _, f := range files {
+		if n, err := strconv.ParseInt(strings.SplitN(f.Name(), "_", 2)[0], 10, 64); err == nil {
+			newest = max(newest, n)
+		}
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	err := s.db.WithContext(ctx).Exec(`SELECT imported_fingerprint FROM users WHERE 1 = 0`).Error
-	if err == nil {
-		return false, nil
+	var applied *int64
+	err = s.db.WithContext(ctx).Raw(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&applied).Error
+	if err != nil {
+		if failed := s.fail(err); errors.Is(failed, identity.ErrUnavailable) {
+			return false, failed
+		}
+		return true, nil // no version table: never migrated
 	}
-	if failed := s.fail(err); errors.Is(failed, identity.ErrUnavailable) {
-		return false, failed
-	}
-	return true, nil // no such table or column: not migrated this far
+	return applied == nil || *applied < newest, nil
 }
 
 // migrationProvider is goose over the embedded migrations of the dialect;

@@ -100,18 +100,33 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 
 // EndOtherSessions implements identity.Sessions.
 func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
+	return s.endSessions(ctx, userID, keepSessionID, reason, at)
+}
+
+// EndAllSessions implements identity.Sessions.
+func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error {
+	return s.endSessions(ctx, userID, "", reason, at)
+}
+
+// endSessions ends every live session of the user but keepSessionID ("":
+// none). The user's imported Better-Auth sessions end too, marked exchanged
+// rather than deleted, so a later re-run of the import finds them spent and
+// does not bring them back.
+func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
 	if !validUserID(userID) {
 		return nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	db := s.db.WithContext(ctx)
-	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`,
-		at, reason, userID, keepSessionID).Error; err != nil {
+	keep, args := "", []any{at, reason, userID}
+	if keepSessionID != "" {
+		keep, args = " AND id <> ?", append(args, keepSessionID)
+	}
+	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error; err != nil {
 		return s.fail(err)
 	}
-	// Imported Better-Auth sessions are other sessions of this user too.
-	return s.fail(db.Exec(endBetterAuthSessions, at, userID).Error)
+	return s.fail(db.Exec(`UPDATE better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:
