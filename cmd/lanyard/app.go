@@ -73,6 +73,10 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if a.store, err = store.Open(ctx, storeOptions(cfg)); err != nil {
 		return nil, err
 	}
+	if !cfg.Embedded() && !a.store.ServerTimeouts() {
+		log.Info("the database refused the statement_timeout and lock_timeout startup parameters (a pooler such as PgBouncer does); "+
+			"LANYARD_DB_TIMEOUT still bounds every statement, cancelling it on the server through the pooler", "schema", a.store.Schema())
+	}
 	if cfg.MigrateOnStart {
 		applied, err := a.store.Migrate(ctx)
 		if err != nil {
@@ -185,7 +189,7 @@ func listen(srv *http.Server, addr, variable string) (net.Listener, error) {
 // any one operation on it may take.
 func storeOptions(cfg config.Config) store.Options {
 	return store.Options{
-		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(),
+		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Schema: cfg.DatabaseSchema,
 		MaxOpenConns: cfg.DBMaxConns, Timeout: cfg.DBTimeout,
 	}
 }

@@ -208,7 +208,7 @@ func refreshWaiters(t *testing.T, db *pgx.Conn) int {
 	require.NoError(t, db.QueryRow(context.Background(), `
 		SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND wait_event_type = 'Lock'
-		  AND query ILIKE '%UPDATE sessions%' AND pid <> pg_backend_pid()`).Scan(&n))
+		  AND query ILIKE '%UPDATE lanyard.sessions%' AND pid <> pg_backend_pid()`).Scan(&n))
 	return n
 }
 

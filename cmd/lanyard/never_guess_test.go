@@ -153,7 +153,7 @@ func TestAdminCommandsUnmigratedPostgres(t *testing.T) {
 	for _, args := range adminCommands {
 		err, output := runAdmin(t, args, vars)
 		require.Error(t, err, args)
-		assert.Equal(t, "the database at LANYARD_DATABASE_URL has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", err.Error())
+		assert.Equal(t, "the database at LANYARD_DATABASE_URL has no Lanyard tables in schema lanyard (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first", err.Error())
 		assert.NotContains(t, err.Error()+output, "does not exist")
 	}
 	assert.NoDirExists(t, vars["LANYARD_DATA_DIR"], "a PostgreSQL deployment never touches the data directory")
@@ -161,7 +161,7 @@ func TestAdminCommandsUnmigratedPostgres(t *testing.T) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `CREATE TABLE signing_keys (kid text PRIMARY KEY)`)
+	_, err = conn.Exec(ctx, `CREATE SCHEMA lanyard; CREATE TABLE lanyard.signing_keys (kid text PRIMARY KEY)`)
 	require.NoError(t, err)
 	require.NoError(t, conn.Close(ctx))
 	err, _ = runAdmin(t, []string{"keys", "list"}, vars)

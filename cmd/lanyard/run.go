@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -31,7 +32,9 @@ const usage = `Lanyard: sign-up, sign-in and offline-verifiable access tokens.
 
 Usage:
   lanyard [serve]      run the HTTP service (migrates the database first unless LANYARD_MIGRATE=false)
-  lanyard migrate      apply pending database migrations and exit
+  lanyard migrate [--move-from public]
+                       apply pending database migrations and exit (--move-from: first move
+                       the tables of a deployment from before LANYARD_DATABASE_SCHEMA into it)
   lanyard keys list    show the signing keys: kid, algorithm, state and dates
   lanyard keys rotate  publish a new signing key; it signs after the publication lead
                        (--now: sign at once; see lanyard keys rotate --help for the cost)
@@ -62,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, getenv, stdout)
 	case "migrate":
-		return migrate(ctx, getenv, stdout)
+		return migrate(ctx, args[1:], getenv, stdout)
 	case "keys":
 		switch {
 		case len(args) >= 2 && args[1] == "list":
@@ -160,7 +163,7 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 	// Every admin command reads the signing keys: probe that table, so a
 	// database that was never migrated says so in one line.
 	if _, err := st.SigningKeys(ctx); err != nil {
-		st.Close()
+		defer st.Close()
 		where := "the database at LANYARD_DATABASE_URL"
 		if cfg.Embedded() {
 			where = "the embedded database " + cfg.SQLitePath()
@@ -171,7 +174,13 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 			pgCode = pgErr.Code
 		}
 		switch {
-		case pgCode == "42P01" || strings.Contains(err.Error(), "no such table"):
+		case pgCode == "42P01":
+			if stranded, _ := st.DeploymentIn(ctx, "public"); stranded {
+				return cfg, nil, store.ErrTablesInPublic
+			}
+			return cfg, nil, fmt.Errorf("%s has no Lanyard tables in schema %s (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first",
+				where, cfg.DatabaseSchema)
+		case strings.Contains(err.Error(), "no such table"):
 			return cfg, nil, fmt.Errorf("%s has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", where)
 		case pgCode == "42703" || strings.Contains(err.Error(), "no such column"):
 			return cfg, nil, fmt.Errorf("%s was migrated by an older lanyard: run lanyard migrate first", where)
@@ -183,16 +192,46 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 
 // migrate applies pending migrations. On the embedded database it takes the
 // data directory first, as serve does, so it never runs beside a server.
-func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	flags := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	moveFrom := flags.String("move-from", "", "")
+	if err := flags.Parse(args); err != nil || flags.NArg() > 0 {
+		return errors.New("usage: lanyard migrate [--move-from SCHEMA]")
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
+	}
+	if *moveFrom != "" {
+		if err := moveSchema(ctx, cfg, *moveFrom, stdout); err != nil {
+			return err
+		}
 	}
 	_, release, err := openMigrated(ctx, cfg, storeOptions(cfg), stdout)
 	if err != nil {
 		return err
 	}
 	release()
+	return nil
+}
+
+// moveSchema moves a deployment's tables from schema from into
+// LANYARD_DATABASE_SCHEMA, once, before migrating.
+func moveSchema(ctx context.Context, cfg config.Config, from string, out io.Writer) error {
+	if cfg.Embedded() {
+		return errors.New("--move-from needs LANYARD_DATABASE_URL: the embedded database has no schemas")
+	}
+	st, err := store.Open(ctx, storeOptions(cfg))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	moved, err := st.MoveSchema(ctx, from)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "moved %d tables from %s to %s: %s\n", len(moved), from, cfg.DatabaseSchema, strings.Join(moved, ", "))
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/internal/mail"
 	"github.com/lanyard-id/lanyard/internal/password"
+	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/keys"
 )
 
@@ -30,9 +31,11 @@ const adminOff = "off"
 // Config is every setting Lanyard reads at start.
 type Config struct {
 	DatabaseURL string // "" means the embedded SQLite database in DataDir
-	DataDir     string
-	Addr        string
-	AdminAddr   string // the listener for operators only (/metrics); "" when LANYARD_ADMIN_ADDR is "off"
+	// DatabaseSchema is the PostgreSQL schema holding Lanyard's tables.
+	DatabaseSchema string
+	DataDir        string
+	Addr           string
+	AdminAddr      string // the listener for operators only (/metrics); "" when LANYARD_ADMIN_ADDR is "off"
 	// AdminAddrDefault: LANYARD_ADMIN_ADDR was not set. A default address
 	// already in use (a second process on one host) then turns the admin
 	// listener off with a warning instead of stopping start-up.
@@ -128,6 +131,7 @@ func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
 		DatabaseURL:         r.str("LANYARD_DATABASE_URL", ""),
+		DatabaseSchema:      r.str("LANYARD_DATABASE_SCHEMA", store.DefaultSchema),
 		DataDir:             r.str("LANYARD_DATA_DIR", "./lanyard-data"),
 		Addr:                r.str("LANYARD_ADDR", "127.0.0.1:8080"),
 		Issuer:              r.str("LANYARD_ISSUER", "http://localhost:8080"),
@@ -209,6 +213,9 @@ func (c Config) validate() error {
 		if len(c.Secret) == 0 {
 			return &Error{"LANYARD_SECRET", fmt.Sprintf("is required with LANYARD_DATABASE_URL: set at least %d random bytes, e.g. `openssl rand -base64 48`", MinSecretBytes)}
 		}
+	}
+	if err := store.ValidSchema(c.DatabaseSchema); err != nil {
+		return &Error{"LANYARD_DATABASE_SCHEMA", err.Error()}
 	}
 	if c.Secret != nil && len(c.Secret) < MinSecretBytes {
 		return &Error{"LANYARD_SECRET", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.Secret))}

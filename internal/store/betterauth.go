@@ -82,14 +82,14 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 			ID                  string
 			ImportedFingerprint []byte
 		}
-		if err := s.db.Raw(`SELECT id, imported_fingerprint FROM users WHERE id IN ?`, ids[lo:hi]).Scan(&prints).Error; err != nil {
+		if err := s.db.Raw(`SELECT id, imported_fingerprint FROM lanyard.users WHERE id IN ?`, ids[lo:hi]).Scan(&prints).Error; err != nil {
 			return nil, 0, err
 		}
 		for _, p := range prints {
 			fingerprints[p.ID] = p.ImportedFingerprint
 		}
 		var taken []struct{ ID, Email string }
-		if err := s.db.Raw(`SELECT id, lower(email) AS email FROM users WHERE lower(email) IN ?`, emails[lo:hi]).Scan(&taken).Error; err != nil {
+		if err := s.db.Raw(`SELECT id, lower(email) AS email FROM lanyard.users WHERE lower(email) IN ?`, emails[lo:hi]).Scan(&taken).Error; err != nil {
 			return nil, 0, err
 		}
 		for _, t := range taken {
@@ -138,7 +138,7 @@ func (s *Store) importBatch(ctx context.Context, users []betterauth.User, sessio
 		// Not inserted although absent a moment ago: a Lanyard sign-up (or
 		// another import) took the id or the address meanwhile.
 		var owner []string
-		if err := s.db.Raw(`SELECT id FROM users WHERE id = ? OR lower(email) = ? ORDER BY id = ? DESC LIMIT 1`,
+		if err := s.db.Raw(`SELECT id FROM lanyard.users WHERE id = ? OR lower(email) = ? ORDER BY id = ? DESC LIMIT 1`,
 			results[i].ID, users[i].Email, results[i].ID).Scan(&owner).Error; err != nil {
 			return nil, 0, err
 		}
@@ -174,7 +174,7 @@ func (s *Store) updateImported(u betterauth.User, old userWithProfile, stored []
 		if !hashChanged {
 			return false, nil
 		}
-		return true, s.db.Exec(`UPDATE users SET password_hash = CASE WHEN password_hash LIKE '$ba-scrypt$%' THEN ? ELSE password_hash END,
+		return true, s.db.Exec(`UPDATE lanyard.users SET password_hash = CASE WHEN password_hash LIKE '$ba-scrypt$%' THEN ? ELSE password_hash END,
   updated_at = ? WHERE id = ?`, u.PasswordHash, at, u.ID).Error
 	}
 	// Better-Auth keeps no time of proof: the import vouches for it now, and
@@ -186,7 +186,7 @@ func (s *Store) updateImported(u betterauth.User, old userWithProfile, stored []
 		args = append(args, at)
 	}
 	args = append(args, u.PasswordHash, incoming, at, u.ID)
-	err := s.db.Exec(`UPDATE users SET email = ?, name = ?, created_at = ?, `+verified+`
+	err := s.db.Exec(`UPDATE lanyard.users SET email = ?, name = ?, created_at = ?, `+verified+`
   password_hash = CASE WHEN password_hash LIKE '$ba-scrypt$%' THEN ? ELSE password_hash END,
   imported_fingerprint = ?, updated_at = ?
 WHERE id = ?`, args...).Error
@@ -196,7 +196,7 @@ WHERE id = ?`, args...).Error
 	if u.Profile != nil {
 		return true, s.upsertImportedProfiles([]betterauth.User{u}, at)
 	}
-	return true, s.db.Exec(`DELETE FROM profiles WHERE user_id = ?`, u.ID).Error
+	return true, s.db.Exec(`DELETE FROM lanyard.profiles WHERE user_id = ?`, u.ID).Error
 }
 
 // importedFingerprint is what an import writes for u, and lanyardFingerprint
@@ -248,7 +248,7 @@ func (s *Store) insertImported(users []betterauth.User, at time.Time) (map[strin
 	for lo := 0; lo < len(users); lo += importChunk {
 		chunk := users[lo:min(lo+importChunk, len(users))]
 		var q strings.Builder
-		q.WriteString(`INSERT INTO users (id, email, name, password_hash, created_at, updated_at, email_verified_at, imported_fingerprint) VALUES `)
+		q.WriteString(`INSERT INTO lanyard.users (id, email, name, password_hash, created_at, updated_at, email_verified_at, imported_fingerprint) VALUES `)
 		args := make([]any, 0, 8*len(chunk))
 		for i, u := range chunk {
 			if i > 0 {
@@ -286,7 +286,7 @@ func (s *Store) upsertImportedProfiles(users []betterauth.User, at time.Time) er
 	for lo := 0; lo < len(users); lo += importChunk {
 		chunk := users[lo:min(lo+importChunk, len(users))]
 		var q strings.Builder
-		q.WriteString(`INSERT INTO profiles (user_id, python_proficiency, developer_role, completed_at, updated_at) VALUES `)
+		q.WriteString(`INSERT INTO lanyard.profiles (user_id, python_proficiency, developer_role, completed_at, updated_at) VALUES `)
 		args := make([]any, 0, 5*len(chunk))
 		for i, u := range chunk {
 			if i > 0 {
@@ -329,7 +329,7 @@ func (s *Store) upsertImportedSessions(sessions []betterauth.Session) (int, erro
 		var q strings.Builder
 		// user_id comes first: GORM expands a slice bound right after "(",
 		// and would spread the hash's bytes over 32 placeholders.
-		q.WriteString(`INSERT INTO better_auth_sessions (user_id, token_hash, expires_at) VALUES `)
+		q.WriteString(`INSERT INTO lanyard.better_auth_sessions (user_id, token_hash, expires_at) VALUES `)
 		args := make([]any, 0, 3*len(chunk))
 		for i, ss := range chunk {
 			if i > 0 {

@@ -14,7 +14,7 @@ func (s *Store) ExchangeBetterAuthSession(ctx context.Context, tokenHash []byte,
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var ids []string
-	err := s.db.WithContext(ctx).Raw(`UPDATE better_auth_sessions SET exchanged_at = @now
+	err := s.db.WithContext(ctx).Raw(`UPDATE lanyard.better_auth_sessions SET exchanged_at = @now
 WHERE token_hash = @hash AND exchanged_at IS NULL AND expires_at > @now RETURNING user_id`,
 		map[string]any{"now": now, "hash": tokenHash}).Scan(&ids).Error
 	if err != nil {
@@ -32,6 +32,6 @@ func (s *Store) HasBetterAuthHashes(ctx context.Context) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var found bool
-	err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM users WHERE password_hash LIKE '$ba-scrypt$%')`).Scan(&found).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM lanyard.users WHERE password_hash LIKE '$ba-scrypt$%')`).Scan(&found).Error
 	return found, s.fail(err)
 }

@@ -16,7 +16,7 @@ func (s *Store) MarkEmailVerified(ctx context.Context, userID, email string, at 
 	if !validUserID(userID) {
 		return identity.ErrNotFound
 	}
-	return s.execOne(ctx, identity.ErrNotFound, `UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ?
+	return s.execOne(ctx, identity.ErrNotFound, `UPDATE lanyard.users SET email_verified_at = COALESCE(email_verified_at, ?), updated_at = ?
 WHERE id = ? AND lower(email) = lower(?)`, at, at, userID, email)
 }
 
@@ -27,7 +27,7 @@ func (s *Store) ChangeEmail(ctx context.Context, userID, oldEmail, newEmail stri
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`UPDATE users SET email = ?, email_verified_at = ?, updated_at = ?
+	res := s.db.WithContext(ctx).Exec(`UPDATE lanyard.users SET email = ?, email_verified_at = ?, updated_at = ?
 WHERE id = ? AND lower(email) = lower(?)`, newEmail, at, at, userID, oldEmail)
 	switch {
 	case errors.Is(res.Error, gorm.ErrDuplicatedKey):
@@ -45,7 +45,7 @@ WHERE id = ? AND lower(email) = lower(?)`, newEmail, at, at, userID, oldEmail)
 func (s *Store) CreateMailToken(ctx context.Context, t identity.MailToken) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fail(s.db.WithContext(ctx).Exec(`INSERT INTO mail_tokens (purpose, token_hash, user_id, email, state, created_at, expires_at)
+	return s.fail(s.db.WithContext(ctx).Exec(`INSERT INTO lanyard.mail_tokens (purpose, token_hash, user_id, email, state, created_at, expires_at)
 VALUES (@purpose, @hash, @user_id, @email, @state, @created_at, @expires_at)`, map[string]any{
 		"hash": t.Hash, "purpose": t.Purpose, "user_id": t.UserID, "email": t.Email, "state": t.State,
 		"created_at": t.CreatedAt, "expires_at": t.ExpiresAt,
@@ -68,7 +68,7 @@ func (s *Store) UseMailToken(ctx context.Context, hash []byte, purpose string, n
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var rows []mailTokenRow
-	res := s.db.WithContext(ctx).Raw(`UPDATE mail_tokens SET used_at = @now
+	res := s.db.WithContext(ctx).Raw(`UPDATE lanyard.mail_tokens SET used_at = @now
 WHERE token_hash = @hash AND purpose = @purpose AND used_at IS NULL AND expires_at > @now
 RETURNING token_hash, purpose, user_id, email, state, created_at, expires_at`,
 		map[string]any{"now": now, "hash": hash, "purpose": purpose}).Scan(&rows)
@@ -85,7 +85,7 @@ RETURNING token_hash, purpose, user_id, email, state, created_at, expires_at`,
 
 // PurgeMailTokens implements identity.MailTokens.
 func (s *Store) PurgeMailTokens(ctx context.Context, before time.Time, batch int) (int64, error) {
-	return s.purge(ctx, `DELETE FROM mail_tokens WHERE token_hash IN (SELECT token_hash FROM mail_tokens
+	return s.purge(ctx, `DELETE FROM lanyard.mail_tokens WHERE token_hash IN (SELECT token_hash FROM lanyard.mail_tokens
 WHERE expires_at <= @before OR used_at <= @before LIMIT @batch`, before, batch)
 }
 
@@ -106,7 +106,7 @@ func (s *Store) purge(ctx context.Context, deleteIn string, before time.Time, ba
 func (s *Store) EnqueueMail(ctx context.Context, m identity.OutboxMail) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fail(s.db.WithContext(ctx).Exec(`INSERT INTO outbox (id, kind, recipient, payload, created_at, not_before)
+	return s.fail(s.db.WithContext(ctx).Exec(`INSERT INTO lanyard.outbox (id, kind, recipient, payload, created_at, not_before)
 VALUES (?, ?, ?, ?, ?, ?)`, m.ID, m.Kind, m.Recipient, m.Payload, m.CreatedAt, m.CreatedAt).Error)
 }
 
@@ -130,8 +130,8 @@ func (s *Store) ClaimMail(ctx context.Context, claim string, now time.Time, leas
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var rows []outboxRow
-	res := s.db.WithContext(ctx).Raw(`UPDATE outbox SET claim = @claim, lease_until = @lease_until, attempts = attempts + 1
-WHERE id IN (SELECT id FROM outbox
+	res := s.db.WithContext(ctx).Raw(`UPDATE lanyard.outbox SET claim = @claim, lease_until = @lease_until, attempts = attempts + 1
+WHERE id IN (SELECT id FROM lanyard.outbox
   WHERE sent_at IS NULL AND failed_at IS NULL AND not_before <= @now AND (lease_until IS NULL OR lease_until <= @now)
   ORDER BY not_before LIMIT @batch`+lock+`)
 RETURNING id, kind, recipient, payload, created_at, attempts`,
@@ -149,25 +149,25 @@ RETURNING id, kind, recipient, payload, created_at, attempts`,
 
 // MarkMailSent implements identity.Outbox.
 func (s *Store) MarkMailSent(ctx context.Context, id, claim string, at time.Time) error {
-	return s.settleMail(ctx, `UPDATE outbox SET sent_at = ?, payload = NULL, claim = NULL, lease_until = NULL, last_error = NULL
+	return s.settleMail(ctx, `UPDATE lanyard.outbox SET sent_at = ?, payload = NULL, claim = NULL, lease_until = NULL, last_error = NULL
 WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, at, id, claim)
 }
 
 // RenewMailClaim implements identity.Outbox.
 func (s *Store) RenewMailClaim(ctx context.Context, id, claim string, until time.Time) error {
-	return s.settleMail(ctx, `UPDATE outbox SET lease_until = ?
+	return s.settleMail(ctx, `UPDATE lanyard.outbox SET lease_until = ?
 WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, until, id, claim)
 }
 
 // RetryMail implements identity.Outbox.
 func (s *Store) RetryMail(ctx context.Context, id, claim string, notBefore time.Time, lastError string) error {
-	return s.settleMail(ctx, `UPDATE outbox SET not_before = ?, claim = NULL, lease_until = NULL, last_error = ?
+	return s.settleMail(ctx, `UPDATE lanyard.outbox SET not_before = ?, claim = NULL, lease_until = NULL, last_error = ?
 WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, notBefore, truncate(lastError, 512), id, claim)
 }
 
 // FailMail implements identity.Outbox.
 func (s *Store) FailMail(ctx context.Context, id, claim string, at time.Time, lastError string) error {
-	return s.settleMail(ctx, `UPDATE outbox SET failed_at = ?, payload = NULL, claim = NULL, lease_until = NULL, last_error = ?
+	return s.settleMail(ctx, `UPDATE lanyard.outbox SET failed_at = ?, payload = NULL, claim = NULL, lease_until = NULL, last_error = ?
 WHERE id = ? AND claim = ? AND sent_at IS NULL AND failed_at IS NULL`, at, truncate(lastError, 512), id, claim)
 }
 
@@ -177,7 +177,7 @@ func (s *Store) settleMail(ctx context.Context, update string, args ...any) erro
 
 // PurgeMail implements identity.Outbox.
 func (s *Store) PurgeMail(ctx context.Context, before time.Time, batch int) (int64, error) {
-	return s.purge(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+	return s.purge(ctx, `DELETE FROM lanyard.outbox WHERE id IN (SELECT id FROM lanyard.outbox
 WHERE sent_at <= @before OR failed_at <= @before LIMIT @batch`, before, batch)
 }
 
@@ -204,10 +204,10 @@ func (s *Store) UserEmails(ctx context.Context, after string, limit int) ([]User
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var rows []UserEmail
-	q := `SELECT id, email FROM users ORDER BY id LIMIT ?`
+	q := `SELECT id, email FROM lanyard.users ORDER BY id LIMIT ?`
 	args := []any{limit}
 	if after != "" {
-		q, args = `SELECT id, email FROM users WHERE id > ? ORDER BY id LIMIT ?`, []any{after, limit}
+		q, args = `SELECT id, email FROM lanyard.users WHERE id > ? ORDER BY id LIMIT ?`, []any{after, limit}
 	}
 	return rows, s.fail(s.db.WithContext(ctx).Raw(q, args...).Scan(&rows).Error)
 }

@@ -13,7 +13,7 @@ import (
 // upsertProfile keeps the first completion time: changing an answer later
 // is not completing onboarding again.
 const upsertProfile = `
-INSERT INTO profiles (user_id, python_proficiency, developer_role, completed_at, updated_at)
+INSERT INTO lanyard.profiles (user_id, python_proficiency, developer_role, completed_at, updated_at)
 VALUES (@user_id, @python, @role, @at, @at)
 ON CONFLICT (user_id) DO UPDATE SET
   python_proficiency = excluded.python_proficiency,

@@ -18,7 +18,7 @@ type userRow struct {
 	UpdatedAt    time.Time
 }
 
-func (userRow) TableName() string { return "users" }
+func (userRow) TableName() string { return "lanyard.users" }
 
 type sessionRow struct {
 	ID         string
@@ -33,7 +33,7 @@ type sessionRow struct {
 	IP         *string `gorm:"column:ip"`
 }
 
-func (sessionRow) TableName() string { return "sessions" }
+func (sessionRow) TableName() string { return "lanyard.sessions" }
 
 // dbTime scans a timestamp whichever way the driver hands it over: Postgres
 // and typed SQLite columns give time.Time, while SQLite expressions (such as

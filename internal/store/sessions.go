@@ -38,13 +38,13 @@ func (s *Store) CreateSession(ctx context.Context, ns identity.NewSession) error
 // commits, as a password change does. SQLite serialises writers anyway.
 const (
 	createSessionIfPasswordPostgres = `
-INSERT INTO sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
+INSERT INTO lanyard.sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
 SELECT $1::uuid, id, $2::bytea, $3::timestamptz, $3::timestamptz, $3::timestamptz, $4::timestamptz, $5::text, $6::text
-FROM users WHERE id = $7 AND password_hash = $8 FOR UPDATE`
+FROM lanyard.users WHERE id = $7 AND password_hash = $8 FOR UPDATE`
 	createSessionIfPasswordSQLite = `
-INSERT INTO sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
+INSERT INTO lanyard.sessions (id, user_id, secret_hash, created_at, rotated_at, last_used_at, expires_at, user_agent, ip)
 SELECT ?1, id, ?2, ?3, ?3, ?3, ?4, ?5, ?6
-FROM users WHERE id = ?7 AND password_hash = ?8`
+FROM lanyard.users WHERE id = ?7 AND password_hash = ?8`
 )
 
 // CreateSessionIfPassword implements identity.Sessions.
@@ -116,27 +116,27 @@ const graceParent = `generation = $1 + 1 AND rotated_at > $3 AND ($7 IS NULL OR 
 // wakes, long after its request answered 503) changes nothing, so the
 // client's retry is not taken for reuse.
 const rotateSessionPostgres = `
-WITH s AS (UPDATE sessions SET` + rotateSet + `
+WITH s AS (UPDATE lanyard.sessions SET` + rotateSet + `
   AND ($8::timestamptz IS NULL OR clock_timestamp() < $8)
   RETURNING generation, revoke_reason, expires_at, user_id)
 SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, u.email_verified_at,
        p.python_proficiency, p.developer_role, p.completed_at
-FROM s JOIN users u ON u.id = s.user_id LEFT JOIN profiles p ON p.user_id = s.user_id`
+FROM s JOIN lanyard.users u ON u.id = s.user_id LEFT JOIN lanyard.profiles p ON p.user_id = s.user_id`
 
 // rotateSessionSQLite: SQLite has no UPDATE in a CTE and RETURNING cannot
 // join, so scalar subqueries bring the user and profile back. Its numbered
 // parameters are spelled ?N. It needs no deadline guard: the database runs
 // in this process, and a cancelled statement is interrupted, not queued.
 var rotateSessionSQLite = strings.ReplaceAll(`
-UPDATE sessions SET`+rotateSet+`
+UPDATE lanyard.sessions SET`+rotateSet+`
 RETURNING generation, revoke_reason, expires_at, user_id,
-  (SELECT email FROM users WHERE users.id = sessions.user_id),
-  (SELECT name FROM users WHERE users.id = sessions.user_id),
-  (SELECT created_at FROM users WHERE users.id = sessions.user_id),
-  (SELECT email_verified_at FROM users WHERE users.id = sessions.user_id),
-  (SELECT python_proficiency FROM profiles WHERE profiles.user_id = sessions.user_id),
-  (SELECT developer_role FROM profiles WHERE profiles.user_id = sessions.user_id),
-  (SELECT completed_at FROM profiles WHERE profiles.user_id = sessions.user_id)`, "$", "?")
+  (SELECT email FROM lanyard.users WHERE users.id = sessions.user_id),
+  (SELECT name FROM lanyard.users WHERE users.id = sessions.user_id),
+  (SELECT created_at FROM lanyard.users WHERE users.id = sessions.user_id),
+  (SELECT email_verified_at FROM lanyard.users WHERE users.id = sessions.user_id),
+  (SELECT python_proficiency FROM lanyard.profiles WHERE profiles.user_id = sessions.user_id),
+  (SELECT developer_role FROM lanyard.profiles WHERE profiles.user_id = sessions.user_id),
+  (SELECT completed_at FROM lanyard.profiles WHERE profiles.user_id = sessions.user_id)`, "$", "?")
 
 // RotateSession implements identity.Sessions. Its deadline cancels the
 // statement, so a rotation that waited too long rolls back rather than
@@ -191,7 +191,7 @@ func (s *Store) SessionState(ctx context.Context, id string, secretHash []byte) 
 		ExpiresAt    dbTime
 		LastUsedAt   dbTime
 	}
-	res := s.db.WithContext(ctx).Raw(`SELECT revoke_reason, expires_at, last_used_at FROM sessions WHERE id = ? AND secret_hash = ?`, id, secretHash).Scan(&row)
+	res := s.db.WithContext(ctx).Raw(`SELECT revoke_reason, expires_at, last_used_at FROM lanyard.sessions WHERE id = ? AND secret_hash = ?`, id, secretHash).Scan(&row)
 	if res.Error != nil {
 		return identity.SessionState{}, s.fail(res.Error)
 	}
@@ -210,6 +210,6 @@ func (s *Store) RevokeSession(ctx context.Context, id string, secretHash []byte,
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.fail(s.db.WithContext(ctx).Exec(
-		`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND secret_hash = ? AND revoked_at IS NULL`,
+		`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND secret_hash = ? AND revoked_at IS NULL`,
 		at, reason, id, secretHash).Error)
 }

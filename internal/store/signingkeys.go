@@ -23,7 +23,7 @@ type signingKeyRow struct {
 	RevokedAt     *time.Time
 }
 
-func (signingKeyRow) TableName() string { return "signing_keys" }
+func (signingKeyRow) TableName() string { return "lanyard.signing_keys" }
 
 // SigningKeys returns every stored key, oldest first.
 func (s *Store) SigningKeys(ctx context.Context) ([]identity.SigningKeyRecord, error) {
@@ -100,7 +100,7 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET state = ?, `+column+` = ? WHERE kid = ?`, state, at, kid)
+	res := s.db.WithContext(ctx).Exec(`UPDATE lanyard.signing_keys SET state = ?, `+column+` = ? WHERE kid = ?`, state, at, kid)
 	if errors.Is(s.translate(res.Error), gorm.ErrDuplicatedKey) {
 		return identity.ErrKeyConflict
 	}
@@ -114,7 +114,7 @@ func (s *Store) UpdateSigningKeyState(ctx context.Context, kid, state string, at
 func (s *Store) ResealSigningKey(ctx context.Context, kid string, sealed []byte) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`UPDATE signing_keys SET private_sealed = ? WHERE kid = ?`, sealed, kid)
+	res := s.db.WithContext(ctx).Exec(`UPDATE lanyard.signing_keys SET private_sealed = ? WHERE kid = ?`, sealed, kid)
 	if res.Error == nil && res.RowsAffected == 0 {
 		return identity.ErrNotFound
 	}

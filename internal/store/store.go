@@ -13,12 +13,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -56,6 +57,10 @@ type Options struct {
 	// Past it the operation fails with identity.ErrUnavailable. Zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Schema is the PostgreSQL schema holding every table, the migration
+	// table included (LANYARD_DATABASE_SCHEMA); empty means DefaultSchema.
+	// SQLite ignores it.
+	Schema string
 }
 
 // DefaultTimeout is LANYARD_DB_TIMEOUT's default.
@@ -71,6 +76,10 @@ type Store struct {
 	// postgresURL is the URL as configured, without the request deadlines:
 	// migrations use it.
 	postgresURL string
+	schema      string
+	// params is what the pool adds to each connection's startup packet
+	// (Postgres only).
+	params *startupParams
 }
 
 // Open connects without migrating; call Migrate for that.
@@ -88,18 +97,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Logger:               logger.Discard,
 		NowFunc:              func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 	}
+	if opts.Schema == "" {
+		opts.Schema = DefaultSchema
+	}
+	if err := ValidSchema(opts.Schema); err != nil {
+		return nil, fmt.Errorf("database schema: %w", err)
+	}
 	var (
 		db      *gorm.DB
+		sqlDB   *sql.DB
+		params  *startupParams
 		err     error
 		dialect Dialect
 	)
 	if opts.PostgresURL != "" {
 		dialect = Postgres
-		pool, poolErr := openPostgres(opts.PostgresURL, opts.Timeout)
-		if poolErr != nil {
-			return nil, poolErr
+		sqlDB, params, err = openPostgres(opts.PostgresURL, opts.Timeout)
+		if err != nil {
+			return nil, err
 		}
-		db, err = gorm.Open(postgres.New(postgres.Config{Conn: pool}), cfg)
+		db, err = gorm.Open(postgres.New(postgres.Config{Conn: pool(sqlDB, dialect, opts.Schema)}), cfg)
 	} else {
 		dialect = SQLite
 		if err := os.MkdirAll(filepath.Dir(opts.SQLitePath), 0o700); err != nil {
@@ -117,14 +134,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// queue instead of failing with SQLITE_BUSY at once.
 		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)",
 			opts.SQLitePath, opts.Timeout.Milliseconds())
-		db, err = gorm.Open(sqlite.Open(dsn), cfg)
+		if sqlDB, err = sql.Open(sqlite.DriverName, dsn); err != nil {
+			return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		}
+		db, err = gorm.Open(&sqlite.Dialector{Conn: pool(sqlDB, dialect, opts.Schema)}, cfg)
 	}
 	if err != nil {
+		if sqlDB != nil {
+			sqlDB.Close()
+		}
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
-	}
-	sqlDB, err := db.DB()
-	if err != nil {
-		return nil, err
 	}
 	if dialect == SQLite {
 		sqlDB.SetMaxOpenConns(1)
@@ -133,8 +152,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(max(opts.MaxOpenConns, 2))
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, timeout: opts.Timeout, postgresURL: opts.PostgresURL}
-	if err := s.Ping(ctx); err != nil {
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, timeout: opts.Timeout, postgresURL: opts.PostgresURL,
+		schema: opts.Schema, params: params}
+	err = s.Ping(ctx)
+	if params.refusedBy(err) {
+		// A pooler (PgBouncer, Neon's pooled endpoint) accepts only the
+		// startup parameters it knows. Without the server-side timeouts the
+		// request deadline still bounds every statement: the cancel request
+		// it sends on expiry passes through the pooler.
+		params.refused.Store(true)
+		err = s.Ping(ctx)
+	}
+	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
@@ -150,20 +179,17 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // server stops it, and the connection stays usable. When the server cannot
 // be reached to cancel (frozen, gone), the socket deadline ends the wait
 // shortly after.
-func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, error) {
-	dsn, err := withServerTimeouts(rawURL, timeout)
+func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, *startupParams, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
 	}
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		return nil, errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
-	}
+	params := serverTimeouts(cfg, timeout)
 	giveUp := min(cancelGrace, timeout/4)
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: giveUp}
 	}
-	return stdlib.OpenDB(*cfg), nil
+	return stdlib.OpenDB(*cfg, stdlib.OptionBeforeConnect(params.beforeConnect)), params, nil
 }
 
 // cancelGrace is how long a cancelled query waits for the server to confirm
@@ -172,26 +198,72 @@ func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, error) {
 // (1 s in all) counts on it.
 const cancelGrace = 250 * time.Millisecond
 
-// withServerTimeouts sets statement_timeout and lock_timeout on every
-// connection (as startup parameters, so no extra round trip and no session
-// state a pooler could lose), unless the URL sets them already. They are a
-// little shorter than the client-side deadline: the server then cancels a
-// slow statement itself and the connection stays usable, where a client-side
-// cancellation would cost the pool that connection.
-func withServerTimeouts(rawURL string, timeout time.Duration) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "", errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
-	}
-	server := max(timeout-timeout/10, time.Millisecond).Milliseconds()
-	q := u.Query()
+// startupParams are the server-side timeouts Lanyard adds to each
+// connection's startup packet: no extra round trip and no session state a
+// pooler could lose. They are a little shorter than the client-side
+// deadline: the server then cancels a slow statement itself and the
+// connection stays usable, where a client-side cancellation would cost the
+// pool that connection. A pooler refuses startup parameters it does not
+// know (PgBouncer: "unsupported startup parameter"); once one has, they are
+// left out.
+type startupParams struct {
+	added   []string // the names Lanyard set (ones the URL sets are the operator's)
+	refused atomic.Bool
+}
+
+func serverTimeouts(cfg *pgx.ConnConfig, timeout time.Duration) *startupParams {
+	server := strconv.FormatInt(max(timeout-timeout/10, time.Millisecond).Milliseconds(), 10)
+	p := &startupParams{}
 	for _, name := range []string{"statement_timeout", "lock_timeout"} {
-		if !q.Has(name) {
-			q.Set(name, strconv.FormatInt(server, 10))
+		if _, set := cfg.RuntimeParams[name]; !set {
+			cfg.RuntimeParams[name] = server
+			p.added = append(p.added, name)
 		}
 	}
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return p
+}
+
+func (p *startupParams) beforeConnect(_ context.Context, cfg *pgx.ConnConfig) error {
+	if p.refused.Load() {
+		for _, name := range p.added {
+			delete(cfg.RuntimeParams, name)
+		}
+	}
+	return nil
+}
+
+// refusedBy reports whether err is a pooler refusing one of the added
+// parameters.
+func (p *startupParams) refusedBy(err error) bool {
+	if p == nil || err == nil || p.refused.Load() {
+		return false
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "unsupported startup parameter") {
+		return false
+	}
+	for _, name := range p.added {
+		if strings.Contains(msg, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServerTimeouts reports whether connections carry the server-side
+// statement and lock timeouts (false on SQLite, and behind a pooler that
+// refused them).
+func (s *Store) ServerTimeouts() bool {
+	return s.params != nil && !s.params.refused.Load()
+}
+
+// Schema names the PostgreSQL schema holding Lanyard's tables ("" on
+// SQLite).
+func (s *Store) Schema() string {
+	if s.dialect != Postgres {
+		return ""
+	}
+	return s.schema
 }
 
 // Close releases the connection pool.
@@ -235,7 +307,9 @@ func (s *Store) Atomically(ctx context.Context, fn func(identity.Tx) error) erro
 
 // in returns a Store whose operations run in the transaction tx.
 func (s *Store) in(tx *gorm.DB) *Store {
-	return &Store{db: tx, sqlDB: s.sqlDB, dialect: s.dialect, timeout: s.timeout, postgresURL: s.postgresURL}
+	c := *s
+	c.db = tx
+	return &c
 }
 
 // bound applies the operation deadline.
@@ -268,7 +342,7 @@ func (s *Store) HasPendingMigrations(ctx context.Context) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var applied *int64
-	err = s.db.WithContext(ctx).Raw(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&applied).Error
+	err = s.db.WithContext(ctx).Raw(`SELECT max(version_id) FROM lanyard.goose_db_version WHERE is_applied`).Scan(&applied).Error
 	if err != nil {
 		if failed := s.fail(err); errors.Is(failed, identity.ErrUnavailable) {
 			return false, failed
@@ -280,7 +354,8 @@ func (s *Store) HasPendingMigrations(ctx context.Context) (bool, error) {
 
 // migrationProvider is goose over the embedded migrations of the dialect;
 // done releases its connection.
-func (s *Store) migrationProvider() (*goose.Provider, func(), error) {
+func (s *Store) migrationProvider(ctx context.Context) (*goose.Provider, func(), error) {
+	var sub fs.FS
 	sub, err := fs.Sub(migrations, "migrations/"+string(s.dialect))
 	if err != nil {
 		return nil, nil, err
@@ -296,15 +371,28 @@ func (s *Store) migrationProvider() (*goose.Provider, func(), error) {
 			return nil, nil, err
 		}
 		done = func() { db.Close() }
+		if err := createSchema(ctx, db, s.schema); err != nil {
+			done()
+			return nil, nil, s.fail(err)
+		}
 		gooseDialect = goose.DialectPostgres
-		// Retry the lock every second (goose's default is every 5 s) for up to
-		// 5 minutes, so a replica that starts beside another waits ~1 s, not 5.
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		sub = inSchema{sub, s.schema}
+		opts = append(opts, goose.WithTableName(s.schema+".goose_db_version"))
+		// A lease row, not a session advisory lock: behind a transaction
+		// pooler the session that took an advisory lock is not the one that
+		// would release it. Replicas that start together migrate one at a
+		// time; the lock is retried every second (so a replica waits ~1 s,
+		// not goose's default 5 s) for up to 5 minutes, and a migrator that
+		// dies frees it when its lease ends.
+		locker, err := lock.NewPostgresTableLocker(
+			lock.WithTableName(s.schema+".goose_lock"),
+			lock.WithTableLockTimeout(time.Second, 300),
+		)
 		if err != nil {
 			done()
 			return nil, nil, err
 		}
-		opts = append(opts, goose.WithSessionLocker(locker))
+		opts = append(opts, goose.WithLocker(locker))
 	}
 	provider, err := goose.NewProvider(gooseDialect, db, sub, opts...)
 	if err != nil {
@@ -314,9 +402,74 @@ func (s *Store) migrationProvider() (*goose.Provider, func(), error) {
 	return provider, done, nil
 }
 
+// inSchema is the Postgres migrations with every Up and Down section
+// starting by SET LOCAL search_path: goose runs each migration in a
+// transaction of its own, and a transaction is the one thing a pooler keeps
+// on one server connection, so the migrations' unqualified names land in
+// the schema through any pooler.
+type inSchema struct {
+	fs.FS
+	schema string
+}
+
+func (f inSchema) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil || !strings.HasSuffix(name, ".sql") {
+		return file, err
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(file)
+	if err != nil {
+		return nil, err
+	}
+	set := "SET LOCAL search_path TO " + f.schema + ";\n"
+	var out strings.Builder
+	for line := range strings.Lines(string(b)) {
+		out.WriteString(line)
+		if t := strings.TrimSpace(line); t == "-- +goose Up" || t == "-- +goose Down" {
+			out.WriteString(set)
+		}
+	}
+	return &rewrittenFile{Reader: strings.NewReader(out.String()), info: info}, nil
+}
+
+// rewrittenFile is an embedded migration with its search_path lines.
+type rewrittenFile struct {
+	*strings.Reader
+	info fs.FileInfo
+}
+
+func (f *rewrittenFile) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *rewrittenFile) Close() error               { return nil }
+
+// ErrTablesInPublic refuses to migrate a fresh schema beside a deployment
+// made before LANYARD_DATABASE_SCHEMA, whose tables are in public: that
+// would start an empty Lanyard and leave every account behind.
+var ErrTablesInPublic = errors.New("Lanyard's tables are in schema public (a deployment from before LANYARD_DATABASE_SCHEMA): " +
+	"set LANYARD_DATABASE_SCHEMA=public to keep them there, or move them once with `lanyard migrate --move-from public` (docs/upgrading.md)")
+
 // migrate applies the pending migrations up to version upTo (0: all).
 func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
-	provider, done, err := s.migrationProvider()
+	if s.dialect == Postgres && s.schema != "public" {
+		stranded, err := s.DeploymentIn(ctx, "public")
+		if err != nil {
+			return nil, err
+		}
+		if stranded {
+			mine, err := s.DeploymentIn(ctx, s.schema)
+			if err != nil {
+				return nil, err
+			}
+			if !mine {
+				return nil, ErrTablesInPublic
+			}
+		}
+	}
+	provider, done, err := s.migrationProvider(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -335,6 +488,76 @@ func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
 		applied = append(applied, r.Source.Path)
 	}
 	return applied, nil
+}
+
+// DeploymentIn reports whether schema holds a Lanyard deployment: goose's
+// version table beside Lanyard's signing keys.
+func (s *Store) DeploymentIn(ctx context.Context, schema string) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var found bool
+	err := s.sqlDB.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL`,
+		schema+".goose_db_version", schema+".signing_keys").Scan(&found)
+	return found, s.fail(err)
+}
+
+// Tables are every table Lanyard's migrations create, goose's own included:
+// what a move between schemas carries.
+var Tables = []string{
+	"goose_db_version", "goose_lock", "users", "profiles", "sessions", "signing_keys", "throttles",
+	"mail_tokens", "outbox", "better_auth_sessions",
+}
+
+// MoveSchema moves a deployment's tables from schema from (public, for one
+// made before LANYARD_DATABASE_SCHEMA) into the store's schema, in one
+// transaction: every table or none. Stop the replicas of the old version
+// first: they look for their tables in from.
+func (s *Store) MoveSchema(ctx context.Context, from string) ([]string, error) {
+	if s.dialect != Postgres {
+		return nil, errors.New("only a PostgreSQL database has schemas to move between")
+	}
+	if err := ValidSchema(from); err != nil {
+		return nil, fmt.Errorf("schema to move from: %w", err)
+	}
+	if from == s.schema {
+		return nil, fmt.Errorf("the tables are in %s already", from)
+	}
+	if found, err := s.DeploymentIn(ctx, from); err != nil {
+		return nil, err
+	} else if !found {
+		return nil, fmt.Errorf("schema %s holds no Lanyard deployment", from)
+	}
+	if found, err := s.DeploymentIn(ctx, s.schema); err != nil {
+		return nil, err
+	} else if found {
+		return nil, fmt.Errorf("schema %s holds a Lanyard deployment already; nothing was moved", s.schema)
+	}
+	var moved []string
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+s.schema); err != nil {
+		return nil, fmt.Errorf("create schema %s: %w", s.schema, err)
+	}
+	for _, table := range Tables {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, from+"."+table).Scan(&exists); err != nil {
+			return nil, s.fail(err)
+		}
+		if !exists {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+from+`.`+table+` SET SCHEMA `+s.schema); err != nil {
+			return nil, fmt.Errorf("move %s.%s: %w", from, table, err)
+		}
+		moved = append(moved, table)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, s.fail(err)
+	}
+	return moved, nil
 }
 
 // translate maps a driver error to GORM's portable sentinels

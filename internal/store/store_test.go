@@ -158,7 +158,7 @@ func TestCancelReachesTheServer(t *testing.T) {
 	raw := testdb.SQL(t, s)
 	waiting := func() int64 {
 		var n int64
-		require.NoError(t, raw.Raw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE sessions%' AND datname = current_database()`).Scan(&n).Error)
+		require.NoError(t, raw.Raw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE lanyard.sessions%' AND datname = current_database()`).Scan(&n).Error)
 		return n
 	}
 	require.Eventually(t, func() bool { return waiting() == 1 }, 5*time.Second, 10*time.Millisecond, "the rotation waits on the lock")

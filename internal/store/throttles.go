@@ -70,9 +70,9 @@ func inLockOrder(counters []identity.ThrottleCounter) []identity.ThrottleCounter
 // (s, k), for an UPDATE … FROM.
 func (s *Store) lockedRows(where string) string {
 	if s.dialect == SQLite {
-		return `SELECT scope AS s, key AS k FROM throttles WHERE ` + where
+		return `SELECT scope AS s, key AS k FROM lanyard.throttles WHERE ` + where
 	}
-	return `SELECT scope AS s, key AS k FROM throttles WHERE ` + where + ` ORDER BY scope COLLATE "C", key FOR UPDATE`
+	return `SELECT scope AS s, key AS k FROM lanyard.throttles WHERE ` + where + ` ORDER BY scope COLLATE "C", key FOR UPDATE`
 }
 
 // ChargeThrottles implements identity.Throttles with one INSERT … ON
@@ -97,7 +97,7 @@ func (s *Store) ChargeThrottles(ctx context.Context, counters []identity.Throttl
 		rows[i] = fmt.Sprintf("($%d, $%d, 1, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
 		args = append(args, c.Scope, c.Key, nowMS, window, c.Limit, blocked, next, max(nowMS, blocked)+window)
 	}
-	query := `INSERT INTO throttles AS t (scope, key, failures, window_start_ms, window_ms, limit_count, blocked_until_ms, next_delay_ms, expires_at_ms)
+	query := `INSERT INTO lanyard.throttles AS t (scope, key, failures, window_start_ms, window_ms, limit_count, blocked_until_ms, next_delay_ms, expires_at_ms)
 VALUES ` + strings.Join(rows, ", ") + throttleUpsert
 	err := s.queryCounters(ctx, query, args, counters, nil, func(i int) { charged[i] = true })
 	return charged, err
@@ -111,7 +111,7 @@ func (s *Store) ThrottleBlocks(ctx context.Context, counters []identity.Throttle
 	}
 	where, args := countersWhere(counters)
 	var ms int64
-	err := s.queryCounters(ctx, `SELECT scope, key, blocked_until_ms FROM throttles WHERE `+where, args, counters,
+	err := s.queryCounters(ctx, `SELECT scope, key, blocked_until_ms FROM lanyard.throttles WHERE `+where, args, counters,
 		[]any{&ms}, func(i int) {
 			if ms > 0 {
 				ends[i] = time.UnixMilli(ms).UTC()
@@ -136,7 +136,7 @@ func (s *Store) SettleThrottles(ctx context.Context, cleared, refunded []identit
 	if len(cleared) > 0 {
 		clear, _ = countersWhere(cleared) // the first parameters are cleared's
 	}
-	return s.execNumbered(ctx, `UPDATE throttles SET
+	return s.execNumbered(ctx, `UPDATE lanyard.throttles SET
   failures         = CASE WHEN `+clear+` THEN 0 ELSE failures - 1 END,
   blocked_until_ms = 0,
   next_delay_ms    = CASE WHEN `+clear+` OR failures - 1 < limit_count THEN 0
@@ -150,8 +150,8 @@ WHERE throttles.scope = locked.s AND throttles.key = locked.k AND failures > 0`,
 func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, batch int) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res := s.db.WithContext(ctx).Exec(`DELETE FROM throttles WHERE (scope, key) IN
-  (SELECT scope, key FROM throttles WHERE expires_at_ms <= ? LIMIT ?)`, now.UnixMilli(), batch)
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM lanyard.throttles WHERE (scope, key) IN
+  (SELECT scope, key FROM lanyard.throttles WHERE expires_at_ms <= ? LIMIT ?)`, now.UnixMilli(), batch)
 	return res.RowsAffected, s.fail(res.Error)
 }
 

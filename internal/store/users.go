@@ -40,7 +40,7 @@ func (r userWithProfile) user() identity.User {
 const selectUserWithProfile = `
 SELECT u.id, u.email, u.name, u.created_at, u.password_hash, u.email_verified_at,
        p.python_proficiency, p.developer_role, p.completed_at
-FROM users u LEFT JOIN profiles p ON p.user_id = u.id
+FROM lanyard.users u LEFT JOIN lanyard.profiles p ON p.user_id = u.id
 `
 
 // CreateUser implements identity.Users.
@@ -99,7 +99,7 @@ func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, er
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var hash string
-	res := s.db.WithContext(ctx).Raw(`SELECT password_hash FROM users WHERE id = ?`, userID).Scan(&hash)
+	res := s.db.WithContext(ctx).Raw(`SELECT password_hash FROM lanyard.users WHERE id = ?`, userID).Scan(&hash)
 	if res.Error != nil {
 		return "", s.fail(res.Error)
 	}
@@ -114,7 +114,7 @@ func (s *Store) PasswordHashByID(ctx context.Context, userID string) (string, er
 // UPDATE also locks the user row until the transaction ends.
 func (s *Store) SwapPasswordHash(ctx context.Context, userID, hash, oldHash string, at time.Time) error {
 	return s.updateUserWhileHash(ctx, userID, oldHash,
-		`UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
+		`UPDATE lanyard.users SET password_hash = ?, updated_at = ? WHERE id = ? AND password_hash = ?`, hash, at, userID, oldHash)
 }
 
 // updateUserWhileHash runs an UPDATE of the user row that matches only while

@@ -22,7 +22,7 @@ func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var n int64
-	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM sessions WHERE id = @id AND user_id = @user_id AND `+liveSession,
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM lanyard.sessions WHERE id = @id AND user_id = @user_id AND `+liveSession,
 		map[string]any{"id": sessionID, "user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&n).Error
 	return n == 1, s.fail(err)
 }
@@ -36,7 +36,7 @@ func (s *Store) ReplaceSessionSecret(ctx context.Context, userID, sessionID stri
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var rows []struct{ ExpiresAt dbTime }
-	err := s.db.WithContext(ctx).Raw(`UPDATE sessions SET secret_hash = @secret_hash, generation = 0, rotated_at = @at, rotated_by = NULL, last_used_at = @at
+	err := s.db.WithContext(ctx).Raw(`UPDATE lanyard.sessions SET secret_hash = @secret_hash, generation = 0, rotated_at = @at, rotated_by = NULL, last_used_at = @at
 WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @at RETURNING expires_at`,
 		map[string]any{"secret_hash": secretHash, "at": at, "id": sessionID, "user_id": userID}).Scan(&rows).Error
 	if err != nil {
@@ -62,7 +62,7 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff
 		UserAgent  *string
 		IP         *string `gorm:"column:ip"`
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT id, created_at, last_used_at, user_agent, ip FROM sessions WHERE user_id = @user_id AND `+liveSession+
+	err := s.db.WithContext(ctx).Raw(`SELECT id, created_at, last_used_at, user_agent, ip FROM lanyard.sessions WHERE user_id = @user_id AND `+liveSession+
 		` ORDER BY last_used_at DESC, id`, map[string]any{"user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&rows).Error
 	if err != nil {
 		return nil, s.fail(err)
@@ -83,13 +83,13 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	db := s.db.WithContext(ctx)
-	res := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
+	res := db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
 		at, reason, sessionID, userID)
 	if res.Error != nil || res.RowsAffected == 1 {
 		return s.fail(res.Error)
 	}
 	var n int64 // already ended is fine; someone else's or unknown is not found
-	if err := db.Raw(`SELECT count(*) FROM sessions WHERE id = ? AND user_id = ?`, sessionID, userID).Scan(&n).Error; err != nil {
+	if err := db.Raw(`SELECT count(*) FROM lanyard.sessions WHERE id = ? AND user_id = ?`, sessionID, userID).Scan(&n).Error; err != nil {
 		return s.fail(err)
 	}
 	if n == 0 {
@@ -123,10 +123,10 @@ func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason s
 	if keepSessionID != "" {
 		keep, args = " AND id <> ?", append(args, keepSessionID)
 	}
-	if err := db.Exec(`UPDATE sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error; err != nil {
+	if err := db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error; err != nil {
 		return s.fail(err)
 	}
-	return s.fail(db.Exec(`UPDATE better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error)
+	return s.fail(db.Exec(`UPDATE lanyard.better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:
@@ -141,7 +141,7 @@ func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefor
 	if s.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	res := s.db.WithContext(ctx).Exec(`DELETE FROM sessions WHERE id IN (SELECT id FROM sessions
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM lanyard.sessions WHERE id IN (SELECT id FROM lanyard.sessions
 WHERE expires_at <= @now OR last_used_at <= @idle_cutoff OR revoked_at <= @revoked_before LIMIT @batch`+lock+`)`,
 		map[string]any{"now": now, "idle_cutoff": idleCutoff, "revoked_before": revokedBefore, "batch": batch})
 	return res.RowsAffected, s.fail(res.Error)

@@ -5,6 +5,7 @@
 package testdb
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -71,13 +72,30 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
-// Connect opens a connection to the Postgres at url, giving up after 10s,
+// SearchPath returns dbURL with search_path set (unless it sets one), so a
+// test's own queries may name Lanyard's tables without their schema.
+// Lanyard itself never relies on search_path: its SQL is schema-qualified.
+func SearchPath(dbURL, path string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return dbURL
+	}
+	q := u.Query()
+	if !q.Has("search_path") {
+		q.Set("search_path", path)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Connect opens a connection to the Postgres at url (with Lanyard's schema
+// first on its search_path), giving up after 10s,
 // and closes it at cleanup.
 func Connect(t testing.TB, url string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
+	conn, err := pgx.Connect(ctx, SearchPath(url, store.DefaultSchema+",public"))
 	if err != nil {
 		t.Fatalf("connect to PostgreSQL: %v", err)
 	}
@@ -139,7 +157,7 @@ func (h *rawHandle) open() (*gorm.DB, error) {
 	h.once.Do(func() {
 		dialector := sqlite.Open("file:" + h.opts.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
 		if h.opts.PostgresURL != "" {
-			dialector = postgres.Open(h.opts.PostgresURL)
+			dialector = postgres.Open(SearchPath(h.opts.PostgresURL, cmp.Or(h.opts.Schema, store.DefaultSchema)))
 		}
 		h.db, h.err = gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	})

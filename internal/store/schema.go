@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+)
+
+// DefaultSchema is LANYARD_DATABASE_SCHEMA's default: Lanyard's tables live
+// in a schema of their own, so it can share a database with an application
+// that has its own users table in public.
+const DefaultSchema = "lanyard"
+
+// The store's SQL names every table with the schema written out, as
+// lanyard.users: a pooler in transaction mode (Neon's pooled endpoint,
+// PgBouncer) hands each transaction to whichever server connection is free,
+// so a search_path set on one connection (by a startup parameter or SET)
+// cannot be relied on, and an unqualified name could land on the
+// application's public.users. The literal prefix in the source is
+// rewritten once per statement, at the connection pool (schemaPool), to the
+// configured schema; SQLite has no schemas and gets the bare names.
+const sourceSchema = "lanyard"
+
+// schemaName is what LANYARD_DATABASE_SCHEMA accepts: a lowercase unquoted
+// identifier, so the name is the same quoted or not and needs no escaping
+// anywhere it is written into SQL.
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// ValidSchema reports whether name can be LANYARD_DATABASE_SCHEMA.
+func ValidSchema(name string) error {
+	if !schemaName.MatchString(name) || strings.HasPrefix(name, "pg_") {
+		return errors.New("must be a lowercase identifier: a letter or _, then letters, digits or _, at most 63 characters, not starting with pg_")
+	}
+	return nil
+}
+
+// qualifier rewrites the source schema prefix of table names to target
+// (with the dot; "" for SQLite). GORM writes a model's table name quoted
+// ("lanyard"."users" on Postgres, `lanyard`.`users` on SQLite), the
+// hand-written SQL unquoted: all are rewritten.
+type qualifier struct{ r *strings.Replacer }
+
+func newQualifier(target string) qualifier {
+	return qualifier{strings.NewReplacer(
+		`"`+sourceSchema+`".`, target,
+		"`"+sourceSchema+"`.", target,
+		sourceSchema+`.`, target,
+	)}
+}
+
+func (q qualifier) sql(query string) string {
+	if !strings.Contains(query, sourceSchema) {
+		return query
+	}
+	return q.r.Replace(query)
+}
+
+// schemaPool is the connection pool GORM sees: every statement, the
+// transactions' included, has its table names qualified on the way.
+type schemaPool struct {
+	db *sql.DB
+	q  qualifier
+}
+
+var (
+	_ gorm.ConnPool         = (*schemaPool)(nil)
+	_ gorm.ConnPoolBeginner = (*schemaPool)(nil)
+	_ gorm.GetDBConnector   = (*schemaPool)(nil)
+)
+
+func (p *schemaPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return p.db.PrepareContext(ctx, p.q.sql(query))
+}
+
+func (p *schemaPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return p.db.ExecContext(ctx, p.q.sql(query), args...)
+}
+
+func (p *schemaPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return p.db.QueryContext(ctx, p.q.sql(query), args...)
+}
+
+func (p *schemaPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return p.db.QueryRowContext(ctx, p.q.sql(query), args...)
+}
+
+func (p *schemaPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	tx, err := p.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &schemaTx{tx: tx, q: p.q}, nil
+}
+
+func (p *schemaPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
+
+// schemaTx is schemaPool inside a transaction.
+type schemaTx struct {
+	tx *sql.Tx
+	q  qualifier
+}
+
+var (
+	_ gorm.ConnPool    = (*schemaTx)(nil)
+	_ gorm.TxCommitter = (*schemaTx)(nil)
+)
+
+func (t *schemaTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, t.q.sql(query))
+}
+
+func (t *schemaTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.q.sql(query), args...)
+}
+
+func (t *schemaTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.q.sql(query), args...)
+}
+
+func (t *schemaTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.q.sql(query), args...)
+}
+
+func (t *schemaTx) Commit() error   { return t.tx.Commit() }
+func (t *schemaTx) Rollback() error { return t.tx.Rollback() }
+
+// pool wraps db so that its statements name tables in schema ("" for
+// SQLite: no schema).
+func pool(db *sql.DB, dialect Dialect, schema string) gorm.ConnPool {
+	target := ""
+	if dialect == Postgres {
+		target = schema + "."
+	}
+	return &schemaPool{db: db, q: newQualifier(target)}
+}
+
+// createSchema makes the schema if it is missing. Replicas starting
+// together may race: the loser's unique violation means the schema exists.
+func createSchema(ctx context.Context, db *sql.DB, schema string) error {
+	_, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema)
+	if err != nil && !isUniqueViolation(err) {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// isUniqueViolation reports a CREATE SCHEMA IF NOT EXISTS that lost a race:
+// PostgreSQL checks for the name before it inserts it.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P06")
+}
