@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/lanyard-id/lanyard/internal/config"
 )
 
 // document is one parsed YAML document.
@@ -140,6 +143,9 @@ func documents(t *testing.T) []*document {
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
 			return err
+		}
+		if path == composeFile {
+			return nil
 		}
 		f, err := os.Open(path)
 		if err != nil {
@@ -546,4 +552,212 @@ func TestSystemdUnit(t *testing.T) {
 	stop, err := time.ParseDuration(u.last("Service", "TimeoutStopSec"))
 	require.NoError(t, err)
 	assert.Greater(t, stop, 5*time.Second+20*time.Second, "LANYARD_SHUTDOWN_DRAIN + LANYARD_SHUTDOWN_TIMEOUT defaults")
+}
+
+// composeFile is the Docker Compose deployment; not a Kubernetes manifest,
+// so documents() leaves it to TestCompose.
+const composeFile = "compose.yaml"
+
+// Docker Compose, as far as TestCompose needs it.
+type (
+	composeService struct {
+		Image string `yaml:"image"`
+		Build *struct {
+			Context    string `yaml:"context"`
+			Dockerfile string `yaml:"dockerfile"`
+		} `yaml:"build"`
+		Command     []string          `yaml:"command"`
+		Restart     string            `yaml:"restart"`
+		Environment map[string]string `yaml:"environment"`
+		Ports       []string          `yaml:"ports"`
+		Healthcheck *struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
+		DependsOn map[string]struct {
+			Condition string `yaml:"condition"`
+		} `yaml:"depends_on"`
+		StopGracePeriod string `yaml:"stop_grace_period"`
+		ReadOnly        bool   `yaml:"read_only"`
+	}
+	composeProject struct {
+		Services map[string]composeService `yaml:"services"`
+	}
+)
+
+// interpolation is compose's ${NAME}, ${NAME:?message}, ${NAME:-default}.
+var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[?-])([^}]*))?\}`)
+
+// interpolate replaces every ${...} as compose would with the variables in
+// vars set; a variable missing from vars fails the test.
+func interpolate(t *testing.T, s string, vars map[string]string) string {
+	t.Helper()
+	return interpolation.ReplaceAllStringFunc(s, func(m string) string {
+		name := interpolation.FindStringSubmatch(m)[1]
+		v, ok := vars[name]
+		require.True(t, ok, "compose.yaml interpolates ${%s}", name)
+		return v
+	})
+}
+
+// settingNames is every LANYARD_* variable config.Load reads.
+func settingNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	_, _ = config.Load(func(name string) string {
+		names[name] = true
+		return ""
+	})
+	// Load stops reading at the first error; the empty environment has
+	// none, so every name was asked for.
+	require.Contains(t, names, "LANYARD_DATABASE_URL")
+	require.Contains(t, names, "LANYARD_MIGRATE")
+	return names
+}
+
+// TestCompose: compose.yaml runs PostgreSQL and PgBouncer (transaction
+// mode) with health checks, `lanyard migrate` once straight to PostgreSQL,
+// then two replicas that do not migrate and reach the database through the
+// pooler in an exec mode that needs no prepared statements; every LANYARD_*
+// variable is a setting Lanyard reads and accepts; the dependencies use
+// real conditions on real services; and no secret is written in the file.
+func TestCompose(t *testing.T) {
+	raw, err := os.ReadFile(composeFile)
+	require.NoError(t, err)
+	var p composeProject
+	require.NoError(t, yaml.Unmarshal(raw, &p), composeFile)
+	vars := map[string]string{
+		"LANYARD_SECRET":    strings.Repeat("s", 48),
+		"POSTGRES_PASSWORD": "pw",
+	}
+	dbURL := func(name string, svc composeService, key string) *url.URL {
+		t.Helper()
+		v, ok := svc.Environment[key]
+		require.True(t, ok, "%s: %s", name, key)
+		u, err := url.Parse(interpolate(t, v, vars))
+		require.NoError(t, err, "%s: %s", name, key)
+		return u
+	}
+
+	for _, name := range []string{"postgres", "pgbouncer", "migrate", "lanyard-1", "lanyard-2"} {
+		require.Contains(t, p.Services, name)
+	}
+	for name, svc := range p.Services {
+		for dep, d := range svc.DependsOn {
+			require.Contains(t, p.Services, dep, "%s depends on a service of this file", name)
+			assert.Contains(t, []string{"service_started", "service_healthy", "service_completed_successfully"}, d.Condition,
+				"%s depends_on %s", name, dep)
+			if d.Condition == "service_healthy" {
+				assert.NotNil(t, p.Services[dep].Healthcheck, "%s waits for %s to be healthy: it needs a healthcheck", name, dep)
+			}
+			if d.Condition == "service_completed_successfully" {
+				assert.Equal(t, "no", p.Services[dep].Restart, "%s waits for %s to complete: it must not restart", name, dep)
+			}
+		}
+	}
+
+	// PostgreSQL and the pooler, with health checks; the pooler in
+	// transaction mode in front of the postgres service.
+	for _, name := range []string{"postgres", "pgbouncer"} {
+		svc := p.Services[name]
+		require.NotNil(t, svc.Healthcheck, name)
+		assert.NotEmpty(t, svc.Healthcheck.Test, name)
+		assert.NotEmpty(t, svc.Image, name)
+		assert.NotContains(t, svc.Image, ":latest", "%s: a pinned image", name)
+	}
+	bouncer := p.Services["pgbouncer"]
+	assert.Equal(t, "transaction", bouncer.Environment["POOL_MODE"])
+	assert.Equal(t, "postgres", dbURL("pgbouncer", bouncer, "DATABASE_URL").Hostname())
+	assert.Equal(t, "service_healthy", bouncer.DependsOn["postgres"].Condition)
+
+	// The image every Lanyard service runs.
+	dockerfileUser(t) // ../Dockerfile exists and is the image's
+	lanyards := map[string]composeService{}
+	for name, svc := range p.Services {
+		if svc.Build == nil {
+			continue
+		}
+		assert.Equal(t, "..", svc.Build.Context, name)
+		assert.Equal(t, "Dockerfile", svc.Build.Dockerfile, name)
+		assert.True(t, svc.ReadOnly, "%s: read-only root filesystem", name)
+		lanyards[name] = svc
+	}
+	require.Contains(t, lanyards, "migrate")
+
+	// Migrations: once, straight to PostgreSQL, after it is healthy.
+	migrate := p.Services["migrate"]
+	assert.Equal(t, []string{"migrate"}, migrate.Command)
+	assert.Equal(t, "postgres", dbURL("migrate", migrate, "LANYARD_DATABASE_URL").Hostname(), "migrate bypasses the pooler")
+	assert.Equal(t, "service_healthy", migrate.DependsOn["postgres"].Condition)
+	_, ok := migrate.Environment["LANYARD_MIGRATE"]
+	assert.False(t, ok, "LANYARD_MIGRATE only concerns serve")
+
+	// Two serving replicas, through the pooler.
+	var replicas []string
+	for name, svc := range lanyards {
+		if name == "migrate" {
+			continue
+		}
+		replicas = append(replicas, name)
+		assert.Equal(t, []string{"serve"}, svc.Command, name)
+		assert.Equal(t, "false", svc.Environment["LANYARD_MIGRATE"], "%s: the migrate service migrates", name)
+		u := dbURL(name, svc, "LANYARD_DATABASE_URL")
+		assert.Equal(t, "pgbouncer", u.Hostname(), "%s: through the pooler", name)
+		assert.Contains(t, []string{"exec", "simple_protocol"}, u.Query().Get("default_query_exec_mode"),
+			"%s: no prepared statement may outlive a pooled transaction", name)
+		assert.Equal(t, "service_completed_successfully", svc.DependsOn["migrate"].Condition, name)
+		assert.Equal(t, "service_healthy", svc.DependsOn["pgbouncer"].Condition, name)
+		require.NotNil(t, svc.Healthcheck, name)
+		assert.Equal(t, []string{"CMD", "/lanyard", "healthcheck"}, svc.Healthcheck.Test, name)
+		assert.NotEmpty(t, svc.Environment["LANYARD_ADMIN_ADDR"], name)
+
+		_, port, err := net.SplitHostPort(svc.Environment["LANYARD_ADDR"])
+		require.NoError(t, err, "%s: LANYARD_ADDR", name)
+		for _, published := range svc.Ports {
+			assert.True(t, strings.HasSuffix(published, ":"+port), "%s publishes LANYARD_ADDR's port: %s", name, published)
+			assert.True(t, strings.HasPrefix(published, "127.0.0.1:"), "%s publishes on loopback only: %s", name, published)
+		}
+		grace, err := time.ParseDuration(svc.StopGracePeriod)
+		require.NoError(t, err, "%s: stop_grace_period", name)
+		drain, err := time.ParseDuration(svc.Environment["LANYARD_SHUTDOWN_DRAIN"])
+		require.NoError(t, err)
+		shutdown, err := time.ParseDuration(svc.Environment["LANYARD_SHUTDOWN_TIMEOUT"])
+		require.NoError(t, err)
+		assert.Greater(t, grace, drain+shutdown, "%s: the drain and the in-flight timeout fit in the grace period", name)
+	}
+	slices.Sort(replicas)
+	assert.Equal(t, []string{"lanyard-1", "lanyard-2"}, replicas)
+
+	// Every LANYARD_* variable is a setting, and Lanyard accepts the values.
+	settings := settingNames(t)
+	for name, svc := range lanyards {
+		env := map[string]string{}
+		for k, v := range svc.Environment {
+			assert.True(t, strings.HasPrefix(k, "LANYARD_"), "%s: %s is not a Lanyard setting", name, k)
+			assert.True(t, settings[k], "%s: %s is not a setting config.Load reads", name, k)
+			env[k] = interpolate(t, v, vars)
+		}
+		_, err := config.Load(func(k string) string { return env[k] })
+		assert.NoError(t, err, "%s: the configuration is valid", name)
+	}
+
+	// No secret literal: secrets and passwords are required interpolations.
+	required := regexp.MustCompile(`^\$\{[A-Z_][A-Z0-9_]*:\?[^}]*\}$`)
+	tokenLike := regexp.MustCompile(`[A-Za-z0-9+/_=-]{20,}`)
+	for name, svc := range p.Services {
+		for k, v := range svc.Environment {
+			if strings.Contains(k, "SECRET") || strings.Contains(k, "PASSWORD") {
+				assert.Regexp(t, required, v, "%s: %s comes from the environment, never the file", name, k)
+			}
+			if strings.Contains(v, "://") {
+				u, err := url.Parse(interpolate(t, v, map[string]string{"LANYARD_SECRET": "", "POSTGRES_PASSWORD": "PLACEHOLDER"}))
+				require.NoError(t, err, "%s: %s", name, k)
+				if pw, ok := u.User.Password(); ok {
+					assert.Equal(t, "PLACEHOLDER", pw, "%s: %s: the password is ${POSTGRES_PASSWORD}", name, k)
+				}
+				continue
+			}
+			literal := interpolation.ReplaceAllString(v, "")
+			assert.False(t, tokenLike.MatchString(literal), "%s: %s=%q looks like a secret", name, k, v)
+		}
+	}
 }

@@ -126,6 +126,40 @@ func Open(t testing.TB, dialect store.Dialect) *store.Store {
 	return open(t, opts)
 }
 
+// OpenWith returns a store opened with opts and migrated, closed at
+// cleanup (a schema of its own, say).
+func OpenWith(t testing.TB, opts store.Options) *store.Store {
+	t.Helper()
+	return open(t, opts)
+}
+
+// PooledURL returns directURL's database through a PgBouncer of its own in
+// transaction mode (as Neon's pooled endpoint is), with the setting that
+// Debian's PgBouncer 1.18, which has no prepared statements in that mode,
+// needs: default_query_exec_mode=exec (docs/neon.md).
+func PooledURL(t testing.TB, directURL string) string {
+	t.Helper()
+	u, err := url.Parse(StartPgBouncer(t, directURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("default_query_exec_mode", "exec")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// OpenPooled returns a migrated store on a new database, migrated and used
+// through PooledURL; SQL inspects it directly.
+func OpenPooled(t testing.TB) *store.Store {
+	t.Helper()
+	direct := PostgresURL(t)
+	s := open(t, store.Options{MaxOpenConns: 40, PostgresURL: PooledURL(t, direct)})
+	v, _ := raw.Load(s)
+	v.(*rawHandle).inspectURL = direct
+	return s
+}
+
 func open(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
 	ctx := context.Background()
@@ -147,17 +181,18 @@ func open(t testing.TB, opts store.Options) *store.Store {
 var raw sync.Map // *store.Store → *rawHandle
 
 type rawHandle struct {
-	opts store.Options
-	once sync.Once
-	db   *gorm.DB
-	err  error
+	opts       store.Options
+	inspectURL string // when not opts.PostgresURL (a pooler's)
+	once       sync.Once
+	db         *gorm.DB
+	err        error
 }
 
 func (h *rawHandle) open() (*gorm.DB, error) {
 	h.once.Do(func() {
 		dialector := sqlite.Open("file:" + h.opts.SQLitePath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
 		if h.opts.PostgresURL != "" {
-			dialector = postgres.Open(SearchPath(h.opts.PostgresURL, cmp.Or(h.opts.Schema, store.DefaultSchema)))
+			dialector = postgres.Open(SearchPath(cmp.Or(h.inspectURL, h.opts.PostgresURL), cmp.Or(h.opts.Schema, store.DefaultSchema)))
 		}
 		h.db, h.err = gorm.Open(dialector, &gorm.Config{Logger: logger.Discard})
 	})
