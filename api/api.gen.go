@@ -40,6 +40,27 @@ func (e AcceptedStatus) Valid() bool {
 	}
 }
 
+// Defines values for AuditEventActor.
+const (
+	AuditEventActorAdmin  AuditEventActor = "admin"
+	AuditEventActorSystem AuditEventActor = "system"
+	AuditEventActorUser   AuditEventActor = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventActor enum.
+func (e AuditEventActor) Valid() bool {
+	switch e {
+	case AuditEventActorAdmin:
+		return true
+	case AuditEventActorSystem:
+		return true
+	case AuditEventActorUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeveloperRole.
 const (
 	DeveloperRoleDataScientist    DeveloperRole = "data_scientist"
@@ -244,6 +265,27 @@ func (e PythonProficiency) Valid() bool {
 	}
 }
 
+// Defines values for SecurityEventActor.
+const (
+	SecurityEventActorAdmin  SecurityEventActor = "admin"
+	SecurityEventActorSystem SecurityEventActor = "system"
+	SecurityEventActorUser   SecurityEventActor = "user"
+)
+
+// Valid indicates whether the value is a known member of the SecurityEventActor enum.
+func (e SecurityEventActor) Valid() bool {
+	switch e {
+	case SecurityEventActorAdmin:
+		return true
+	case SecurityEventActorSystem:
+		return true
+	case SecurityEventActorUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	TokenResponseTokenTypeBearer TokenResponseTokenType = "Bearer"
@@ -395,6 +437,125 @@ type Accepted struct {
 
 // AcceptedStatus defines model for Accepted.Status.
 type AcceptedStatus string
+
+// AdminUser A user as an operator sees it.
+type AdminUser struct {
+	// CreatedAt When the account was created (RFC 3339, UTC).
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled True while the account is disabled.
+	Disabled bool `json:"disabled"`
+
+	// DisabledAt When it was disabled; `null` while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// Email The account's email address as stored: trimmed, NFC-normalised and
+	// lower-cased (sign-in compares addresses case-insensitively).
+	Email string `json:"email"`
+
+	// EmailVerified True once the user proved the address (see `verifyEmail`).
+	EmailVerified bool `json:"email_verified"`
+
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
+
+	// Name Display name; `null` when none was given.
+	Name *string `json:"name"`
+
+	// Profile The onboarding profile; `null` until onboarding is done.
+	Profile *Profile `json:"profile"`
+
+	// ProfileComplete True once the onboarding profile is complete (both of its choices made).
+	ProfileComplete bool `json:"profile_complete"`
+}
+
+// AdminUserDetail One user with its activity.
+type AdminUserDetail struct {
+	// CreatedAt When the account was created (RFC 3339, UTC).
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled True while the account is disabled.
+	Disabled bool `json:"disabled"`
+
+	// DisabledAt When it was disabled; `null` while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// Email The account's email address as stored: trimmed, NFC-normalised and
+	// lower-cased (sign-in compares addresses case-insensitively).
+	Email string `json:"email"`
+
+	// EmailVerified True once the user proved the address (see `verifyEmail`).
+	EmailVerified bool `json:"email_verified"`
+
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
+
+	// LastLoginAt When the newest stored session was opened (a sign-up, login
+	// or Better-Auth exchange; refreshes do not count). `null` when
+	// no session is stored: ended sessions are deleted a day after
+	// they end.
+	LastLoginAt *time.Time `json:"last_login_at"`
+
+	// LiveSessions Sessions that can still be refreshed (not ended, not expired, not idle).
+	LiveSessions int `json:"live_sessions"`
+
+	// Name Display name; `null` when none was given.
+	Name *string `json:"name"`
+
+	// Profile The onboarding profile; `null` until onboarding is done.
+	Profile *Profile `json:"profile"`
+
+	// ProfileComplete True once the onboarding profile is complete (both of its choices made).
+	ProfileComplete bool `json:"profile_complete"`
+}
+
+// AdminUserList defines model for AdminUserList.
+type AdminUserList struct {
+	// NextCursor Pass as `cursor` for the next page; `null` on the last page.
+	NextCursor *string     `json:"next_cursor"`
+	Users      []AdminUser `json:"users"`
+}
+
+// AuditEvent One recorded security event.
+type AuditEvent struct {
+	Actor AuditEventActor `json:"actor"`
+	At    time.Time       `json:"at"`
+
+	// Details Never a secret, password, token, hash or email address.
+	Details map[string]string `json:"details"`
+	Id      int64             `json:"id"`
+
+	// Ip The client's address; empty when none (the command line).
+	Ip string `json:"ip"`
+
+	// Type `signup`, `login_succeeded`, `login_failed`, `throttled`,
+	// `refresh_reuse_detected`, `password_changed`, `password_reset`,
+	// `email_verified`, `email_changed`, `session_ended`,
+	// `user_disabled`, `user_enabled`, `user_deleted`, `user_viewed`,
+	// `key_rotated`, `key_revoked`.
+	Type      string `json:"type"`
+	UserAgent string `json:"user_agent"`
+
+	// UserId The user the event is about; `null` when none is known.
+	UserId *string `json:"user_id"`
+}
+
+// AuditEventActor defines model for AuditEvent.Actor.
+type AuditEventActor string
+
+// AuditEventList defines model for AuditEventList.
+type AuditEventList struct {
+	Events []AuditEvent `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
 
 // BetterAuthExchangeRequest A Better-Auth session cookie's value.
 //
@@ -588,8 +749,9 @@ type PasswordChange struct {
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -707,6 +869,40 @@ type ResetPasswordRequest struct {
 
 	// Token A mail token exactly as it appears in the link (opaque).
 	Token MailToken `json:"token"`
+}
+
+// SecurityEvent One event of the audit trail (docs/audit.md). It never holds a
+// secret, password, token, hash or email address.
+type SecurityEvent struct {
+	// Actor Who caused it; an administrator is not named.
+	Actor SecurityEventActor `json:"actor"`
+	At    time.Time          `json:"at"`
+
+	// Details Event-specific strings, e.g. `reason`, `session_id`, `method`, `scope`.
+	Details map[string]string `json:"details"`
+
+	// Id Increases with time.
+	Id int64 `json:"id"`
+
+	// Ip The client IP ("" when none, e.g. an administrator's action).
+	Ip string `json:"ip"`
+
+	// Type `signup`, `login_succeeded`, `login_failed`, `throttled`,
+	// `refresh_reuse_detected`, `password_changed`, `password_reset`,
+	// `email_verified`, `email_changed`, `session_ended`,
+	// `user_disabled`, `user_enabled`, `user_viewed`; more may be added.
+	Type string `json:"type"`
+
+	// UserAgent The client's User-Agent (sanitised; "" when none).
+	UserAgent string `json:"user_agent"`
+}
+
+// SecurityEventActor Who caused it; an administrator is not named.
+type SecurityEventActor string
+
+// SecurityEventList Example: {"events":[{"actor":"user","at":"2025-01-15T10:02:41Z","details":{"method":"password","session_id":"7d1c0f9e-2b3a-4c5d-8e6f-9a0b1c2d3e4f"},"id":1042,"ip":"203.0.113.7","type":"login_succeeded","user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}]}
+type SecurityEventList struct {
+	Events []SecurityEvent `json:"events"`
 }
 
 // Session A refresh session (one sign-in on one device).
@@ -871,11 +1067,65 @@ type User struct {
 	ProfileComplete bool `json:"profile_complete"`
 }
 
+// AdminCursor defines model for AdminCursor.
+type AdminCursor = string
+
+// AdminLimit defines model for AdminLimit.
+type AdminLimit = int
+
+// AdminUserID defines model for AdminUserID.
+type AdminUserID = string
+
 // RefreshCookie defines model for RefreshCookie.
 type RefreshCookie = string
 
 // TokenDelivery defines model for TokenDelivery.
 type TokenDelivery string
+
+// AdminBadRequest An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminBadRequest = Problem
+
+// AdminNotFound An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminUnauthorized = Problem
 
 // BadMailToken An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -884,8 +1134,9 @@ type TokenDelivery string
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -898,8 +1149,9 @@ type BadMailToken = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -912,8 +1164,9 @@ type BadRequest = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -926,8 +1179,9 @@ type CSRFRejected = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -940,8 +1194,9 @@ type Conflict = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -959,8 +1214,9 @@ type MailAccepted = Accepted
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -973,8 +1229,9 @@ type NotFound = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -990,8 +1247,9 @@ type TokenIssued = TokenResponse
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -1004,8 +1262,9 @@ type TooManyRequests = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -1018,8 +1277,9 @@ type Unauthorized = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -1032,12 +1292,41 @@ type Unavailable = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	UserId *string `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type An event type (see `AuditEvent`); any other is 400 `validation_failed`.
+	Type *string `form:"type,omitempty" json:"type,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as given (opaque); anything
+	// else is 400 `invalid_cursor`.
+	Cursor *AdminCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most items a page holds (default 50).
+	Limit *AdminLimit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// EmailPrefix The start of the address (case-insensitive).
+	EmailPrefix *string `form:"email_prefix,omitempty" json:"email_prefix,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as given (opaque); anything
+	// else is 400 `invalid_cursor`.
+	Cursor *AdminCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most items a page holds (default 50).
+	Limit *AdminLimit `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ExchangeBetterAuthSessionParams defines parameters for ExchangeBetterAuthSession.
 type ExchangeBetterAuthSessionParams struct {
@@ -1178,6 +1467,27 @@ type ServerInterface interface {
 	// GetReadiness Readiness
 	// (GET /readyz)
 	GetReadiness(c *gin.Context)
+	// AdminListAudit Read the audit trail
+	// (GET /v1/admin/audit)
+	AdminListAudit(c *gin.Context, params AdminListAuditParams)
+	// AdminListUsers Find users
+	// (GET /v1/admin/users)
+	AdminListUsers(c *gin.Context, params AdminListUsersParams)
+	// AdminDeleteUser Delete a user
+	// (DELETE /v1/admin/users/{id})
+	AdminDeleteUser(c *gin.Context, id AdminUserID)
+	// AdminGetUser Read one user
+	// (GET /v1/admin/users/{id})
+	AdminGetUser(c *gin.Context, id AdminUserID)
+	// AdminDisableUser Disable a user
+	// (POST /v1/admin/users/{id}/disable)
+	AdminDisableUser(c *gin.Context, id AdminUserID)
+	// AdminEnableUser Enable a user
+	// (POST /v1/admin/users/{id}/enable)
+	AdminEnableUser(c *gin.Context, id AdminUserID)
+	// AdminEndUserSessions End every session of a user
+	// (DELETE /v1/admin/users/{id}/sessions)
+	AdminEndUserSessions(c *gin.Context, id AdminUserID)
 	// ConfirmEmailChange Confirm an email change
 	// (POST /v1/auth/email/confirm)
 	ConfirmEmailChange(c *gin.Context)
@@ -1214,6 +1524,9 @@ type ServerInterface interface {
 	// ResendVerification Send the verification mail again
 	// (POST /v1/me/email/verification)
 	ResendVerification(c *gin.Context)
+	// ListMyEvents List my security events
+	// (GET /v1/me/events)
+	ListMyEvents(c *gin.Context)
 	// ChangePassword Change my password
 	// (POST /v1/me/password)
 	ChangePassword(c *gin.Context, params ChangePasswordParams)
@@ -1306,6 +1619,225 @@ func (siw *ServerInterfaceWrapper) GetReadiness(c *gin.Context) {
 	}
 
 	siw.Handler.GetReadiness(c)
+}
+
+// AdminListAudit operation middleware
+func (siw *ServerInterfaceWrapper) AdminListAudit(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAuditParams
+
+	// ------------- Optional query parameter "user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "user_id", c.Request.URL.Query(), &params.UserId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter user_id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", c.Request.URL.Query(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter type: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", c.Request.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter cursor: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", c.Request.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter limit: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminListAudit(c, params)
+}
+
+// AdminListUsers operation middleware
+func (siw *ServerInterfaceWrapper) AdminListUsers(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+
+	// ------------- Optional query parameter "email_prefix" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email_prefix", c.Request.URL.Query(), &params.EmailPrefix, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter email_prefix: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", c.Request.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter cursor: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", c.Request.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter limit: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminListUsers(c, params)
+}
+
+// AdminDeleteUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminDeleteUser(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminDeleteUser(c, id)
+}
+
+// AdminGetUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminGetUser(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminGetUser(c, id)
+}
+
+// AdminDisableUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminDisableUser(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminDisableUser(c, id)
+}
+
+// AdminEnableUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminEnableUser(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminEnableUser(c, id)
+}
+
+// AdminEndUserSessions operation middleware
+func (siw *ServerInterfaceWrapper) AdminEndUserSessions(c *gin.Context) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id AdminUserID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", c.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandler(c, fmt.Errorf("Invalid format for parameter id: %w", err), http.StatusBadRequest)
+		return
+	}
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.AdminEndUserSessions(c, id)
 }
 
 // ConfirmEmailChange operation middleware
@@ -1629,6 +2161,19 @@ func (siw *ServerInterfaceWrapper) ResendVerification(c *gin.Context) {
 	siw.Handler.ResendVerification(c)
 }
 
+// ListMyEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListMyEvents(c *gin.Context) {
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		middleware(c)
+		if c.IsAborted() {
+			return
+		}
+	}
+
+	siw.Handler.ListMyEvents(c)
+}
+
 // ChangePassword operation middleware
 func (siw *ServerInterfaceWrapper) ChangePassword(c *gin.Context) {
 
@@ -1778,6 +2323,13 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/healthz", wrapper.GetHealth)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics)
 	router.GET(options.BaseURL+"/readyz", wrapper.GetReadiness)
+	router.GET(options.BaseURL+"/v1/admin/audit", wrapper.AdminListAudit)
+	router.GET(options.BaseURL+"/v1/admin/users", wrapper.AdminListUsers)
+	router.DELETE(options.BaseURL+"/v1/admin/users/:id", wrapper.AdminDeleteUser)
+	router.GET(options.BaseURL+"/v1/admin/users/:id", wrapper.AdminGetUser)
+	router.POST(options.BaseURL+"/v1/admin/users/:id/disable", wrapper.AdminDisableUser)
+	router.POST(options.BaseURL+"/v1/admin/users/:id/enable", wrapper.AdminEnableUser)
+	router.DELETE(options.BaseURL+"/v1/admin/users/:id/sessions", wrapper.AdminEndUserSessions)
 	router.POST(options.BaseURL+"/v1/auth/email/confirm", wrapper.ConfirmEmailChange)
 	router.POST(options.BaseURL+"/v1/auth/email/verify", wrapper.VerifyEmail)
 	router.POST(options.BaseURL+"/v1/auth/exchange/better-auth", wrapper.ExchangeBetterAuthSession)
@@ -1790,12 +2342,26 @@ func RegisterHandlersWithOptions(router gin.IRouter, si ServerInterface, options
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetMe)
 	router.POST(options.BaseURL+"/v1/me/email", wrapper.RequestEmailChange)
 	router.POST(options.BaseURL+"/v1/me/email/verification", wrapper.ResendVerification)
+	router.GET(options.BaseURL+"/v1/me/events", wrapper.ListMyEvents)
 	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangePassword)
 	router.GET(options.BaseURL+"/v1/me/profile", wrapper.GetProfile)
 	router.PUT(options.BaseURL+"/v1/me/profile", wrapper.PutProfile)
 	router.DELETE(options.BaseURL+"/v1/me/sessions", wrapper.EndOtherSessions)
 	router.GET(options.BaseURL+"/v1/me/sessions", wrapper.ListSessions)
 	router.DELETE(options.BaseURL+"/v1/me/sessions/:id", wrapper.EndSession)
+}
+
+type AdminBadRequestApplicationProblemPlusJSONResponse Problem
+
+type AdminNotFoundApplicationProblemPlusJSONResponse Problem
+
+type AdminUnauthorizedResponseHeaders struct {
+	WWWAuthenticate string
+}
+type AdminUnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers AdminUnauthorizedResponseHeaders
 }
 
 type BadMailTokenApplicationProblemPlusJSONResponse Problem
@@ -2008,6 +2574,710 @@ type GetReadiness503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAuditRequestObject struct {
+	Params AdminListAuditParams
+}
+
+type AdminListAuditResponseObject interface {
+	VisitAdminListAuditResponse(w http.ResponseWriter) error
+}
+
+type AdminListAudit200JSONResponse AuditEventList
+
+func (response AdminListAudit200JSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit400ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit401ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit404ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit500ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListAudit503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAudit503ApplicationProblemPlusJSONResponse) VisitAdminListAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsersRequestObject struct {
+	Params AdminListUsersParams
+}
+
+type AdminListUsersResponseObject interface {
+	VisitAdminListUsersResponse(w http.ResponseWriter) error
+}
+
+type AdminListUsers200JSONResponse AdminUserList
+
+func (response AdminListUsers200JSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers404ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers500ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDeleteUserResponseObject interface {
+	VisitAdminDeleteUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDeleteUser204Response struct {
+}
+
+func (response AdminDeleteUser204Response) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDeleteUser400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser404ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser500ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminGetUserResponseObject interface {
+	VisitAdminGetUserResponse(w http.ResponseWriter) error
+}
+
+type AdminGetUser200JSONResponse AdminUserDetail
+
+func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser404ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser500ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDisableUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminDisableUserResponseObject interface {
+	VisitAdminDisableUserResponse(w http.ResponseWriter) error
+}
+
+type AdminDisableUser204Response struct {
+}
+
+func (response AdminDisableUser204Response) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminDisableUser400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDisableUser400ApplicationProblemPlusJSONResponse) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDisableUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDisableUser401ApplicationProblemPlusJSONResponse) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDisableUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDisableUser404ApplicationProblemPlusJSONResponse) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDisableUser500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDisableUser500ApplicationProblemPlusJSONResponse) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminDisableUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDisableUser503ApplicationProblemPlusJSONResponse) VisitAdminDisableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEnableUserRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminEnableUserResponseObject interface {
+	VisitAdminEnableUserResponse(w http.ResponseWriter) error
+}
+
+type AdminEnableUser204Response struct {
+}
+
+func (response AdminEnableUser204Response) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminEnableUser400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEnableUser400ApplicationProblemPlusJSONResponse) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEnableUser401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEnableUser401ApplicationProblemPlusJSONResponse) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEnableUser404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEnableUser404ApplicationProblemPlusJSONResponse) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEnableUser500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEnableUser500ApplicationProblemPlusJSONResponse) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEnableUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEnableUser503ApplicationProblemPlusJSONResponse) VisitAdminEnableUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEndUserSessionsRequestObject struct {
+	Id AdminUserID `json:"id"`
+}
+
+type AdminEndUserSessionsResponseObject interface {
+	VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error
+}
+
+type AdminEndUserSessions204Response struct {
+}
+
+func (response AdminEndUserSessions204Response) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminEndUserSessions400ApplicationProblemPlusJSONResponse struct {
+	AdminBadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEndUserSessions400ApplicationProblemPlusJSONResponse) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEndUserSessions401ApplicationProblemPlusJSONResponse struct {
+	AdminUnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEndUserSessions401ApplicationProblemPlusJSONResponse) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEndUserSessions404ApplicationProblemPlusJSONResponse struct {
+	AdminNotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEndUserSessions404ApplicationProblemPlusJSONResponse) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEndUserSessions500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEndUserSessions500ApplicationProblemPlusJSONResponse) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminEndUserSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminEndUserSessions503ApplicationProblemPlusJSONResponse) VisitAdminEndUserSessionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2927,9 +4197,7 @@ func (response RefreshSession401ApplicationProblemPlusJSONResponse) VisitRefresh
 	return err
 }
 
-type RefreshSession403ApplicationProblemPlusJSONResponse struct {
-	CSRFRejectedApplicationProblemPlusJSONResponse
-}
+type RefreshSession403ApplicationProblemPlusJSONResponse Problem
 
 func (response RefreshSession403ApplicationProblemPlusJSONResponse) VisitRefreshSessionResponse(w http.ResponseWriter) error {
 
@@ -3477,6 +4745,87 @@ type ResendVerification503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ResendVerification503ApplicationProblemPlusJSONResponse) VisitResendVerificationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Retry-After", fmt.Sprint(response.Headers.RetryAfter))
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEventsRequestObject struct {
+}
+
+type ListMyEventsResponseObject interface {
+	VisitListMyEventsResponse(w http.ResponseWriter) error
+}
+
+type ListMyEvents200ResponseHeaders struct {
+	CacheControl string
+}
+
+type ListMyEvents200JSONResponse struct {
+	Body    SecurityEventList
+	Headers ListMyEvents200ResponseHeaders
+}
+
+func (response ListMyEvents200JSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", fmt.Sprint(response.Headers.CacheControl))
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyEvents401ApplicationProblemPlusJSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyEvents500ApplicationProblemPlusJSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMyEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMyEvents503ApplicationProblemPlusJSONResponse) VisitListMyEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -4125,6 +5474,27 @@ type StrictServerInterface interface {
 	// GetReadiness Readiness
 	// (GET /readyz)
 	GetReadiness(ctx context.Context, request GetReadinessRequestObject) (GetReadinessResponseObject, error)
+	// AdminListAudit Read the audit trail
+	// (GET /v1/admin/audit)
+	AdminListAudit(ctx context.Context, request AdminListAuditRequestObject) (AdminListAuditResponseObject, error)
+	// AdminListUsers Find users
+	// (GET /v1/admin/users)
+	AdminListUsers(ctx context.Context, request AdminListUsersRequestObject) (AdminListUsersResponseObject, error)
+	// AdminDeleteUser Delete a user
+	// (DELETE /v1/admin/users/{id})
+	AdminDeleteUser(ctx context.Context, request AdminDeleteUserRequestObject) (AdminDeleteUserResponseObject, error)
+	// AdminGetUser Read one user
+	// (GET /v1/admin/users/{id})
+	AdminGetUser(ctx context.Context, request AdminGetUserRequestObject) (AdminGetUserResponseObject, error)
+	// AdminDisableUser Disable a user
+	// (POST /v1/admin/users/{id}/disable)
+	AdminDisableUser(ctx context.Context, request AdminDisableUserRequestObject) (AdminDisableUserResponseObject, error)
+	// AdminEnableUser Enable a user
+	// (POST /v1/admin/users/{id}/enable)
+	AdminEnableUser(ctx context.Context, request AdminEnableUserRequestObject) (AdminEnableUserResponseObject, error)
+	// AdminEndUserSessions End every session of a user
+	// (DELETE /v1/admin/users/{id}/sessions)
+	AdminEndUserSessions(ctx context.Context, request AdminEndUserSessionsRequestObject) (AdminEndUserSessionsResponseObject, error)
 	// ConfirmEmailChange Confirm an email change
 	// (POST /v1/auth/email/confirm)
 	ConfirmEmailChange(ctx context.Context, request ConfirmEmailChangeRequestObject) (ConfirmEmailChangeResponseObject, error)
@@ -4161,6 +5531,9 @@ type StrictServerInterface interface {
 	// ResendVerification Send the verification mail again
 	// (POST /v1/me/email/verification)
 	ResendVerification(ctx context.Context, request ResendVerificationRequestObject) (ResendVerificationResponseObject, error)
+	// ListMyEvents List my security events
+	// (GET /v1/me/events)
+	ListMyEvents(ctx context.Context, request ListMyEventsRequestObject) (ListMyEventsResponseObject, error)
 	// ChangePassword Change my password
 	// (POST /v1/me/password)
 	ChangePassword(ctx context.Context, request ChangePasswordRequestObject) (ChangePasswordResponseObject, error)
@@ -4351,6 +5724,188 @@ func (sh *strictHandler) GetReadiness(ctx *gin.Context) {
 		sh.options.HandlerErrorFunc(ctx, err)
 	} else if validResponse, ok := response.(GetReadinessResponseObject); ok {
 		if err := validResponse.VisitGetReadinessResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminListAudit operation middleware
+func (sh *strictHandler) AdminListAudit(ctx *gin.Context, params AdminListAuditParams) {
+	var request AdminListAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListAudit(ctx, request.(AdminListAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListAudit")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminListAuditResponseObject); ok {
+		if err := validResponse.VisitAdminListAuditResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminListUsers operation middleware
+func (sh *strictHandler) AdminListUsers(ctx *gin.Context, params AdminListUsersParams) {
+	var request AdminListUsersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminListUsers(ctx, request.(AdminListUsersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminListUsers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminListUsersResponseObject); ok {
+		if err := validResponse.VisitAdminListUsersResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminDeleteUser operation middleware
+func (sh *strictHandler) AdminDeleteUser(ctx *gin.Context, id AdminUserID) {
+	var request AdminDeleteUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDeleteUser(ctx, request.(AdminDeleteUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDeleteUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminDeleteUserResponseObject); ok {
+		if err := validResponse.VisitAdminDeleteUserResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminGetUser operation middleware
+func (sh *strictHandler) AdminGetUser(ctx *gin.Context, id AdminUserID) {
+	var request AdminGetUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminGetUser(ctx, request.(AdminGetUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminGetUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminGetUserResponseObject); ok {
+		if err := validResponse.VisitAdminGetUserResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminDisableUser operation middleware
+func (sh *strictHandler) AdminDisableUser(ctx *gin.Context, id AdminUserID) {
+	var request AdminDisableUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminDisableUser(ctx, request.(AdminDisableUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminDisableUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminDisableUserResponseObject); ok {
+		if err := validResponse.VisitAdminDisableUserResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminEnableUser operation middleware
+func (sh *strictHandler) AdminEnableUser(ctx *gin.Context, id AdminUserID) {
+	var request AdminEnableUserRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminEnableUser(ctx, request.(AdminEnableUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminEnableUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminEnableUserResponseObject); ok {
+		if err := validResponse.VisitAdminEnableUserResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminEndUserSessions operation middleware
+func (sh *strictHandler) AdminEndUserSessions(ctx *gin.Context, id AdminUserID) {
+	var request AdminEndUserSessionsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminEndUserSessions(ctx, request.(AdminEndUserSessionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminEndUserSessions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(AdminEndUserSessionsResponseObject); ok {
+		if err := validResponse.VisitAdminEndUserSessionsResponse(ctx.Writer); err != nil {
 			sh.options.ResponseErrorHandlerFunc(ctx, err)
 		}
 	} else if response != nil {
@@ -4842,6 +6397,30 @@ func (sh *strictHandler) ResendVerification(ctx *gin.Context) {
 	}
 }
 
+// ListMyEvents operation middleware
+func (sh *strictHandler) ListMyEvents(ctx *gin.Context) {
+	var request ListMyEventsRequestObject
+
+	handler := func(ctx *gin.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMyEvents(ctx, request.(ListMyEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMyEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		sh.options.HandlerErrorFunc(ctx, err)
+	} else if validResponse, ok := response.(ListMyEventsResponseObject); ok {
+		if err := validResponse.VisitListMyEventsResponse(ctx.Writer); err != nil {
+			sh.options.ResponseErrorHandlerFunc(ctx, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(ctx, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ChangePassword operation middleware
 func (sh *strictHandler) ChangePassword(ctx *gin.Context, params ChangePasswordParams) {
 	var request ChangePasswordRequestObject
@@ -5031,280 +6610,329 @@ func (sh *strictHandler) EndSession(ctx *gin.Context, id openapi_types.UUID) {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L2Lctu4ljb6Kijt/1RL3pQs+ZLEcnWd4zhOx2nH8fal0xf1MSESkhBTAJsALau7UvU/zT/vMY8yT/IX",
-	"1gJIkKJs5zbde8/eVdMT2ySIy8K6fmutP1qRnKdSMKFVa/hHK6UZnTPNMvjpnE0ypmaHUt5wZn4RMxVl",
-	"PNVcitawdTljJMNHiJY3TBDFNBkvCSURvNKdy5gRKtSCZT1yzmhMpEiWZDFjgugZG4mxjJdkRhURkoR2",
-	"rGsYKwwIFfZ5LuyABAZsw6vhCRVLmsXdS/N49wVL+C3LlkP7aEhmjMYsI5NMzgkVhCaJXLCYyIxPuejs",
-	"jwQlGfstZ0oTPaOaLGSexCRXjHBNpJ6xbMHND8osMlcsJguuZ2Snvz0SYaSyyXXG3rNIszjsjUQraHGz",
-	"Kfj1VtASdM5aw9b19SupdDexk7VrbAUtFc3YnJpd1cvUPKl0xsW09eFD0IIluRWtbvy7GcuY2cDa9uuM",
-	"3rJE9Uho9jWEjSIxm9A80Z2h2Ubzi9cXb09h5zkzj9rtKv4cNs84tPsakInMRmKcyYViGaFpqvbtVHAv",
-	"5zlsKDNnNmfF9uO2Ey7MyR2c/nRw/uL68O35xfXb8+Pvjk8vQtJmiWJme0ltdzve9uKhltvbTASV7WUi",
-	"n7eGv7TMnrQCd0C/Biv7/iFoZUylUigG5P+cxm8oT2Bo83MkhWZCm3/SNE14RM15bKaZHCds/vf3SsJj",
-	"7I7O04ThG7H5Ahe3NOExEnYraMVMU560hi2zbwkXN4bI7EMBYXcpz4BQCU0yRuOlIcp4n1B1YzafUCLY",
-	"gkhhqExpqnPVGu70+0FLc22+ayZOzvE4WsUy6VjmejhOqLhpffD3539lbNIatv62WbKCTfyr2jzDteHm",
-	"VIkwrKwqHAIRzClPLDFyRXJxI+RCBDD/YmEBmTMqNNIRFXDTSJpnqVQsMKu+lTxmMTKShGqWkWhGxZSR",
-	"thSOneBGJImhjRDmAYdxPaE8YXFohikmaA7Gzg/4DTfsRhMaRSzVdJwwQ18fArNtbtc++rSBYPwPmp9V",
-	"Pp9Tc4GBVfrfXrAk6U5kNmcx3MdW0LqlSd5ENDBYjWbcXXtgyE8kjg8wmeqOVpdzQOZsPjanAH8k5eMN",
-	"C1kda81qykvQClosy6SRQr/80ZpwlsStYSulSi1kZv46Z0rRqRkd2M2YEapJwqjSZLBryCWjkZFiJJHm",
-	"av/66XvxJa7K5ZojKylwWKNW0q4d6UiYM4XrAW/CERM5NiyyA9TecAna1J0TVyMx50pxMQ3KaykncCkW",
-	"mRRTYlYP48tcm7+MZS5itU9CPImQJFxpNRKMRjNib4G5o3A6AchG8yaLZpKLKaFiSVQ+nnOtkUBy1rH3",
-	"7PDi/OW5Ze6fxVcrYsKnKl/9sBuvUDBVZFJVJUDxbjakWaiQQvaUtLRd0tJLmY15HAOD/1ostyoXhzVF",
-	"y5GYOwpvheFbWGI4EsBDzVGy2Ej8ZlncAUJo1I/GbCRobuS7NgeFfNpXRaym5ibxMbpaj5xKPTPUs6DK",
-	"Mv3YEY0Uk4RH+rMIhhn5dK1pTQybjYoimQvtaIArAs8WEpjdGeqvnP1eefbF5L7e0XtTNwd/z4zjOGNK",
-	"1WbeM7M4FpplgiafqczYQaob6H5NgF0QGUV5lsGtdDu263NeNxVywbJblpEj89ZXVVbwe7h3uWB3KVwi",
-	"nG6PFAI6olnGGRgk7h1luDG5+MdJYH6rNI1ujKodsQ7sqtERD4CT38vOCqXgUWspBmxYjPubuf9w5FwR",
-	"KQjXiizoknDg6hlYLlQszX3XkigmYmPYaAmLtaYXV3B3FZ0zww0Y8LmIKqcSnUr90siBz6IYIfX1BEbx",
-	"SMbsZB7NiGJKod5Q3qydkk5OpSYv7btfizaK+YVD4qaVMSXzLGKgZ8LtyhXL4LzP6DKRNL6U8oRmU/ZZ",
-	"W5PiWNdayusERntA04OHzIyoIIMn5Hv+3N+5gSePrF5DjoTmekkupSQn9gtfayNXVmO17vsWAeSHPADV",
-	"IUXauDC8XSAxjpXKv+DlgjHPranXeMMcWQ6tsWWmphRaNoH9XcX2Rm+FWQzQyUicmrtEIhrNWEza4aH5",
-	"R/dQCp3JxJBZV2mZMWfbovwDI6Ly5Krtf5As6FKRsBhh39pbhemKio7REsfMTqDXMqbtb7kxv1pDneWs",
-	"yUB2QzbZxkHrgunuOk/QcdVBA06b9kNCvzNE5aC+j2qdC+LbUd7vb0fwHPyT7ZMzqmffbu6PxBt61z2Y",
-	"MvuMYpEUsSIJm2in5toj/UYROlYyybXRgyZM8zmzo43EK63TtyJZ7pMLFuUZ2ycXdM4uuGbfXuiMRzr0",
-	"RAU4OdB5NRI17xUe63ofD3p55Bsqlvaiqs9iJBnV7Drhc17ThLWUZG50cao1m6da7ZOM6WyJhrXPO7Y8",
-	"fcYwCzM1Uszt6zENf+aGX6xOWFSUQhbdoHPE6YfkMluOBJ1SLgidaJaR8NwssXtgfgiJpYUAiIDRLOHg",
-	"ppJzJnQp/eznRiICNdfYmnjUMDVlyNlqyucHl0fXJ8dvji+vN8IOoRkjakYz1IRBghqahsMbOgM5kVMu",
-	"FGkbJgGKkdBdZ87imlSHpMgDQatLWTYSUcKZ0AH8Af9NaJRJo9zhYyqovAR2DcxgAQpA21DoSFBBmIpo",
-	"QrXZxZgldBkQAfyJmvfn1JwWSWR000E+pvhUdPNUeV9e4VPeHq8yhAt7/3KheQKbbPeXeNt7P1NyJP5s",
-	"px+05lzwueFSg4IQjXY2ZZm9S1dglMiM//4pNmXFexNlLDbWDU1U1evxDuxk1LJlRorza8Ppdu7x4fhD",
-	"1gT86nDgBolkljEwKEq1aFBe0Mpy13px3OcrrKm6piv0BdQcyW37431rqg66orb4w5WOHbNQwzHHDCTW",
-	"rbypmAifsMbKNK4zlqtVZ5VKDX1X52SYibmldGnk8z3rbfxAZbkYIaiNXXXdevLnC6/fjnptnaurbkf3",
-	"WSbiB1ZaH6p2pv787SP7wCmM5QDs9/NWkteucLmMN+i5MsTj6MhXyEh7zGjGMpLJXDPVtLS8OoPScCUN",
-	"w8F5Wr70GSv6EtLxoPS0mK1HaQJBm5iFRLMkUWQxWw5HYiS6pQ/R4zehY0+oilsfgYhLfhNLUBbnVEcz",
-	"QsVIECdQesSxB3hNwXvoLXRvK5B/5n0tk5jQlGZGVHhzqepFJQEOGwJYsWTKaq6JFFMzFS0JJUZzLOiv",
-	"jaKLg00Ajiojn91fzd0DUu/gNJqub2UWdC17SDOmmNAshi0B/ULmWvEYY2/TjEaMLLiI5QJv+GImk4Z7",
-	"DtPB2dSu2Mp2uHfN9rIYFsbjhIE3ziqtZjJOb8VBfeIO65cBx63Tt/MFm8HmNEEfM4T2ppVIjXU3F0Yw",
-	"zWPORMRWtIF37951PWJlTSqB0EQKOy90KdprRiixk67aWaAE/XL+8pA8ebrb/7U90zpVw83NxWLRyyZR",
-	"l8Vcy6wns+lmNonM/5nnOsORCJ/bTWA0mX87allLYtQK0OHz7agalBu1woDQREmMTRuFvqQDQwSkTdFV",
-	"kmYyziOjxwid0Ugb6on4hDPVAfclPj1ejkSYyOmxwFCUPeULPN4wIIsZj2bu6ml64+0BfLhuPxTqUOuj",
-	"V9YKGq2PK0FvKU/oOPk8F0bujdNkeIAuaZRfLszmTTOmCiNEzWSmk2XFSei5MC5YdssjRq4qn/hahoi3",
-	"EGOHZEvyoE1B2lIQqwDAno2EuakY0+w0urNJLhIg8RkjMmUZMnZlbPoCc9AbCSO5I5orpixvh1A+1XRM",
-	"FSMxjzEMhLHQBTefKX35L55fXx6/OXp7dRmSto3/m5u+TQw/4Bpjsxmj0cysNiAqkYsADAB76c3XIikE",
-	"i2B6qZQJmVFghEKSScYqf+aCGG60D/N0517IlxlVM4ZywiMBUts50qYkoqn5wg1jqTJc38gtMkmkjK1p",
-	"czejuQIrZs7mMlt29t3WuFFsZA11r7bSNNMQ85IZUbNcowUkF6LzafaMlmRBuZFPE5kxQyQQ6zJ08khz",
-	"ZvAoY0blaSozzeI3LOb0Eh76rDtaDHg9NyNew3e96wru4RVfndFj6142392462tExScITJpc4ie+3nVt",
-	"WtMaj6NwjJkqEtaXFPZapbIGtOC78+uewSLKRpX1WBo9eGHE2YymKROKCHZX/jBegpPekId3MGUAm0/8",
-	"aE5EjV0QMaPwcB00evi9I2jRIk4QtNLMMBTN0ZwtvrDifCpfL31/xTiNvr+Srn9x75Yx+PINDEcDlIJp",
-	"zTKjEBzdIePzkBU0jrnZTpqceTOe0ESxVUcsjgS6RaEdoQPxG4Vh5drOWiO3tbcY3B5uq5fjn9Iffutn",
-	"l7/1Z6+e3b2e/3hzkm1FP6e9m9+e/eP9tniyeBX1f5g8Ge/+vHX3/ulPcX++d7KjBuf6WX4kt+g/0tPF",
-	"/7P9YnWDC2t6NdgP83J+x3CMSzBKWs8pgFYbtl7TthGSLO6A9xNwKhZeNZNJrAjXZo1zenfCxFTPWsPd",
-	"wRawEffz4KFDw7k2ndQLdssSs6xzmbAmqBk13E5pgr8fM1V4ub9RZCGzG9h/S0ZK58bwMJxVjsdLDrgK",
-	"JSd6QTN2zcSUCwZuRyPKrlXEjb4ID80T/8+ZHEvNI1X5HVOMZtEMfmBxHlENIUMQmw10G7SOzN05/Azy",
-	"M2cJ7n+MqZZOfuvDK4WcMVNQCVdoHSDV12jTvnZdIFmGLevoITOZKUbG1JDKkihNU1B2BFtcg/Fl7npM",
-	"e4m8ZQmN2P9nRzXK7ypprn7nD598Bv2tnQfop/LlP1rGQKDaRdCrxLi1u/MQ+ZVjBatza6LKl5wlMcaE",
-	"V0jyrWAe4MhBUXoEIy4smklLozX4iTmL6jZZYNEfD8F1LIgmkiJimYB4DqwmDEjolhEG5L/+9/8xasXR",
-	"PNUlxrWAythQayFX0VoMCBdRkscImRkJi82xnxwCyxcQnUUhBsuL0ZdtGTACczCW4vAe+LrRuZVmNEZl",
-	"p7QhPCTVyrl7cqOBFXCFDgCwFUnKpKHBytiPAWQ9RC94MPeLmJcym0p9Zlfy6ffb4SVcjJwSw2g04jK1",
-	"rN1g7y4WVzCS89Ur+KWuDr7VtAGvGE307KIQ5XXJOYO/O/h1dRmF/iBvVqe+qh3Im0frBU0zff3u+6YJ",
-	"pvk44REi2d6xMfmeLUnbWPtPdwdPOz3yViRL95AjaGNFwD23zpnhSAhJ0ozfUs3cRW2HMVxN85/fzH9i",
-	"+GcM//6Nm/9KPTP/7ybsGJI2I44EfErNWNwjb+znxktyw5aAjXM+tqPDkLSPLrZ2n3SGJIyy25B8S8Kz",
-	"7tbuEzPinfnPMkTPzNvvz8zD8YuLA//ho3hrd3ewh4/jk+cXByFpn7thhfkbM38biUMps5gLqhk64Kyt",
-	"gHthzMEnO3mWFICr1NC/mBY7+Yz85388seZO9ZxpMm1mfq/fXRCaTGXG9WyOVprZBQRBIAzeF/qwGa2g",
-	"BetsBS1YRaNAjrLb1S8e5tktI23YWLM+3LUbtlQd/yuww/AV2LzG8Ru41hnSD7tD24K0Yas7QblzIBdA",
-	"7prn//9fDro/0+7v/e7edffXv/+vJhZ5wxukhqFeHu+jH9VKoPCGx0UiglUHQRVT5a6i6gcK3v0C+UYv",
-	"m79qnqycx2EraL39/gyO4qBxoxr01jcyzpNcfZENyhVbj1xQfBpWdEY+bZzj3eoQPxqF2V4GpBjAvloe",
-	"YXazDdTzebNv2OafVj/8GZ+ocU5zsEhUAdxJ3L81jPSiiZNWWOgF0yUbJf/5H7sdQ3p2j25ZxicunGDu",
-	"WE0wmF8B6BqYQ3G14eIWVxDov7XV39rt9gfdwW6XDsZb0XbL0igSINAAHC4cZWvybPvt6+0XW3cvB8+n",
-	"z27z8Z4+YYPpqze///D0CXt2mau9/OzV7fkPR1ctOIPW3fXLo9/P87359pNXJ6fXOmdPdvdOTtMf3z1J",
-	"D5cXmt/89P7743fHu7Tf+vDrihjDpTTxN/OXfSKzGMII6BzgUwEbI3SPXLDEqOTjJV5gs0Vcs7l6yF1h",
-	"5NyH0uORZXS5ethmVk1neyKnXHyaGnNYhnseqa4ErceaIOsVmwZVCp0Y39SgqD1yKOcpICQiqliXC8WE",
-	"4prfsmRpJvyxKpI/+6Z5uL+iQ95BRsBLh7lJxLrgSAJfIW2IRgBsCZxDTKH+TitRecV0p2aIP8KSatTn",
-	"vBWsoQWZ60/XaauxrCr+ySi6TMQ9UgNtJYyCz2kkjBbRBl04/ONDiDEgsFs6hf37QJLYSFhdoWZ4/NGq",
-	"QRFaSaavD34+jW6/O3zfP7pM3t++f7WtXp8vn1wdFP87lr8dvLgcvFbvf1pcX415933/7PLpO3m6G2ut",
-	"+M3T76ODwUn6+nlyuXXx0/Mx/fnq5WC893T69LA7vX37w/cT+qp7/o/jt8m7vdeL88Mn9IeTqL9K2is4",
-	"ifsuu02OxOywDx8aTrGSPFZn2V6mFLujkU7AKuTaECCjYLqRIj2sLVP6W846H+0G8ibx6dRUUBE6I79R",
-	"dlLGNg2tI+u33PCMIn20s8Ypl8z19d78+W/b74+e3fzej8+3kifRT+k7cbA7eTV7qq/ufhh/pwbyhH/P",
-	"/rF4c4/T7b6jKTf+8X6wtykTxy8OpZjwaY5RmdVje8FVJAEjPWeaxlRT0sYXySGGQ0j5yKDXJ5vECOJn",
-	"O4Mda5uMhLHmVScAqx1ADZgRS7VLO0E4rOGaALyyeE4+FTJzFo4aCT1jSxc/vBFysU/m8He6BOM7jgEZ",
-	"53DggFB0UWJMEmIiTiUXGpVuIe1Rlr8fFhOaUTUSgnHI1INjdwzGPQwhTEUwRwlCmjOATs+7TEQyZvFI",
-	"vAUX7lavX+BVgR4DoqQNSUFEK741h23MDKqIFKyzwkJcZPMaZLaYXtNkeg0eHnVdhARKu+TXoAVQgaw1",
-	"bM20Toebm4mMaDKTSg+f9Z/1W0Hr/eJGXecZX/fIZg9SscA1s2ke7rlQSA4EBKGH2tdR4Wqt6iWPnP+D",
-	"hplyjN2oFEVy77vvL3rFwcHCIZfh+IWNaKt98Cn5gXa0JNEOKZKgFPO+BI7PkXj97pIkfJxRyJDIGI3R",
-	"jLFmt5ZknPMEJATPMPeoa8jc5u86Ferj7caqRlUeaNMe4d/I1fnJPmG/5dRwWZRZXKmQRAnlc2Bm/g5U",
-	"tBBDCA2TKImk/tmr8xN3Fmb/STtEFDJOBcHFzSQUdh7z5bVUts7E+mVkyW/U+jUcklDl47CS65Ero/rG",
-	"4MSzSR+I8mw6J0fJDx5MjdnaU/J2bv1SgkdeiybW7XyA6On/BAG34s13ao7Ns/4iXnzvacgfCMAVyhD4",
-	"mc4yqjDZZKu/9eTrefTXK84Xhi6yPGEKgqSFX5tQ7fDABZig6tyVMRsJEAPwqvluHBSo7WnOlKLjhHX2",
-	"wbc6yRVNwKeN9Ai+3pEI/dlZ+PxnKdorO1bbgEZKsvHm1YslEF0DAToqQKrv7ew+Lbz7GEhXNiM3cMFm",
-	"I3XXROrDHnmeURHNiBQW0AfuPovtQ8ofNuX1BrVk4WAk1kXDIUBRT8oJmoGCZhg/yzBYh+EL1qDqzAB1",
-	"gFtQg6cF9eIO3lfs6MU0coHeCnyqzNIKSDhneibja/M7G/KA9yq5BPjpAtIDH7JJgMYijS0mRUEC9r67",
-	"62okfB0K1BOdMaoxbxCjM+aIyHgJkvTV5eUZQef3iqrypTPgC/t4Nf3dAlkrhvfnJL6vMCBYygrTgM0j",
-	"cxrNuGBdoxLALzAJFLaprRizlozShI7lLataB43b47vTaPf3X3+xDrVfNxpddm436/N7lc+p8KZ1lyZU",
-	"oPMLBDZXLlNVRMyFECMpNEXEmksAlVk9mlj1tKzGDFcqI/Sa5u3OeDXGaYwCo4o13P99Q6eECW0sLgiF",
-	"IA+C2/FoZ5UXYm3QsNSasJJZp0fxcMQByVjKqEYvdrEnQHBzeodYp929PQ/5hMRYwz4V5LlCZTOZaWLx",
-	"4E7Tcqs2o2ClG39eKFBrhNZI9XVlptGh5H2r59lpIlYk9K5NiI5XkAz/+R87va3eoLMPthq54SIGP2wZ",
-	"Di6YfmWS/i2sqobdjE0YUOqDLmUL78L9DErMjr0nAV7nNSJwwpM1+yDFWNIMwkspPoe1XQwvHNPohlmM",
-	"XMoyZbQvrgAnqK1mWeGM5l9GWsHqSl/yZX9vuL01HPR/hulacMp1BuiURlxIutQzKa5hQhFnIlq6LHUQ",
-	"hJo1MTP/6w3llYS/VEBvujfwhLe3t/cCcnV52NknociTJCSLGU9YaclW9PqYatbVfA66YJ5Y0C1iBBt4",
-	"WXXR91/jKn7nQ/N2PICygzfOvBfq5NQw5so8g+qu3kNbn+aJei71zD8VjGvXHd5fi2L+SQ/lnlO40I0w",
-	"/eZrbtReyA2Oa/udluziT7jS5tPX7rt4oVZOzpshTZK3E1CoHgCdwgtGeXrM3hQcAJMdvQe4IrE1H9fc",
-	"+vJUVlezcjJZbj4fMTKWBa4Dddgpv2W+gjGWMmF01f3p9qLhc/dQylVq+NcalxRSRUkngKBB52Al6WRi",
-	"UeXgfrBWQo2W8PkiNMCWr2fj7yL+lr9+efX78eCUH6vjuU5/Pjx+cvz+ePHm/ZV+8+JI060fdo/5gsev",
-	"ksXxe8l/+vEfGRVx/1j0e2z5Oo2235gxZPzqfPGWP7sdf7f3/qd3d3K8fdp/+366ePvigE/+0Yu2EjGe",
-	"v+zHP75OYF7GgFHXXLSGe0Zb+RMpHa0sezyY/7HKoaq7txpwqJcxaDwR0g4Vj8MO1nMaibBOJ0Ni6Dcs",
-	"A0H2AetY60G+PEHBh/ZvpdhCz5+lVX1WlWJv6x+RWOyvyb5q0RRrUfaV03wUL6geQukbs6fxIDqqvHmV",
-	"c6oMW1l5431ckQmrBo9cQNmwAqQLwQFF8FUfdiGwgOCYTbkQQIsVsgtaNL6lImqEhAeuNOinorprdSsl",
-	"yaQRR2uDkqQak4Q0m48NSpJ/xySLc1sblqwejBeZtEkJUDSM1kqOfE588pwp9gVQnIjZxGn53tsCClA9",
-	"8o92yAZfLoT52W7Yj8cgBF8mbvoID6rNcLyPtApRIwVz2YFECnBqxOyWR0hHNYstAweDtdcaDatVtCF6",
-	"gNdoUoX4s9OxboWKOAF20aBWBS2+Th2yo3Gb9A/itAw6rYTequGfnDdCsnna/DFbE+T4rCAOLiBRVTEA",
-	"n2cyn86Iywq8PL+6uDx6cX12/vbH46OLTu8xxmhClb4229BoKUN9FKrKj8vMHfNa+7cJLJhd02nzSc0Y",
-	"uVIs6x5MwaHuLVNRwSFQHJhfz6XSZHewRcZLzdRj1lYPVsUAcyuorLb0yjThREr6uucenHDkZj70Gv+C",
-	"jl2frOt6ZH/YBz2yIGNcBmDvnsaDqD/ZY92t8Tbt7kS7cfcZezLp7tH+eBBtxdtsZ4LTNMNu9/q9wWC7",
-	"97S+qso3B/1hf2u4M/i5uthh6438nScJ3dzt9Un7x8Fgn5xwkd+Ru2dPrp/sdJqwd+Ui/3icN9LxjYdi",
-	"isXAjZvOpyJPP1UnsQoyFD54LIrOVqE+iCk5sZk5//TYOlxTA/QlTegSAnc98jbFbd33k8FC8zeIMxcu",
-	"Mcil1yOBBio5wFwWcGxHWOEsIDHPbB4x1vfgio8T5uWMjET7d5bJ7oLHehaQMY+5e1sF5BUV0zwhE54k",
-	"LFMBeZ5R808CHtSAaDodiXKsTkM9935j8VwpytCkWdc+eS+5gE/c0ozbvG1AisoMkfmThE7NB9Eot4Gp",
-	"kcBiTGwu33OiDHGKiCkiGAM1Zb4S69zynOMfC3kMjH52JTiEXuA/tcAsaaOL8vTl94ddYYgjMUx0JACH",
-	"ZPOaZ1TNIG1aSXzQ3MBbmhgerFKWJFxMFUnkFLTBhN+wTjASY6YXzGY9RRZIxeICa1lW0Do7uLh49/b8",
-	"xfWb49Prk6PT7y5fhcFIbGy48PJgd2PDlagas0QuyLNSzfeHxujCSDSNffBjMTYp4tYiJhHjZv7E6E2d",
-	"HjkQS59A9o1dAQxKAetAXcyQboEOKIuASAWFNHNjkUK1TbVg2UcQlpc8tjCDFSldSlNt4+Pecu2XsP8B",
-	"ck73JJwehtPvWLFGOEDEd1ikKwScRiKSc6Ywqd6oXWkC1UzJQRmtryBf3YXBD8MVpstqEpqgc7OpEM3M",
-	"rSMID1B75Dk0dMZsvAhcZFqxZGJu/pzGDMR4AiGeLBfm4oe0+j8/5c7bvXCwtb2z++Tps70+/Cs09Gi+",
-	"ZGN5bmrKVpQANhRaQzF0FQ8YwhtHAtBfJKWZxorYApJ5d57uBE93tg11zCWaGWMoosDKajpmzooxEstI",
-	"bSoW5RnXy9487nwBRMOjoMPV2pZr/EBWiroqz2B7xw7p8nFupdfvLrE/xzylkQaEmhE5PXJhC84aK+bA",
-	"Rx4OiS1hgiAp/wMIlQp7I+Gwj2oG9eIwAo+joa25XwacACWwBC/BZJJwwQBHsbHxCvJuNjaGJKTJNCTt",
-	"EBBnIRkvHUPYJyGgz7BKyzn+mU/MBXG3rhPYNJ52ge+ClLCZVUahTI95SC/TIRm1qP77+4UetUI7i0Oj",
-	"+6uNjSFWRVLKligocWoeZzy+uLg6Og87QQldC/HBEFpnEKwDUmBMYxnlc6zO10WY17D0/EAziWIYqEvK",
-	"YyyAjHtIkNAADQcFQkCLfrLj52u2Kbm6On4B5pIZQhXhT6u7BsgViK2iThOHK+NzWw4CXrPlmGge2ym6",
-	"UkLe6g+uXhwfnR4eeQy73Ck7AKca0CDjSTjEv0DtEdJ2JVkUN4PCdU5lNIMA3XgS4k4oHACHYndpOMRf",
-	"kL97xl8XjT9XZMmf4OHh0cXF9eXliTfFwa4RcVBsCcd9rznUZs8FN5tsiy7FpF2ipraekYyKWM7JmGv3",
-	"nuJub+pWJFaoxNKPcFuNClwgGJw3HRcFiclDXy+rKozlU9cFvGZIrGkbEIoQQpteuQ/uXow6uBHNWaeZ",
-	"vEV5UOTPtgu0OiDFK4lG5muBl01hhkCPDTAguGzQuAKnirnzdlfqHujHTbYhCuOPZs79j1XfuzlU32n/",
-	"IQzc4CBhgcxXh3dTA3FLHWOCWh5eJNy8XJTmJ4mUN3lqecQPeBCZrW9qWBYcO58KqvOMla0JCv5jJFiM",
-	"daYMdwosj3NJLq72P+BvkTkBAkopeDSPQ4vphVuwiVcEvuKM6Sd9AiSWMLagS6MbQOUuZHxGeVVGwhbb",
-	"gB1/oJJpw5nVQQ5/bmznK0QckPwb+UdA9vp9T+ZUQSkQW7o/VuFcwB8zy5WalG6efEJyYZQ5K4XihI1E",
-	"A6s7P3p5fnTx6vr4xclRjeE9JTFdqk5AIpqmlggXWM5tDriphwsu1+jhSX/n2eP3YZ0uUoo1FmVMe/x2",
-	"a/cJMFozM2YMx3TZcRXoBFvY4gmO61JNwrO3F5dk83awSXM92ywiCUbnA53DqCJ6JGrPJZC3FfbIBRfT",
-	"BNjlkEDDFHcYGdN5JlTZw6k3Ehfa2Fyo3FA7+f1CzGI1LMxNIzGfMqXRk9gbiYMxsKZqfzRjS7DMQVEM",
-	"k+W229qDAZLmahF/ZjxknSv7uhms5QDwqGFW0ozXRurQ2/WQg+pKQXmuqkb+yFhe4xW2n23S4a9UU3LD",
-	"AWp1zS6qxzgS17uxqupAxdPYH+/FT+gW625Hg0l3Z/KUdvfYVtzdjZ6NB/TpZIc96a93hP3l0SHVuEID",
-	"DkyXvjcEguELdRjY493dH+/jK8E3Q6IzPodSnacvffcNyvJELljWjaj5Rds5yiP0Dyo3GlMNnkJrnq44",
-	"C5tn71HKepBKYYY06YrGRA7RboMiTZgH8/gwi7VvXIwlH3sxFk/zrYZayIEYiQbLp8HsMep7s9kzEr7d",
-	"s2L04LOF6QMeFq+EmbFs8TxKfg8z2bfOkpRm0IByxV3w5BH5HQ86bvdrnlnBgKYL+FDdCflgeOhfEFyl",
-	"mwFwnppP2gDAsuG8aCZ5xBT4rzqPwGAhtt/er9p1smdYC0StzL7c91XpASXB0e10YfYc2RyWljUUWP70",
-	"0l321+8uWyvlFT/SZYO3IazAe9AQxKeEwwoYQ6LoRLdSetjYg67/ZVGs2LlVR8L6VQf1msdQNqZegriY",
-	"9LqKv16NXTgwVBCKHZ1pnWLlSS4mcpVkyiRLY21xyKPRS+diHNriWFghPU+LvgrEdZqjtqz2SBR8HsBz",
-	"pSvf/DxlGgxKrD5EsWRuNwEoxsaGz+CM1UjBH9f2vHHOMYVuqbBjfVbOGCXgEvOsE1uuyBwEuMNsOylb",
-	"qxbabkipoNoxeM5JYe5aKgbdeGPDuuI2NkrbtSzTokhRa8l6nsI1+ZFlY8GIQtih0ItTKIIMob593JqN",
-	"jYrJA/tRtwm0LWK2sVF6Pa2HPFdsY8PMpb1G++/0yBk6AwB/XPhNq4YWWOABVg2GwuF4ZJVy4QEaEas1",
-	"w9vNmVUd8BP87W/kUIpb830pFBLEkTEuvDrCGA0Aa4y7rGwgK0SL7lf6LWGpCzNJB/Qx24M9RYoxh+bv",
-	"3dWqqqBrQUwJThyL0OUiZlDuGh58brsQy5gCpZCG2qtGfXrZfRZ4qaiA6tqHDpLYHLb8FDSyNAPVQi2D",
-	"XbI+BQ6vFUxamnVjeykcx76+3ZQnV5a/L8vpeU0RsZJfxnAgl9B2b+xnv9xLL/MOxEjouHZocyPba4qi",
-	"yww/aKR3xxsQU668rbLyCX9fdIeybyxmEmoFmFtljg9bYrq6o8Py+I1gy26QYRAS3hXGYySNmoR3OnR1",
-	"ByAnfLzEswPVCN9rhwfoGrF9rboH4JzCrpRDshFCaz1vTzr7lhiAAnCQkswxVrn0NDC1vpmlw7KaIfxd",
-	"XzMnr5iOBbu6XZ7JhdmqGBtZ4b3CG7bSyaCygcBzzIM4BxCUzb2xilphERVg+IMRL5yHnZBHWvBFNvrF",
-	"21OkU6Nx4xCj1nM8ZDX0vQajFkZa0evqAkgE24RDPBsGa8Nt7QSE3UUs1STcnDOd8UihT/0C1WoMNpot",
-	"LlRWyNp06mXYIWhRNUSqYRzIS3NhdDTp1+bRkvYvLunqMS0CzHOdTiH/qE0AJUrQG3ZtTCPXXqPIXAxt",
-	"XnBIUI3tFLU5QP7Vsnhd4Nr8AhKwMLiEqVdhjzynMeEizUEO2dVRM9DO3Z0XNgXoqwJ9IDPUSBYZ14yM",
-	"2YyLeJ9Qsnt3Zx+1PSvNGEXKImzjc6Z4XNCn6w9nu79WuHwAVxY9vIb4kL/CrPo7fvIt9MLEFonm4U5A",
-	"dvq7zQm5sJjdfh/ku5d7e1DpVIvZDOEhpol1LYGgQUtIeJlRoSYs6x6JSBqNPHx8pN2NcViUqh+SKJHK",
-	"CYValXuj4pu/WuN+bzDYIv/5H096A7wTR8CPbMl91yY0/LHrZn65TFkXgTFqSIRUgk8m5STO2YRlGcu6",
-	"ZzLh0RJ6AGb2d3h53nosg06NNhzSeM5FiHnKRmjHyPqk9UuYv+JxCjwsL1T14s3x6fXBixfnVje3Qh/j",
-	"BjgAN/amnnVsT39SKHlWT7AKm/tAkXKiZ2zudn7H25uSQVvfKo0hdRYoV1VbGKC+sNvfhs3xE7Vt3qvf",
-	"b8FGDG23A+eWKdshSCT+j2yJAP0Qyk5ou/2+Oyz3qxkVU1jfZa3Fojn+JVnb1RHeOaiWWLH9oLBtjWE6",
-	"S5uybRQfqy07HTqzjnwb8F1amwg82uCsuCfYUIYj/ZgDdHpht8y1s0BP9bDQhzGjlkegNlRnExUMIrbq",
-	"F4xr7IgiF/YbRYyeZBUWVxXICACjRc/Zf/3v/2N4/oxFN06YleXIJAyNGBOkLSjGFjGn9TYLLDESB0Wh",
-	"dJqmDisAFZGM7KT1nj7gFk8BXwN2nOF0xjKlAFSASz/o9wdPA/L23cHFWadHLhBxHWAvisANGNj9qzRS",
-	"AhSRmDJs52I21ArzhxphNnVCgnCazugtS5TFZnGHrIItWKsJtEPXurJoZjkStS6Wrm+mEcq2cWZIviX3",
-	"BnFGYiWK0ynZaC0hwOuivNoY87IeQzOXoahgZNSVfV/5wVYfPbR3bP4CfNeega1DVOxMwR9A8XH9OUl9",
-	"ImtK3BnxZD0P3igoplFpEMpjeU3911cbzdsG86gNN2uptpya7dNuSQdBb8hsSoICRk9JlCst547IJjKL",
-	"QF0wo5I0Y5OET2fadRpCQ0oBHzbi0Yg0Qt66jjM+f+WK7PS363U6bJUwrOmChI77gLUKSZRA1bryHPa9",
-	"+4fgtjINpwbAHJi52AGgRbVEpgshcI1YMmf2u4IXGxuKzlnX/H1jg7RZb9ojoRlC9LzYRggWuDlm6L7g",
-	"/6UzdMxDuTpqtv53WO/5CtPDycuicJlyp1tubY9cOOiXHbo3j4Fw35Xd8N2BtWVmJd069mAoL7TwGsfH",
-	"i/LBwBoMjTodnzMF1WkE1fwW98yK/Mjpqtj03Gbd2Uog9uOtoGVsGvRsDXr9HqQiyZQJmvLWsLXd6/e2",
-	"sS7HDDyKa0qiDf9oTdkaIP9qldpfXJnaxyjuUBW8MxJlMVvwJIEEsxCwUhrVPP9nHAUPQCcWiNtEVJeF",
-	"BZU8DI/nG2Vrv5rTw8QObbtxuGEKBJhhMIuA0PK3C54k6OwT7E6PRNtzd82sfWaEnZLYoFmR1EyQa5Kn",
-	"ZMIzpS1rzZgGX6hZ6UigDxzt4kJMuArSfl9Gw8ScKoEzmjOmVaXDAC7fykyjiOpoZjm+Ju2Mata1lXQ6",
-	"DhaMzICLKZa0cI3KRuLcFVixV8IZ/w/b/Z2AKDkSpd7DRXktIdoeTxm0GQF0DBUEJ+oiJIXKeRy3hq3v",
-	"mIYSydAsBFU1Q4pb/f4X6x0O4zf0I7J1hc3u9T6qofcruYDEM0/3Q8dMNGPuPAKC/A3pPiBzetelU/bt",
-	"dr9vKNRGvcHP6PdVB0gHIg1s/faSDu2Rcj0S0CVLEVt3Dff1EZ2sWg2zaSxMcnRJp03hbKWxoS76zTWd",
-	"ljqHNgLOBzsoTOwJCjicUYrsVbC9vzol5nRMzW0SJDyedE+lYN03VEezkGgJ/nRKtsFueeQ6R63ftg/2",
-	"xj/21Y+z3fnW7c/Pfro5iQeLta31tvs767LDtFVIdNEPrsQrhmajQuIgHbXJP0RV61ey/kQe/84HP7DU",
-	"Gv7ya+D1Z7U19i0BIVtum4vSMRtEp6o1/KVVgFZbvwatqhuxoCWYXEWyGAnEzVO1uqyNQuaNK8pqVTc1",
-	"o+AHHYlf7qvSWgof/FpPML2pUhYp7/PmtW6xhu7gut+b6XnSGYlN8osr8voYMWaeA65n1F4RG53m9bvL",
-	"kSgLawKX41axRvDrNwp3FfhrDT1ME4QRefEoMITJJE8SYhd+lslbHmNHGUuCpFIPdiSc1Qau2Hq11vKP",
-	"aAaWdUWtjEU+Dma5xSRbE7/ITMApByWMEbrJGuFUaS01ElXZ/ZnyZY2YaCr3+xWlRtPn1giRBnD3p8mT",
-	"yJUPrkiT4nTajdKk0/uizP9etrFaTfmT2AX2ufl9LVc4sF6rrX7f6MewN2UzVyA1rooILctuDQ97dXl5",
-	"1iOHiGc19mPMUiZiJqLlEFQ3jl1xja4uzBBpJsdGPrl2uZnMIUyoMzqZ8GgNGWIPn69JeZUuQWtIztsG",
-	"ahbUa913bCd2yd5hlcGO1q9wJjYosPZMLh5yZjZ7Mjv7yCHWOSZrvmrgHW9wKk4mnGVyzvSM5Ypodqeh",
-	"MYzN9EL000i0Q9+lO4TnNtOEcrFPrJH0bb/X7+3sA2JIMf1trifdZ/uEqYimXEy/hTioimTGoK6mzIAP",
-	"u6kUHgoVZTQ181c3CnMmdKdHDp07X5SV1AgWGxfStuIGJm1RUPgDsst1/M5++mFKKxdbpbHy5v+NvDo6",
-	"OSNTeT2VSOVMkdMcSkDLCfF+CZaHTV9OloTdYS3ov5HLn86OagNMaT5lI1H95WCrqULMKhF/7Bn3jHG7",
-	"g1raJzdVLejMr+bpgiNOXlYayO+UZvep1OSlfflrdUgtL8LQUBgrwoK161N2o2auU2oGVVca+QD4FDB7",
-	"vamZ2sOXuASSh4Otpz1zkwbDvf6eFT55lpRl2KsPYD3TUu0sj3lekLdjSTCTquxw0wIIrPnrhz99OYZX",
-	"QlzgceLLMg6va7LRFfG4nFtqCH43mmBLBsPNLo5Ojg4vySAsSkI0tHfukIjOWWE5oekoYkJHwtPrjYhI",
-	"JIXmAqXzcLe/3RDCGYmGGE4lZuMFbFAttH2mlWsyDXl4dpZFX2qv1bPr77zS3pm0Lf7m4vi7y6PzN+Ak",
-	"5iCoEX9vpuyaONvatHDEEABUHWidUARBMRwEPbrhpuBSoD03luz1AmzfQF406gFcmO0rnOJULCGTVDQG",
-	"17DzL0V/obXonVyz0ayB7TuO38eWG1OmFXnW7xNbpZ9Qd/AaWxL7u4yVOjFVR+Y2Lbzol90jV4ViMxLm",
-	"mLtjmlARscw1E7QJPuiacjuKqs8awXPuHvszlZxzCL1Bh8cM1JugtdvfXjdqMc1Nv/H8fSqRv8i1OpGD",
-	"k4EA37Q5b1ChUKomFWnBy0ZyDoFuWxl4PWlLeB0aanOsO6zlSHDtc6yzs+ur85OQ/J2E7uNdmMr/Cy9+",
-	"CyE6pHurV4BnaFl2Ddhf+XZJRA7CWkSERiLN2C2XeQE8hzCjTOIescU+FEZBXRKt2K96bUeiDHz4H8UA",
-	"ZhFcwPsCpXoC5/8MikrdMiO3kscFnLTtZ6NbjlICMKs+GY6If8WE7jSCDkaiVrt8n+z090ilirptJGWj",
-	"BOU5ypvqp+eMCigh23SPDvG8vH7G1kqzILsvdpFWugV9qMKXbQ5F7SKv8XZ552431upd/Ydv3nMae9Wo",
-	"zEt7D79ktinhCPneGTzifp8h5u9SyhOaTRm+t/sYvtDQoB+YyiOWdmyRMF+cC1kqKYDFdtc9nmSbyTaw",
-	"IwygrOdGZ5m8dbyomfE0Z/3aYhVr2kQ5327CxU1AGnjVSIR2ak28qoqwsMgKYA8LmsXKSOyimYBjUBbT",
-	"t+/F28EnLG3ZABf9XcjsRiEKgXwUd1nDTTprYEu15gdeiQ0XjnVu7oiqRubwQ5lG80/GFdyZfAZb+J93",
-	"y/G4fa2gni/20IW/Q8LcHGNeErVZIc0X/6XVuufylq2kMxXgfGciOBU318MSTWxVUaV5ktgYKq2M4qBA",
-	"NsYOSAhoshAUafAstv2rbJuyHjZfbb96c3DYvXh1sLX7pI0Q/wDvYqcTBuTq/MQ1IAPctJC6Y8v2c00A",
-	"DgQ5PzbRwsyrLO6PRRWIX9Vvnis9EjN6y8iYMVHmebVdLRn7K+LtLel2XdWysIMIM6Nyj1nJTyiGrbgi",
-	"7nAK31jEhpgULEVc/BVwWI3sI+E3zOtUUvAsw6rGNE4KdQv53ZEw9Ba7JnTMQ8w9P7q8PDq/Pri6fHV9",
-	"cXR4fnQZunxi1EJHonqG1vpxydd13Kh05qJRMukNUyPxEDAKVwPQqybGd2R3A6dhZuGqyAWtQsSotSlp",
-	"5SOb8H33efAyfA02Ws7Tzfyj+OkjmA6s4xjk4GdoWtsf4Rb7fC9VDWbU9sv/1vBTYMgiuriDiRCrnYI8",
-	"k+fozcHxyfUPR+fHL48PDy6P355+6/Y4LM2U4g57gsl8yI0IHtXSXXj/Zp5KjV69/5my6TKjMVvD3CdQ",
-	"6qXGXn2HnRFDVUkFN3+9aLLRmaJyVwWNaX4IbPLaEpuyB8QiHahfBMtqfQvAIlQ6wHkNn3D8KdNeOR7r",
-	"HGpDPmJTQ60OOIDGDvcFbyFGV0kfcIfwZeiayZLEsGG0FUVhLoLnHEOhL9G+h63BBAk9y6TWiUX0u1cA",
-	"OAgRQMznsrViQfz4z7V3tvZIvXEWpGdfSvmGiqXlUSqE/m3Fx0aCas3mqfbxfJ5HzS8fZzswN/HwEzk9",
-	"/qvy60pH7j+ZRRfTMK8MHnVji/zY/zlc3ZpPldKFfDrTZGzv4BoeT5ZMF3z+z2DbO1t7jyGdyoX889n9",
-	"CRYABWN2lQM/yNtlrtcz9yOXIFvkCaxg5McskWJq7P8h8ZsSW3+A0jIdCWPHg2WinTF/X1pGvSi40nQ5",
-	"QtZeFoAq0zGaEyWK9IiOLe91HLN5Ks3Fc5W9Sqj1Vn+n4Pj+lxdUAbggcFMEgE7FC2HnWuTJFzq/kl6F",
-	"Tepw8m306k+nEDDJtZf/lthRwEmh6IRZD/8to4lyqO817Pttrj+XfwcPvmBh/4fARb4mw/fa7n+wLP8x",
-	"To2iYJ8icEqI7qYFfXV65BQTDGpgngumu3ZVKwPXemEYG23o4+wdvbue++01OSHfunSPfWKTPb7te9kh",
-	"xOWL1GHvHa9AwhpQ4CcKsEfwoMOL85fnVn78D9WmjyCa9yhN2fHczYnMpvIetvoGutRSW30R+/g3x4jg",
-	"ia4b2HO8Bo4herXiLo4uy8rL1Wpx2/2iPKZRx6kAgB/onjOAYXFVFjO/rPDGjQ3Mu9nYIFv9rcLhbP2j",
-	"5jYFa1Vsx1MhtUf77rKRsOo0uaxqzl4VDk9jblCQG0E2L2Hnz0rh9zU4VPUjH6Wbbj1MmIY4jHhM9acr",
-	"p//Wnh57vQ/UjTWK3SXr4q10tbfu8eEW9x3euCeIzLSqmmNt51Ht5qnrM5OmRrJgQLO5YHm1O3c97Q/D",
-	"xDl2+Q5AUTGXF8IWGxv1Diu5YlkAVSWq8aRCGQcbdW4ZlZCaf0IMpljv/SHdBh9q092uNCn6Sle7sRHS",
-	"5wRafCtIMe0KarjTgHQhAUge1OP/HYX5iMt7AWkkfocpp057nageuMRWPbvHBrJuYrWSyox8Y6WlH+J/",
-	"NjYEW2xsuFds4ASFq61mvFK1yNBIyoQeYuZtAdovq5RCRuZClumPaVkLqZS9GDtFuFJT5aNqkQJXZPb8",
-	"6Ori6Pq784NK7e9Bn6gh0QtJNB0X5h0ac64Ssy1hn0ili+zjDpaUUHkUMcMpUsx9iPHXZWKuS0Q3E0dh",
-	"PyxXIpg2piNpH5/d7pDNrZ2AHJ/dPiGbT3Y6RU2HsjVR2LAqWM/18+PTF8en3/k4QfxYiGUlDnDj7daV",
-	"5wN1pCzYxSYVYuko6JICDShs3R7McUWAiXP5cQVp6MIi3Sd2adVqU4W1YtdTTwIerGn07+ZthwF2jxNd",
-	"Xz64rLpgywf75bBzxVCmrLx/8Pzi7cnVZX2M7X45SFHQgAtIJwGw3oymKRNqvyiXbms6sDtdlN5y+exm",
-	"kKIwcZH+DXgGt8SUKk0Yhy0uiiVXStMRUhans2/Zaq9uv8SyaWRbKSNXjMRMW0Bmxm7lDXO1f8cMUi5X",
-	"il6tPR/SLotVl2cNddvzbGquxNYOmZGEaldW/6CoteXySqkuIZroaCFampvGb71yZbCpUHcG/CdInFpV",
-	"vBhIYuOl9UMErnAToMzq9IsN4GCc8dJTjVxN+CYUxcAWmEEpvlJuYCQwVd/sF4R854wK5fMsQov7H3MV",
-	"0cxTbpQrNTAS3BZ3K3KCK7yXFwiUAhhjq5BaBDxWKFWkDbIgGAlbxLFjHTYld0uUhIRgyEpxBSjLnPsG",
-	"9QTe/ULRz7+KN6bWYrTRHfOXd7j/28nxEHQWiijWFZz7vR0K+rzdExiE6qnKj6AZhcn2xigqcSosMFL3",
-	"yIJeVVaDb69oWJWZdirtRqHJimMPBe+CmhWAGikq0q/pkSVcGs1INDXxeqCFlteSxJY1GolK+yxXPmjQ",
-	"39oBfTBjEEJsbnl1rEFq1DqFwUAzCknkqPJmUym2eLxvISwWLY99wSVI5imzsHZRq2wNcsb54I1F4h1Z",
-	"A6ffK2JDCK7tkYOiqLVZR3RPLzzzfVvOpyluut7bA+FQaGRdi4c2sWLzhav0LxrQrPZHfJRtOfhoBms9",
-	"TV9kwqUzqiHE+CiYBzrNfZ+HIWlqx7UG0ypqlStidCatyIIuoSWcr0fJlAn7sku8K8W/RYx5CE7bbM0Y",
-	"KqJEh95H+oCAkwuBDMlC+ilgBHhUVHlExYF7iloFPyAFc8ABa+GPBOrKE5kkcuEMN2x6Br7gAury3+TT",
-	"/6cAdf9zehdRBnpEtVakYtH4xtyzc9utpFDXoSDWalVa0POt9qtlgCW5Shu7SPpqI73yUieGknS2xDQM",
-	"ZfRl1JMNj5ZJzLJOYCt/rynN3l5TIt7a6eu6ETXkyH7NHCXbQKQxARsxmV0uUIH4qHx/1/KkKD64X9Nn",
-	"KinED6T3214pbqyGbik26PcJGvF/+32olr3/5ddq9uh3DsxV2XvvlsyZf0c2i74dD4LRHG37PnenapSI",
-	"VuV1HDf3czgSq7rHPuLShuQekJkRQ9ZbbvsWZnMUZRDea0gZa6/JtFiXFhaQWsDv8NXB6XdHVvJWwn0j",
-	"MSAzmdvKdc597ybhdkYK1iOn1WJyJb5iJGDiXFlBBfjqakn2Sg5d2KkFDrEOCfYpbcq+mtnyD5U9EbIQ",
-	"/YoJDWOITrO5DUz+62djeV/4K4b6Psks/rcE/2SOhZRA5su16R5NLGvT124fBgaYO1HRh30mUiac2G8H",
-	"JBcJAOr0SPASTlXE8tra9gCf2Z4tEHpbCb27yLznRD+4PLo+OX5zfHkNXOb86OLo9IVn4+7Cm4bX7JOd",
-	"LWMZPhyjP2eKifgHf0O+zOX5lJvwr0GUUHLN0MaqEQXO0vXU6Tc0/2iZGqCDQUGRZjVzstSGq0i7xIp4",
-	"XhbnqSgTEFWnbOnn9RuohaxHAtQyEDJuIj5CUJU5zLYDhkOYRxnDyMtI+A4mP/KWUp7Z2i8YA3FF7arh",
-	"OaNbj4QFWLf16ky+UYSLKMljFncA+6iIxT6CmbiYSXQIRTLlmP8D8Z9bbqyxHjln0ATchs7QeWMd4J7u",
-	"zdRIYAtD884hzqDrOemxPEDFu7Kq8pQIoEZwDXFo/BVFykWlmhShfTCQ/YBs2aedufbnCHhwgf9VrENv",
-	"tap0tbmizR57KHNpJMC3pqUcFnTZUOA5w033y+Z6LRxGgqYpo9BRwStG3JggDqLBQyj8Fd1PbnpWZ/rX",
-	"QNT/Ezj4/+XUnwaEeV22lH3p1pYjrhp+36gG10LNk1FUrxmWXgVIinyoR12zv8H1wvuKTgf7iQsNXTHX",
-	"Vn/DtcrMLuQzHRD/9jHUfQyrlFUn3aCV5uvweyCSbSmgHgn9TqplSu6MYeForNyky3MFe7hoXWgUjBuW",
-	"GhMc4/9FXBm0m5UC/lZXqRblLNMkjIldBMrgJ+hi33EV39GTh3UY6m44W4mhVuK+oEabIzfJ4B7E2KsB",
-	"2lV5PdVj7EKjXHqH12DdlYex6/JkL1gquXA1SciBIIYoMeW8ojXYtCRsolwLR9kE7Aa8pKBz51ufcJbE",
-	"RYTQDQcfaozkn+UVrvAVZDCO/vFZbV/y61dpTNdEdYAxo/bp6BcdSbbtg0eFfxEu9S/sN/mrKQCOiUnH",
-	"tR7JXEu9wBViQPpobgV7VBqDDchl1/hsxZ15Cf2UqphL7LVRMKd6xfJ924SJVlPSMmaMLJtRu6y12Cl7",
-	"67hRwWbEhDSXj4YATHSDNrYJaiynIGIo6eeqc7UeCzSumMxo/SGwuPUvIsYhESdJjOpZXeuqFH+8tukD",
-	"6cD9rIlN8IN/InQQ2lMtmNIjAdLdiH8kutBD0NfItCKqDRU1Zu5xpdef9Jdj+fYb5nPr+H1lJ/6te34h",
-	"ojU7bih2Ha2uMsXNP3j84UHOWElSRc8QV4THpM21awNaY47g0rHvQP8WF5DBVBCJWIUq5hSQC0GlsjNN",
-	"+M06zrUW+3hPrqZNhgGNFVVVqNjKzYMphbLc2FIde3avJ6uibX6e87ihXvGvn55GClhQCGJB3f648LDD",
-	"3zu9/16Px0dWQPkLsnGoTjW5917cWxX4REY0ITG7ZYlMsY4+OAYctN+FL44vLq6OzhtKACdmgJlUevis",
-	"/wwrGtvPr9h+2Dgces0Rr/mc81hXWKYlVEB2fAhWLi7446tZ6oWbFBNWYFCvaiDAtBMublRZUrRQgrwv",
-	"Ylh89ZMNsAZyjjfIWJUNIBJv0DlrGLGpy4iZNfZW6Cq9TPzuCa6nAHaWLprreF8pWwysfswVua+WusWx",
-	"jI5NXGVcfEJm0Ywpjc0zvU94RWBXv/FSZmXHTUCqBWWXz8YGnx9ZgDogoZxMoO1NzG12nsOFVqsQS8GG",
-	"ZLWeNjJbR1tYM/vXD/83AAD//w==",
+	"7L35cuO2tjf6Kijt81Ukb0otTz3IlbrX7Xannbhtbw/pZIe5IkRCEtoUoBCgZSXVVeev+wD3vsN33uM8",
+	"ynmSr7AWQIIU5aGHk2Sf7KqdatskiGFhzeu3fmvFcjaXggmtWoPfWnOa0RnTLIOf9pMZFwd5pmRmfkyY",
+	"ijM+11yK1qB1OWUkEuxWD2N4IiJyTPSUkXnGbrjMFZnTCQsIVWTCb5ggbTmnv+Sss0eoWOopF5NQsFQx",
+	"whXZ6fdJxMUNTXnixuuFohW0uPnWLznLlq2gJeiMtQYtfKAVtFQ8ZTNq5jajt8dMTPS0Ndjd3Apaejk3",
+	"TyqdcTFpffgQ4GKO+Yzr5rXMpNKEazZThMLUyVSmiSLthI1pnmqy2+/01kwohWH9+diXWoPdfmAmx2f5",
+	"rDXY6pufuMCfNotpcqHZhGXlPK8Uy45eNU80VywjPHH7STS71QGhGlfwdIfEU5rR2BxiOeE51dNyvjxp",
+	"Ba2M/ZLzjCWtgc5ytmYzn+7AhN2Pm007e87GGVPTAymvOWuec4aPEC2vmSCKaTJaEkpieKU7kwkjVKgF",
+	"y3rknNGESJEuyWLKhKGoUIxksiRTqoiQJLJjDWGsKCBU2Oe5sAMSGLANr0bHVCxplnQvzePdVyzlNyxb",
+	"DuyjEZkymrCMjDM5I1QQmqZywRIiMz7horMXCkrMTjGliZ5STRYyTxNzCIRrIvWUZQuORJyxca5YQhZc",
+	"T8lOfzsUUayy8TBj71msWeJTNH69PJHh8I1Uupvaydo1VkhqdeNhSW5Fqxv/bsoyBleyuv06ozcsVT0S",
+	"mX2NYKOIJdjOwGyj+cW3F6cnsPOcmUftdhV/jppnHNl9DchYZqEYZXJhyJXO52rPTgX3cpbDhjJzZjNW",
+	"bD9uO+HCnNz+yY/756+GB6fnF8PT86Nvjk4uItIGnrHT3ya13e1424uHWm5vMxFUtpcJcyd/apk9aQXu",
+	"gH5eJfgP5uqouRSKlVzyJU3OcWXmV7EUmgn4J53PUx5TcyRP5pkcpWz29/fKnM9vLXZLZ/OU4RsJMgKf",
+	"BbaCVsI05Wlr0DJ7h781pCakJlKYw+WKKJbdGJagVM6SPaI0zTShE8oFkKLMDV8za9VU56o12DFcSHNt",
+	"vtx6SRPiZl6slY5krgejlIrr1gd/k/4tY+PWoPW3J6XYeIJ/VU/OcHW4Q1VKjGBVsAnDMeUpS6IBcFkr",
+	"bcySzDTlmIxkLgzXpSQCrhqZPyiesFBs/te///+Ggxo64QmRZtEVdgd/ycW1kAtB2A0TmkRmRZG5xnXx",
+	"MiDrtpRVd9SQlePLJ1K/NhP8pEMWUg/HMIp3vkISlcdT4O6Vs9opz+pEavLavvilTqqYXDQw3BaEjeG8",
+	"QGk8CYjMYIuo2Q6yf3YEZzceh6JdXNj9V2+PToaXp98dnkQkF4ppeI2qa8NYrZaQj1Iek5QrzQTLOv4u",
+	"Xwma66nM+K/s03Y69wfyNpsSIAW7COSKwMCtRPT3f7Pc/6vqcF/qCPxZWzKtTXTGleJiYjZ1kUkx6REj",
+	"ZBWdOTEairHMzBXIlsSI/sAIUyOrYDQ4VHbLlVZmCCE1sk7kmsDU3r17193PDX/WZrsbxHr0ktGMZSRj",
+	"NJ19HbasIAhbAWFZJrOvw4KbwbzDVtS7U+tY4bMfAsOd3lKeAtv+LIwVplLnqykX12Zb7UMBYbdzM0cg",
+	"2jRjNFmaPUv2DAkbwUYoEWxh2MXvy1Yrq7KkMqM8LSnFcsMA5l8sLCAzRoVGGU0FaDFknmdzqRhc1RvJ",
+	"E5agkpZSw6HjKRUTRtqGRSKN4Uakqbm6DQzeDFNM0ByMnR/ocpbf0jhmc01HKbPX/1PEKNCt/0Hzs8pn",
+	"M2qUI1BD/W8vWJp2xzKbsQR0nVbQuqFp3kQ0MFiNZpwec8+QH0kcH2Ay1R2tLmefzNhsZE4B/kjKxxsW",
+	"sjrWmtWUl6AVtOAaq9bgp99aY87SBMwIpRYyM3+dMaXoxIwOqtyIGRMkZVRpsrnrCWWSSnOdf/74vfgc",
+	"V+VyzZGVFDioUStp1440FOZMA8sxCYUjJnJk1M8OUHvDJWhTd05chcLy7aC8llYaAhcnZvUwfkUX2iMR",
+	"nkQE0lKFgtF4SuwtMHcUTicolD0WT6WRDlQsicpHM641EkjOnJg9uDh/fW4V50/iqxUV3Kcq37SzG69Q",
+	"6a/o+1VzC00nsyHNCjsp9PqSlrZLWnotsxFPEmDwX4rlVm2OQc2IdSTmjsJbYXQKS4xCATwUFJ/EWFPN",
+	"dk4HVaYm23PEQtAQnGwGPu2bedYKdpN4jB3cIycSfDNkQZVl+k4DPpBinPL40ywcZuTTUNOaGDYbFccy",
+	"F9rRAFcEni0kMCoslbN/UZ59Mbkvd/Te1M3B3zHjJMmYUrWZ98wsjoRmmaDpJyozdpDqBrpfo/5FZBzn",
+	"WVWb3fU5r5sKuUBr59C89UWVFfwe7l0u2O0cLhFOF1VYYM0xzTLOwNnj3lGGG5OLfxwH5rdK0/ia6IzG",
+	"rAO7anTEfeDkd7KzQil40FqKARsW4/5m7j8cuTGCBOFakQVdEg5cPQOvEBVLMCslUUwkhGuiJSzWurW4",
+	"QpPTKO9cWJ09psqpRF/e5FRMKdQb/ihWJ0wrY0rmWcxAz4TbZewWOO8zukwlTS6lPKbZhH3S1sxxrKGW",
+	"cpjCaPdoevCQmREVZPMp+Y6/9Hdu05NHVq8hh0JzvSSXUpJj+4UvtZErq7Fa912L8DweqA4p0saF4e0C",
+	"iXEEvpDPdrlgzHPrRmu8YY4sB9bYMlNTCi2bwP6u4tdET7Czb3uhODF3icQ0nrKEtKMD84/ugRQ6k6kh",
+	"s67SMmPOb+gZv5UnVy3f/XRBl4pExQh71t4q3IKo6BgtccTsBO62fZ3z0Q3Z5HcMWhdMd9d52Y+qzm9w",
+	"iLfvE/qdASoH9X1U69y7X4d5v78do0Fv/sn2yBnV06+f7IXiLb3t7k+YfUaxWIpEkZSNtVNz7ZF+pQgd",
+	"KZnm2uhBY6b5jNnRQvFG6/mpSJd75ILFecb2yAWdsQuu2dcXOuOxjjxRAQ5kDAyEohYZwGO9279wKeVb",
+	"Kpb2oqpPYiQZ1WwIPsuafSUlmRldnGrNZnOt9kjGdLZEw9rnHVuePmOYhZkaKeb25ZiGP3PDL1YnLCpK",
+	"IYuv0Tni9ENymS1DgS5nOtYsI9G5WWJ33/wQEUsLARABo1nKIQQgZ0zoUvrZz4UiBjXX2Jp41DA1RUoH",
+	"4/n+5eHw+Ojt0eVwI+oQmjGipjRDTRgkqKFpOLyBM5BTOeFCkbZhEqAYCd115iyuSXXIHHkgaHVzloUi",
+	"TjkTOoA/4L8JjTNplDt8TAWVl8CugRksQAFoGwoNBRWEqZimVJtdTFhKlwERwJ+oeX9GzWmRVMbXHeRj",
+	"ik9EN58r78srfMrb41WGcGHvXy40T9GJiPtLvO29myk5En++c1/Y0hDVp3ltK96bOGOJsW5oqqpej3dg",
+	"J6OWLTNSnF8bTrdzhw/HH7Im4FeHAzdILLOMxfoTnMEfguLzFdZUXdOVDVhUg3Rt++Nda6oOuqK2+MOV",
+	"jh2zUMMxRwwk1o28/iSHN0TDvGkMM5arVWeVmhv6rs7JMBNzS+nSyOc71tv4gcpyMfpaG7vquvXkz2de",
+	"vx11aJ2rq25H91kmkntWWh+qdqb+/O0je8ApjOUA7PfTVpLXrnC5jLdlxMHRka+QkfbIRgNkrplqWtq9",
+	"sRh/uM8TjPksnkMvCmK2HqUJBMQTFhHN0lSRxXQ5CEUoul4SS8lvIseeUBW3PgKRlPwmkaAszqiOp4SK",
+	"UBAnUHrEsQd4TcF76C10byuQf+Z9LdOE0DnNjKjw5lLVi0oCHDQkBySSKau5plJMzFS0JJQYzbGgvzaK",
+	"LoyPgqPKyGf3V3P3gNQ7OI2m61uZBV3LHuYZU0xolsCWgH5hw8Ew9UlGY0YWXCRygTd8MZVpwz2H6eBs",
+	"aldsZTvcu2Z7WQIL40nKwBtnlVYzGae34qCVkF39MtgQXo2+nS/YDDajKfqYIW1iUonUWHdzYQTTPOFM",
+	"xOwjQnYXZpOlsPNCl6K9ZoQSO+mqnQVK0E/nrw/I02e7/Z/bU63navDkyWKx6GXjuMsSrmXWk9nkSTaO",
+	"zf/Nc51BKD4iPhgQmiqJeT9GoS/pwBABaVNlE8xkksdGjxE6o7E21BPzMWeqA+5LfHq0DEWUysmRwFCU",
+	"PeULPN4oIIspj6fu6ml67e0BfLhuPxTqUOvRK2sFjdbHlaA3lKd0lLJPDXMX4zQZHqBLGuWXC7N5k4yp",
+	"wghRU5npdFlxEnoujAuW3fCYkavKJ75g5Nt9xdgh2ZLca1OQthTEKgCwZ6EwNxVjmp1GdzbJRQokPmVE",
+	"zlmGjF0Zm77I5+qFwkjumOaKKcvbIU2KajqiipGEJxgGwljogpvPlL78Vy+Hl0dvD0+vLqMig9Dc9G1i",
+	"+AHXGJvNGI2nZrUBUalcBGAAsDLJIpZCsBimN5cyJVMKjFBIMs5Y5c9cEMON9mCe7twL+TKlaspQTngk",
+	"QGo7R9qUxHRuvnDN2FwZrm/kFhmnUibWtLmd0lyBFTNjM5ktO3tua9woNrKGulcbspEg5iUzoqa5RgtI",
+	"LkTn4+wZLcmCciOfxjJjhkgg1mXo5IHmzOaDjBmVz+cy0yx5yxJOL+GhT7qjxYDDmRlxCN/1riu4h1d8",
+	"dUaPrXvZfHfjrq8RFZ8gMGlyiZ/4cte1aU1rPI7CMWaqSFRfUtRrlcoaZtV57vy6Z7CIslFlPZZGD14Y",
+	"cTal8zkTigh2W/4wWoKT3pCHdzBlAJuP/WhOTI1dEDOj8HAdNHr4vSNo0SJOELTmmWEomqM5W3xhxflU",
+	"vl76/opxGn1/JV3/5N4tY/DlGxiObvl5xECraXo6hkj+XWcNT38IfqstI+HK8KiGo7jMcqNy8ZQ5FQd2",
+	"kCvi3umV5DeSMmUUYhrur0OqG9NWzT7D6boH90gk8jSN7MeYKAY3epMZpZVQzbqGB7aClnkWpSoygbu3",
+	"s1hfdWKrm/rzqpMaUqkMGQorSgyXY0wRrnuVU3hlr/lDz6I8vtUDSanSQ2DN6zfQnIdgC3NNwKOcVNRz",
+	"OWfCmKLU+ZkCZPUgPF8yrVkGuiRhtyg095xyzpRTmeCsO73yZJgIhZDFd7iyXx5Yw9f+AeVQwlJmGBUl",
+	"CV2igA+FnrKleRglw8ccbdAyhsrQfapJjNhJgPZr7rrSPE3JqDCEzL6Y9cGkA1hqoYybH4w1AIn1hRDp",
+	"Nyby+yRWnVRQO8EHUNqpsGl7EGs2XIjGmt9wvayS2THH1KkqwXhlGqs7ckaVAqbs6jjGVvsAHjqn5vDt",
+	"GUukKzN7+EPvIQdipo3ePc1m6t6oq0f3heDKMrpc2VMcN6gsrpER5gnXhzdWaq9ua8ZimSF9xnnG9RJT",
+	"h83aqrtIY4375zi2zdWF5EwjEZZKs1kD+w5aeE0bCXrlWVQI8ItJws1MaXpWmUnDO/6qTqxjWbE4Yzoo",
+	"9MDAWXVGHzT6WCVdwWPV5ebxpDJxLvTTndYquQctPm+u/EDX9VfKfWWPsNlcL52RJ9BFTmI5m1GRkJQL",
+	"vFwrS9RWA6vpIIZ/5fMoIBFeJ5XHMWMJS8pf2VysgER6mkmt4QcvXAQeiWHCNOb0BCRyGza0FkPldxlT",
+	"TMMAmBBywzJjfMJD+BvvrcLbIBL7VUM0QydnzCPwCyvRip8teyx+vuFsYQe4ZsthJjW1f4Yf0Y1pQ16N",
+	"N3BIJ/YGNP+ZJ3dUG4HbCvLpuSKgRu75bB/PkSsCnqreowUwZBvSInWnnFFg7xyQV2Ud5TW5+8o380NY",
+	"yyN4UslBVphS8Hsy19o+2mXdzxJRwhsBf2jlu5d128x0xjRVbFX/8XUFJ/gxuPyVwpTDmtZtAyCtF4vN",
+	"m4Nt9Xr04/z7X/rZ5S/96Zvnt9/Ofrg+zrbif8571788/8f7bfF08Sbufz9+Otr959bt+2c/Jv3Zi+Md",
+	"tXmun+eHcov+Y36y+F/br1aV7yLSskrTMC8Xk45GuASa62nPXVfrKbUR9bZhMizpQGQccphtWRNWCHKQ",
+	"FfUKxPuq5vyDw7k2ndQrdsNSs6xzmbImVY8aS1hpgr8fMVVkQHylyEJm17D/VmApnSd4e6ZyNFpyyLlV",
+	"cqwXNGNDJiZcMBBpCdV0qGLDuvGhWer/OZMjqXmsKr9jitEsnsIPLMljijcXXCqNQvHQMMuDTyC/S9Rx",
+	"nWgpE0BsfLd0gGhJrINWoamCVF+jTfvasMhyHrRsEJBMZaYYGVFDKkuiNJ2DI0ywxRB4vmEICe2l8oal",
+	"NGb/tx21J7PJKmmufqdSc7nZ37qv6rLyZU8+428qxLi1u3Mf+ZVjBatza6LK15ylCeYLNqpUZSK0S1Pu",
+	"EVRKWDyVlkZrqcmr+pZNOv/tvlRum2AdSxGzDMwalMO+1I4C8l///r87vVAcluqHdSZDGrVNwyt8LhhJ",
+	"CAgXcZonmE4dCldchp8cgCIuIHMPHRywvATzHKxxjknbmGfjcoHxdUW4UJpRa+6U/mUvy37l3D2fQgMr",
+	"4AqDQxBHIHMmDQ1Wxn5Isv599IIHc7f74bXMJlKf2ZV8/P12ubQuf5IS0L+wZkfL2g327mJxBWM5W72C",
+	"n+vq4FtNG/CG0VRPLwo3T11yTuHvruy5uozCtySvV6e+6jmS1w/2GTXN9Nt33zVN0FboQZXDOzYi37El",
+	"aZ+/PiDPdjefdXrkVKRL95AjaGPZwz23gbsBeATmGb+hmrmL2o5QoTb/+cX8J4F/JvDvX7j5r9RT0G2j",
+	"jiFpM2Io4FPGPO+Rt/ZzoyW5Zkuom3Dx18ODiLQPL7Z2n3YGJIqzm4h8TaKz7tbuUzPirfnPMsKo3el3",
+	"Z+bh5NXFvv/wYbK1u7v5Ah/HJ88v9iPSPnfDCtD1zd9CcSBllnBBNcPgrLWJcC9GVLGnO3mWFsn4c0P/",
+	"YlLs5HPyn//x1LrCa+ZmOmlmft++uyA0nciM6+kMPfhmFzBBFsvPfaEPm9EKWrDOVtCCVTQK5Di7Wf3i",
+	"QZ7dMNKGjTXrw127ZktEF3BfgR2Gr8DmNY7fwLXOkH7YLercpA1b3QnKnQO5AHLXPP///LTf/Sft/trv",
+	"vhh2f/77vzWxyOsmW8ZQL0/2MMZuJVB0zZMCAMCqg6CKqXJXUfWz7p67BPK1XjZ/1TxZOY+DVtA6/e4M",
+	"jmK/caMa9Na3MsnTXH2WDcoVW5/VqvgkquiMfNI4x9vVIX4wCrO9DEgxUBdleYTZzTZQz6fNvmGbf1z9",
+	"8Cd8osY5zcEiUQVwJ3H/1jDSiyZOWmGhF0yXbJT853/sdgzp2T1CX4JNNTF3rCYYzK/AdQzMobjacHGL",
+	"Kwj039rqb+12+5vdzd0u3RxtxdstS6NIgEADcLhwlK3x8+3Tb7dfbd2+3nw5eX6Tj17oY7Y5efP21++f",
+	"PWXPL3P1Ij97c3P+/eFVC86gdTt8ffjref5itv30zfHJUOfs6e6L45P5D++ezg+WF5pf//j+u6N3R7u0",
+	"3/rw84oYw6U08Tfzlz0is4QVhfnmFsLGCN0jFyw1KvloiRcYME4eYsYbOXefUxFm1XS2x3LCxcepMQdl",
+	"KtAD1ZWg9VATZL1i06BKYXjmq1qZUo8cyNkcsmdjqliXC8WE4prfsHRZCbE8UEXyZ980D/dXTNZw6cQQ",
+	"wUVMEGI96ySFr5A2+OohpR0Ch0yh/k4rGZuK6U7NEH+AJdWoz3krWEMLMtcfr9NW85yqufFG0WUi6ZFa",
+	"Qn/KKMQjQ2G0iDbowtFvHyLMDwK7pVPYv/eAs4TC6go1w+O3Vi1NtZVmerj/z5P45puD9/3Dy/T9zfs3",
+	"2+rb8+XTq/3if0fyl/1Xl5vfqvc/LoZXI9593z+7fPZOnuwmWit+/ey7eH/zeP7ty/Ry6+LHlyP6z6vX",
+	"m6MXzybPDrqTm9PvvxvTN93zfxydpu9efLs4P3hKvz+O+6ukvZJDe9dlt6BEiBzw4UPDKVaABeos26ui",
+	"Z7c01ilYhVwbAmQUTDdSQAc4ZKtHu4G8SXw8NRVUhIHqr5SdlLFNI+vIAryqEm+ls8Ypl8708MXs5S/b",
+	"7w+fX//aT8630qfxj/N3Yn93/Gb6TF/dfj/6Rm3KY/4d+8fi7R1Ot7uOptz4h/vBTudMHL06kGLMJzlm",
+	"7Kwe2yuuYgn1czOmaUI1JW18kRxgqgwpH9ns9ckTYgTx853NHWubhMJY86oTgNUOCa+IREW1K0nGUinD",
+	"NSGyYWt9+ETIzFk4ykYybaD0WsjFHpnB3+kSjO8kgaoJVyMI1SsugxALyJlI5pILjUq3kPYoy98PiglN",
+	"qQqFYBxQHODYHYNxD0N6myJYvw7pblMoq5t1mYhlwpJQnIILd6vXL2qZgB4DoqRNV4Jsp+TGHLYxM6gi",
+	"UrDOCgtxWW9DkNliMqTpZAgeHjUs0kVKu+TnoAVppFlr0JpqPR88eZLKmKZTqfTgef95vxW03i+u1TDP",
+	"+LpHnvSgTB9cM0/Mwz2XJpMDAUFaSu3rqHC1VvWSB87/XsNMOcZuVIoCVOvddxe94uBg4VDnevTKZjuq",
+	"PRvcLZMw0ZJEO6QokFfM+xI4PkPx7btLkvJRRqF6NmM0QTPGmt1aklHOU5AQPMO69K4hc4ub5VSox9uN",
+	"9YiIO9CmPcK/kavz4z3Cfsmp4bIos7hSEYlTymfAzPwdqGghhhAaJlESSf2zV+fH7izM/pN2hBVqOBUs",
+	"PGsmoajzkC+vpbJ1JtZPoSW/sPVzNCCRykdRpQ7YQfyVID62AqjpnBwl33sw9agbnpK3c+uXEjzwWjSx",
+	"bucDRE//Rwi4FW++U3MsBs9n8eJ7T0NtaQCuUIZFQfNpRhUWIm/1t55+OY/+esX5wtBFlqcMw4mFX5tQ",
+	"7XJ4SqjKinNXJiwUIAbgVfNdzGSBvNhJzhTEojt74Fsd54qm4NNGegRfbygif3Y2zvxJivbKjtU2oJGS",
+	"bC7i6sUSmHkd2FQsI9Vf7Ow+K7z7Nlhs0VoCl4hopO6aLM6oR15mVMRTIoUt9gB3n637QMofNGG+BDUg",
+	"GQj6N2dKQoCiXrAdNBeRlAkHiEARrKvvCNZUXJgB6sUPQa10IaiDKnpfsaMX08iFn/lgjctKZkMNcc+8",
+	"Whb6BySaMT2VydD8zkZGYPJ+NSpOsEgKDwDHz+JIGMM1sWnNCjB89hxLUKHwVS3QYnTGqPYRAs1JktES",
+	"BO6by8szgj7yFY3mc4MoFWb0KoKSrYWq2Oefgp20wqdgKSu8BTaPzGg85YJ1jeYAv0AcEdimtmLMGjxK",
+	"EzqSN6xqRDRuj+91o91ff/7J+t1+3vi39ZlPq/N7k8+o8KZ1O0+pQB8ZyHWuHNiJiJmLNMZSaIpFDw5D",
+	"RGb1oGPVIbMaWlwB12pMTXJnvBoKNbaD0dga2MQeoE0yoY1hBhETZFVwOx7s0/IisQ2KmFoTfTLr9Cge",
+	"jjggGZszqtHZXewJEFwBYLz74oWX94jEuJIKZslzhcqmMtPElhSWYNG4ajMKZoL580K5WyO0Rqq/L0/s",
+	"svatnmfOiUSRyLs2EfpnQYD853/s9LZ6m509MOnINReAYOlFjQvZUJmkfwurGmQ3Y2MGlHqv59lmQ+F+",
+	"BmXat70nAV7nNZJyzNM1+yDFSNIMolBzfA7hAQ0vHNH4mtkyiznLlFHSuIJSE20V0ApnNP/SNpHbczlf",
+	"9l8MtrcGm/1/wnRtDsswgySWxvSR+VJPpRjChGLORLx0QEcgLzVrYmb+1xuzoL2lQgGQewNPeHt7+0VA",
+	"ri4POrX88sLg7X10GnJ90Xdf42qaz4fm7binUAPeOPNeqJNTw5gr8wyqu3oHbX2cw+ql1FP/VDD8XfeL",
+	"fymK+ZMeyh2ncKEbKz2br7nRjjElv7bf85Jd/A5X2nx66L6LF2rl5LwZPqx+wnHA1VT65r0pOADiZXgP",
+	"cEUSa2WuufXlqayuprFkRoqYkZEs0j9Qh4U2CU0FM3WSsUtr+NwdlHI1N/xrjefKlogUdAKJNuhDrNQt",
+	"u+xV8FJYY6JGS/h8EUFgy2+no29ifsq/fX3169HmCT9SRzM9/+fB0dOj90eLt++v9NtXh5pufb97xBc8",
+	"eZMujt5L/uMP/8ioSPpHot9jy2/n8fZbM4ZM3pwvTvnzm9E3L97/+O5WjrZP+qfvJ4vTV/t8/I9evJWK",
+	"0ex1P/nh2xTmZewcNeSiNXhhtJXfkdLRGLPHgyXEqxyqunurcYk6ElbjiZB2pHgSdRASNBRRnU4GxNBv",
+	"VMaL7APW/9YDyCWCgg/N5ApeV8+f5bqkc3/rH4BN46/Jvlqpsdls0jS903wQL6geQulCs6dxbxJVefMq",
+	"51QZtrLyxvu4IhNWDR65AOTZEq3bWKyK4Kt+doZADOoRm3AhgBYrZBe0aHJDRdxYVVh07vjY5O9aWwlJ",
+	"sCxhbeySVEOXUGz22Ngl+St0WZzb2uhl9WC8AKatawXcWVpDrfuUMOY5U+wzJHtiaidOy3fyFhkD1SN/",
+	"tN82+HyRzk/21j4+VSH4POHVBzhaL2wl3B1Vc1gOZK14midcE51RnpJ2ImP1BH7TmyWdHjnSFukMqyVo",
+	"KB5Zl9aUG+lK8eo2n0TIhoRwvQdF3YmRIEpjZa6NYgo6syrwH7yQD/a/a+FNYoKPqYCw3qRHooxR8C+X",
+	"VWbcc6vC72M5Z9EdhX11DMnYjMmUDTPyGasYwB9b/UeOzkg7bIWtslrMrqF+Ql9hXasUf9UAFjV/TakD",
+	"D6nzu6MW80qxrLs/gYRbRQWHiP4eqR5R0xE0Fe5ZrQfq9z6uXK/CblzFnp8mZ8v1fioufnFja5r7Zn/Q",
+	"3xrsbP6zVbl+eCOqlRXlnWkNWs+Szbg/fsG6W6Nt2t2Jd5Puc/Z03H1B+6PNeCvZZjtjd2s2+ztbSPGt",
+	"rf52r9/b3NzuPSv3qkaD1Y0YtN7KX3ma0ie7vT5p/7C5uUeOuchvye3zp8OnO52mVMlHlitWufcHEDNH",
+	"+OJu/56gsP1U8ykhTPQd+kZhf0jBHOoQkQI83Qm74TESVc2Nl4HXefgY1mqjh2vM68ImstNxUsq3MUCH",
+	"bASnWFcJW+AaWDBBsLHKhIWVtI1q6kDOG8t57mecTmPgAgCwFIPCpUzmkylxaEOX51cXl4evhmfnpz8c",
+	"HV50HlSXDxgEZhsa3aeXrhS1OMbMHfNap+ijGZLHh/xlFiypbGu4u7lFRkvNVOcjy4s9KqstvcaogHU5",
+	"+rrjHjTwqRJ14qcqWdedC/1BH5wLBRnjMh7Oihr5T/VA17HFT2VGPrTGA9kR8o378lGKgRs3HUT8xxqq",
+	"1msCgIoPzcC2nQP3E0qObVXnnz4vG9fUkDY5T+kS1OIeOZ3jtu75hcSR+RvkKFXL/nUo0GtJ9rEOEhTH",
+	"GJHTA5LwzOKTIW4oV3yUMq/eMBTtX1kmuwue6GlARjzh7m0VkDdUTPKUjHmaQne/l8bASBmBsFpANJ2E",
+	"wmt22tCDs9/YlEeKMq3FrGuPvJdcwCduaMYtHhxUGcgMq7rGKZ2YD6Kn1mYrhAJBntlMvudEGeIUMVNE",
+	"MAa262wlT2bLi5g+Nl0+MEb7leAQj4f/1JJ6SBvjVievvzvoCkMcqWGioYAcVouXZkwsgGNTEh80N/CG",
+	"poYHqzlLU2NhkFROwEWQ8mvWCUIxYnrBbMVsbJNwWVLk6ZfI3Gf7FxfvTs9fDd8enQyPD0++uXxjNN6N",
+	"DZeatLm7seGgr0cslQvyvPT9+ENjyNlvK1iOvf9DMTYpcp5EQmLGzfyJMaY7PbIvlj6B7BEhIQQoFbAO",
+	"NNAN6RaZZSW4qFTQoAOaUUIXD7Vg2SMIyys8XpjBinJgpam2uVXecl3bSygTRs7pnoTTw1SsW1asEQ4Q",
+	"cwNtlQRkIYQiljOmEKzPqF3zFLqkkP0y06tSNeEuDH4YrjBdVguYBZ2ZTYUUl9xGB/AAtUeegxBQQDCJ",
+	"AOImWrF0bG7+jCbYXzmFuH+WC3PxI1r9n29gebsXbW5t7+w+ffb8RR/+FRl6NF+yCR5uasoiVQIbiqz3",
+	"MHJIigxT40MBmcNkTjPsSWkGkmOy82wneLazDTA0En1PIwBnZCVKr5mzYoyAf8NhBYGL49Oz4R5UdlLt",
+	"mbEmOGClqOsehTgxLkvycbGGb99dYk/l2ZzGGrKbjcjpkQvbyIYqEu37WesDYqFRMcHW/wCm2Ua9ULi8",
+	"eTUFHHpMy8LR0AG5V2YhgF29BNfxeJxywSAHb2PjDdRsbmwMSETTSUTaEWQrR2S0dAxhj0SQuYzor+f4",
+	"Zz42F8Tduk5gS0DbRW4wlBNPrTIKbiTzkF7OByRsUf339wsdtiI7iwOj+6uNjQGiLStloQ/LHGePMx5d",
+	"XFwdnkedoEx7jvDBCNodE8QXLeoTEhnnM0T972KK8KAMB0CTymIY6HfCE2ysZLuCI6FBJjUAj642Bydt",
+	"Sq6ujl6BuQRgWkVOjNVdA+QKxHZno6nLSeYzCzMJr1mYZ5oX3UotRLG3+v2rV0eHJweHHsMud8oOwKk2",
+	"912MxtEA/wIuKNJ2UK+Km0HhOs9lPIWsjdE4wp1QOAAOxW7n0QB/Qf7uGX9dNP4ceLM/wYODw4uL4eXl",
+	"sTfFzV0j4gDEGcd9rzn0fMsFh9brCOackHaZcbv1nGRUJHJGRly79xR3e1O3IrHzBbaUgNsK4HQurc2F",
+	"WHFRAGox8PWyuqPUPVU6pAbEmrYBoZh+bkvz9yAGiKFoN6I563kmb1AeFNgL7aLSCaqMKkWq5muBV4ln",
+	"hkA3PjAguGzQEBOnim4xuyv1sOTDJtsQmvdHM+f+22pA1hyqH8n9EAVucJCwQOarw7upgbiljjEBbqCX",
+	"HmVeLlr+kVTK63xuecT3eBCZ7ZtiWBYcO58IqvOMlS0PC/4D7mnEr75Gjy7wOFcg6XoKQu0GMidItlUK",
+	"Hs2TyNaDwC14glcEvuKM6ad9AiSWMragS6MbACI4Mj6jvCojYYttwC7t0CGl4czqmW+/b8D/C4Shkfwb",
+	"+UdAXvT7nsypZipCwsHdAWznfn7MLFd6Xbh58jHJhVHmrBRKUhaKBlZ3fvj6/PDizfDo1fFhjeE9Iwld",
+	"qk5AYjqfWyJcIEz8DJJp72/kVKOHp/2d5w/fh3W6SCnWIHTk8dut3afAaM3MmDEc58uOQ7YXbGGBdxzX",
+	"pZpEZ6cXl+TJzeYTmuvpkyK8bHQ+0DmMKqJDUXsuhZrfqEcuuJikwC4HBBqxusPImM4zocre0L1QXGhj",
+	"c6Fy4/AY9woxiyjbWNdMEj5hSqMnsReK/RGwJl6JpEMb78zlJxomi3Vlobg3at6MNPR7BsnXxTeHzVEe",
+	"VzyFGmYFomJt+gZ6u+5zUCHaaE0jf2CCR+MVtp9t0uEdIHMzjnCji+ohjsT1bqyqOlDxNPZHL5KndIt1",
+	"t+PNcXdn/Ix2X7CtpLsbPx9t0mfjHfa0v94R9odPGazGFdZAJBctXKlyWm89N/jh7u7H+/jKjMwB0Rmf",
+	"QQuQk9e++wZleSoXLOvG1Pyi7RzlMfoHC2xVpho8hZ0amLIzNZtn71HK+szFwgxp0hWNiRyh3QYAf1Hn",
+	"cWEWa9+4GEs+8mIsnuZbDbWQfRGKBsunwewx6nuz2RMK3+5ZMXrw2cL0AQ+LB39pLFs8j5Lfw0z2rLNk",
+	"TjPFkLlX3QVPH1AbeK/jtgGQ1dB0kVNad0LeGx76F8y41c1Z0Z6aT9qQlWvDefFU8pgp8F91HpCYiwVf",
+	"9n7VrpM9w1ogamX25b6vSg9oNYZupwuz59aLk8y4WJMJdqd3prB8X709Ohlenn53eGKdNIHXGkVm6iu8",
+	"ZaEota7tIhpXBimAIQmlqdAElWPrcqZiibWmXIUiYxS7JpcNxWzze9cYaae/WW+oZNNY6x2O3ILshJVN",
+	"WrVu0TmF/OqE8KRH3uEIDWs29AdZZ8DEZlyQ/bMj6PYwHuPrWtmOSaGw3V52+jvEK2UkKb9mRVmh+a7y",
+	"mgcBxaCGUhzpVOt5K2jdFvpaWekJUnzGBZoahsTxZbNwc8L402vHzr99d9kKHnPsDU453L6oktWLpr49",
+	"eJciaExF17dqtWkVZG5hYWl5ms5xHgrrOV85XACVW3e0a3tFPWSDP2AHxrFcvRklBIOxpznsvV46J/LA",
+	"Qmdib718XnTkNESOprRtyBaKQpJDznwZrDE/T5gGlwFiE1JsttRNIQNzY8MXYRsb5lJ8++6StD1/q3M9",
+	"ouMx6livpHM3EHB6evanBTM0BwEOT9uIvGxNEU+lVHBtITZCCoeG5VNg/WxsWGfrxkbpnShB3BQpkBit",
+	"bzFag54QFE6RmEJgqbB85tA+C4K5e7g1GxsVoxb2o271aQtxurFR+rXtZc8V29gwc2mvse86PXKG7h4o",
+	"Oyo841VTGnwsgWtHQdyRVRrNBWgmrnabazfXXXfAE/S3v5EDKW7M96VQSBCHxnz0OlBhvAfsbe4wW4Cs",
+	"sEhkr9KpG4GwzCRdfq/ZHuxGW4w5MH/vrvbjAW0aooZw4ghRm4uEQaM0ePClTJYRaWuZUKAU0tC1xyjI",
+	"r7vPA4/rQjL3nuH52EzL+xTwfzNQLZi2uUvWF8jjtYJJS7NubEyO49jXt5uq6MvGiSXYLgAc+L2VMoYD",
+	"uXL3O6N7e+VeenX5IB4iJ5cji5zQXtNOz/rTiS9cUejYByAjXrCO9zGswva20Won+Pui57h9YzGVkCpo",
+	"bpw5WlBTqUMsH5SkYdSa7BqZCSGRJ4qkUZLxvkcu7RDQZEZLPFdQjPG9drSPjjHbLb27D67JU3hkQDai",
+	"AIKu5X519iyhAHX4mwFpAhCpXnr6N5xbIbcPTs8vhqfnR98cnVxErrzFDOGfyJo5eTB8tv7F7fJULsxW",
+	"JdgeHe8c3r6V/piVDQR+ZB7EOYAQbe64XqCMxlSA2wdcOKKkhwf6bwocm4vTE6RhY2/hEGHrJR6yGvg+",
+	"o7CFcXb0ubvwoXmZW+wEGKwNN7kTEHYbs7km0ZMZ0xmPFUZULtCowlCz2eLCYIGMY2dcRB1sC9SUpwDj",
+	"QKm6S6JAh85aBA7S/snVYT+k8aR5rtMpZCO1mBBECXrNhsYwdk1bCzCDyCKKRASNmE6B6gWysYb/4dIW",
+	"zC+gJhtDi5hnGvXIS2qU4HmOXTJwddQMtHN76wXNoRpGga6QGWoki4xrRkZsykWyRyjZvb21j8Y0yyyT",
+	"L1AMYBtfMsWTgj4tBwA2zpKqBAjgyqJ/3xAf8l6YVU2JbQtJVB5P8eFOQHb6u2swOsxidvt9kP0eHIfX",
+	"mc2cAJhS0QFWjnctgaA7g5DoMqNCjVnWPRSxNPZY9PA8CzfGQdEAcUDiVConMGq9E42BZ/5qXTsvNje3",
+	"yH/+x9PeJt6JQ+BHVrW3W06iH7pu5pfLOetiWpQaECGV4ONxOYlzNmZZxrLumUx5vDRPYI0/uCnNB049",
+	"lkEnRlOOgOlHCF1iBHqCrM/2AEGRAMcp8LDaNdNl/9Wrc2f2oEKAUSMcgGdghXRAMENky4mbPV+Zcx8o",
+	"qlD1lM3czu94e1MyaOtZp4lCy427XJaiMSbqErv9bdgcH7zFQmH4XTxtvNj20HROubLJpkTif2SjTeiy",
+	"WfbX3+333WG5X02pmMD6LislUAqOf0miAxpPmZMfcKLgpcPj3K+Cs9ku49gM2TCdpUVxMUqR1aSdfp3Z",
+	"MI4N9y+tvQTxDHBV3RFqKoPRfsQJ+gezG+aapGKcYlDoygiywWNQG6qziQsGkVjVDMY1NkYBj/GVIkaH",
+	"ssqMwxM0AsBo2DP2X//+vw3Pn7L42gmzEshUwtCYYYS0BTCuMXMacbPAEqHYL1qs0PncZYoAlqKRnbTe",
+	"KRqCInPIrgIbz3A6dDUYOQuXfrPf33wWkNN3+xdnnR65qLS9C9yAgd2/SntuyCETE4ZNgs2GWmG+Rti7",
+	"1URN/bUhmKozesNSZTPzuMurgy1Yqwm0I0jsZ3vkjdbzU5Eu90JxQWfsgmv2tRHQsd4jZ1RPv35ihPJb",
+	"etvdn7CIfE3uDOGFYiWG1ynZaK1G0LFHIWsoU5HtmFuJoJrLUGAfGnVlz1d+sIFsD20hW9II37VnYBEM",
+	"i50p+AMoPlOKuJmkPpE14LhGPFmvhDcKimlUGoTyWB5+swv1q06qAUxTLGfMatXC6qg2f6dZS7VArKgR",
+	"Oz0QUx6R2ZQEBYyekjhXWs4ckY1lFoO6YEYl84yNUz6Zate/Go0sBXzYiEcj0gg5dX2Mff4KvrXtOsKX",
+	"xRdFDx0SOu4DohyTOAW82/Ic9rz7h6mNZWVuLf1208zFDmAsWimR6UIChMZMQucScBhYGxuKzljX/H1j",
+	"g7Sx1M0MIXpeZCsC69wcM/Rt8v/SGTjmUbSqtJ1DotptgUHs5GUBearc6ZZb2yMXLvHPDt2bJUC476yD",
+	"w+MKbWm7NK5lD4byImsMOj5eNB4A1mBo1On4nCnAtRNU8xvcMyvyY6ersts5i21gwYGD2Y+3gpaxadDr",
+	"tdnr96A6Wc6ZoHPeGrS2e/3eNkJ1TcGfvAZMdfBba8LWlHGs4tv/5ADuH6K4Qz+RTihKGHzwMoEEswmA",
+	"pTSqxX3OOAoeSJxZYNYu5vTZpLCSh+HxfKUsarw5PSzr0bYy1Q1T5P8ZBrMICC1/u+Bpio5AwW51KNqe",
+	"K2xq7TMj7JQkMYU+E3MzQa5JPidjniltWWvGNPhJzUpDgREQtIsLMeF6TwCns35Vw8ScKoEzmjGmVaU3",
+	"ES7fykyjiOp4ajm+Ju2Mata16Hod56FHZsDFBFGuXPv7UJw7zDV7JZzxf7/d3wmIkqEo9R4uymsJuRbJ",
+	"hEGDMsiNooLgRF18rFA5j5LWoPUN09BcAdqMoapmSHGr37+jKbej24c1uobxG7pc244EZvd61XblFSWx",
+	"GcQhlWLi6X7omImnzJ2HK+VFug/IjN526YR9vd3vGwq1OQ/gg8QDR9EFCT2YZ2I7v5R0aI+U61BA73VF",
+	"LGIr7usD+qO3GmbTWAp6eEknTckMSkNEx/rUNZ2UOoc2As5PdVEYSCojOEYpslfBdpTvlBnHI2pukyDR",
+	"0bh7IgXrvqU6nkZES/C1U7INdssD1xm2ftnefzH6oa9+mO7Otm7++fzH6+NkcxG2GpZrFrzd31lXG6it",
+	"QqKtDE28bNXIbFREXEJPbfL3UdX6law/kYe/88EPK7YGP/0ctCxEX9mdxxIQsuW2uSgds0F0omz7bExZ",
+	"bv1ciWgBJKJDJzZfqUgWI4G4eaqG6N4oZN46OHeruqkpBT9oKH66C9+9FD74tZ5g+omas1h5nzevdYs1",
+	"dDeH/d5Uz9JOKJ6Qnxw8/EPEmHkOuJ5Re0VidJpv312GooTkBi7HrWKNqc9fKdxV4K+13HGaYhKZF6sC",
+	"Q5iM8zQlduFnmbzhCfaisyRIKkjyoXBWG7hi6zjv5R/RDCwRya2MRT4OZrnNSLcmflGXglMOyiRWMxKY",
+	"HJWmlKGoyu5PlC9rxERTo4AvKDWaPrdGiDSk9n+cPIld44GKNClOp90oTSB/4fMx/zvZxmofho9iF9gh",
+	"79e1XGHfeq22+n2jH8PeUOfxkEBqXBXRW5bdGB725vLyrEcOMJvZ2I8JmzORMBEvB6C6cQ2OG6OrCzPE",
+	"PJMjI5/M1TN/yGQOIUSd0fGYx2vIELv/fUnKq/QXXENy3jZQs6Be665jO7ZL9g6rDHa0foYzsUGBtWdy",
+	"cZ8zs9mT2dlDDrHOMVnzVQPveItTcTLhLJMzpqcsV0SzW+jZ7+r8MPctFO3Id+kO4Lkn85RysUeskfR1",
+	"v9fv7exBvphi+utcj7vP9whTMZ1zMfkaYqQqlhkDRG6ZAR92Uyk8FCrO6NzMX10rrJjRnR45cO58UYKr",
+	"EmxTIiTmEwChuRw4/AHZ5Tp+Zz99P6WVi63SWHnz/0beHB6fkYkcTiRSOVPkJIfmEXJMvF+C5WGL19Ml",
+	"YbfYReJv5PLHs8PaABOaT1goqr/c3GpCMFkl4seecc8Ytzuopa25ZX6IqVa/b4G+CzrzAb5dcMTJy5aP",
+	"yb1Tmt0nUpPX9uVmRO6HXW+Hdd+wKd5FGBgKY0VYsHZ9nI8okcy2UTO3E/pVN/AB8CkgdkFTG9b7L3FZ",
+	"RhBtbj3rmZu0OXjRf2GFT56lZQOX6gMIcV6qneUxzwrydiwJQZoqssNNy6VOwS7/vssxvBLiAg8TX5Zx",
+	"gAcNSBV0RTwu55YagN+NptjMyXCzi8Pjw4NLshkVgCC1wNdcyrRDYjpjheWEpqNIAIer1OuNiEglhbZE",
+	"pfNwt7/dEMIJRUMMpxKz8QI2qBaaiTjtdJwxBlWYdpaBq9F1S+eKgOVq0wPVNNfw70QuBGnb3JyLo28u",
+	"D8/fgpOYg6DG6gszZWsCO7h6OGIIAKoONF0qgqAYDlLGxoabgksBBDFE8fcCbF9BVTzqAVyY7Suc4lQs",
+	"oY5YNAbXzElmWHtRWPROrtlo1ibBEkf8PjbrmjCtyPN+n9j+PoS6gwfu66zNImCKWRMC4++QWG7+DDTY",
+	"I1eFYhMKc8zdEU2piFnm2hDb8i50TbkdRdVnjeA5d4/9nkrOOYTeoDd0BupN0Nrtb68btZjmk6uSpu9U",
+	"ifxFrtWJbjafAD9B0Lv19x1A8hBgKSCCLZjS6BMMiLSgG1ggb4gJC0JEgl0CzEuhMPIEay0n0MCb2vrY",
+	"SLBb7bpskP/6f/8/EtkfGrWGfTPZY640zAh8v7YvHLJLoyG0gNbK6g9AjYH85vLgHpPC/iFo6tkCGIII",
+	"/Q9lAzAhgK2KKjlkELloTAWARgkN87WVOh8/2Sb6KffpCezhAWxy66GPH/MZ1yDqvth9KTcQ4Ikabsyp",
+	"sJFSOba0aHWm/v23BlbxkhYAn/De5gPfu/KSfj0t7QFvnkiNGhXc7gfM88impHwOdlBNsP/p5w9/LFXp",
+	"3MVIPQjOP6WyVDBRKLNZy0SvIH6AYcdqJZV1dmPkDYsv5hkb89uItG1p1UopVWDbgSck5Zplhv8OSPS/",
+	"bE76EPNzjBhd8DSJaZYoAB/JEidx7cdXmfIAsgfQ+1vhzsjeQ4GPq4JTOxc2Qt7eaixZkLmuLSYoE56z",
+	"O5k77NQqc2/CfqdZieTqyrjqhWSddZzWn906jtuERvUnZrLAzhTLHsJjgZz/YrF/Yhb7mgsLdPIvwFif",
+	"/MaTD8hWm6vlztlM3ticPqeDBoUlZCxJnVGhqDXduFZlEyGH4BeEouyfrIKyZtIrlywfxmTvXI/kLaCJ",
+	"QO8hrlW1tAbCnha6F20cIwiu2RIZsZkHhwok+1IoLBC1WXtvltighZ6yWadHfF0cU5I8aB3wXu4ZC88C",
+	"9cJWJZHVV7ly/XvvTQQMxb2ZgH4a4Fp+/gpmcIWYtzW+tnNXGa0idvJ/caA/MQfC4yeUWNTjRzKhtXk7",
+	"QCOgMFWu8WLK0OoCWncw1XjXU35TpA6GAnP9XZEkwMVCPmWPnLPYqEmJ4xyeehqKdgXfer2N+g3TzTT/",
+	"BWT5K3T0rgmkgLb11xX6k9tJzq/y+CtUU6Ifoogaojp61foD7MMaLeCJvdnQXuuT1jeXqoHDHCVsNpfQ",
+	"NdDm1NbwuIH9QC2lTQsnbacphKJJVSBcxGmesKSDXdKB15B2UaOa8cm0bBNtTLXMyyr2R2S3NqW7KOje",
+	"bmxhCwbjPanwNr99Ff/b6geus/vHVQqAfgAZnpU6gSbcuo7Hdo1lWe0ysF65wCc+Truwo5M2TZXEMAbX",
+	"xUoXVHX+Ypt/Zs0Dz/ejVY8/KOfDThv/HYyvuCwxFQWq8gQyDrwiDBtRx9sEabjQKwRZBPyz6Wq7fiFr",
+	"b/ah+OiLbcf+617/a95rpIx/tWvttyZY5994rCbS6LMIhaeJ6HVXvHZnq22ALB6KbeI0wE276yon5h5f",
+	"uBU+9D4XDIZmzHKSv+7tn/neJtb/71Ew/Z9s1OR6+gRCEE8s1DBI9Ua5fLHgGmpyfOA/LYsug87dWNgT",
+	"mCE9g0gz0TIUXPsrOTsbXp0fR+TvJHIf78JU/i948WuojfVUAJ5AScZSFb7UvZVvl9kbDjmsKMUMxTxj",
+	"N1zmBd4f1PfKNOkRxxdQY3DY5WKvapGEoqw49D+KlcNFVR8mqkCHpMAVHgUFvJXMyI3kSYHx1PabANhU",
+	"ntJ1Wy2G4Ai0qJjQncZq/1BEFaCnaI/s9F+4EJimUN8J2ogrzyvPUV5XPz1jVEA79yameoDnBQiFBzBH",
+	"mx5tkW8+m4Op6MZYcNEqapyFrnwYN/fO3W7sw7n5S5p4nSHNSy/uf8lsU8oRaW9n8wGs9QyBeC6lPKbZ",
+	"hOF7uw9hyQX+z1uWcHq5nLPfRQBU2K2lkgLty+66x2oR7a/MAyrZEVYurudGZ1kRZ1nDeJrB1m2PkMgW",
+	"O2OyWMGnXVFVysV1QBp4VSgiO7UmXlWNaFhHBbCHBc0SRRRdrvQ8tGA6e16hO0Sype3W4MquFzK7Vlj+",
+	"Tx7FXdZwk84avJAqAwm8ziauDtrVl8VUNTKH70v00j8ZV3Bn8gls4X/eLcfj9rWCOkzvfRfeehOfjNBW",
+	"oBaqsfniv7bprjN5w1ZQZAvEPJeb63JLcz0oYbxsDqjSPE1dW90mQ8UVtwMEwQ1NcxYU3QdYYh2TBFlJ",
+	"b0QVe7rTfvN2/6B78WZ/a/dp2zXqhQc6nSggV+fHXSZimQDcYyiE1B0or4cCf8DhAPvJoh+aebnyNdfL",
+	"gvjNFGe50qGY0htGRoyJMlTcdi187K+It7ek23V2TdRBH62QAB5Q8BOMSYEn49ZxDVuUErMBYrFLo0w7",
+	"RzBXoWhkH4DtSYXjUAXPMqxqRJO0ULeQ3x1axwl8DDSVggm/PLy8PDwf7l9dvhleHB6cH15GDsYdtdC6",
+	"19umHTvM+zpgk3R52kbJpNdMheI+RBJcDcboGhjfod0NnIaZhWve91hrAb7vPm/TcT4/Gy3n6Wb+KH76",
+	"AKYD6zgCOfgJmtb2I+pRPr08pIbv0fZb8deASyCDHGG9OmU341wU7WM8e+fw7f7R8fD7w/Oj10cH+5dH",
+	"pydfuw2OShuluMCeVDJfcSN2IN1/NdZC2hQgvC1QaRFY8LgyBIof6krwvQj/A2XaZUYTtkYojKEzT40t",
+	"++4DI76qEg44xnqRZsspi0ZrFfgkm0E0xkwXSLgMXLYm9XuWWW0R4aD9tz32a8d3mZKeWheKNoALO/7t",
+	"IUJGHfDJjRxQC6YxAaiWkj5CDuKNGXLVLE2LRAgqCjMTSt2wdvk1+gVga9C/VrQWBwg+9wog/UDJLoKz",
+	"2ta+ILb859o7Wy9IlFHNhhafIwoIpMVfSvmWiqXlbQpy48uPhYJqzWZz7QPweCUwfrc/KPNw/cOrvP9Y",
+	"To7+qHz+2OzxH4S1P9YbuuoI/ZeXBtbmqrSZhND8KNcVg7cmG8iSaZAPoWgSEHViLscEpGiUHKFoEh3m",
+	"wtT4CiLNew4nn2EQimW7VCxXpM/vIUx2tl48hKArbOL3F0LHGAwB03xVLtwrcWSu14ucQ4fBXcANrkDt",
+	"jVgqxUQRLQcI4u//FfquzEOxkNk12FnauSbuSuqsd5b3kzxX0jlJuxlvsUBZ7NgecWXA2LWHKxHbtvo7",
+	"hRzyv7ygmIwXuCnamLHnU7FzLaD4CwtGSa9NK3Vwe20sDpxMoO4y1x6MbmpHAZeLomNmCwVvGE2VA49b",
+	"I1ROc/2pUuX+1H+LHngAvO1LiiGZa08OfXhkGA4j68Z2BpA4WtBXp0dOEKewhglywXTXrmo1z6DSGwws",
+	"zoEP1+foHR8KRXsNtOTXDjVyj1jMyK/7HsgkcbCTdfS8jteDYQ220EeK1QfwoIOL89fnVqr9D9XxD6Eo",
+	"+EH6u+O5T8Yym8g72OpbSMCntoUn9PxcE/GCJ7puYM+NHDiG6DUcvDi8LNt3V1sObveLHqvGSDBWoNOI",
+	"p4DmwlXZEf+ywhs3NhC+c2ODbPW3Cve59faa2xSsVfwdTwWEUO3rCqGwSj65rOrzXjWCp8c3qO2NGc2v",
+	"YefPSuH3JThU9SOP0pi37idMQxxGPM71x6vMf2lPD73e++ramuruknXxVs6qNZ5NHunivsMbd4TEmVZV",
+	"I7Ht/MPdfI4N8qHVyHJgw7PNXe8jwRZDr2l7FT0Yg945qOXGsAB38cYGBGE2NpqScQJoTlGNjhVWAljO",
+	"M8uohNT8IyJKxXrvDlA3eISb7va52eUvfLUr3/gcYSPfElJM79USSwB1FFMPUY//K6b0iMt7AWiUgi3K",
+	"bbbqNN7hoq/oHZfYqmd32EDW6a1WENGRb0COh4/HjTAiGxuCLTY23Cs2DITC1bbEXmmMZGhkzoQeYLVc",
+	"gf1XtroFYOeFLFGU52W7pVL2YiQYUU+amitVex24TsXnh1cXh8NvzvcrDeQ3+0QNiF5IoumoMO/QmHPt",
+	"vANsQ55KpQsQ8w52plB5HDPDKeYIoZjgr0t8b4dnbyaOwn5QrkQwbUxH0j46u9khT7Z2AnJ0dvOUPHm6",
+	"0ylaQ1wplhl9WuioYVWwnuHLo5NXRyff+NlQ+LEIu1Ps48bbrSvPB1IMbeqOxSbG7lQyI1wonjDX/geh",
+	"sjFdxjkiuQI0e2EB88Z2adWGVoW1YtdTxxLfJM0dr9y87TCYWAkTXd+DumzeYHtQ+z3Vc8VQpqy8v//y",
+	"4vT46rI+xna/HKToi8AFoFIC5s+UzudMqD3sA2ZmiVhA7FYX3b0cLL4ZpOhuXaDIQ3aGW+KcKk0Yhy0u",
+	"Om5Xut8RUva/KzJBUVbZ/RLLppFtw41cMZIwbXGdMnYjr5lrID1ikDK+0ldr7fmQdtnxvDxraP6fZxNz",
+	"JbZ2yJSkVLPMEWHD1BCFwRYJk9XQTfP6mwptig1AInUQ2FSXaFLozCFamtvsFSGSNhwctMgBHw1eAK0q",
+	"nhIk49HS+joC12MKJl+/Iwm74ZZzjJae+mV1hca8k03bCwc1hZXOCKHAvGNzJhAknzEqlM8XCS14TMJV",
+	"TDNPgVKuK0IoitxiB19e4e+8yNkpUolsu1wL1oetdBVpg7wJQmGLPjvWKVRy0FRJwC4HAE3XKbVsD9Cg",
+	"AsG7nyle/Efx+Niv3Ony+SvUsC7UAMEr31ETrYv+Dsi90V8HZohX2WNdezbpPhQoEqVV5Msqlt/Tc//7",
+	"qqHn0OWyrh7e7Ssyxl8+vyPYCw2MlR8VNeomRouiolWqwi4vdX82aKWhKLj3in5amWmnsCSNomkxb5Dx",
+	"FVwZGodABlHRntjCIAImM0vIjAs+y2dEOCzTUDT0p/M0tMJV9fboZHh8ePLN5Rtf79y1vaVCAZ31yHOc",
+	"pqvN3Oxv7YA2nTELIAT9pR1SKRjVPXKkQeaevP6u3u3dmF5Tx8NpNpFiiyd7lqQtZCH0jDd3KZWTCbPY",
+	"gqIGiQQS1EUwjD3nHVmDDHtRhPww0bpH9ou+8mYdsev0vNpkHr5veyo1xcLX+8ogxB2K1Rh3k5AxX7ia",
+	"/0GD1Bdwbx5lmW8+WnRYP93nwT4oXHkNvPxBWT8YcvA9RoakqR3XmpurGcxcEaNxakUWdLln7oevhco5",
+	"E/Zlh35cKjY2e9DL5jX2mgvWlpnCd5E+ZEPKhUCGZMs7KOR98LhotYkqEfdU0EpOCMAyWj/xsZM/YGmM",
+	"ZZrKhTN7zfBfYT52kb703xQR+VMk+P85fbMoAz2iWitSZ2wtlt05Q8jawhCBrmSrbYPBgrF6vZYB9kUr",
+	"PRQF8m4b6ZWX2j70BbQ9wGEoYwmgBWB4tEwTlnUCW4oIMExiJGmWGOJ1On87EnmaRja8XT5gvRyRfW5o",
+	"9jNlmkVrgcq/JI4LFDmvAW/B/NwuFxbG5TFNFyxeb1R0gNyr6TMVHPd7eiyIfGYIxI3V+jlYEzL9CF3/",
+	"d6iURFLdh2R3WylZXJBvXIJeZe+9WzJj/h3BmpkHJRg62vYjFk7VKLObizaH9n4OQrGqe+xhTtCA3JE4",
+	"aMSQjTUAaPWYZzMUZRAcbSgfbK+pullXIhiQWrj04M3+yTeHVvJWgqWh2CRTmdv2gS744SbhdkYK1iMn",
+	"1Y5+ZXZKKGDiXFlBBbn21Z75lXrKqFMLu2IzGBDBjZV4U9uDo7InQhaiXyGW8ZSJTrMjAZj8l6/M877w",
+	"RwyUfpTB/5cE/2iOhZRAZsu1pT9NLOuJr93en1Zh7kRFH/aZSFl8VMDK5iKFPEkdCl4moxWR0DYgvrvm",
+	"nfZudVYSF1xegxeC2L88HB4fvT26HAKXOT+8ODx55dm4u/Cm4TV7ZGfLWIb3ZzicM8VE8r2/IZ/n8nzM",
+	"TfjXIEroe2doY9WIAmfXHdQJ2JZ3tu2syuavLIDfbp+46TmAzKI5mYfiF4TCh7AfOAtQBfgvbr3WmCRQ",
+	"/C5oyFtXRfvlrus2DAGfSgmAX3+rAvQCFm4k/BRgDnClsdP5VwQxSlXRh8iZf4gLapbSmyWGkg9xmaAO",
+	"Y5PFUoRfvTq6HJ4fXh6eGNsXEaEnGPFczXbkSr9d4mhfUtm9sOdzJ9D7JYpgc0L18/QSLT5RG/5L4S2b",
+	"ZylthEdtr9df0CIN+mOU3gA9gApa2aupO1EbjS8h8azKim5Q50osq8UVKpIQ8cTsD9vzuJKREwqgFNAC",
+	"3UT8BGhVAk4Q6I9VlPXEGcPAcih8D7CfWDCnPLMdsjDE61p/VrMPjPEbClvV0tarM/nKQweE1G5FbGo3",
+	"+HEWU4ke21jOORZrQoDghsca0bXmKY2ZzQxA76qNvXnGMVOhyMBqN+8c4Ay6XnwQm6hU3J+rNkmZ4NiY",
+	"O0hcCdSKpeOC7k2WCuAVV/JNZK4hCwDa4AAQu83nuqObxmrvfV5NMsZS3/vKTEMBzm8t5aCgy4Y2+Blu",
+	"ut9c3HnfwElP53NGM1BtypbtjWgeIBa8BKw/on/YTc8aNf8aZUx/giTtfzn7pKGApi5b0Cf3OO1v1fdX",
+	"czUWPb4GpdsPKtjXeAgBIHSNqvQN02d2kl9QUbKfuNBUszt6ZOJaZWYX8pdO9JmdgKuUVSfdoDXP16Un",
+	"g0i2DdN6JHJ+5mRIdYmfMGVoh2BHLF2eKzis3DugYFyzuTY2AaQ3FSktoN0UHd1i7NTpdJVq6+KyCozO",
+	"vDwk+ClSPIk6NjXKutoRNKfuJ7ewOVgeXMBylb0U0CcwzuAemEdEKGKapoXHGcLFmcwhFm9hC13CXInl",
+	"ZdflyV5wJeTCAUiRfUEMUSI+SEVrsLWgsMP1eLFFy2hIBxd05oJfY87SpAjhu+HgQ41JRGd5hSt8ARmM",
+	"oz++lPhzfv1qntA1YVfsxwPap6Nf9PRaGGuPCv8gXOpf2LH5R1MAHBOTjms9kLmWesGDAFJLY7ARJfU2",
+	"NvxzJd5wOWU8q6WUK/D+FMxJisK4gxsEoTRejXWC9QS47QhjsCRV9PUSdt2NCjYj1tu6clvML8c4BQ5u",
+	"HUtFFm8T9o1IoPHpoyFWKybzKtDqn1+MQ51hmhrVs7rWVSn+CF+jl8ML8SFNbP0y/BMzozuuT2YoQLr3",
+	"oF1aBvn0ZYFQjUwrotpQ0TpX3fqT/pyuOvjGXU66yk78pXt+dn9cM62uMsV7W2OtQA5YzxCH1lNtrsmM",
+	"LsmI1ZkjuHSKnjlyXERMsdJNYjJRNd0dUouCSv97mvLrdZxrbdr1HaXottYPNFZUVcsef3Oqp2WLP57c",
+	"SVbYer01aOU5Txq6uv/88VXyFfT5KU2KEBj8vdP77/V4PBJ26g/IxgFKcHznvbgT3v1YxjQlCbthqZzP",
+	"IKUTHAOucsmFTY4uLq4OzxtwnFMzwFQqPXjef47o1vbzK7YfnwiSzwOb3V3EiJzHusIyLaFC6tVqq2GI",
+	"9NdAOAo3Kdbj1UNMUCGScnGtSvznStDE737Z8MmGvCNyjjfIWJUNWV7eoDPWMOIZthX3erZj1Ot0zsTR",
+	"q67Sy5RB6YgEHWvGNE2opgFYq0VTGe8rxbMNHzvmN0y4YveiITiOZXRs4vqH4xMyi6fMBd68T3itsle/",
+	"8dowPpvxryCVNEDMw6SI2FVAxP349YNQxAMSyfEYOqvagoJOkbhd7dUuBRuQs0zOmJ6yXJnNy3isyjpm",
+	"nMn+2RFpR2XrAYt2YKiOCW1IyyVT1yZ6efrd4Um0ZxRUApDUNk8vF4ppG0t3JIzo7D9/+D8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

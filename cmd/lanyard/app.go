@@ -74,8 +74,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		return nil, err
 	}
 	if !cfg.Embedded() && !a.store.ServerTimeouts() {
-		log.Info("the database refused the statement_timeout and lock_timeout startup parameters (a pooler such as PgBouncer does); "+
-			"LANYARD_DB_TIMEOUT still bounds every statement, cancelling it on the server through the pooler", "schema", a.store.Schema())
+		log.Info("the database does not apply the statement_timeout and lock_timeout startup parameters (a pooler such as PgBouncer refuses them, Neon drops them); "+
+			"LANYARD_DB_TIMEOUT still bounds every statement, cancelling it on the server (through a pooler too)", "schema", a.store.Schema())
 	}
 	if cfg.MigrateOnStart {
 		applied, err := a.store.Migrate(ctx)
@@ -114,14 +114,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	if err := a.checkImportedHashes(ctx); err != nil {
 		return nil, err
 	}
-	a.svc, err = identity.NewService(identity.Config{
-		Issuer: cfg.Issuer, Audience: cfg.Audience,
-		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
-		RefreshReuseGrace: cfg.RefreshReuseGrace, RefreshGraceUnbound: cfg.RefreshGraceBinding == "none", DBTimeout: cfg.DBTimeout,
-		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
-		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret, RateLimits: cfg.RateLimits,
-		Mail: cfg.Mail, BetterAuthSecret: cfg.BetterAuthSecret,
-	}, a.store, hasher, a.ring, log)
+	a.svc, err = identity.NewService(serviceConfig(cfg), a.store, hasher, a.ring, log)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +127,7 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	a.api, err = httpapi.New(httpapi.Deps{
 		Service: a.svc, Keys: a.ring, DB: a.store, Log: log, Lifetime: a.lifetime,
 		Issuer: cfg.Issuer, CORSOrigins: cfg.CORSOrigins, TrustedProxies: cfg.TrustedProxies, ClientIPHeader: cfg.ClientIPHeader,
-		HashesInFlight: hasher.InFlight,
+		HashesInFlight: hasher.InFlight, AdminToken: cfg.AdminToken,
 	})
 	if err != nil {
 		return nil, err
@@ -159,6 +152,19 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	a.cfg = cfg
 	return a, nil
+}
+
+// serviceConfig is the use cases' configuration: the server's and the
+// admin commands' (users.go) alike.
+func serviceConfig(cfg config.Config) identity.Config {
+	return identity.Config{
+		Issuer: cfg.Issuer, Audience: cfg.Audience,
+		AccessTTL: cfg.AccessTTL, RefreshIdleTTL: cfg.RefreshIdleTTL, RefreshAbsoluteTTL: cfg.RefreshAbsoluteTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace, RefreshGraceUnbound: cfg.RefreshGraceBinding == "none", DBTimeout: cfg.DBTimeout,
+		PasswordMinLength: cfg.PasswordMinLength, PasswordMaxLength: cfg.PasswordMaxLength,
+		Secret: cfg.Secret, PreviousSecret: cfg.PreviousSecret, RateLimits: cfg.RateLimits,
+		Mail: cfg.Mail, BetterAuthSecret: cfg.BetterAuthSecret,
+	}
 }
 
 // newHTTPServer is the server of either listener: the same timeouts and
@@ -224,6 +230,10 @@ func (a *app) run(ctx context.Context) error {
 	if a.cfg.CleanupInterval > 0 {
 		g.Go(func() error {
 			purgeSessions(gctx, a.cfg.CleanupInterval, a.svc, a.api, a.log)
+			return nil
+		})
+		g.Go(func() error {
+			purgeAudit(gctx, a.cfg.CleanupInterval, a.cfg.AuditRetention, a.svc, a.log)
 			return nil
 		})
 	}
@@ -418,6 +428,20 @@ func purgeSessions(ctx context.Context, interval time.Duration, svc *identity.Se
 		}
 		if n, err := svc.PurgeMail(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("mail cleanup failed", "error", err, "purged", n)
+		}
+	})
+}
+
+// purgeAudit deletes audit events older than retention
+// (LANYARD_AUDIT_RETENTION), in batches, every interval until ctx ends.
+// Every replica runs it; the store makes that safe.
+func purgeAudit(ctx context.Context, interval, retention time.Duration, svc *identity.Service, log *slog.Logger) {
+	every(ctx, interval, func() {
+		n, err := svc.PurgeAudit(ctx, retention)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("audit cleanup failed", "error", err, "purged", n)
+		} else if n > 0 {
+			log.Info("audit events purged", "count", n)
 		}
 	})
 }

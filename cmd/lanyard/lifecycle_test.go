@@ -36,7 +36,7 @@ func (w bookWriter) Write(p []byte) (int, error) {
 }
 
 // loopFrames name the background loops as they appear in a goroutine dump.
-var loopFrames = []string{"/cmd/lanyard.purgeSessions+", "/cmd/lanyard.maintainKeys+", "/cmd/lanyard.sendMail+", "/cmd/lanyard.watchImportedHashes+", "/internal/identity.(*DatabaseClock).Run+"}
+var loopFrames = []string{"/cmd/lanyard.purgeSessions+", "/cmd/lanyard.purgeAudit+", "/cmd/lanyard.maintainKeys+", "/cmd/lanyard.sendMail+", "/cmd/lanyard.watchImportedHashes+", "/internal/identity.(*DatabaseClock).Run+"}
 
 // runningLoops returns which loops have a goroutine carrying this pprof
 // label (goroutines inherit their creator's labels, so it singles out one

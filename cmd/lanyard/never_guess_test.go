@@ -26,6 +26,13 @@ var adminCommands = [][]string{
 	{"keys", "rotate", "--now"},
 	{"keys", "revoke", "some-kid"},
 	{"keys", "reseal"},
+	{"users", "list"},
+	{"users", "show", "some-id"},
+	{"users", "disable", "some-id"},
+	{"users", "enable", "some-id"},
+	{"users", "end-sessions", "some-id"},
+	{"users", "delete", "--yes", "some-id"},
+	{"audit"},
 }
 
 // runAdmin runs one admin command and returns its error and output.

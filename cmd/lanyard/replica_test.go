@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,13 +36,35 @@ import (
 // database, tokens from one honoured by the other, one successor for racing
 // refreshes spread over both, logout and reuse detection seen everywhere at
 // once.
+//
+// It runs twice: on PostgreSQL directly, and through a PgBouncer in
+// transaction mode (as on Neon's pooled endpoint), where the replicas also
+// migrate through the pooler and rotate keys through it.
 func TestReplicas(t *testing.T) {
 	bin := replicaBuild(t)
-	dbURL := testdb.PostgresURL(t)
+	for _, pooled := range []bool{false, true} {
+		name := "direct"
+		if pooled {
+			name = "pgbouncer"
+		}
+		t.Run(name, func(t *testing.T) {
+			dbURL := testdb.PostgresURL(t)
+			serveURL := dbURL
+			if pooled {
+				serveURL = testdb.PooledURL(t, dbURL)
+			}
+			testReplicas(t, bin, dbURL, serveURL)
+		})
+	}
+}
+
+func testReplicas(t *testing.T, bin, dbURL, serveURL string) {
 	shared := map[string]string{
-		"LANYARD_DATABASE_URL": dbURL,
+		"LANYARD_DATABASE_URL": serveURL,
 		"LANYARD_SECRET":       strings.Repeat("replica-secret-", 3), // 45 bytes
 		"LANYARD_ISSUER":       "http://lanyard.test",
+		// The key rotation step waits for both replicas' key check.
+		"LANYARD_KEY_CHECK_INTERVAL": "1s",
 	}
 
 	db := testdb.Connect(t, dbURL)
@@ -61,8 +86,8 @@ func TestReplicas(t *testing.T) {
 		assert.Equal(t, kid, a.listeningField("kid"))
 		assert.Equal(t, kid, b.listeningField("kid"))
 		assert.Equal(t, 1, replicaCount(t, db, `SELECT count(*) FROM signing_keys`))
-		// The advisory lock serialised the migrations: one replica applied
-		// them all, the other found the database up to date.
+		// The migration lock (a lease row) serialised the migrations: one
+		// replica applied them all, the other found the database up to date.
 		migratedA, migratedB := a.count("migration applied"), b.count("migration applied")
 		assert.True(t, (migratedA == 0) != (migratedB == 0), "migrations applied by A: %d, by B: %d", migratedA, migratedB)
 	}), "later steps build on this one")
@@ -227,6 +252,51 @@ func TestReplicas(t *testing.T) {
 		}
 		assert.Equal(t, "reuse", replicaString(t, db, `SELECT revoke_reason FROM sessions WHERE id = $1`, replicaClaim(t, access, "sid")))
 		c.stop(t)
+	})
+
+	// Key rotation and revocation from the CLI, through the same URL the
+	// replicas use, reach both at their next key check.
+	t.Run("keys rotated and revoked reach both replicas", func(t *testing.T) {
+		kids := func(p *replicaProc) []string {
+			var out []string
+			for _, k := range p.jwks(t)["keys"].([]any) {
+				out = append(out, k.(map[string]any)["kid"].(string))
+			}
+			return out
+		}
+		first := kids(a)[0]
+		oldAccess, _ := login(t, b)
+		cliVars := maps.Clone(shared)
+		cliVars["LANYARD_DATA_DIR"] = t.TempDir()
+		cli := func(args ...string) {
+			t.Helper()
+			require.NoError(t, run(context.Background(), args, env(cliVars), io.Discard, io.Discard), args)
+		}
+		cli("keys", "rotate", "--now")
+		for _, p := range []*replicaProc{a, b} {
+			require.True(t, pollUntil(30*time.Second, 20*time.Millisecond, func() bool {
+				k := kids(p)
+				return len(k) == 2 && k[0] != first
+			}), "%s never published the new key", p.name)
+		}
+		second := kids(a)[0]
+		access, _ := login(t, b)
+		assert.Equal(t, second, replicaKid(t, access), "B signs with the new key")
+		status, me := a.get(t, "/v1/me", oldAccess)
+		assert.Equal(t, http.StatusOK, status, "a token of the retired key still works until revoked: %v", me)
+
+		cli("keys", "revoke", first)
+		for _, p := range []*replicaProc{a, b} {
+			require.True(t, pollUntil(30*time.Second, 20*time.Millisecond, func() bool {
+				return !slices.Contains(kids(p), first)
+			}), "%s still publishes the revoked key", p.name)
+			require.True(t, pollUntil(30*time.Second, 20*time.Millisecond, func() bool {
+				status, _ := p.get(t, "/v1/me", oldAccess)
+				return status == http.StatusUnauthorized
+			}), "%s still honours a token of the revoked key", p.name)
+			status, _ := p.get(t, "/v1/me", access)
+			assert.Equal(t, http.StatusOK, status, "%s honours the new key's token", p.name)
+		}
 	})
 
 	// A and B are still healthy after all that.
@@ -484,6 +554,18 @@ func replicaString(t *testing.T, db *pgx.Conn, query string, args ...any) string
 
 // replicaClaim reads one string claim of a JWT without verifying it (the
 // replicas verify; this only names the session).
+// replicaKid is the kid in a token's header.
+func replicaKid(t *testing.T, token string) string {
+	t.Helper()
+	header, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	require.NoError(t, err)
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	require.NoError(t, json.Unmarshal(header, &h))
+	return h.Kid
+}
+
 func replicaClaim(t *testing.T, token, name string) string {
 	t.Helper()
 	v, _ := claim(t, token, name).(string)

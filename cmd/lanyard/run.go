@@ -46,6 +46,17 @@ Usage:
   lanyard import better-auth --from postgres://… [--schema public] [--dry-run] [--sessions] [--batch 1000]
                        copy a Better-Auth deployment's users (ids, passwords, profiles, and
                        with --sessions its live sessions); see lanyard import --help
+  lanyard users list [--email-prefix P] [--limit N] [--cursor C] [--json]
+                       find users by email prefix, a page at a time
+  lanyard users show [--json] ID
+                       one user: profile, disabled, live sessions, last login
+  lanyard users disable ID | enable ID | end-sessions ID
+                       disable a user (every session ends; login, refresh and its access
+                       tokens are refused at Lanyard) or enable it again; end its sessions
+  lanyard users delete --yes ID
+                       delete a user and everything tied to it (docs/admin.md); needs --yes
+  lanyard audit [--user ID] [--type T] [--limit N] [--cursor C] [--json]
+                       read the audit trail, newest first
   lanyard healthcheck  exit 0 when the local server answers /healthz (for container HEALTHCHECKs)
   lanyard version      print the version
   lanyard help         show this help
@@ -80,6 +91,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("usage: lanyard keys list | lanyard keys rotate [--now] | lanyard keys revoke KID | lanyard keys reseal")
 	case "import":
 		return importCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "users":
+		return usersCommand(ctx, args[1:], getenv, stdout)
+	case "audit":
+		return auditCommand(ctx, args[1:], getenv, stdout)
 	case "healthcheck":
 		return healthcheck(ctx, getenv)
 	case "version", "--version":

@@ -24,6 +24,9 @@ import (
 // protects private signing keys and the refresh-token MAC.
 const MinSecretBytes = 32
 
+// MinAdminTokenBytes is the shortest LANYARD_ADMIN_TOKEN accepted.
+const MinAdminTokenBytes = 32
+
 // adminOff as LANYARD_ADMIN_ADDR turns the admin listener off (an empty value
 // means the default, like every other setting).
 const adminOff = "off"
@@ -51,6 +54,9 @@ type Config struct {
 	// Better-Auth session imported with --sessions can be exchanged once
 	// for a Lanyard session. Nil turns the exchange off.
 	BetterAuthSecret []byte
+	// AdminToken is LANYARD_ADMIN_TOKEN, the operators' bearer token for the
+	// admin API on the admin listener; nil turns the admin API off.
+	AdminToken []byte
 
 	AccessTTL          time.Duration
 	RefreshIdleTTL     time.Duration
@@ -96,6 +102,9 @@ type Config struct {
 	// /readyz to stop sending traffic, or requests land on a closed port.
 	ShutdownDrain   time.Duration
 	CleanupInterval time.Duration // how often ended sessions are purged; 0 turns the job off
+	// AuditRetention is how long audit events are kept (LANYARD_AUDIT_RETENTION);
+	// older ones are purged every CleanupInterval.
+	AuditRetention time.Duration
 
 	// Mail: the email flows (identity.MailConfig, with the link base
 	// LANYARD_APP_URL and paths) and how mail leaves. SMTP is nil without
@@ -160,6 +169,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: r.duration("LANYARD_SHUTDOWN_TIMEOUT", 20*time.Second, time.Second, 10*time.Minute),
 		ShutdownDrain:   r.duration("LANYARD_SHUTDOWN_DRAIN", 5*time.Second, 0, 5*time.Minute),
 		CleanupInterval: r.duration("LANYARD_CLEANUP_INTERVAL", 10*time.Minute, 0, 24*time.Hour),
+		AuditRetention:  r.duration("LANYARD_AUDIT_RETENTION", identity.DefaultAuditRetention, identity.MinAuditRetention, identity.MaxAuditRetention),
 		LogLevel:        r.oneOf("LANYARD_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       r.oneOf("LANYARD_LOG_FORMAT", "json", "json", "text"),
 	}
@@ -194,6 +204,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if baSecret := getenv("LANYARD_BETTER_AUTH_SECRET"); baSecret != "" {
 		c.BetterAuthSecret = []byte(baSecret)
 	}
+	if token := getenv("LANYARD_ADMIN_TOKEN"); token != "" {
+		c.AdminToken = []byte(token)
+	}
 	if previous := getenv("LANYARD_SECRET_PREVIOUS"); previous != "" {
 		c.PreviousSecret = []byte(previous)
 	}
@@ -219,6 +232,9 @@ func (c Config) validate() error {
 	}
 	if c.Secret != nil && len(c.Secret) < MinSecretBytes {
 		return &Error{"LANYARD_SECRET", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.Secret))}
+	}
+	if c.AdminToken != nil && len(c.AdminToken) < MinAdminTokenBytes {
+		return &Error{"LANYARD_ADMIN_TOKEN", fmt.Sprintf("must be at least %d bytes (got %d), e.g. `openssl rand -base64 33`", MinAdminTokenBytes, len(c.AdminToken))}
 	}
 	if c.PreviousSecret != nil && len(c.PreviousSecret) < MinSecretBytes {
 		return &Error{"LANYARD_SECRET_PREVIOUS", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.PreviousSecret))}

@@ -28,8 +28,13 @@ import (
 	"github.com/lanyard-id/lanyard/internal/testdb"
 )
 
+// pooledPostgres is PostgreSQL reached through a PgBouncer in transaction
+// mode (as Neon's pooled endpoint is): forEachDialect runs each test there
+// too.
+const pooledPostgres store.Dialect = "postgres-pgbouncer"
+
 func forEachDialect(t *testing.T, f func(t *testing.T, d store.Dialect)) {
-	for _, d := range testdb.Dialects {
+	for _, d := range append(slices.Clone(testdb.Dialects), pooledPostgres) {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
 			f(t, d)

@@ -94,7 +94,7 @@ func (h *handlers) LogOut(ctx context.Context, req api.LogOutRequestObject) (api
 	case token == "" && !sc.cookieMode:
 		return nil, missingRefreshToken
 	case token != "":
-		if err := h.s.deps.Service.LogOut(sc.work, token); err != nil {
+		if err := h.s.deps.Service.LogOut(sc.work, token, sc.client); err != nil {
 			return nil, err
 		}
 	}
@@ -325,7 +325,7 @@ func (h *handlers) ListSessions(ctx context.Context, _ api.ListSessionsRequestOb
 
 func (h *handlers) EndSession(ctx context.Context, req api.EndSessionRequestObject) (api.EndSessionResponseObject, error) {
 	sc := scopeOf(ctx)
-	if err := h.s.deps.Service.EndSession(sc.work, sc.claims, req.Id.String()); err != nil {
+	if err := h.s.deps.Service.EndSession(sc.work, sc.claims, sc.client, req.Id.String()); err != nil {
 		return nil, err
 	}
 	return api.EndSession204Response{}, nil
@@ -333,7 +333,7 @@ func (h *handlers) EndSession(ctx context.Context, req api.EndSessionRequestObje
 
 func (h *handlers) EndOtherSessions(ctx context.Context, _ api.EndOtherSessionsRequestObject) (api.EndOtherSessionsResponseObject, error) {
 	sc := scopeOf(ctx)
-	if err := h.s.deps.Service.EndOtherSessions(sc.work, sc.claims); err != nil {
+	if err := h.s.deps.Service.EndOtherSessions(sc.work, sc.claims, sc.client); err != nil {
 		return nil, err
 	}
 	return api.EndOtherSessions204Response{}, nil

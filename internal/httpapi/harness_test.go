@@ -55,6 +55,12 @@ type serverOptions struct {
 	// proxies and clientIPHeader are Deps.TrustedProxies and ClientIPHeader.
 	proxies        []string
 	clientIPHeader string
+	adminToken     []byte // Deps.AdminToken
+}
+
+// withAdminToken turns the admin API on with token.
+func withAdminToken(token string) option {
+	return func(o *serverOptions) { o.adminToken = []byte(token) }
 }
 
 func withStatementCounter() option { return func(o *serverOptions) { o.counted = true } }
@@ -123,6 +129,8 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 	var statements *testdb.StatementCounter
 	if o.counted {
 		st, statements = testdb.OpenCounted(t)
+	} else if dialect == pooledPostgres {
+		st = testdb.OpenPooled(t)
 	} else {
 		st = testdb.Open(t, dialect)
 	}
@@ -139,7 +147,7 @@ func newTestServer(t testing.TB, dialect store.Dialect, opts ...option) *testSer
 		Service: svc, Keys: ring, DB: o.db(st), Log: log, Lifetime: o.lifetime,
 		Issuer: issuer, CORSOrigins: o.cors,
 		TrustedProxies: o.proxies, ClientIPHeader: o.clientIPHeader,
-		HashesInFlight: func() int { return 0 },
+		HashesInFlight: func() int { return 0 }, AdminToken: o.adminToken,
 	})
 	require.NoError(t, err)
 	srv.SetReady(true)

@@ -12,14 +12,14 @@ import (
 var mailAccepted = api.MailAcceptedJSONResponse{Status: api.AcceptedStatusAccepted, Message: "if an account can receive it, a mail is on its way"}
 
 func (h *handlers) VerifyEmail(ctx context.Context, req api.VerifyEmailRequestObject) (api.VerifyEmailResponseObject, error) {
-	if err := h.s.deps.Service.VerifyEmail(scopeOf(ctx).work, req.Body.Token); err != nil {
+	if err := h.s.deps.Service.VerifyEmail(scopeOf(ctx).work, req.Body.Token, scopeOf(ctx).client); err != nil {
 		return nil, err
 	}
 	return api.VerifyEmail204Response{}, nil
 }
 
 func (h *handlers) ConfirmEmailChange(ctx context.Context, req api.ConfirmEmailChangeRequestObject) (api.ConfirmEmailChangeResponseObject, error) {
-	if err := h.s.deps.Service.ConfirmEmailChange(scopeOf(ctx).work, req.Body.Token); err != nil {
+	if err := h.s.deps.Service.ConfirmEmailChange(scopeOf(ctx).work, req.Body.Token, scopeOf(ctx).client); err != nil {
 		return nil, err
 	}
 	return api.ConfirmEmailChange204Response{}, nil

@@ -240,7 +240,12 @@ func (s *Server) preflight(c *gin.Context) {
 // requireBearer authenticates the operations whose spec requires a bearer
 // token and leaves the claims in the request's scope.
 func (s *Server) requireBearer(c *gin.Context) {
-	if op := s.op(c); op == nil || !op.bearer {
+	op := s.op(c)
+	if op != nil && op.adminToken {
+		s.requireAdminToken(c)
+		return
+	}
+	if op == nil || !op.bearer {
 		return
 	}
 	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")

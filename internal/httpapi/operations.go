@@ -38,7 +38,10 @@ type operation struct {
 	tokenDelivery bool
 	// bearer: the operation requires a bearer access token.
 	bearer bool
-	cors   corsPolicy
+	// adminToken: the operation requires the operators' token
+	// (LANYARD_ADMIN_TOKEN) instead (adminhandlers.go).
+	adminToken bool
+	cors       corsPolicy
 	// admin: served only on the admin listener (`x-lanyard-listener: admin`).
 	admin bool
 	// errors writes the operation's error answers in the media type its
@@ -135,7 +138,7 @@ func newOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method 
 		}
 	}
 	var err error
-	if o.bearer, err = requiresBearer(doc, op); err != nil {
+	if o.bearer, o.adminToken, err = requiresBearer(doc, op); err != nil {
 		return nil, err
 	}
 	switch policy := op.Extensions[corsExtension]; policy {
@@ -153,33 +156,50 @@ func newOperation(doc *openapi3.T, path string, item *openapi3.PathItem, method 
 	default:
 		return nil, fmt.Errorf("%s: unknown listener %v", listenerExtension, listener)
 	}
+	if o.adminToken && !o.admin {
+		return nil, fmt.Errorf("the admin token is taken only on the admin listener (%s: admin)", listenerExtension)
+	}
 	if o.errors, err = errorFormatOf(op); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
+// credentialExtension marks a bearer security scheme whose token is not an
+// access token: `admin-token` is LANYARD_ADMIN_TOKEN.
+const credentialExtension = "x-lanyard-credential"
+
 // requiresBearer reads the operation's security requirement (the document's
-// when it states none): no credentials, or a bearer access token.
-func requiresBearer(doc *openapi3.T, op *openapi3.Operation) (bool, error) {
+// when it states none): no credentials, a bearer access token, or the
+// admin token.
+func requiresBearer(doc *openapi3.T, op *openapi3.Operation) (bearer, adminToken bool, err error) {
 	reqs := doc.Security
 	if op.Security != nil {
 		reqs = *op.Security
 	}
 	if len(reqs) > 1 {
-		return false, errors.New("alternative security requirements are not supported")
+		return false, false, errors.New("alternative security requirements are not supported")
 	}
-	bearer := false
 	for _, req := range reqs {
+		if len(req) > 1 {
+			return false, false, errors.New("several credentials at once are not supported")
+		}
 		for name := range req {
 			scheme := doc.Components.SecuritySchemes[name]
 			if scheme == nil || scheme.Value == nil || scheme.Value.Type != "http" || !strings.EqualFold(scheme.Value.Scheme, "bearer") {
-				return false, fmt.Errorf("security scheme %q is not one the server checks", name)
+				return false, false, fmt.Errorf("security scheme %q is not one the server checks", name)
 			}
-			bearer = true
+			switch credential := scheme.Value.Extensions[credentialExtension]; credential {
+			case nil:
+				bearer = true
+			case "admin-token":
+				adminToken = true
+			default:
+				return false, false, fmt.Errorf("security scheme %q: unknown %s %v", name, credentialExtension, credential)
+			}
 		}
 	}
-	return bearer, nil
+	return bearer, adminToken, nil
 }
 
 // errorFormatOf finds the one media type of the operation's error responses

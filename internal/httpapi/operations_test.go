@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -48,6 +49,18 @@ func TestOperationsFromSpec(t *testing.T) {
 		assert.Equal(t, want.accepts != "", op.bodies != nil, key)
 	}
 	assert.NotNil(t, ops[routeKey{http.MethodDelete, "/v1/me/sessions/:id"}].route, "a path parameter to validate")
+	for _, key := range []routeKey{
+		{http.MethodGet, "/v1/admin/users"}, {http.MethodGet, "/v1/admin/users/:id"}, {http.MethodDelete, "/v1/admin/users/:id"},
+		{http.MethodPost, "/v1/admin/users/:id/disable"}, {http.MethodPost, "/v1/admin/users/:id/enable"},
+		{http.MethodDelete, "/v1/admin/users/:id/sessions"}, {http.MethodGet, "/v1/admin/audit"},
+	} {
+		op := ops[key]
+		require.NotNil(t, op, key)
+		assert.True(t, op.admin && op.adminToken && !op.bearer, "%v: the admin token, on the admin listener", key)
+	}
+	for key, op := range ops {
+		assert.Equal(t, op.adminToken, strings.HasPrefix(key.path, "/v1/admin/"), "%v: every admin operation and only they take the admin token", key)
+	}
 	assert.Nil(t, ops[routeKey{http.MethodGet, "/v1/me"}].route, "nothing to validate")
 }
 
@@ -69,6 +82,8 @@ components:
   securitySchemes:
     bearerAuth: {type: http, scheme: bearer}
     cookieAuth: {type: apiKey, in: cookie, name: sid}
+    adminToken: {type: http, scheme: bearer, x-lanyard-credential: admin-token}
+    oddToken: {type: http, scheme: bearer, x-lanyard-credential: session-cookie}
 paths:
   /x:
     post:
@@ -87,6 +102,12 @@ paths:
 			errors: problem, want: `security scheme "cookieAuth" is not one the server checks`},
 		"alternative credentials": {op: `      security: [{bearerAuth: []}, {}]`,
 			errors: problem, want: "alternative security requirements are not supported"},
+		"admin token off the admin listener": {op: `      security: [{adminToken: []}]`,
+			errors: problem, want: "the admin token is taken only on the admin listener (x-lanyard-listener: admin)"},
+		"unknown credential": {op: `      security: [{oddToken: []}]`,
+			errors: problem, want: `security scheme "oddToken": unknown x-lanyard-credential session-cookie`},
+		"two credentials at once": {op: `      security: [{bearerAuth: [], adminToken: []}]`,
+			errors: problem, want: "several credentials at once are not supported"},
 		"unknown CORS policy": {op: `      x-lanyard-cors: everyone`,
 			errors: problem, want: "x-lanyard-cors: unknown policy everyone"},
 		"error format without a writer": {errors: `        '400': {description: bad, content: {text/html: {schema: {type: string}}}}`,

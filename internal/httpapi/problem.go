@@ -37,6 +37,8 @@ var statusByCode = map[identity.Code]int{
 	identity.CodeUnauthorized:        http.StatusUnauthorized,
 	codeCSRFRejected:                 http.StatusForbidden,
 	identity.CodeEmailUnverified:     http.StatusForbidden,
+	identity.CodeAccountDisabled:     http.StatusForbidden,
+	identity.CodeInvalidCursor:       http.StatusBadRequest,
 	identity.CodeInvalidToken:        http.StatusBadRequest,
 	identity.CodeEmailTaken:          http.StatusConflict,
 	identity.CodeRateLimited:         http.StatusTooManyRequests,

@@ -48,6 +48,9 @@ type Deps struct {
 	// proxy that forwards it untouched.
 	ClientIPHeader string
 	HashesInFlight func() int
+	// AdminToken is LANYARD_ADMIN_TOKEN, the operators' bearer token for
+	// the admin API; nil turns the admin API off (404, like unknown paths).
+	AdminToken []byte
 }
 
 // Server is the HTTP handler plus its readiness switch.
@@ -132,7 +135,7 @@ func (s *Server) newEngine(strict api.ServerInterface, admin bool) (*gin.Engine,
 	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 
-	api.RegisterHandlersWithOptions(listenerRoutes{IRouter: e, ops: s.ops, admin: admin}, strict, api.GinServerOptions{
+	api.RegisterHandlersWithOptions(listenerRoutes{IRouter: e, ops: s.ops, admin: admin, adminAPI: len(s.deps.AdminToken) > 0}, strict, api.GinServerOptions{
 		// Only reachable if a parameter passed the validator but not the
 		// generated binding; keep it a client error without detail.
 		ErrorHandler: func(c *gin.Context, err error, status int) {
@@ -153,15 +156,19 @@ func (s *Server) newEngine(strict api.ServerInterface, admin bool) (*gin.Engine,
 }
 
 // listenerRoutes registers on one listener's engine only the generated
-// routes of the operations that listener serves.
+// routes of the operations that listener serves. Without an admin token the
+// admin API's operations are no route at all: every method of their paths
+// answers like an unknown path.
 type listenerRoutes struct {
 	gin.IRouter
-	ops   map[routeKey]*operation
-	admin bool
+	ops      map[routeKey]*operation
+	admin    bool
+	adminAPI bool
 }
 
 func (l listenerRoutes) Handle(method, path string, h ...gin.HandlerFunc) gin.IRoutes {
-	if op := l.ops[routeKey{method, path}]; (op != nil && op.admin) != l.admin {
+	op := l.ops[routeKey{method, path}]
+	if (op != nil && op.admin) != l.admin || (op != nil && op.adminToken && !l.adminAPI) {
 		return l.IRouter
 	}
 	return l.IRouter.Handle(method, path, h...)

@@ -96,13 +96,20 @@ func (s *Service) ExchangeBetterAuth(ctx context.Context, signed string, client 
 		if user, err = tx.UserByID(ctx, userID); err != nil {
 			return err
 		}
+		if user.DisabledAt != nil {
+			return accountDisabled()
+		}
 		if s.mail.Verification == VerificationRequired && !user.EmailVerified {
 			return &Error{Code: CodeEmailUnverified, Message: "verify your email address first: follow the link mailed to it"}
 		}
 		if session, refreshTok, err = s.newSession(user.ID, now, client); err != nil {
 			return err
 		}
-		return tx.CreateSession(ctx, session)
+		if err := tx.CreateSession(ctx, session); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, auditOf(AuditLoginSucceeded, user.ID, client, now, map[string]string{
+			"method": "better_auth", "session_id": session.ID}))
 	})
 	if err != nil {
 		return Tokens{}, mailError(err)

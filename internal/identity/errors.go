@@ -22,6 +22,8 @@ const (
 	CodeRateLimited         Code = "rate_limited"
 	CodeInvalidToken        Code = "invalid_token"    // a mail token that is unknown, used, expired or voided
 	CodeEmailUnverified     Code = "email_unverified" // login before the address is proved, when verification is required
+	CodeAccountDisabled     Code = "account_disabled" // an operator disabled the account (admin.go)
+	CodeInvalidCursor       Code = "invalid_cursor"   // a page cursor that is not one the server issued
 	CodeInternal            Code = "internal"
 )
 

@@ -18,6 +18,9 @@ type User struct {
 	Profile   *Profile // nil until onboarding starts
 	// EmailVerified: the user proved the address (a link mailed to it).
 	EmailVerified bool
+	// DisabledAt is when an operator disabled the account (admin.go); nil
+	// while it is enabled.
+	DisabledAt *time.Time
 }
 
 // ProfileComplete reports whether onboarding is done: both answers given.
@@ -62,6 +65,11 @@ type RotateRequest struct {
 	// a rotation that would take effect later (a statement the database
 	// reads only after the request has answered 503) changes nothing.
 	NotAfter time.Time
+	// Reuse is the audit event appended when this rotation revokes the
+	// session for reuse (Type, Actor, IP, UserAgent and Details as given;
+	// the store sets At to Now and fills in UserID and
+	// Details["session_id"]). A rotation that does not revoke writes none.
+	Reuse AuditEvent
 }
 
 // Rotation is what a rotation statement found and did.
@@ -88,6 +96,8 @@ type SessionState struct {
 	RevokeReason string // "" when not revoked
 	ExpiresAt    time.Time
 	LastUsedAt   time.Time
+	// UserDisabled: the session's user is disabled now (admin.go).
+	UserDisabled bool
 }
 
 // Hasher hashes and checks passwords (argon2id in production).

@@ -135,6 +135,9 @@ func (k *KeyRing) Verify(token string) ([]byte, error) { return k.ring.Load().Ve
 // changes, and a lock that serialises maintenance across replicas.
 type KeyMaintainer interface {
 	KeyStore
+	// AuditLog records key_rotated and key_revoked in the transaction of
+	// the change.
+	AuditLog
 	UpdateSigningKeyState(ctx context.Context, kid, state string, at time.Time) error
 	WithKeyLock(ctx context.Context, fn func(KeyMaintainer) error) error
 }
@@ -164,7 +167,7 @@ const retiredKeyLeeway = time.Minute
 // calls it periodically; the lock makes exactly one of them act.
 func (k *KeyRing) Maintain(ctx context.Context, st KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time) (changed bool, err error) {
 	err = st.WithKeyLock(ctx, func(tx KeyMaintainer) error {
-		return transition(ctx, tx, sealer, p, now, false, false)
+		return transition(ctx, tx, sealer, p, now, false, false, ActorSystem, "")
 	})
 	if err != nil {
 		return false, err
@@ -178,7 +181,7 @@ func (k *KeyRing) Maintain(ctx context.Context, st KeyMaintainer, sealer *keys.S
 // they refetch it.
 func (k *KeyRing) Rotate(ctx context.Context, st KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time, immediately bool) error {
 	err := st.WithKeyLock(ctx, func(tx KeyMaintainer) error {
-		return transition(ctx, tx, sealer, p, now, true, immediately)
+		return transition(ctx, tx, sealer, p, now, true, immediately, ActorAdmin, "manual")
 	})
 	if err != nil {
 		return err
@@ -209,11 +212,15 @@ func (k *KeyRing) Revoke(ctx context.Context, st KeyMaintainer, sealer *keys.Sea
 		case records[i].State == KeyStateCurrent:
 			// Promote first: the revoked key passes through retired and
 			// then leaves the published set, all before the commit.
-			if err := transition(ctx, tx, sealer, p, now, true, true); err != nil {
+			if err := transition(ctx, tx, sealer, p, now, true, true, ActorAdmin, "revocation"); err != nil {
 				return err
 			}
 		}
-		return tx.UpdateSigningKeyState(ctx, kid, KeyStateRevoked, now)
+		if err := tx.UpdateSigningKeyState(ctx, kid, KeyStateRevoked, now); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, keyEvent(AuditKeyRevoked, ActorAdmin, now, map[string]string{
+			"kid": kid, "previous_state": records[i].State}))
 	})
 	if err != nil {
 		return "", err
@@ -224,10 +231,21 @@ func (k *KeyRing) Revoke(ctx context.Context, st KeyMaintainer, sealer *keys.Sea
 	return k.Ring().SigningKeyID(), nil
 }
 
+// keyEvent is an audit event about signing keys: no user, no client (the
+// `lanyard keys` commands and the maintenance loop run on the server).
+func keyEvent(typ, actor string, now time.Time, details map[string]string) AuditEvent {
+	return AuditEvent{At: now, Type: typ, Actor: actor, Details: details}
+}
+
 // transition applies the due state changes inside the maintenance lock.
 // force creates a next key even if no rotation is due; immediately also
-// promotes it without waiting for the publication lead.
-func transition(ctx context.Context, tx KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time, force, immediately bool) error {
+// promotes it without waiting for the publication lead. actor is who asked
+// (ActorAdmin for the keys command, ActorSystem for the maintenance loop)
+// and trigger why a forced rotation happens ("manual", "revocation"; ""
+// when only the policy decides). A key published and a key that starts
+// signing are each recorded as key_rotated, with stage "published" or
+// "signing".
+func transition(ctx context.Context, tx KeyMaintainer, sealer *keys.Sealer, p KeyPolicy, now time.Time, force, immediately bool, actor, trigger string) error {
 	records, err := tx.SigningKeys(ctx)
 	if err != nil {
 		return err
@@ -260,6 +278,17 @@ func transition(ctx context.Context, tx KeyMaintainer, sealer *keys.Sealer, p Ke
 		if err := tx.InsertSigningKey(ctx, created); err != nil {
 			return err
 		}
+		switch {
+		case force && trigger != "":
+		case keys.Algorithm(current.Alg) != p.Algorithm:
+			trigger = "algorithm_change"
+		default:
+			trigger = "scheduled"
+		}
+		if err := tx.AppendAudit(ctx, keyEvent(AuditKeyRotated, actor, now, map[string]string{
+			"kid": created.KID, "alg": created.Alg, "stage": "published", "trigger": trigger})); err != nil {
+			return err
+		}
 		next = &created
 	}
 	if next != nil && (immediately || !now.Before(next.CreatedAt.Add(p.PublicationLead))) {
@@ -268,6 +297,10 @@ func transition(ctx context.Context, tx KeyMaintainer, sealer *keys.Sealer, p Ke
 			return err
 		}
 		if err := tx.UpdateSigningKeyState(ctx, next.KID, KeyStateCurrent, now); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(ctx, keyEvent(AuditKeyRotated, actor, now, map[string]string{
+			"kid": next.KID, "alg": next.Alg, "previous_kid": current.KID, "stage": "signing"})); err != nil {
 			return err
 		}
 		retiredNow := *current

@@ -255,7 +255,7 @@ func (s *Service) redeem(ctx context.Context, tx Tx, token, purpose string, now 
 }
 
 // VerifyEmail proves the user's address with the token mailed to it.
-func (s *Service) VerifyEmail(ctx context.Context, token string) error {
+func (s *Service) VerifyEmail(ctx context.Context, token string, client Client) error {
 	now := s.sessionTime()
 	var user User
 	err := s.store.Atomically(ctx, func(tx Tx) error {
@@ -264,12 +264,15 @@ func (s *Service) VerifyEmail(ctx context.Context, token string) error {
 		if rec, user, _, err = s.redeem(ctx, tx, token, PurposeVerifyEmail, now); err != nil {
 			return err
 		}
-		return tx.MarkEmailVerified(ctx, user.ID, rec.Email, now)
+		if err := tx.MarkEmailVerified(ctx, user.ID, rec.Email, now); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, auditOf(AuditEmailVerified, user.ID, client, now, map[string]string{"method": "link"}))
 	})
 	if err != nil {
 		return mailError(err)
 	}
-	s.authEvent(ctx, slog.LevelInfo, "email_verified", user.ID, Client{}, "success")
+	s.authEvent(ctx, slog.LevelInfo, "email_verified", user.ID, client, "success")
 	return nil
 }
 
@@ -372,6 +375,10 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string, client 
 		if err := tx.MarkEmailVerified(ctx, user.ID, user.Email, now); err != nil {
 			return err
 		}
+		if err := tx.AppendAudit(ctx, auditOf(AuditPasswordReset, user.ID, client, now, map[string]string{
+			"method": "link", "sessions": "ended"})); err != nil {
+			return err
+		}
 		return s.enqueue(ctx, tx, KindPasswordChangedNotice, user.Email, MailData{Email: user.Email}, now)
 	})
 	if errors.Is(err, ErrStaleCredentials) {
@@ -442,8 +449,9 @@ func (s *Service) RequestEmailChange(ctx context.Context, claims AccessClaims, c
 }
 
 // ConfirmEmailChange switches the account to the address the token was
-// mailed to (the user id stays) and notifies the previous address.
-func (s *Service) ConfirmEmailChange(ctx context.Context, token string) error {
+// mailed to (the user id stays) and notifies the previous address. The
+// audit event names neither address.
+func (s *Service) ConfirmEmailChange(ctx context.Context, token string, client Client) error {
 	now := s.sessionTime()
 	var user User
 	err := s.store.Atomically(ctx, func(tx Tx) error {
@@ -458,6 +466,9 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) error {
 		if err := tx.ChangeEmail(ctx, user.ID, user.Email, rec.Email, now); err != nil {
 			return err
 		}
+		if err := tx.AppendAudit(ctx, auditOf(AuditEmailChanged, user.ID, client, now, map[string]string{"method": "link"})); err != nil {
+			return err
+		}
 		return s.enqueue(ctx, tx, KindEmailChangedNotice, user.Email, MailData{Email: user.Email, NewEmail: rec.Email}, now)
 	})
 	switch {
@@ -469,7 +480,7 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, token string) error {
 		return mailError(err)
 	}
 	s.mailWritten()
-	s.authEvent(ctx, slog.LevelInfo, "email_changed", user.ID, Client{}, "success")
+	s.authEvent(ctx, slog.LevelInfo, "email_changed", user.ID, client, "success")
 	return nil
 }
 

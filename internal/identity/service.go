@@ -69,6 +69,8 @@ type Service struct {
 	sealer     mailSealer
 	// mailWake wakes this replica's mail sender after a commit wrote mail.
 	mailWake chan struct{}
+	// throttled remembers which blocks this replica recorded (audit.go).
+	throttled throttledBlocks
 }
 
 // SetSessionClock makes session decisions (rotation, grace, idle and
@@ -202,7 +204,11 @@ func (s *Service) SignUp(ctx context.Context, in SignUpInput, client Client) (To
 			return err
 		}
 		if required {
-			return nil // no session before the address is proved
+			// no session before the address is proved
+			return tx.AppendAudit(ctx, auditOf(AuditSignup, user.ID, client, now, map[string]string{"verification": "pending"}))
+		}
+		if err := tx.AppendAudit(ctx, auditOf(AuditSignup, user.ID, client, now, map[string]string{"session_id": session.ID})); err != nil {
+			return err
 		}
 		return tx.CreateSession(ctx, session)
 	})
@@ -265,7 +271,24 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	}
 	if !ok {
 		s.authEvent(ctx, slog.LevelInfo, "login_failed", user.ID, client, "failure")
+		// On its own: the attempt's throttle charge was committed before
+		// the password check, and a failure changes nothing else.
+		reason := "wrong_password"
+		if user.ID == "" {
+			reason = "unknown_account"
+		}
+		if err := s.audit(ctx, AuditLoginFailed, user.ID, client, map[string]string{"reason": reason}); err != nil {
+			return Tokens{}, err
+		}
 		return Tokens{}, invalidLogin()
+	}
+	// Only someone who knows the password learns the account is disabled:
+	// the hash was verified exactly as for any account, so a wrong password
+	// still answers invalid_credentials in the same time.
+	if user.DisabledAt != nil {
+		try.succeeded(ctx)
+		s.authEvent(ctx, slog.LevelInfo, "login_disabled", user.ID, client, "failure")
+		return Tokens{}, accountDisabled()
 	}
 	// Only someone who knows the password learns the address is unproved,
 	// and gets a fresh link (the first may have expired or been lost), as
@@ -273,6 +296,9 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if s.mail.Verification == VerificationRequired && !user.EmailVerified {
 		try.succeeded(ctx)
 		s.authEvent(ctx, slog.LevelInfo, "login_unverified", user.ID, client, "failure")
+		if err := s.audit(ctx, AuditLoginFailed, user.ID, client, map[string]string{"reason": "email_unverified"}); err != nil {
+			return Tokens{}, err
+		}
 		send, err := s.allowedMail(ctx, s.counter(ScopeMailResend, s.cfg.RateLimits.MailResend, user.ID), user.ID, client)
 		if err != nil {
 			return Tokens{}, err
@@ -299,7 +325,8 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		return Tokens{}, internal(err)
 	}
 	for tries := 1; ; tries++ {
-		err = s.store.CreateSessionIfPassword(ctx, session, hash)
+		err = s.store.CreateSessionIfPassword(ctx, session, hash,
+			auditOf(AuditLoginSucceeded, user.ID, client, now, map[string]string{"method": "password", "session_id": session.ID}))
 		if !errors.Is(err, ErrStaleCredentials) || tries == staleCredentialRetries {
 			break
 		}
@@ -311,7 +338,12 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		}
 	}
 	if errors.Is(err, ErrStaleCredentials) {
-		return Tokens{}, invalidLogin() // the password kept changing while this login checked it
+		// No session is opened for a user disabled meanwhile (the statement
+		// checks that too), nor when the password kept changing.
+		if u, err := s.store.UserByID(ctx, user.ID); err == nil && u.DisabledAt != nil {
+			return Tokens{}, accountDisabled()
+		}
+		return Tokens{}, invalidLogin()
 	}
 	if err != nil {
 		return Tokens{}, internal(err)
@@ -392,6 +424,9 @@ func (s *Service) Refresh(ctx context.Context, presented string, client Client) 
 	if !s.cfg.RefreshGraceUnbound {
 		req.Client = clientFingerprint(client)
 	}
+	// Written by the rotation statement itself, and only if it revokes the
+	// session for reuse: a refresh writes no audit row otherwise.
+	req.Reuse = auditOf(AuditRefreshReuse, "", client, now, map[string]string{"reason": "reuse"})
 	if s.sessionNow != nil && s.cfg.DBTimeout > 0 {
 		// Only a reading of the database's clock can bound what the database
 		// does; with the process clock alone there is no guard.
@@ -426,6 +461,8 @@ func (s *Service) explainRefreshFailure(ctx context.Context, tok refreshToken, n
 		return internal(err)
 	case !st.Exists:
 		return invalidRefreshToken()
+	case st.UserDisabled:
+		return accountDisabled()
 	case st.RevokeReason == "reuse":
 		return reused()
 	case st.RevokeReason != "":
@@ -440,13 +477,16 @@ func (s *Service) explainRefreshFailure(ctx context.Context, tok refreshToken, n
 }
 
 // LogOut ends the session a refresh token belongs to. It is idempotent and
-// says nothing about whether the token was valid.
-func (s *Service) LogOut(ctx context.Context, presented string) error {
+// says nothing about whether the token was valid. Only a logout that ends a
+// live session records session_ended (with the session, in one statement).
+func (s *Service) LogOut(ctx context.Context, presented string, client Client) error {
 	tok, ok := s.refresh.decode(presented)
 	if !ok {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, tok.sessionID.String(), tok.secretHash(), "logout", s.sessionTime()); err != nil {
+	now := s.sessionTime()
+	event := auditOf(AuditSessionEnded, "", client, now, map[string]string{"reason": "logout", "session_id": tok.sessionID.String()})
+	if err := s.store.RevokeSession(ctx, tok.sessionID.String(), tok.secretHash(), "logout", now, event); err != nil {
 		return internal(err)
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,8 +53,15 @@ func (s *Service) ListSessions(ctx context.Context, claims AccessClaims) ([]Sess
 }
 
 // EndSession ends one of the caller's sessions (possibly the current one).
-func (s *Service) EndSession(ctx context.Context, claims AccessClaims, sessionID string) error {
-	err := s.store.EndSession(ctx, claims.Subject, sessionID, "logout", s.sessionTime())
+func (s *Service) EndSession(ctx context.Context, claims AccessClaims, client Client, sessionID string) error {
+	now := s.sessionTime()
+	err := s.store.Atomically(ctx, func(tx Tx) error {
+		if err := tx.EndSession(ctx, claims.Subject, sessionID, "logout", now); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, auditOf(AuditSessionEnded, claims.Subject, client, now, map[string]string{
+			"reason": "logout", "session_id": sessionID, "current": strconv.FormatBool(sessionID == claims.SessionID)}))
+	})
 	if errors.Is(err, ErrNotFound) {
 		return &Error{Code: CodeNotFound, Message: "no such session"}
 	}
@@ -63,8 +72,16 @@ func (s *Service) EndSession(ctx context.Context, claims AccessClaims, sessionID
 }
 
 // EndOtherSessions ends every session of the caller but the current one.
-func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims) error {
-	if err := s.store.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", s.sessionTime()); err != nil {
+func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims, client Client) error {
+	now := s.sessionTime()
+	err := s.store.Atomically(ctx, func(tx Tx) error {
+		if err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", now); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, auditOf(AuditSessionEnded, claims.Subject, client, now, map[string]string{
+			"reason": "logout_others", "scope": "others", "kept_session_id": claims.SessionID}))
+	})
+	if err != nil {
 		return internal(err)
 	}
 	return nil
@@ -121,6 +138,10 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, clien
 		if user, err = tx.UserByID(ctx, claims.Subject); err != nil {
 			return err
 		}
+		if err := tx.AppendAudit(ctx, auditOf(AuditPasswordChanged, claims.Subject, client, now, map[string]string{
+			"session_id": claims.SessionID, "other_sessions": "ended"})); err != nil {
+			return err
+		}
 		return s.enqueue(ctx, tx, KindPasswordChangedNotice, user.Email, MailData{Email: user.Email}, now)
 	})
 	switch {
@@ -156,6 +177,12 @@ func (s *Service) checkCurrentPassword(ctx context.Context, claims AccessClaims,
 	}
 	if !ok {
 		s.authEvent(ctx, slog.LevelInfo, failedEvent, claims.Subject, client, "failure")
+		// A failed check of the current password is a failed login of the
+		// account: on its own, as LogIn's (its charge came first).
+		if err := s.audit(ctx, AuditLoginFailed, claims.Subject, client, map[string]string{
+			"reason": "wrong_password", "operation": strings.TrimSuffix(failedEvent, "_failed")}); err != nil {
+			return "", err
+		}
 		return "", &Error{Code: CodeInvalidCredentials, Message: "the current password is incorrect"}
 	}
 	try.succeeded(ctx)

@@ -12,8 +12,8 @@ import (
 // ErrUnavailable wrapped around any failure of the database itself), never
 // driver errors as domain codes. Every method honours ctx and the store's
 // own deadline (LANYARD_DB_TIMEOUT). Throttle counters (Throttles, in
-// throttle.go), mail tokens and the outbox (mailstore.go) joined Tx this
-// way; later record kinds (audit events) join it as further interfaces.
+// throttle.go), mail tokens and the outbox (mailstore.go) and the audit
+// trail (AuditLog, audit.go) joined Tx this way.
 
 // Users keeps accounts, their password hashes and onboarding profiles.
 type Users interface {
@@ -50,22 +50,31 @@ type Sessions interface {
 	// either lands first (and the change then ends its session) or finds the
 	// new hash and opens nothing. One statement, not a transaction of two:
 	// logins are the hot path the throttle's statements were added to.
-	CreateSessionIfPassword(ctx context.Context, s NewSession, checkedHash string) error
+	// event (the login_succeeded audit event) is appended in that same
+	// statement on PostgreSQL (in the same transaction on SQLite), only when
+	// the session is stored; its UserID is s.UserID.
+	CreateSessionIfPassword(ctx context.Context, s NewSession, checkedHash string, event AuditEvent) error
 	// RotateSession is the refresh hot path and must be a single statement:
 	// presented generation == live: advance it and record r.Client; ==
 	// live-1, rotated after GraceStart, and by r.Client (when both the
 	// request and the rotation name a client): leave it (the caller
 	// re-derives the live token); older, the parent after grace, or the
-	// parent from another client: revoke the session with reason "reuse". Only
-	// live, unexpired, non-idle sessions with a matching secret hash match;
-	// otherwise ErrNotFound.
+	// parent from another client: revoke the session with reason "reuse" and
+	// append r.Reuse (the refresh_reuse_detected audit event, with the
+	// session's user and its session_id filled in) in the same statement on
+	// PostgreSQL (the same transaction on SQLite); no other outcome writes an
+	// event. Only live, unexpired, non-idle sessions with a matching secret
+	// hash match; otherwise ErrNotFound.
 	RotateSession(ctx context.Context, r RotateRequest) (Rotation, error)
 	// SessionState explains, on the failure path only, why a rotation matched
 	// nothing; ErrNotFound when no session has that id and secret hash.
 	SessionState(ctx context.Context, id string, secretHash []byte) (SessionState, error)
 	// RevokeSession ends a live session whose secret hash matches; ending an
-	// ended or unknown session is not an error (logout is idempotent).
-	RevokeSession(ctx context.Context, id string, secretHash []byte, reason string, at time.Time) error
+	// ended or unknown session is not an error (logout is idempotent). When
+	// it ends a session it appends event (its UserID the session's user) in
+	// the same statement on PostgreSQL, the same transaction on SQLite;
+	// otherwise it writes no event.
+	RevokeSession(ctx context.Context, id string, secretHash []byte, reason string, at time.Time, event AuditEvent) error
 	// SessionActive reports whether the user's session is live (not ended,
 	// not expired, not idle).
 	SessionActive(ctx context.Context, sessionID, userID string, now, idleCutoff time.Time) (bool, error)
@@ -102,6 +111,8 @@ type Tx interface {
 	MailTokens
 	Outbox
 	BetterAuthSessions
+	AuditLog
+	UserAdmin
 }
 
 // Store is the persistence the use cases need: every Tx operation on its

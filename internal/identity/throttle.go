@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/lanyard-id/lanyard/internal/password"
@@ -267,19 +268,46 @@ func (s *Service) charge(ctx context.Context, counters []ThrottleCounter, userID
 	if len(blocked) == 0 {
 		return nil
 	}
-	// The attempt does not happen, so it must not count anywhere.
-	s.settle(ctx, nil, refund)
 	ends, err := s.store.ThrottleBlocks(ctx, blocked)
 	if err != nil {
+		s.settle(ctx, nil, refund)
 		return internal(err)
 	}
 	t := &Throttled{Scope: blocked[0].Scope, RetryAfter: time.Second}
+	longest := 0
 	for i, end := range ends {
 		if wait := end.Sub(now); wait > t.RetryAfter {
-			t.Scope, t.RetryAfter = blocked[i].Scope, wait
+			t.Scope, t.RetryAfter, longest = blocked[i].Scope, wait, i
 		}
 	}
 	s.authEvent(ctx, slog.LevelWarn, "throttled", userID, client, "blocked", slog.String("scope", t.Scope), slog.Duration("retry_after", t.RetryAfter))
+	// The attempt does not happen, so it must not count anywhere: the
+	// charge is taken back, and the refusal recorded, in one transaction
+	// (best effort, like settle: the answer does not depend on it). Only
+	// the first refusal of a block is recorded (per replica): a flood of
+	// refused requests must not flood the audit trail, nor push a user's
+	// real events out of their last 50.
+	var blockEnd time.Time
+	if longest < len(ends) {
+		blockEnd = ends[longest]
+	}
+	if !s.throttled.first(blocked[longest], blockEnd) {
+		s.settle(ctx, nil, refund)
+		return &Error{Code: CodeRateLimited, Message: "too many attempts; retry later", cause: t}
+	}
+	event := auditOf(AuditThrottled, userID, client, now, map[string]string{
+		"scope": t.Scope, "retry_after": strconv.FormatInt(int64(t.RetryAfter.Round(time.Second)/time.Second), 10)})
+	err = s.store.Atomically(ctx, func(tx Tx) error {
+		if len(refund) > 0 {
+			if err := tx.SettleThrottles(ctx, nil, refund); err != nil {
+				return err
+			}
+		}
+		return tx.AppendAudit(ctx, event)
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "throttle counters not settled, refusal not recorded", "error", err)
+	}
 	return &Error{Code: CodeRateLimited, Message: "too many attempts; retry later", cause: t}
 }
 

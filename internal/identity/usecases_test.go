@@ -95,12 +95,12 @@ func TestUseCases(t *testing.T) {
 				require.NoError(t, err, "the parent within grace")
 				assert.Equal(t, next.RefreshToken, again.RefreshToken, "gets the same successor")
 
-				require.NoError(t, svc.LogOut(ctx, next.RefreshToken))
+				require.NoError(t, svc.LogOut(ctx, next.RefreshToken, identity.Client{}))
 				_, err = svc.Refresh(ctx, next.RefreshToken, client)
 				assert.Equal(t, identity.CodeInvalidRefreshToken, code(err))
 				_, err = svc.AuthenticateSession(ctx, logged.AccessToken)
 				assert.Equal(t, identity.CodeUnauthorized, code(err), "Lanyard's own endpoints refuse an ended session's token at once")
-				require.NoError(t, svc.LogOut(ctx, "garbage"), "logout says nothing about the token")
+				require.NoError(t, svc.LogOut(ctx, "garbage", identity.Client{}), "logout says nothing about the token")
 			})
 
 			t.Run("reuse after grace revokes", func(t *testing.T) {

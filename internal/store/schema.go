@@ -140,9 +140,19 @@ func pool(db *sql.DB, dialect Dialect, schema string) gorm.ConnPool {
 	return &schemaPool{db: db, q: newQualifier(target)}
 }
 
-// createSchema makes the schema if it is missing. Replicas starting
+// createSchema makes the schema if it is missing. It looks first: CREATE
+// SCHEMA IF NOT EXISTS checks the CREATE privilege on the database before
+// it checks whether the schema exists, and a role an administrator gave a
+// ready-made schema need not have that privilege. Replicas starting
 // together may race: the loser's unique violation means the schema exists.
 func createSchema(ctx context.Context, db *sql.DB, schema string) error {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("look for schema %s: %w", schema, err)
+	}
+	if exists {
+		return nil
+	}
 	_, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema)
 	if err != nil && !isUniqueViolation(err) {
 		return fmt.Errorf("create schema %s: %w", schema, err)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,7 +133,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// WAL lets readers run beside the writer; the busy timeout (the
 		// operation deadline) and a single connection make concurrent writers
 		// queue instead of failing with SQLITE_BUSY at once.
-		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)",
+		// Transactions begin IMMEDIATE: a deferred one that reads, then
+		// writes, while another process (an admin command beside the
+		// server) writes gets SQLITE_BUSY at once, without the busy wait.
+		dsn := fmt.Sprintf("file:%s?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_txlock=immediate",
 			opts.SQLitePath, opts.Timeout.Milliseconds())
 		if sqlDB, err = sql.Open(sqlite.DriverName, dsn); err != nil {
 			return nil, fmt.Errorf("open %s database: %w", dialect, err)
@@ -162,6 +166,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// it sends on expiry passes through the pooler.
 		params.refused.Store(true)
 		err = s.Ping(ctx)
+	}
+	if err == nil && s.ServerTimeouts() && len(params.added) > 0 {
+		// Some servers accept the parameters and drop them (Neon's direct
+		// endpoint does): ask once what a connection got.
+		err = params.check(ctx, s)
 	}
 	if err != nil {
 		sqlDB.Close()
@@ -209,6 +218,19 @@ const cancelGrace = 250 * time.Millisecond
 type startupParams struct {
 	added   []string // the names Lanyard set (ones the URL sets are the operator's)
 	refused atomic.Bool
+	ignored bool // accepted, yet not in effect
+}
+
+// check records whether the server applied the parameters it accepted.
+func (p *startupParams) check(ctx context.Context, s *Store) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var got string
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT current_setting('`+p.added[0]+`')`).Scan(&got); err != nil {
+		return s.fail(err)
+	}
+	p.ignored = got == "0"
+	return nil
 }
 
 func serverTimeouts(cfg *pgx.ConnConfig, timeout time.Duration) *startupParams {
@@ -225,6 +247,8 @@ func serverTimeouts(cfg *pgx.ConnConfig, timeout time.Duration) *startupParams {
 
 func (p *startupParams) beforeConnect(_ context.Context, cfg *pgx.ConnConfig) error {
 	if p.refused.Load() {
+		// cfg is a shallow copy: its map is shared with every connection's.
+		cfg.RuntimeParams = maps.Clone(cfg.RuntimeParams)
 		for _, name := range p.added {
 			delete(cfg.RuntimeParams, name)
 		}
@@ -251,10 +275,10 @@ func (p *startupParams) refusedBy(err error) bool {
 }
 
 // ServerTimeouts reports whether connections carry the server-side
-// statement and lock timeouts (false on SQLite, and behind a pooler that
-// refused them).
+// statement and lock timeouts (false on SQLite, behind a pooler that
+// refused them, and on a server that accepted and dropped them).
 func (s *Store) ServerTimeouts() bool {
-	return s.params != nil && !s.params.refused.Load()
+	return s.params != nil && !s.params.refused.Load() && !s.params.ignored
 }
 
 // Schema names the PostgreSQL schema holding Lanyard's tables ("" on
@@ -505,8 +529,12 @@ func (s *Store) DeploymentIn(ctx context.Context, schema string) (bool, error) {
 // what a move between schemas carries.
 var Tables = []string{
 	"goose_db_version", "goose_lock", "users", "profiles", "sessions", "signing_keys", "throttles",
-	"mail_tokens", "outbox", "better_auth_sessions",
+	"mail_tokens", "outbox", "better_auth_sessions", "audit_events",
 }
+
+// Functions are the functions Lanyard's migrations create (with their
+// argument lists): a move between schemas carries them too.
+var Functions = []string{"audit_events_refuse_update()"}
 
 // MoveSchema moves a deployment's tables from schema from (public, for one
 // made before LANYARD_DATABASE_SCHEMA) into the store's schema, in one
@@ -553,6 +581,18 @@ func (s *Store) MoveSchema(ctx context.Context, from string) ([]string, error) {
 			return nil, fmt.Errorf("move %s.%s: %w", from, table, err)
 		}
 		moved = append(moved, table)
+	}
+	for _, function := range Functions {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT to_regprocedure($1) IS NOT NULL`, from+"."+function).Scan(&exists); err != nil {
+			return nil, s.fail(err)
+		}
+		if !exists {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `ALTER FUNCTION `+from+`.`+function+` SET SCHEMA `+s.schema); err != nil {
+			return nil, fmt.Errorf("move %s.%s: %w", from, function, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, s.fail(err)

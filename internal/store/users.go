@@ -21,10 +21,12 @@ type userWithProfile struct {
 	DeveloperRole     *string
 	CompletedAt       nullTime
 	EmailVerifiedAt   nullTime
+	DisabledAt        nullTime
 }
 
 func (r userWithProfile) user() identity.User {
-	u := identity.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt.Time, EmailVerified: r.EmailVerifiedAt.Valid}
+	u := identity.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: r.CreatedAt.Time, EmailVerified: r.EmailVerifiedAt.Valid,
+		DisabledAt: r.DisabledAt.ptr()}
 	if r.PythonProficiency != nil || r.DeveloperRole != nil {
 		u.Profile = &identity.Profile{CompletedAt: r.CompletedAt.ptr()}
 		if r.PythonProficiency != nil {
@@ -38,7 +40,7 @@ func (r userWithProfile) user() identity.User {
 }
 
 const selectUserWithProfile = `
-SELECT u.id, u.email, u.name, u.created_at, u.password_hash, u.email_verified_at,
+SELECT u.id, u.email, u.name, u.created_at, u.password_hash, u.email_verified_at, u.disabled_at,
        p.python_proficiency, p.developer_role, p.completed_at
 FROM lanyard.users u LEFT JOIN lanyard.profiles p ON p.user_id = u.id
 `

@@ -22,7 +22,8 @@ func (s *Store) SessionActive(ctx context.Context, sessionID, userID string, now
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var n int64
-	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM lanyard.sessions WHERE id = @id AND user_id = @user_id AND `+liveSession,
+	err := s.db.WithContext(ctx).Raw(`SELECT count(*) FROM lanyard.sessions WHERE id = @id AND user_id = @user_id AND `+liveSession+
+		` AND NOT EXISTS (SELECT 1 FROM lanyard.users WHERE users.id = @user_id AND users.disabled_at IS NOT NULL)`,
 		map[string]any{"id": sessionID, "user_id": userID, "now": now, "idle_cutoff": idleCutoff}).Scan(&n).Error
 	return n == 1, s.fail(err)
 }
@@ -123,10 +124,13 @@ func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason s
 	if keepSessionID != "" {
 		keep, args = " AND id <> ?", append(args, keepSessionID)
 	}
-	if err := db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error; err != nil {
+	// Better-Auth sessions first: an exchange racing this holds its row
+	// until it commits, and the sessions UPDATE after it then sees (and
+	// ends) the session the exchange opened.
+	if err := db.Exec(`UPDATE lanyard.better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error; err != nil {
 		return s.fail(err)
 	}
-	return s.fail(db.Exec(`UPDATE lanyard.better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error)
+	return s.fail(db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error)
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:

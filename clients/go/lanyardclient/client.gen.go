@@ -33,6 +33,27 @@ func (e AcceptedStatus) Valid() bool {
 	}
 }
 
+// Defines values for AuditEventActor.
+const (
+	AuditEventActorAdmin  AuditEventActor = "admin"
+	AuditEventActorSystem AuditEventActor = "system"
+	AuditEventActorUser   AuditEventActor = "user"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventActor enum.
+func (e AuditEventActor) Valid() bool {
+	switch e {
+	case AuditEventActorAdmin:
+		return true
+	case AuditEventActorSystem:
+		return true
+	case AuditEventActorUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeveloperRole.
 const (
 	DeveloperRoleDataScientist    DeveloperRole = "data_scientist"
@@ -237,6 +258,27 @@ func (e PythonProficiency) Valid() bool {
 	}
 }
 
+// Defines values for SecurityEventActor.
+const (
+	SecurityEventActorAdmin  SecurityEventActor = "admin"
+	SecurityEventActorSystem SecurityEventActor = "system"
+	SecurityEventActorUser   SecurityEventActor = "user"
+)
+
+// Valid indicates whether the value is a known member of the SecurityEventActor enum.
+func (e SecurityEventActor) Valid() bool {
+	switch e {
+	case SecurityEventActorAdmin:
+		return true
+	case SecurityEventActorSystem:
+		return true
+	case SecurityEventActorUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	TokenResponseTokenTypeBearer TokenResponseTokenType = "Bearer"
@@ -388,6 +430,125 @@ type Accepted struct {
 
 // AcceptedStatus defines model for Accepted.Status.
 type AcceptedStatus string
+
+// AdminUser A user as an operator sees it.
+type AdminUser struct {
+	// CreatedAt When the account was created (RFC 3339, UTC).
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled True while the account is disabled.
+	Disabled bool `json:"disabled"`
+
+	// DisabledAt When it was disabled; `null` while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// Email The account's email address as stored: trimmed, NFC-normalised and
+	// lower-cased (sign-in compares addresses case-insensitively).
+	Email string `json:"email"`
+
+	// EmailVerified True once the user proved the address (see `verifyEmail`).
+	EmailVerified bool `json:"email_verified"`
+
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
+
+	// Name Display name; `null` when none was given.
+	Name *string `json:"name"`
+
+	// Profile The onboarding profile; `null` until onboarding is done.
+	Profile *Profile `json:"profile"`
+
+	// ProfileComplete True once the onboarding profile is complete (both of its choices made).
+	ProfileComplete bool `json:"profile_complete"`
+}
+
+// AdminUserDetail One user with its activity.
+type AdminUserDetail struct {
+	// CreatedAt When the account was created (RFC 3339, UTC).
+	CreatedAt time.Time `json:"created_at"`
+
+	// Disabled True while the account is disabled.
+	Disabled bool `json:"disabled"`
+
+	// DisabledAt When it was disabled; `null` while enabled.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// Email The account's email address as stored: trimmed, NFC-normalised and
+	// lower-cased (sign-in compares addresses case-insensitively).
+	Email string `json:"email"`
+
+	// EmailVerified True once the user proved the address (see `verifyEmail`).
+	EmailVerified bool `json:"email_verified"`
+
+	// Id The user id; the `sub` claim of the user's access tokens. An
+	// opaque string of at most 64 characters: a UUID for users Lanyard
+	// created, the original id for users imported from Better-Auth.
+	// Compare it as a string; never parse it.
+	Id string `json:"id"`
+
+	// LastLoginAt When the newest stored session was opened (a sign-up, login
+	// or Better-Auth exchange; refreshes do not count). `null` when
+	// no session is stored: ended sessions are deleted a day after
+	// they end.
+	LastLoginAt *time.Time `json:"last_login_at"`
+
+	// LiveSessions Sessions that can still be refreshed (not ended, not expired, not idle).
+	LiveSessions int `json:"live_sessions"`
+
+	// Name Display name; `null` when none was given.
+	Name *string `json:"name"`
+
+	// Profile The onboarding profile; `null` until onboarding is done.
+	Profile *Profile `json:"profile"`
+
+	// ProfileComplete True once the onboarding profile is complete (both of its choices made).
+	ProfileComplete bool `json:"profile_complete"`
+}
+
+// AdminUserList defines model for AdminUserList.
+type AdminUserList struct {
+	// NextCursor Pass as `cursor` for the next page; `null` on the last page.
+	NextCursor *string     `json:"next_cursor"`
+	Users      []AdminUser `json:"users"`
+}
+
+// AuditEvent One recorded security event.
+type AuditEvent struct {
+	Actor AuditEventActor `json:"actor"`
+	At    time.Time       `json:"at"`
+
+	// Details Never a secret, password, token, hash or email address.
+	Details map[string]string `json:"details"`
+	Id      int64             `json:"id"`
+
+	// Ip The client's address; empty when none (the command line).
+	Ip string `json:"ip"`
+
+	// Type `signup`, `login_succeeded`, `login_failed`, `throttled`,
+	// `refresh_reuse_detected`, `password_changed`, `password_reset`,
+	// `email_verified`, `email_changed`, `session_ended`,
+	// `user_disabled`, `user_enabled`, `user_deleted`, `user_viewed`,
+	// `key_rotated`, `key_revoked`.
+	Type      string `json:"type"`
+	UserAgent string `json:"user_agent"`
+
+	// UserId The user the event is about; `null` when none is known.
+	UserId *string `json:"user_id"`
+}
+
+// AuditEventActor defines model for AuditEvent.Actor.
+type AuditEventActor string
+
+// AuditEventList defines model for AuditEventList.
+type AuditEventList struct {
+	Events []AuditEvent `json:"events"`
+
+	// NextCursor Pass as `cursor` for the next page; `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
 
 // BetterAuthExchangeRequest A Better-Auth session cookie's value.
 //
@@ -581,8 +742,9 @@ type PasswordChange struct {
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -700,6 +862,40 @@ type ResetPasswordRequest struct {
 
 	// Token A mail token exactly as it appears in the link (opaque).
 	Token MailToken `json:"token"`
+}
+
+// SecurityEvent One event of the audit trail (docs/audit.md). It never holds a
+// secret, password, token, hash or email address.
+type SecurityEvent struct {
+	// Actor Who caused it; an administrator is not named.
+	Actor SecurityEventActor `json:"actor"`
+	At    time.Time          `json:"at"`
+
+	// Details Event-specific strings, e.g. `reason`, `session_id`, `method`, `scope`.
+	Details map[string]string `json:"details"`
+
+	// Id Increases with time.
+	Id int64 `json:"id"`
+
+	// Ip The client IP ("" when none, e.g. an administrator's action).
+	Ip string `json:"ip"`
+
+	// Type `signup`, `login_succeeded`, `login_failed`, `throttled`,
+	// `refresh_reuse_detected`, `password_changed`, `password_reset`,
+	// `email_verified`, `email_changed`, `session_ended`,
+	// `user_disabled`, `user_enabled`, `user_viewed`; more may be added.
+	Type string `json:"type"`
+
+	// UserAgent The client's User-Agent (sanitised; "" when none).
+	UserAgent string `json:"user_agent"`
+}
+
+// SecurityEventActor Who caused it; an administrator is not named.
+type SecurityEventActor string
+
+// SecurityEventList Example: {"events":[{"actor":"user","at":"2025-01-15T10:02:41Z","details":{"method":"password","session_id":"7d1c0f9e-2b3a-4c5d-8e6f-9a0b1c2d3e4f"},"id":1042,"ip":"203.0.113.7","type":"login_succeeded","user_agent":"Mozilla/5.0 (X11; Linux x86_64)"}]}
+type SecurityEventList struct {
+	Events []SecurityEvent `json:"events"`
 }
 
 // Session A refresh session (one sign-in on one device).
@@ -864,11 +1060,65 @@ type User struct {
 	ProfileComplete bool `json:"profile_complete"`
 }
 
+// AdminCursor defines model for AdminCursor.
+type AdminCursor = string
+
+// AdminLimit defines model for AdminLimit.
+type AdminLimit = int
+
+// AdminUserID defines model for AdminUserID.
+type AdminUserID = string
+
 // RefreshCookie defines model for RefreshCookie.
 type RefreshCookie = string
 
 // TokenDelivery defines model for TokenDelivery.
 type TokenDelivery string
+
+// AdminBadRequest An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminBadRequest = Problem
+
+// AdminNotFound An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminNotFound = Problem
+
+// AdminUnauthorized An error, as an RFC 9457 problem details object, sent as
+// `application/problem+json`. Branch on `code`.
+//
+// `code` values: `validation_failed`, `invalid_json`,
+// `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
+// `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
+// `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
+// may be added, so treat an unknown code by its HTTP status.
+//
+// Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
+type AdminUnauthorized = Problem
 
 // BadMailToken An error, as an RFC 9457 problem details object, sent as
 // `application/problem+json`. Branch on `code`.
@@ -877,8 +1127,9 @@ type TokenDelivery string
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -891,8 +1142,9 @@ type BadMailToken = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -905,8 +1157,9 @@ type BadRequest = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -919,8 +1172,9 @@ type CSRFRejected = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -933,8 +1187,9 @@ type Conflict = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -952,8 +1207,9 @@ type MailAccepted = Accepted
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -966,8 +1222,9 @@ type NotFound = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -983,8 +1240,9 @@ type TokenIssued = TokenResponse
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -997,8 +1255,9 @@ type TooManyRequests = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -1011,8 +1270,9 @@ type Unauthorized = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
@@ -1025,12 +1285,41 @@ type Unavailable = Problem
 // `unsupported_media_type`, `payload_too_large`, `invalid_credentials`,
 // `email_taken`, `invalid_refresh_token`, `refresh_token_reused`,
 // `session_expired`, `unauthorized`, `csrf_rejected`, `invalid_token`,
-// `email_unverified`, `not_found`, `method_not_allowed`,
-// `rate_limited`, `unavailable`, `internal`. Codes are stable; new ones
+// `email_unverified`, `account_disabled`, `invalid_cursor`,
+// `not_found`, `method_not_allowed`, `rate_limited`, `unavailable`,
+// `internal`. Codes are stable; new ones
 // may be added, so treat an unknown code by its HTTP status.
 //
 // Example: {"code":"validation_failed","detail":"the request is invalid","errors":[{"field":"email","message":"must be a valid email address"}],"status":400,"title":"Bad Request","type":"about:blank"}
 type UnsupportedMediaType = Problem
+
+// AdminListAuditParams defines parameters for AdminListAudit.
+type AdminListAuditParams struct {
+	UserId *string `form:"user_id,omitempty" json:"user_id,omitempty"`
+
+	// Type An event type (see `AuditEvent`); any other is 400 `validation_failed`.
+	Type *string `form:"type,omitempty" json:"type,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as given (opaque); anything
+	// else is 400 `invalid_cursor`.
+	Cursor *AdminCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most items a page holds (default 50).
+	Limit *AdminLimit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	// EmailPrefix The start of the address (case-insensitive).
+	EmailPrefix *string `form:"email_prefix,omitempty" json:"email_prefix,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page, as given (opaque); anything
+	// else is 400 `invalid_cursor`.
+	Cursor *AdminCursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit The most items a page holds (default 50).
+	Limit *AdminLimit `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ExchangeBetterAuthSessionParams defines parameters for ExchangeBetterAuthSession.
 type ExchangeBetterAuthSessionParams struct {
@@ -1301,6 +1590,74 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminListAudit Read the audit trail
+	//
+	// Audit events, newest first, optionally of one user and one event
+	// type, a page at a time (`next_cursor` → `cursor`).
+	//
+	// Corresponds with GET /v1/admin/audit (the `AdminListAudit` operationId).
+	AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminListUsers Find users
+	//
+	// Users whose email address starts with `email_prefix` (trimmed and
+	// lower-cased, matched literally: `%` and `_` are not wildcards),
+	// ordered by address, a page at a time: pass the `next_cursor` of one
+	// page as `cursor` to get the next. Without `email_prefix`, every user.
+	//
+	// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+	AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDeleteUser Delete a user
+	//
+	// Removes the user and, in the same transaction, its profile, sessions,
+	// mail tokens, imported Better-Auth sessions, the outbox mails to its
+	// address and the throttle counters keyed by its id or address
+	// (docs/admin.md lists them). Audit events keep the user id only; a
+	// `user_deleted` event is added. Access tokens already issued stay
+	// valid for offline verifiers until they expire.
+	//
+	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+	AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminGetUser Read one user
+	//
+	// The user with its profile, whether it is disabled, its live session
+	// count and its last login. Recorded in the audit trail
+	// (`user_viewed`).
+	//
+	// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+	AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminDisableUser Disable a user
+	//
+	// Idempotent. Every session of the user ends at once (imported
+	// Better-Auth sessions included); its login (with the right password),
+	// refresh and Better-Auth exchange answer 403 `account_disabled`, and
+	// Lanyard's own bearer endpoints refuse its access tokens. Access
+	// tokens already issued stay valid for offline verifiers until they
+	// expire (at most `LANYARD_ACCESS_TTL`). Recorded as `user_disabled`.
+	//
+	// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+	AdminDisableUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminEnableUser Enable a user
+	//
+	// Idempotent. The user can log in again; the sessions that disabling
+	// ended stay ended. Recorded as `user_enabled`.
+	//
+	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+	AdminEnableUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminEndUserSessions End every session of a user
+	//
+	// Every session of the user ends at once (imported Better-Auth sessions
+	// included); the user can log in again. Recorded as `session_ended`
+	// with `reason: admin`.
+	//
+	// Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
+	AdminEndUserSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ConfirmEmailChangeWithBody Confirm an email change
 	//
 	// Switches the account to the new address with the token mailed to
@@ -1542,6 +1899,8 @@ type ClientInterface interface {
 	// - Any token of a session that reuse detection revoked keeps being
 	//   answered with 401 `refresh_token_reused` (until the session is
 	//   purged, 24 h later).
+	// - A token of a session whose user an operator disabled is answered
+	//   with 403 `account_disabled`.
 	// - Any other token that does not belong to a live session (never
 	//   issued, or its session was ended by logout, by the user from
 	//   another device, or by a password change) is answered with 401
@@ -1579,6 +1938,8 @@ type ClientInterface interface {
 	// - Any token of a session that reuse detection revoked keeps being
 	//   answered with 401 `refresh_token_reused` (until the session is
 	//   purged, 24 h later).
+	// - A token of a session whose user an operator disabled is answered
+	//   with 403 `account_disabled`.
 	// - Any other token that does not belong to a live session (never
 	//   issued, or its session was ended by logout, by the user from
 	//   another device, or by a password change) is answered with 401
@@ -1688,6 +2049,17 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/me/email/verification (the `ResendVerification` operationId).
 	ResendVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMyEvents List my security events
+	//
+	// The signed-in user's last 50 security events from the audit trail,
+	// newest first: sign-ups, sign-ins and failed sign-ins, throttled
+	// attempts, refresh-token reuse, password and email changes, ended
+	// sessions and administrators' actions on the account (docs/audit.md).
+	// Events older than `LANYARD_AUDIT_RETENTION` are gone.
+	//
+	// Corresponds with GET /v1/me/events (the `ListMyEvents` operationId).
+	ListMyEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePasswordWithBody Change my password
 	//
@@ -1909,6 +2281,144 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetReadinessRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListAudit Read the audit trail
+//
+// Audit events, newest first, optionally of one user and one event
+// type, a page at a time (`next_cursor` → `cursor`).
+//
+// Corresponds with GET /v1/admin/audit (the `AdminListAudit` operationId).
+func (c *Client) AdminListAudit(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListUsers Find users
+//
+// Users whose email address starts with `email_prefix` (trimmed and
+// lower-cased, matched literally: `%` and `_` are not wildcards),
+// ordered by address, a page at a time: pass the `next_cursor` of one
+// page as `cursor` to get the next. Without `email_prefix`, every user.
+//
+// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+func (c *Client) AdminListUsers(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListUsersRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDeleteUser Delete a user
+//
+// Removes the user and, in the same transaction, its profile, sessions,
+// mail tokens, imported Better-Auth sessions, the outbox mails to its
+// address and the throttle counters keyed by its id or address
+// (docs/admin.md lists them). Audit events keep the user id only; a
+// `user_deleted` event is added. Access tokens already issued stay
+// valid for offline verifiers until they expire.
+//
+// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+func (c *Client) AdminDeleteUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminGetUser Read one user
+//
+// The user with its profile, whether it is disabled, its live session
+// count and its last login. Recorded in the audit trail
+// (`user_viewed`).
+//
+// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+func (c *Client) AdminGetUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminGetUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminDisableUser Disable a user
+//
+// Idempotent. Every session of the user ends at once (imported
+// Better-Auth sessions included); its login (with the right password),
+// refresh and Better-Auth exchange answer 403 `account_disabled`, and
+// Lanyard's own bearer endpoints refuse its access tokens. Access
+// tokens already issued stay valid for offline verifiers until they
+// expire (at most `LANYARD_ACCESS_TTL`). Recorded as `user_disabled`.
+//
+// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+func (c *Client) AdminDisableUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDisableUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminEnableUser Enable a user
+//
+// Idempotent. The user can log in again; the sessions that disabling
+// ended stay ended. Recorded as `user_enabled`.
+//
+// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+func (c *Client) AdminEnableUser(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminEnableUserRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminEndUserSessions End every session of a user
+//
+// Every session of the user ends at once (imported Better-Auth sessions
+// included); the user can log in again. Recorded as `session_ended`
+// with `reason: admin`.
+//
+// Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
+func (c *Client) AdminEndUserSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminEndUserSessionsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -2300,6 +2810,8 @@ func (c *Client) ResetPassword(ctx context.Context, body ResetPasswordJSONReques
 //   - Any token of a session that reuse detection revoked keeps being
 //     answered with 401 `refresh_token_reused` (until the session is
 //     purged, 24 h later).
+//   - A token of a session whose user an operator disabled is answered
+//     with 403 `account_disabled`.
 //   - Any other token that does not belong to a live session (never
 //     issued, or its session was ended by logout, by the user from
 //     another device, or by a password change) is answered with 401
@@ -2347,6 +2859,8 @@ func (c *Client) RefreshSessionWithBody(ctx context.Context, params *RefreshSess
 //   - Any token of a session that reuse detection revoked keeps being
 //     answered with 401 `refresh_token_reused` (until the session is
 //     purged, 24 h later).
+//   - A token of a session whose user an operator disabled is answered
+//     with 403 `account_disabled`.
 //   - Any other token that does not belong to a live session (never
 //     issued, or its session was ended by logout, by the user from
 //     another device, or by a password change) is answered with 401
@@ -2517,6 +3031,27 @@ func (c *Client) RequestEmailChange(ctx context.Context, body RequestEmailChange
 // Corresponds with POST /v1/me/email/verification (the `ResendVerification` operationId).
 func (c *Client) ResendVerification(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewResendVerificationRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMyEvents List my security events
+//
+// The signed-in user's last 50 security events from the audit trail,
+// newest first: sign-ups, sign-ins and failed sign-ins, throttled
+// attempts, refresh-token reuse, password and email changes, ended
+// sessions and administrators' actions on the account (docs/audit.md).
+// Events older than `LANYARD_AUDIT_RETENTION` are gone.
+//
+// Corresponds with GET /v1/me/events (the `ListMyEvents` operationId).
+func (c *Client) ListMyEvents(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMyEventsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -2841,6 +3376,344 @@ func NewGetReadinessRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListAuditRequest constructs an http.Request for the AdminListAudit method
+func NewAdminListAuditRequest(server string, params *AdminListAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.UserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user_id", *params.UserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminListUsersRequest constructs an http.Request for the AdminListUsers method
+func NewAdminListUsersRequest(server string, params *AdminListUsersParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.EmailPrefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "email_prefix", *params.EmailPrefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
+func NewAdminDeleteUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminGetUserRequest constructs an http.Request for the AdminGetUser method
+func NewAdminGetUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminDisableUserRequest constructs an http.Request for the AdminDisableUser method
+func NewAdminDisableUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/disable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminEnableUserRequest constructs an http.Request for the AdminEnableUser method
+func NewAdminEnableUserRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/enable", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminEndUserSessionsRequest constructs an http.Request for the AdminEndUserSessions method
+func NewAdminEndUserSessionsRequest(server string, id AdminUserID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/users/%s/sessions", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -3411,6 +4284,33 @@ func NewResendVerificationRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListMyEventsRequest constructs an http.Request for the ListMyEvents method
+func NewListMyEventsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/me/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewChangePasswordRequest calls the generic ChangePassword builder with application/json body
 func NewChangePasswordRequest(server string, params *ChangePasswordParams, body ChangePasswordJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3748,6 +4648,88 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadinessWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReadinessResponse, error)
 
+	// AdminListAuditWithResponse Read the audit trail
+	//
+	// Audit events, newest first, optionally of one user and one event
+	// type, a page at a time (`next_cursor` → `cursor`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/audit (the `AdminListAudit` operationId).
+	AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error)
+
+	// AdminListUsersWithResponse Find users
+	//
+	// Users whose email address starts with `email_prefix` (trimmed and
+	// lower-cased, matched literally: `%` and `_` are not wildcards),
+	// ordered by address, a page at a time: pass the `next_cursor` of one
+	// page as `cursor` to get the next. Without `email_prefix`, every user.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+	AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error)
+
+	// AdminDeleteUserWithResponse Delete a user
+	//
+	// Removes the user and, in the same transaction, its profile, sessions,
+	// mail tokens, imported Better-Auth sessions, the outbox mails to its
+	// address and the throttle counters keyed by its id or address
+	// (docs/admin.md lists them). Audit events keep the user id only; a
+	// `user_deleted` event is added. Access tokens already issued stay
+	// valid for offline verifiers until they expire.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+	AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+
+	// AdminGetUserWithResponse Read one user
+	//
+	// The user with its profile, whether it is disabled, its live session
+	// count and its last login. Recorded in the audit trail
+	// (`user_viewed`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+	AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error)
+
+	// AdminDisableUserWithResponse Disable a user
+	//
+	// Idempotent. Every session of the user ends at once (imported
+	// Better-Auth sessions included); its login (with the right password),
+	// refresh and Better-Auth exchange answer 403 `account_disabled`, and
+	// Lanyard's own bearer endpoints refuse its access tokens. Access
+	// tokens already issued stay valid for offline verifiers until they
+	// expire (at most `LANYARD_ACCESS_TTL`). Recorded as `user_disabled`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+	AdminDisableUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDisableUserResponse, error)
+
+	// AdminEnableUserWithResponse Enable a user
+	//
+	// Idempotent. The user can log in again; the sessions that disabling
+	// ended stay ended. Recorded as `user_enabled`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+	AdminEnableUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminEnableUserResponse, error)
+
+	// AdminEndUserSessionsWithResponse End every session of a user
+	//
+	// Every session of the user ends at once (imported Better-Auth sessions
+	// included); the user can log in again. Recorded as `session_ended`
+	// with `reason: admin`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
+	AdminEndUserSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminEndUserSessionsResponse, error)
+
 	// ConfirmEmailChangeWithBodyWithResponse Confirm an email change
 	//
 	// Switches the account to the new address with the token mailed to
@@ -3989,6 +4971,8 @@ type ClientWithResponsesInterface interface {
 	// - Any token of a session that reuse detection revoked keeps being
 	//   answered with 401 `refresh_token_reused` (until the session is
 	//   purged, 24 h later).
+	// - A token of a session whose user an operator disabled is answered
+	//   with 403 `account_disabled`.
 	// - Any other token that does not belong to a live session (never
 	//   issued, or its session was ended by logout, by the user from
 	//   another device, or by a password change) is answered with 401
@@ -4026,6 +5010,8 @@ type ClientWithResponsesInterface interface {
 	// - Any token of a session that reuse detection revoked keeps being
 	//   answered with 401 `refresh_token_reused` (until the session is
 	//   purged, 24 h later).
+	// - A token of a session whose user an operator disabled is answered
+	//   with 403 `account_disabled`.
 	// - Any other token that does not belong to a live session (never
 	//   issued, or its session was ended by logout, by the user from
 	//   another device, or by a password change) is answered with 401
@@ -4139,6 +5125,19 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/me/email/verification (the `ResendVerification` operationId).
 	ResendVerificationWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ResendVerificationResponse, error)
+
+	// ListMyEventsWithResponse List my security events
+	//
+	// The signed-in user's last 50 security events from the audit trail,
+	// newest first: sign-ups, sign-ins and failed sign-ins, throttled
+	// attempts, refresh-token reuse, password and email changes, ended
+	// sessions and administrators' actions on the account (docs/audit.md).
+	// Events older than `LANYARD_AUDIT_RETENTION` are gone.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/me/events (the `ListMyEvents` operationId).
+	ListMyEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyEventsResponse, error)
 
 	// ChangePasswordWithBodyWithResponse Change my password
 	//
@@ -4491,6 +5490,608 @@ func (r GetReadinessResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetReadinessResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminListAuditResponse401Headers the declared response headers of an HTTP 401 response for AdminListAudit
+type AdminListAuditResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminListAuditResponse503Headers the declared response headers of an HTTP 503 response for AdminListAudit
+type AdminListAuditResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminListAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditEventList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminListAuditResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListAuditResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListAuditResponse) GetJSON200() *AuditEventList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminListUsersResponse401Headers the declared response headers of an HTTP 401 response for AdminListUsers
+type AdminListUsersResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminListUsersResponse503Headers the declared response headers of an HTTP 503 response for AdminListUsers
+type AdminListUsersResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminListUsersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminListUsersResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListUsersResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListUsersResponse) GetJSON200() *AdminUserList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListUsersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListUsersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListUsersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListUsersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminDeleteUserResponse401Headers the declared response headers of an HTTP 401 response for AdminDeleteUser
+type AdminDeleteUserResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminDeleteUserResponse503Headers the declared response headers of an HTTP 503 response for AdminDeleteUser
+type AdminDeleteUserResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminDeleteUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminDeleteUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminDeleteUserResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDeleteUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDeleteUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDeleteUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDeleteUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminGetUserResponse401Headers the declared response headers of an HTTP 401 response for AdminGetUser
+type AdminGetUserResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminGetUserResponse503Headers the declared response headers of an HTTP 503 response for AdminGetUser
+type AdminGetUserResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminGetUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUserDetail
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminGetUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminGetUserResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminGetUserResponse) GetJSON200() *AdminUserDetail {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminGetUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminGetUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminGetUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminGetUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminDisableUserResponse401Headers the declared response headers of an HTTP 401 response for AdminDisableUser
+type AdminDisableUserResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminDisableUserResponse503Headers the declared response headers of an HTTP 503 response for AdminDisableUser
+type AdminDisableUserResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminDisableUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminDisableUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminDisableUserResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDisableUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminDisableUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminDisableUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminDisableUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminDisableUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminEnableUserResponse401Headers the declared response headers of an HTTP 401 response for AdminEnableUser
+type AdminEnableUserResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminEnableUserResponse503Headers the declared response headers of an HTTP 503 response for AdminEnableUser
+type AdminEnableUserResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminEnableUserResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminEnableUserResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminEnableUserResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminEnableUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminEnableUserResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminEnableUserResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminEnableUserResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminEnableUserResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminEndUserSessionsResponse401Headers the declared response headers of an HTTP 401 response for AdminEndUserSessions
+type AdminEndUserSessionsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// AdminEndUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for AdminEndUserSessions
+type AdminEndUserSessionsResponse503Headers struct {
+	RetryAfter int
+}
+
+type AdminEndUserSessionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *AdminBadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *AdminUnauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AdminNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminEndUserSessionsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminEndUserSessionsResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r AdminEndUserSessionsResponse) GetApplicationproblemJSON400() *AdminBadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r AdminEndUserSessionsResponse) GetApplicationproblemJSON401() *AdminUnauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AdminEndUserSessionsResponse) GetApplicationproblemJSON404() *AdminNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AdminEndUserSessionsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminEndUserSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminEndUserSessionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminEndUserSessionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminEndUserSessionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminEndUserSessionsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -5176,7 +6777,7 @@ type RefreshSessionResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *CSRFRejected
+	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -5209,7 +6810,7 @@ func (r RefreshSessionResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r RefreshSessionResponse) GetApplicationproblemJSON403() *CSRFRejected {
+func (r RefreshSessionResponse) GetApplicationproblemJSON403() *Problem {
 	return r.ApplicationproblemJSON403
 }
 
@@ -5666,6 +7267,89 @@ func (r ResendVerificationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ResendVerificationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListMyEventsResponse200Headers the declared response headers of an HTTP 200 response for ListMyEvents
+type ListMyEventsResponse200Headers struct {
+	CacheControl string
+}
+
+// ListMyEventsResponse401Headers the declared response headers of an HTTP 401 response for ListMyEvents
+type ListMyEventsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListMyEventsResponse503Headers the declared response headers of an HTTP 503 response for ListMyEvents
+type ListMyEventsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListMyEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SecurityEventList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMyEventsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMyEventsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMyEventsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMyEventsResponse) GetJSON200() *SecurityEventList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMyEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListMyEventsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMyEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMyEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMyEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMyEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMyEventsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6333,6 +8017,130 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, reqE
 	return ParseGetReadinessResponse(rsp)
 }
 
+// AdminListAuditWithResponse Read the audit trail
+//
+// Audit events, newest first, optionally of one user and one event
+// type, a page at a time (`next_cursor` → `cursor`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/audit (the `AdminListAudit` operationId).
+func (c *ClientWithResponses) AdminListAuditWithResponse(ctx context.Context, params *AdminListAuditParams, reqEditors ...RequestEditorFn) (*AdminListAuditResponse, error) {
+	rsp, err := c.AdminListAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListAuditResponse(rsp)
+}
+
+// AdminListUsersWithResponse Find users
+//
+// Users whose email address starts with `email_prefix` (trimmed and
+// lower-cased, matched literally: `%` and `_` are not wildcards),
+// ordered by address, a page at a time: pass the `next_cursor` of one
+// page as `cursor` to get the next. Without `email_prefix`, every user.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/users (the `AdminListUsers` operationId).
+func (c *ClientWithResponses) AdminListUsersWithResponse(ctx context.Context, params *AdminListUsersParams, reqEditors ...RequestEditorFn) (*AdminListUsersResponse, error) {
+	rsp, err := c.AdminListUsers(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListUsersResponse(rsp)
+}
+
+// AdminDeleteUserWithResponse Delete a user
+//
+// Removes the user and, in the same transaction, its profile, sessions,
+// mail tokens, imported Better-Auth sessions, the outbox mails to its
+// address and the throttle counters keyed by its id or address
+// (docs/admin.md lists them). Audit events keep the user id only; a
+// `user_deleted` event is added. Access tokens already issued stay
+// valid for offline verifiers until they expire.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/users/{id} (the `AdminDeleteUser` operationId).
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDeleteUserResponse(rsp)
+}
+
+// AdminGetUserWithResponse Read one user
+//
+// The user with its profile, whether it is disabled, its live session
+// count and its last login. Recorded in the audit trail
+// (`user_viewed`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/users/{id} (the `AdminGetUser` operationId).
+func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminGetUserResponse, error) {
+	rsp, err := c.AdminGetUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminGetUserResponse(rsp)
+}
+
+// AdminDisableUserWithResponse Disable a user
+//
+// Idempotent. Every session of the user ends at once (imported
+// Better-Auth sessions included); its login (with the right password),
+// refresh and Better-Auth exchange answer 403 `account_disabled`, and
+// Lanyard's own bearer endpoints refuse its access tokens. Access
+// tokens already issued stay valid for offline verifiers until they
+// expire (at most `LANYARD_ACCESS_TTL`). Recorded as `user_disabled`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/disable (the `AdminDisableUser` operationId).
+func (c *ClientWithResponses) AdminDisableUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminDisableUserResponse, error) {
+	rsp, err := c.AdminDisableUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminDisableUserResponse(rsp)
+}
+
+// AdminEnableUserWithResponse Enable a user
+//
+// Idempotent. The user can log in again; the sessions that disabling
+// ended stay ended. Recorded as `user_enabled`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/users/{id}/enable (the `AdminEnableUser` operationId).
+func (c *ClientWithResponses) AdminEnableUserWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminEnableUserResponse, error) {
+	rsp, err := c.AdminEnableUser(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminEnableUserResponse(rsp)
+}
+
+// AdminEndUserSessionsWithResponse End every session of a user
+//
+// Every session of the user ends at once (imported Better-Auth sessions
+// included); the user can log in again. Recorded as `session_ended`
+// with `reason: admin`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
+func (c *ClientWithResponses) AdminEndUserSessionsWithResponse(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*AdminEndUserSessionsResponse, error) {
+	rsp, err := c.AdminEndUserSessions(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminEndUserSessionsResponse(rsp)
+}
+
 // ConfirmEmailChangeWithBodyWithResponse Confirm an email change
 //
 // Switches the account to the new address with the token mailed to
@@ -6658,6 +8466,8 @@ func (c *ClientWithResponses) ResetPasswordWithResponse(ctx context.Context, bod
 //   - Any token of a session that reuse detection revoked keeps being
 //     answered with 401 `refresh_token_reused` (until the session is
 //     purged, 24 h later).
+//   - A token of a session whose user an operator disabled is answered
+//     with 403 `account_disabled`.
 //   - Any other token that does not belong to a live session (never
 //     issued, or its session was ended by logout, by the user from
 //     another device, or by a password change) is answered with 401
@@ -6701,6 +8511,8 @@ func (c *ClientWithResponses) RefreshSessionWithBodyWithResponse(ctx context.Con
 //   - Any token of a session that reuse detection revoked keeps being
 //     answered with 401 `refresh_token_reused` (until the session is
 //     purged, 24 h later).
+//   - A token of a session whose user an operator disabled is answered
+//     with 403 `account_disabled`.
 //   - Any other token that does not belong to a live session (never
 //     issued, or its session was ended by logout, by the user from
 //     another device, or by a password change) is answered with 401
@@ -6855,6 +8667,25 @@ func (c *ClientWithResponses) ResendVerificationWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseResendVerificationResponse(rsp)
+}
+
+// ListMyEventsWithResponse List my security events
+//
+// The signed-in user's last 50 security events from the audit trail,
+// newest first: sign-ups, sign-ins and failed sign-ins, throttled
+// attempts, refresh-token reuse, password and email changes, ended
+// sessions and administrators' actions on the account (docs/audit.md).
+// Events older than `LANYARD_AUDIT_RETENTION` are gone.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/me/events (the `ListMyEvents` operationId).
+func (c *ClientWithResponses) ListMyEventsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListMyEventsResponse, error) {
+	rsp, err := c.ListMyEvents(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMyEventsResponse(rsp)
 }
 
 // ChangePasswordWithBodyWithResponse Change my password
@@ -7209,6 +9040,578 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetReadinessResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminListAuditResponse parses an HTTP response from a AdminListAuditWithResponse call
+func ParseAdminListAuditResponse(rsp *http.Response) (*AdminListAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditEventList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminListAuditResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListAuditResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminListUsersResponse parses an HTTP response from a AdminListUsersWithResponse call
+func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListUsersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminListUsersResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListUsersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminDeleteUserResponse parses an HTTP response from a AdminDeleteUserWithResponse call
+func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDeleteUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminDeleteUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminDeleteUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminGetUserResponse parses an HTTP response from a AdminGetUserWithResponse call
+func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminGetUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUserDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminGetUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminGetUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminDisableUserResponse parses an HTTP response from a AdminDisableUserWithResponse call
+func ParseAdminDisableUserResponse(rsp *http.Response) (*AdminDisableUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminDisableUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminDisableUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminDisableUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminEnableUserResponse parses an HTTP response from a AdminEnableUserWithResponse call
+func ParseAdminEnableUserResponse(rsp *http.Response) (*AdminEnableUserResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminEnableUserResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminEnableUserResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminEnableUserResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminEndUserSessionsResponse parses an HTTP response from a AdminEndUserSessionsWithResponse call
+func ParseAdminEndUserSessionsResponse(rsp *http.Response) (*AdminEndUserSessionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminEndUserSessionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest AdminBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest AdminUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AdminNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers AdminEndUserSessionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminEndUserSessionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -7890,7 +10293,7 @@ func ParseRefreshSessionResponse(rsp *http.Response) (*RefreshSessionResponse, e
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest CSRFRejected
+		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8360,6 +10763,86 @@ func ParseResendVerificationResponse(rsp *http.Response) (*ResendVerificationRes
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResendVerificationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListMyEventsResponse parses an HTTP response from a ListMyEventsWithResponse call
+func ParseListMyEventsResponse(rsp *http.Response) (*ListMyEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMyEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SecurityEventList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMyEventsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMyEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMyEventsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -59,6 +59,11 @@ func Run(t *testing.T, open Open) {
 	t.Run("mail token purge", func(t *testing.T) { testMailTokenPurge(t, open(t)) })
 	t.Run("outbox", func(t *testing.T) { testOutbox(t, open(t)) })
 	t.Run("racing outbox claims", func(t *testing.T) { testRacingClaims(t, open(t)) })
+	t.Run("audit trail", func(t *testing.T) { testAudit(t, open(t)) })
+	t.Run("audit events with their changes", func(t *testing.T) { testAuditWithChanges(t, shared) })
+	t.Run("racing reuse audit", func(t *testing.T) { testRacingReuse(t, open(t)) })
+	t.Run("audit purge", func(t *testing.T) { testAuditPurge(t, open(t)) })
+	t.Run("operators", func(t *testing.T) { testUserAdmin(t, open(t)) })
 }
 
 type fixture struct {
@@ -195,9 +200,9 @@ func testUsers(t *testing.T, s Store) {
 	// A login's session is stored only while the hash it checked is current.
 	stale := newSession(f.user.ID, t0)
 	stale.UserAgent, stale.IP = "login-agent/2.0", "192.0.2.7"
-	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, stale, testHash), identity.ErrStaleCredentials)
+	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, stale, testHash, testEvent(identity.AuditLoginSucceeded)), identity.ErrStaleCredentials)
 	assert.False(t, exists(t, s, stale), "no session for a password that changed meanwhile")
-	require.NoError(t, s.CreateSessionIfPassword(ctx, stale, testHash+"x"))
+	require.NoError(t, s.CreateSessionIfPassword(ctx, stale, testHash+"x", testEvent(identity.AuditLoginSucceeded)))
 	st, err := s.SessionState(ctx, stale.ID, stale.SecretHash)
 	require.NoError(t, err)
 	assert.Equal(t, stale.ExpiresAt, st.ExpiresAt)
@@ -217,7 +222,7 @@ func testUsers(t *testing.T, s Store) {
 	require.NoError(t, err, "and it refreshes")
 	assert.Equal(t, int64(1), r.Generation)
 	orphanLogin := newSession(uuid.NewString(), t0)
-	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, orphanLogin, testHash), identity.ErrStaleCredentials, "no such user")
+	assert.ErrorIs(t, s.CreateSessionIfPassword(ctx, orphanLogin, testHash, testEvent(identity.AuditLoginSucceeded)), identity.ErrStaleCredentials, "no such user")
 }
 
 // testTransactions: Atomically commits all of fn's writes or none.
@@ -358,11 +363,11 @@ func testRotation(t *testing.T, s Store) {
 func testRevocation(t *testing.T, s Store) {
 	ctx := context.Background()
 	f := create(t, s, "rev@example.com")
-	require.NoError(t, s.RevokeSession(ctx, f.session.ID, make([]byte, 32), "logout", t0))
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, make([]byte, 32), "logout", t0, testEvent(identity.AuditSessionEnded)))
 	assert.Empty(t, revokeReason(t, s, f.session), "a wrong secret does not end someone else's session")
 
-	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(time.Second)))
-	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(2*time.Second)), "idempotent")
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(time.Second), testEvent(identity.AuditSessionEnded)))
+	require.NoError(t, s.RevokeSession(ctx, f.session.ID, f.session.SecretHash, "logout", t0.Add(2*time.Second), testEvent(identity.AuditSessionEnded)), "idempotent")
 	assert.Equal(t, "logout", revokeReason(t, s, f.session))
 	_, err := rotate(s, f, 0, t0.Add(3*time.Second))
 	assert.ErrorIs(t, err, identity.ErrNotFound)
@@ -473,7 +478,7 @@ func testReplaceSecret(t *testing.T, s Store) {
 	assert.ErrorIs(t, err, identity.ErrNotFound)
 	_, err = s.ReplaceSessionSecret(ctx, other.user.ID, other.session.ID, secret, other.session.ExpiresAt)
 	assert.ErrorIs(t, err, identity.ErrNotFound, "not past its absolute end")
-	require.NoError(t, s.RevokeSession(ctx, other.session.ID, other.session.SecretHash, "logout", at))
+	require.NoError(t, s.RevokeSession(ctx, other.session.ID, other.session.SecretHash, "logout", at, testEvent(identity.AuditSessionEnded)))
 	_, err = s.ReplaceSessionSecret(ctx, other.user.ID, other.session.ID, secret, at)
 	assert.ErrorIs(t, err, identity.ErrNotFound, "not an ended one")
 	assert.True(t, exists(t, s, other.session), "and a refused re-key writes nothing")
@@ -652,9 +657,9 @@ func testPurge(t *testing.T, s Store) {
 	now := t0.Add(800 * time.Hour) // past the fixture session's absolute end
 	fresh := addSession(t, s, u.user.ID, now.Add(-time.Hour))
 	recentlyEnded := addSession(t, s, u.user.ID, now.Add(-time.Hour))
-	require.NoError(t, s.RevokeSession(ctx, recentlyEnded.ID, recentlyEnded.SecretHash, "logout", now.Add(-time.Hour)))
+	require.NoError(t, s.RevokeSession(ctx, recentlyEnded.ID, recentlyEnded.SecretHash, "logout", now.Add(-time.Hour), testEvent(identity.AuditSessionEnded)))
 	longEnded := addSession(t, s, u.user.ID, now.Add(-100*time.Hour))
-	require.NoError(t, s.RevokeSession(ctx, longEnded.ID, longEnded.SecretHash, "logout", now.Add(-48*time.Hour)))
+	require.NoError(t, s.RevokeSession(ctx, longEnded.ID, longEnded.SecretHash, "logout", now.Add(-48*time.Hour), testEvent(identity.AuditSessionEnded)))
 	idle := addSession(t, s, u.user.ID, now.Add(-200*time.Hour)) // unused for more than 168h
 
 	purge := func() int64 {
