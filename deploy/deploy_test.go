@@ -406,6 +406,7 @@ func TestSecretTemplate(t *testing.T) {
 		assert.False(t, tokenLike.MatchString(v), "%s: %q looks like a real secret", k, v)
 	}
 	assert.Less(t, len(s.StringData["LANYARD_SECRET"]), 32)
+	assert.Less(t, len(s.StringData["LANYARD_ADMIN_TOKEN"]), 32, "a placeholder admin token is refused at start")
 	assert.Regexp(t, `^postgres://[^:]+:CHANGE-ME@`, s.StringData["LANYARD_DATABASE_URL"], "the password is the placeholder")
 }
 
@@ -588,12 +589,17 @@ type (
 var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[?-])([^}]*))?\}`)
 
 // interpolate replaces every ${...} as compose would with the variables in
-// vars set; a variable missing from vars fails the test.
+// vars set; a variable missing from vars takes its ${NAME:-default}, and
+// fails the test when it has none.
 func interpolate(t *testing.T, s string, vars map[string]string) string {
 	t.Helper()
 	return interpolation.ReplaceAllStringFunc(s, func(m string) string {
-		name := interpolation.FindStringSubmatch(m)[1]
+		sub := interpolation.FindStringSubmatch(m)
+		name, op, fallback := sub[1], sub[2], sub[3]
 		v, ok := vars[name]
+		if !ok && (op == "-" || op == ":-") {
+			return fallback
+		}
 		require.True(t, ok, "compose.yaml interpolates ${%s}", name)
 		return v
 	})

@@ -190,8 +190,8 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 		}
 		switch {
 		case pgCode == "42P01":
-			if stranded, _ := st.DeploymentIn(ctx, "public"); stranded {
-				return cfg, nil, store.ErrTablesInPublic
+			if err := st.CheckDeployment(ctx); err != nil {
+				return cfg, nil, err
 			}
 			return cfg, nil, fmt.Errorf("%s has no Lanyard tables in schema %s (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first",
 				where, cfg.DatabaseSchema)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,10 +33,25 @@ const sourceSchema = "lanyard"
 // anywhere it is written into SQL.
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
+// reservedWords cannot name a schema unquoted: PostgreSQL 15's reserved
+// keywords and those that may only be function or type names
+// (pg_get_keywords() catcode R and T).
+var reservedWords = strings.Fields(`all analyse analyze and any array as asc asymmetric authorization binary
+both case cast check collate collation column concurrently constraint create cross current_catalog
+current_date current_role current_schema current_time current_timestamp current_user default deferrable
+desc distinct do else end except false fetch for foreign freeze from full grant group having ilike in
+initially inner intersect into is isnull join lateral leading left like limit localtime localtimestamp
+natural not notnull null offset on only or order outer overlaps placing primary references returning
+right select session_user similar some symmetric table tablesample then to trailing true union unique
+user using variadic verbose when where window with`)
+
 // ValidSchema reports whether name can be LANYARD_DATABASE_SCHEMA.
 func ValidSchema(name string) error {
-	if !schemaName.MatchString(name) || strings.HasPrefix(name, "pg_") {
+	switch {
+	case !schemaName.MatchString(name) || strings.HasPrefix(name, "pg_"):
 		return errors.New("must be a lowercase identifier: a letter or _, then letters, digits or _, at most 63 characters, not starting with pg_")
+	case slices.Contains(reservedWords, name) || name == "information_schema":
+		return fmt.Errorf("%s is reserved in PostgreSQL and cannot name a schema unquoted: choose another name", name)
 	}
 	return nil
 }
@@ -140,12 +156,19 @@ func pool(db *sql.DB, dialect Dialect, schema string) gorm.ConnPool {
 	return &schemaPool{db: db, q: newQualifier(target)}
 }
 
+// execer is a database or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
 // createSchema makes the schema if it is missing. It looks first: CREATE
 // SCHEMA IF NOT EXISTS checks the CREATE privilege on the database before
 // it checks whether the schema exists, and a role an administrator gave a
 // ready-made schema need not have that privilege. Replicas starting
 // together may race: the loser's unique violation means the schema exists.
-func createSchema(ctx context.Context, db *sql.DB, schema string) error {
+func createSchema(ctx context.Context, db execer, schema string) error {
 	var exists bool
 	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
 		return fmt.Errorf("look for schema %s: %w", schema, err)

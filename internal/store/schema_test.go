@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"io/fs"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -34,27 +36,21 @@ CREATE TABLE public.profiles (nickname text);`)
 // tablesOf lists the tables in schema.
 func tablesOf(t *testing.T, dbURL, schema string) []string {
 	t.Helper()
-	conn := testdb.Connect(t, dbURL)
-	rows, err := conn.Query(context.Background(),
-		`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, schema)
-	require.NoError(t, err)
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		require.NoError(t, rows.Scan(&n))
-		names = append(names, n)
-	}
-	require.NoError(t, rows.Err())
-	return names
+	return namesIn(t, dbURL, `SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, schema)
 }
 
 // functionsOf lists the functions in schema, with their argument lists.
 func functionsOf(t *testing.T, dbURL, schema string) []string {
 	t.Helper()
-	conn := testdb.Connect(t, dbURL)
-	rows, err := conn.Query(context.Background(),
+	return namesIn(t, dbURL,
 		`SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p WHERE p.pronamespace = $1::regnamespace`, schema)
+}
+
+// namesIn runs query, which selects one text column for the schema $1.
+func namesIn(t *testing.T, dbURL, query, schema string) []string {
+	t.Helper()
+	conn := testdb.Connect(t, dbURL)
+	rows, err := conn.Query(context.Background(), query, schema)
 	require.NoError(t, err)
 	defer rows.Close()
 	var names []string
@@ -121,12 +117,16 @@ func TestStrandedDeployment(t *testing.T) {
 	old := testdb.OpenWith(t, store.Options{PostgresURL: dbURL, Schema: "public"})
 	u, ns := signUp(t, old, "stranded@example.com")
 	require.NoError(t, old.Close())
+	// Older builds locked with an advisory lock: no goose_lock table.
+	_, err := testdb.Connect(t, dbURL).Exec(ctx, `DROP TABLE public.goose_lock`)
+	require.NoError(t, err)
 
 	s, err := store.Open(ctx, store.Options{PostgresURL: dbURL})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	_, err = s.Migrate(ctx)
-	require.ErrorIs(t, err, store.ErrTablesInPublic)
+	require.ErrorIs(t, err, store.ErrStranded)
+	assert.Contains(t, err.Error(), "set LANYARD_DATABASE_SCHEMA=public to keep them there, or move them once with `lanyard migrate --move-from public`")
 	assert.Empty(t, tablesOf(t, dbURL, store.DefaultSchema), "nothing was created beside the old deployment")
 
 	moved, err := s.MoveSchema(ctx, "public")
@@ -149,6 +149,17 @@ func TestStrandedDeployment(t *testing.T) {
 
 	_, err = s.MoveSchema(ctx, "public")
 	assert.Error(t, err, "a second move finds nothing to move")
+
+	// The documented rollback moves it back for an older binary.
+	back, err := store.Open(ctx, store.Options{PostgresURL: dbURL, Schema: "public"})
+	require.NoError(t, err)
+	t.Cleanup(func() { back.Close() })
+	_, err = back.MoveSchema(ctx, store.DefaultSchema)
+	require.NoError(t, err)
+	got, err = back.UserByID(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Equal(t, u.Email, got.Email)
+	assert.Subset(t, []string{"goose_lock"}, tablesOf(t, dbURL, store.DefaultSchema), "at most the lock table stays behind")
 }
 
 // TestConcurrentMigrations: replicas that start together on an empty
@@ -196,7 +207,7 @@ func TestSchemaName(t *testing.T) {
 	for _, ok := range []string{"lanyard", "public", "auth_2", "_x"} {
 		assert.NoError(t, store.ValidSchema(ok), ok)
 	}
-	for _, bad := range []string{"", "Lanyard", "auth; DROP TABLE users", `"q"`, "a.b", "pg_catalog", "1st", "sch ema", string(make([]byte, 64))} {
+	for _, bad := range []string{"user", "order", "table", "information_schema", "", "Lanyard", "auth; DROP TABLE users", `"q"`, "a.b", "pg_catalog", "1st", "sch ema", string(make([]byte, 64))} {
 		assert.Error(t, store.ValidSchema(bad), bad)
 	}
 	_, err := store.Open(context.Background(), store.Options{PostgresURL: "postgres://postgres@127.0.0.1:5432/postgres", Schema: "x;y"})
@@ -221,7 +232,11 @@ func TestReadyMadeSchema(t *testing.T) {
 	dbURL := testdb.PostgresURL(t)
 	role := "lanyard_limited_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	admin := testdb.Connect(t, dbURL)
-	_, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN; REVOKE CREATE ON DATABASE `+dbName(t, dbURL)+` FROM PUBLIC; CREATE SCHEMA lanyard AUTHORIZATION `+role)
+	// No CREATE on the database, and no access to public at all (a
+	// hardened database): Lanyard's look for older deployments reads the
+	// catalogue, which needs neither.
+	_, err := admin.Exec(ctx, `CREATE ROLE `+role+` LOGIN; REVOKE CREATE ON DATABASE `+dbName(t, dbURL)+` FROM PUBLIC;
+REVOKE ALL ON SCHEMA public FROM PUBLIC; CREATE SCHEMA lanyard AUTHORIZATION `+role)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
@@ -248,4 +263,99 @@ func dbName(t *testing.T, dbURL string) string {
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
 	return strings.TrimPrefix(u.Path, "/")
+}
+
+// TestAppUsesGooseInPublic: an application that migrates with goose in
+// public and has its own users, sessions and signing_keys tables is not
+// taken for an older Lanyard deployment: Lanyard migrates into its own
+// schema and moves nothing. With LANYARD_DATABASE_SCHEMA=public it refuses
+// to read the application's goose versions as its own, and changes nothing.
+func TestAppUsesGooseInPublic(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testdb.PostgresURL(t)
+	conn := testdb.Connect(t, dbURL)
+	_, err := conn.Exec(ctx, `
+CREATE TABLE public.goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp DEFAULT now());
+INSERT INTO public.goose_db_version (version_id, is_applied) VALUES (0, true), (1, true), (2, true), (3, true);
+CREATE TABLE public.users (id serial PRIMARY KEY, handle text);
+CREATE TABLE public.sessions (sid text PRIMARY KEY);
+CREATE TABLE public.signing_keys (kid text PRIMARY KEY, webhook_secret text);`)
+	require.NoError(t, err)
+	appTables := tablesOf(t, dbURL, "public")
+
+	s, err := store.Open(ctx, store.Options{PostgresURL: dbURL, Schema: "public"})
+	require.NoError(t, err)
+	_, err = s.Migrate(ctx)
+	require.ErrorIs(t, err, store.ErrForeignGooseTable)
+	require.NoError(t, s.Close())
+	var columns int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'sessions'`).Scan(&columns))
+	assert.Equal(t, 1, columns, "the application's sessions table is untouched")
+
+	s = testdb.OpenWith(t, store.Options{PostgresURL: dbURL})
+	require.NoError(t, s.CreateUser(ctx, identity.User{ID: uuid.NewString(), Email: "beside@example.com", CreatedAt: t0}, testHash))
+	assert.ElementsMatch(t, appTables, tablesOf(t, dbURL, "public"), "public keeps exactly the application's tables")
+	_, err = s.MoveSchema(ctx, "public")
+	assert.ErrorContains(t, err, "holds no Lanyard deployment")
+	assert.ElementsMatch(t, appTables, tablesOf(t, dbURL, "public"))
+}
+
+// TestStrandedOnSearchPath: an older build put its tables wherever the
+// database user's search_path pointed (here the database's default path
+// names the schema auth); upgrading with the default schema finds them
+// there instead of starting empty.
+func TestStrandedOnSearchPath(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testdb.PostgresURL(t)
+	old := testdb.OpenWith(t, store.Options{PostgresURL: dbURL, Schema: "auth"})
+	require.NoError(t, old.Close())
+	conn := testdb.Connect(t, dbURL)
+	_, err := conn.Exec(ctx, `ALTER DATABASE `+dbName(t, dbURL)+` SET search_path TO auth, public`)
+	require.NoError(t, err)
+
+	s, err := store.Open(ctx, store.Options{PostgresURL: dbURL})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	_, err = s.Migrate(ctx)
+	var stranded *store.StrandedError
+	require.ErrorAs(t, err, &stranded)
+	assert.Equal(t, "auth", stranded.Schema)
+	assert.Contains(t, err.Error(), "lanyard migrate --move-from auth")
+	assert.Empty(t, tablesOf(t, dbURL, store.DefaultSchema))
+}
+
+// TestMigrationsSetTheirSchema: every Up and Down section of every
+// embedded PostgreSQL migration starts with the SET LOCAL search_path line,
+// however goose's annotation is spelled, and a migration that would run
+// outside a transaction (where SET LOCAL does nothing) is refused.
+func TestMigrationsSetTheirSchema(t *testing.T) {
+	src := store.PostgresMigrations()
+	files, err := fs.Glob(src, "*.sql")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	check := func(t *testing.T, fsys fs.FS, name string, sections int) {
+		t.Helper()
+		b, err := fs.ReadFile(store.InSchema(fsys, "auth"), name)
+		require.NoError(t, err)
+		lines := strings.Split(string(b), "\n")
+		found := 0
+		for i, line := range lines {
+			if l := strings.ToLower(line); strings.HasPrefix(l, "--") && (strings.Contains(l, "+goose up") || strings.Contains(l, "+goose down")) {
+				found++
+				require.Less(t, i+1, len(lines))
+				assert.Equal(t, "SET LOCAL search_path TO auth;", lines[i+1], "%s line %d", name, i+2)
+			}
+		}
+		assert.Equal(t, sections, found, name)
+	}
+	for _, name := range files {
+		check(t, src, name, 2)
+	}
+	odd := fstest.MapFS{
+		"1_odd.sql":  {Data: []byte("--+goose up\nCREATE TABLE a (x int);\n-- +goose DOWN\nDROP TABLE a;\n")},
+		"2_notx.sql": {Data: []byte("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON a (x);\n")},
+	}
+	check(t, odd, "1_odd.sql", 2)
+	_, err = fs.ReadFile(store.InSchema(odd, "auth"), "2_notx.sql")
+	assert.ErrorContains(t, err, "must run in a transaction")
 }

@@ -18,6 +18,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -341,8 +342,8 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// Migrate applies every pending migration. On Postgres a session advisory lock
-// makes replicas that start together migrate one at a time.
+// Migrate applies every pending migration. On Postgres a lease row
+// (goose_lock) makes replicas that start together migrate one at a time.
 func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 	return s.migrate(ctx, 0)
 }
@@ -454,11 +455,27 @@ func (f inSchema) Open(name string) (fs.File, error) {
 	var out strings.Builder
 	for line := range strings.Lines(string(b)) {
 		out.WriteString(line)
-		if t := strings.TrimSpace(line); t == "-- +goose Up" || t == "-- +goose Down" {
+		switch gooseAnnotation(line) {
+		case "up", "down":
 			out.WriteString(set)
+		case "no transaction":
+			// SET LOCAL outside a transaction does nothing: the migration's
+			// names would land wherever the server connection's path points.
+			return nil, fmt.Errorf("%s: a PostgreSQL migration must run in a transaction (it sets its search_path with SET LOCAL)", name)
 		}
 	}
 	return &rewrittenFile{Reader: strings.NewReader(out.String()), info: info}, nil
+}
+
+// gooseAnnotation returns a line's goose annotation in lower case ("" when
+// it has none), read as goose reads it: a line starting with "--" that
+// names +goose, with every "--" and the first "+goose" removed.
+func gooseAnnotation(line string) string {
+	if !strings.HasPrefix(line, "--") || !strings.Contains(line, "+goose") {
+		return ""
+	}
+	cmd := strings.Replace(strings.ReplaceAll(line, "--", ""), "+goose", "", 1)
+	return strings.ToLower(strings.TrimSpace(cmd))
 }
 
 // rewrittenFile is an embedded migration with its search_path lines.
@@ -470,27 +487,34 @@ type rewrittenFile struct {
 func (f *rewrittenFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *rewrittenFile) Close() error               { return nil }
 
-// ErrTablesInPublic refuses to migrate a fresh schema beside a deployment
-// made before LANYARD_DATABASE_SCHEMA, whose tables are in public: that
-// would start an empty Lanyard and leave every account behind.
-var ErrTablesInPublic = errors.New("Lanyard's tables are in schema public (a deployment from before LANYARD_DATABASE_SCHEMA): " +
-	"set LANYARD_DATABASE_SCHEMA=public to keep them there, or move them once with `lanyard migrate --move-from public` (docs/upgrading.md)")
+// ErrStranded refuses to migrate a fresh schema beside a deployment made
+// before LANYARD_DATABASE_SCHEMA, whose tables are where the database
+// user's search_path put them (public, as a rule): that would start an
+// empty Lanyard and leave every account behind. The error is a
+// *StrandedError.
+var ErrStranded = errors.New("Lanyard's tables are in another schema")
+
+// StrandedError names the schema holding the deployment.
+type StrandedError struct{ Schema, Target string }
+
+func (e *StrandedError) Error() string {
+	return fmt.Sprintf("Lanyard's tables are in schema %s (a deployment from before LANYARD_DATABASE_SCHEMA, which names %s): "+
+		"set LANYARD_DATABASE_SCHEMA=%s to keep them there, or move them once with `lanyard migrate --move-from %s` (docs/upgrading.md)",
+		e.Schema, e.Target, e.Schema, e.Schema)
+}
+
+func (e *StrandedError) Unwrap() error { return ErrStranded }
+
+// ErrForeignGooseTable refuses a schema whose goose_db_version belongs to
+// another application that migrates with goose: Lanyard would take the
+// other application's versions for its own.
+var ErrForeignGooseTable = errors.New("the schema's goose_db_version is another application's (it records migrations but the schema holds no Lanyard tables): set LANYARD_DATABASE_SCHEMA to a schema of Lanyard's own")
 
 // migrate applies the pending migrations up to version upTo (0: all).
 func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
-	if s.dialect == Postgres && s.schema != "public" {
-		stranded, err := s.DeploymentIn(ctx, "public")
-		if err != nil {
+	if s.dialect == Postgres {
+		if err := s.CheckDeployment(ctx); err != nil {
 			return nil, err
-		}
-		if stranded {
-			mine, err := s.DeploymentIn(ctx, s.schema)
-			if err != nil {
-				return nil, err
-			}
-			if !mine {
-				return nil, ErrTablesInPublic
-			}
 		}
 	}
 	provider, done, err := s.migrationProvider(ctx)
@@ -514,15 +538,103 @@ func (s *Store) migrate(ctx context.Context, upTo int64) ([]string, error) {
 	return applied, nil
 }
 
+// CheckDeployment refuses a schema that is not Lanyard's to migrate: a
+// fresh one while a deployment from before LANYARD_DATABASE_SCHEMA sits
+// in public or elsewhere on the database user's search_path (a
+// *StrandedError), or one whose goose_db_version is another
+// application's (ErrForeignGooseTable). It reads only the catalogue, which
+// needs no privilege on the schemas it looks at.
+func (s *Store) CheckDeployment(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	mine, err := s.lanyardTables(ctx, s.sqlDB, s.schema)
+	if err != nil {
+		return err
+	}
+	if mine["signing_keys"] {
+		return nil
+	}
+	if mine["goose_db_version"] {
+		var applied *int64
+		err := s.sqlDB.QueryRowContext(ctx, `SELECT max(version_id) FROM `+s.schema+`.goose_db_version WHERE version_id > 0`).Scan(&applied)
+		if err != nil {
+			return s.fail(err)
+		}
+		if applied != nil {
+			return ErrForeignGooseTable
+		}
+	}
+	// Where an older build's unqualified names landed: the search_path of
+	// a plain connection (the same URL), and public.
+	rows, err := s.sqlDB.QueryContext(ctx, `SELECT unnest(current_schemas(false)) UNION SELECT 'public'`)
+	if err != nil {
+		return s.fail(err)
+	}
+	var candidates []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return s.fail(err)
+		}
+		candidates = append(candidates, name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.fail(err)
+	}
+	slices.Sort(candidates)
+	for _, other := range candidates {
+		if other == s.schema {
+			continue
+		}
+		found, err := s.DeploymentIn(ctx, other)
+		if err != nil {
+			return err
+		}
+		if found {
+			return &StrandedError{Schema: other, Target: s.schema}
+		}
+	}
+	return nil
+}
+
 // DeploymentIn reports whether schema holds a Lanyard deployment: goose's
-// version table beside Lanyard's signing keys.
+// version table, signing keys, users and sessions, each with a column
+// only Lanyard's has.
 func (s *Store) DeploymentIn(ctx context.Context, schema string) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var found bool
-	err := s.sqlDB.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL`,
-		schema+".goose_db_version", schema+".signing_keys").Scan(&found)
-	return found, s.fail(err)
+	found, err := s.lanyardTables(ctx, s.sqlDB, schema)
+	return found["goose_db_version"] && found["signing_keys"] && found["users"] && found["sessions"], err
+}
+
+// lanyardTables are the tables in schema that are Lanyard's: named as one
+// of Tables and having its signature column. The catalogue query needs no
+// USAGE on schema.
+func (s *Store) lanyardTables(ctx context.Context, q execer, schema string) (map[string]bool, error) {
+	names, columns := make([]string, 0, len(Tables)), make([]string, 0, len(Tables))
+	for _, t := range Tables {
+		names, columns = append(names, t), append(columns, signatureColumns[t])
+	}
+	rows, err := q.QueryContext(ctx, `SELECT c.relname FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+JOIN unnest($2::text[], $3::text[]) AS t(name, col) ON t.name = c.relname AND t.col = a.attname
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`, schema, names, columns)
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, s.fail(err)
+		}
+		found[name] = true
+	}
+	return found, s.fail(rows.Err())
 }
 
 // Tables are every table Lanyard's migrations create, goose's own included:
@@ -530,6 +642,16 @@ func (s *Store) DeploymentIn(ctx context.Context, schema string) (bool, error) {
 var Tables = []string{
 	"goose_db_version", "goose_lock", "users", "profiles", "sessions", "signing_keys", "throttles",
 	"mail_tokens", "outbox", "better_auth_sessions", "audit_events",
+}
+
+// signatureColumns name, for each of Tables, a column another
+// application's table of that name is unlikely to have: what tells
+// Lanyard's tables from an application's in a shared schema.
+var signatureColumns = map[string]string{
+	"goose_db_version": "version_id", "goose_lock": "lease_expires_at", "users": "password_hash",
+	"profiles": "python_proficiency", "sessions": "secret_hash", "signing_keys": "private_sealed",
+	"throttles": "window_start_ms", "mail_tokens": "token_hash", "outbox": "lease_until",
+	"better_auth_sessions": "exchanged_at", "audit_events": "actor",
 }
 
 // Functions are the functions Lanyard's migrations create (with their
@@ -560,21 +682,25 @@ func (s *Store) MoveSchema(ctx context.Context, from string) ([]string, error) {
 	} else if found {
 		return nil, fmt.Errorf("schema %s holds a Lanyard deployment already; nothing was moved", s.schema)
 	}
-	var moved []string
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, s.fail(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+s.schema); err != nil {
-		return nil, fmt.Errorf("create schema %s: %w", s.schema, err)
+	if err := createSchema(ctx, tx, s.schema); err != nil {
+		return nil, err
 	}
+	// Only Lanyard's own tables move: an application's table of the same
+	// name (its own users) stays where it is.
+	mine, err := s.lanyardTables(ctx, tx, from)
+	if err != nil {
+		return nil, err
+	}
+	var moved []string
 	for _, table := range Tables {
-		var exists bool
-		if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, from+"."+table).Scan(&exists); err != nil {
-			return nil, s.fail(err)
-		}
-		if !exists {
+		// goose_lock is never an older deployment's (it came with the
+		// lease lock) and may be an application's: the target gets its own.
+		if !mine[table] || table == "goose_lock" {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+from+`.`+table+` SET SCHEMA `+s.schema); err != nil {
