@@ -37,9 +37,10 @@ import (
 // refreshes spread over both, logout and reuse detection seen everywhere at
 // once.
 //
-// It runs twice: on PostgreSQL directly, and through a PgBouncer in
-// transaction mode (as on Neon's pooled endpoint), where the replicas also
-// migrate through the pooler and rotate keys through it.
+// It runs twice: on PostgreSQL directly, and through Debian's PgBouncer
+// 1.18 in transaction mode (as on Neon's pooled endpoint; it has no
+// prepared statements in that mode), where the replicas also migrate
+// through the pooler and rotate keys through it.
 func TestReplicas(t *testing.T) {
 	bin := replicaBuild(t)
 	for _, pooled := range []bool{false, true} {
@@ -51,7 +52,10 @@ func TestReplicas(t *testing.T) {
 			dbURL := testdb.PostgresURL(t)
 			serveURL := dbURL
 			if pooled {
-				serveURL = testdb.PooledURL(t, dbURL)
+				// The URL as an operator would first write it, without
+				// default_query_exec_mode: Lanyard sees the pooler refuse
+				// its startup parameters and stops naming statements.
+				serveURL = testdb.StartPgBouncer(t, dbURL)
 			}
 			testReplicas(t, bin, dbURL, serveURL)
 		})

@@ -16,6 +16,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,6 +196,7 @@ func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, *startupParams
 		return nil, nil, errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
 	}
 	params := serverTimeouts(cfg, timeout)
+	params.modeSet = execModeSet(rawURL)
 	giveUp := min(cancelGrace, timeout/4)
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: giveUp}
@@ -216,10 +218,39 @@ const cancelGrace = 250 * time.Millisecond
 // pool that connection. A pooler refuses startup parameters it does not
 // know (PgBouncer: "unsupported startup parameter"); once one has, they are
 // left out.
+//
+// A server that refuses them is a pooler, and one in transaction mode
+// hands each transaction to any server connection: pgx's default, named
+// prepared statements cached per connection, then meets statements it
+// never prepared ("prepared statement ... does not exist") or prepared
+// twice. So the connections after a refusal also send every statement
+// unnamed (default_query_exec_mode=exec), unless the URL chose a mode.
 type startupParams struct {
 	added   []string // the names Lanyard set (ones the URL sets are the operator's)
 	refused atomic.Bool
 	ignored bool // accepted, yet not in effect
+	modeSet bool // the URL sets default_query_exec_mode
+}
+
+// execModeSet reports whether a database URL chooses pgx's query
+// execution mode itself.
+func execModeSet(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	return err == nil && u.Query().Has("default_query_exec_mode")
+}
+
+// connConfig is the configuration of a new connection to dbURL for a
+// store whose server showed p: the migrations' own connections follow the
+// pool's choice of execution mode.
+func (p *startupParams) connConfig(dbURL string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, errors.New("parse database URL: invalid URL")
+	}
+	if p != nil && p.refused.Load() && !execModeSet(dbURL) {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
+	return cfg, nil
 }
 
 // check records whether the server applied the parameters it accepted.
@@ -252,6 +283,9 @@ func (p *startupParams) beforeConnect(_ context.Context, cfg *pgx.ConnConfig) er
 		cfg.RuntimeParams = maps.Clone(cfg.RuntimeParams)
 		for _, name := range p.added {
 			delete(cfg.RuntimeParams, name)
+		}
+		if !p.modeSet {
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 		}
 	}
 	return nil
@@ -392,9 +426,11 @@ func (s *Store) migrationProvider(ctx context.Context) (*goose.Provider, func(),
 	if s.dialect == Postgres {
 		// A migration may rewrite a large table: it runs on a connection of
 		// its own, without the statement and lock timeouts meant for requests.
-		if db, err = sql.Open("pgx", s.postgresURL); err != nil {
+		cfg, err := s.params.connConfig(s.postgresURL)
+		if err != nil {
 			return nil, nil, err
 		}
+		db = stdlib.OpenDB(*cfg)
 		done = func() { db.Close() }
 		if err := createSchema(ctx, db, s.schema); err != nil {
 			done()
