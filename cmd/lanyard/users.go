@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/lanyard-id/lanyard/api"
+	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/store"
+	"github.com/lanyard-id/lanyard/keys"
 )
 
 // The operators' commands, `lanyard users …` and `lanyard audit`: the same
@@ -53,6 +56,10 @@ func adminService(ctx context.Context, getenv func(string) string) (*identity.Se
 		st.Close()
 		return nil, nil, err
 	}
+	if err := proveSecret(ctx, cfg, st); err != nil {
+		st.Close()
+		return nil, nil, err
+	}
 	svc, err := identity.NewService(serviceConfig(cfg), st, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		st.Close()
@@ -65,6 +72,50 @@ func adminService(ctx context.Context, getenv func(string) string) (*identity.Se
 	}
 	svc.SetSessionClock(clock.Now)
 	return svc, func() { st.Close() }, nil
+}
+
+// errForeignSecret is the one line a command refuses with when
+// LANYARD_SECRET is not the server's.
+var errForeignSecret = errors.New("LANYARD_SECRET does not open the stored signing keys: it is not the server's secret")
+
+// proveSecret checks that LANYARD_SECRET is the server's, as `lanyard keys
+// reseal` does: the signing key in use (current, else next) must open with
+// it (or with LANYARD_SECRET_PREVIOUS). Throttle counters are keyed by an
+// HMAC under the secret, so with another secret `users delete` would
+// report success and leave the user's counters behind. A database with no
+// such key has nothing to prove the secret against.
+func proveSecret(ctx context.Context, cfg config.Config, st *store.Store) error {
+	records, err := st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var key *identity.SigningKeyRecord
+	for _, state := range []string{identity.KeyStateCurrent, identity.KeyStateNext} {
+		for i := range records {
+			if records[i].State == state {
+				key = &records[i]
+				break
+			}
+		}
+		if key != nil {
+			break
+		}
+	}
+	if key == nil {
+		return nil
+	}
+	sealer, err := newSealer(cfg)
+	if err != nil {
+		return err
+	}
+	alg, err := keys.ParseAlgorithm(key.Alg)
+	if err != nil {
+		return err
+	}
+	if _, err := sealer.Open(key.KID, alg, key.Sealed); err != nil {
+		return errForeignSecret
+	}
+	return nil
 }
 
 // parseArgs parses flags wherever they appear among the arguments and

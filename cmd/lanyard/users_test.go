@@ -200,6 +200,18 @@ func TestAdminAcrossReplicas(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, status)
 		status, _ = a.post(t, "/v1/auth/password/forgot", map[string]any{"email": email})
 		require.Equal(t, http.StatusAccepted, status)
+		// An email change in flight: its confirmation to the new address
+		// waits in the outbox when the user is deleted.
+		const newEmail = "operated-new@example.com"
+		status, out, err = a.do(http.MethodPost, "/v1/me/email", access, map[string]any{"new_email": newEmail, "current_password": password})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusAccepted, status, out)
+		mails := `SELECT count(*) FROM lanyard.outbox WHERE lower(recipient) IN ($1, $2)`
+		require.Equal(t, 1, replicaCount(t, db, `SELECT count(*) FROM lanyard.outbox WHERE recipient = $1 AND kind = 'confirm_email_change'`, newEmail))
+		require.Equal(t, 1, replicaCount(t, db, `SELECT count(*) FROM lanyard.mail_tokens WHERE user_id = $1 AND purpose = 'change_email' AND email = $2`, userID, newEmail))
+		mailToKey := throttleKey(t, secret, "mail_to", newEmail)
+		mailTo := `SELECT count(*) FROM lanyard.throttles WHERE scope = 'mail_to' AND key = $1`
+		require.Equal(t, 1, replicaCount(t, db, mailTo, mailToKey), "the new address's mail counter exists before")
 
 		loginKey := throttleKey(t, secret, "login_account", "user:"+userID)
 		forgotKey := throttleKey(t, secret, "forgot_email", email)
@@ -216,6 +228,8 @@ func TestAdminAcrossReplicas(t *testing.T) {
 
 		assert.Equal(t, []string{"audit_events.user_id"}, references(t, db, "lanyard", userID, email))
 		assert.Zero(t, replicaCount(t, db, throttles, loginKey, forgotKey), "the account's throttle counters are gone")
+		assert.Zero(t, replicaCount(t, db, mails, email, newEmail), "no mail to either address remains: the pending confirmation is gone too")
+		assert.Zero(t, replicaCount(t, db, mailTo, mailToKey), "the new address's mail counter is gone")
 		assert.Positive(t, replicaCount(t, db, `SELECT count(*) FROM lanyard.audit_events WHERE user_id = $1 AND type = 'user_deleted' AND actor = 'admin'`, userID))
 
 		status, _ = adminRequest(t, adminA, http.MethodGet, "/v1/admin/users/"+userID, cliAdminToken)
@@ -416,6 +430,59 @@ func TestUsersCommands(t *testing.T) {
 					assert.Contains(t, out, c)
 				}
 			})
+		})
+	}
+}
+
+// TestUsersCommandsProveTheSecret: with a LANYARD_SECRET that is not the
+// server's, every users/audit command refuses in one line and writes
+// nothing. Throttle counters are keyed by an HMAC under the secret: a
+// delete with another secret would otherwise report success and leave them.
+func TestUsersCommandsProveTheSecret(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			vars := map[string]string{"LANYARD_ISSUER": "http://lanyard.test", "LANYARD_DATA_DIR": t.TempDir()}
+			if name == "postgres" {
+				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+				vars["LANYARD_SECRET"] = strings.Repeat("cli-secret-", 4)
+			}
+			l := start(t, vars)
+			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "proved@example.com", "password": "correct horse battery staple"})
+			require.Equal(t, http.StatusCreated, status, body)
+			id := body["user"].(map[string]any)["id"].(string)
+
+			wrong := map[string]string{}
+			for k, v := range vars {
+				wrong[k] = v
+			}
+			wrong["LANYARD_SECRET"] = strings.Repeat("not-the-servers-secret-", 3)
+			for _, args := range [][]string{
+				{"users", "delete", "--yes", id}, {"users", "disable", id}, {"users", "end-sessions", id},
+				{"users", "show", id}, {"users", "list"}, {"audit", "--user", id},
+			} {
+				err, out := runAdmin(t, args, wrong)
+				require.Error(t, err, "%v", args)
+				assert.Equal(t, "LANYARD_SECRET does not open the stored signing keys: it is not the server's secret", err.Error(), "%v", args)
+				assert.NotContains(t, out, "deleted", "%v", args)
+			}
+			// Nothing was written: the user is there, enabled, with its
+			// session, and no operator's event names it.
+			err, out := runAdmin(t, []string{"users", "show", "--json", id}, vars)
+			require.NoError(t, err, "the server's secret still works")
+			var u api.AdminUserDetail
+			require.NoError(t, json.Unmarshal([]byte(out), &u), out)
+			assert.Equal(t, id, u.Id)
+			assert.False(t, u.Disabled)
+			assert.Equal(t, 1, u.LiveSessions, "no session was ended")
+			err, out = runAdmin(t, []string{"audit", "--user", id, "--json"}, vars)
+			require.NoError(t, err)
+			var list api.AuditEventList
+			require.NoError(t, json.Unmarshal([]byte(out), &list), out)
+			for _, e := range list.Events {
+				if e.Actor == "admin" {
+					assert.Equal(t, "user_viewed", e.Type, "only the show above, with the right secret")
+				}
+			}
 		})
 	}
 }

@@ -27,4 +27,16 @@ func TestAdminToken(t *testing.T) {
 		assert.Equal(t, "LANYARD_ADMIN_TOKEN", e.Variable)
 		assert.NotContains(t, err.Error(), short, "the value is never echoed")
 	}
+
+	// A Kubernetes secret made with `echo` ends in a newline: refused at
+	// start rather than never matching a client's token.
+	for _, padded := range []string{token + "\n", token + "\r\n", " " + token, "\t" + token, token + " ", strings.Repeat(" ", MinAdminTokenBytes)} {
+		_, err = Load(env(map[string]string{"LANYARD_ADMIN_TOKEN": padded}))
+		var e *Error
+		require.ErrorAs(t, err, &e, "%q", padded)
+		assert.Equal(t, "LANYARD_ADMIN_TOKEN", e.Variable)
+		assert.Contains(t, err.Error(), "LANYARD_ADMIN_TOKEN")
+		assert.Contains(t, err.Error(), "must not start or end with whitespace")
+		assert.NotContains(t, err.Error(), token, "the value is never echoed")
+	}
 }

@@ -233,6 +233,10 @@ func (c Config) validate() error {
 	if c.Secret != nil && len(c.Secret) < MinSecretBytes {
 		return &Error{"LANYARD_SECRET", fmt.Sprintf("must be at least %d bytes (got %d)", MinSecretBytes, len(c.Secret))}
 	}
+	if c.AdminToken != nil && strings.TrimSpace(string(c.AdminToken)) != string(c.AdminToken) {
+		// A secret made with `echo` ends in a newline no client sends.
+		return &Error{"LANYARD_ADMIN_TOKEN", "must not start or end with whitespace (a secret made with `echo` ends in a newline: use `echo -n` or `printf`)"}
+	}
 	if c.AdminToken != nil && len(c.AdminToken) < MinAdminTokenBytes {
 		return &Error{"LANYARD_ADMIN_TOKEN", fmt.Sprintf("must be at least %d bytes (got %d), e.g. `openssl rand -base64 33`", MinAdminTokenBytes, len(c.AdminToken))}
 	}

@@ -201,6 +201,23 @@ func TestAdminUsers(t *testing.T) {
 			}
 		})
 
+		// A NUL (or any control character) in the prefix or inside a
+		// cursor's position is the client's mistake, answered 400 on every
+		// database: PostgreSQL refuses a NUL in text outright, which must
+		// not surface as a 500.
+		t.Run("control characters", func(t *testing.T) {
+			for _, q := range []string{"email_prefix=%00", "email_prefix=a%00", "email_prefix=a%00b", "email_prefix=%1F"} {
+				res := s.adminCall(t, http.MethodGet, "/v1/admin/users?"+q, testAdminToken)
+				assert.Equal(t, http.StatusBadRequest, res.status, "%s: %s", q, res.body)
+				assert.Equal(t, "validation_failed", res.json(t)["code"], q)
+			}
+			for _, q := range []string{"cursor=dTE6AA", "cursor=dTE6YQA", "cursor=dTE6YQBi"} { // "u1:\x00", "u1:a\x00", "u1:a\x00b"
+				res := s.adminCall(t, http.MethodGet, "/v1/admin/users?"+q, testAdminToken)
+				assert.Equal(t, http.StatusBadRequest, res.status, "%s: %s", q, res.body)
+				assert.Equal(t, "invalid_cursor", res.json(t)["code"], q)
+			}
+		})
+
 		t.Run("one user", func(t *testing.T) {
 			id := ids["ab@example.com"]
 			body := s.admin200(t, "/v1/admin/users/"+url.PathEscape(id))
@@ -282,6 +299,16 @@ func TestAdminUsers(t *testing.T) {
 			res := s.adminCall(t, http.MethodDelete, "/v1/admin/users/"+id+"/sessions", testAdminToken)
 			require.Equal(t, http.StatusNoContent, res.status, string(res.body))
 			assert.EqualValues(t, 0, s.admin200(t, "/v1/admin/users/"+id)["live_sessions"])
+			ended := func() []any {
+				return s.admin200(t, "/v1/admin/audit?type=session_ended&user_id="+id)["events"].([]any)
+			}
+			require.Len(t, ended(), 1)
+			assert.Equal(t, "2", ended()[0].(map[string]any)["details"].(map[string]any)["count"], "the sign-up's session and the login's")
+			// Again: nothing is left to end. Still 204, and no event claims
+			// that sessions ended.
+			res = s.adminCall(t, http.MethodDelete, "/v1/admin/users/"+id+"/sessions", testAdminToken)
+			require.Equal(t, http.StatusNoContent, res.status, string(res.body))
+			assert.Len(t, ended(), 1, "ending nothing writes no session_ended")
 			res = s.refresh(t, tk.Refresh)
 			assert.Equal(t, http.StatusUnauthorized, res.status)
 			assert.Equal(t, "invalid_refresh_token", res.json(t)["code"])
@@ -413,6 +440,15 @@ func TestDisabledAccount(t *testing.T) {
 			assert.Equal(t, tc.code, res.json(t)["code"])
 			assert.Equal(t, before+1, verified(), "the hash is verified exactly once, as for any account")
 		}
+		// Both refusals are in the trail: the wrong password as such, the
+		// right one as a failed login of a disabled account.
+		var reasons []string
+		for _, raw := range s.admin200(t, "/v1/admin/audit?type=login_failed&user_id="+user.User.ID)["events"].([]any) {
+			e := raw.(map[string]any)
+			assert.Equal(t, "user", e["actor"])
+			reasons = append(reasons, e["details"].(map[string]any)["reason"].(string))
+		}
+		assert.Equal(t, []string{"account_disabled", "wrong_password"}, reasons, "newest first")
 
 		exchange := func(token string) response {
 			return s.do(t, http.MethodPost, "/v1/auth/exchange/better-auth",

@@ -127,12 +127,16 @@ func TestAuditTrail(t *testing.T) {
 			assert.Len(t, s.auditEvents(t), before, "a refused end writes nothing")
 			require.Equal(t, http.StatusNoContent, s.as(t, http.MethodDelete, "/v1/me/sessions/"+fourthID, third.Access, nil).status)
 			require.Equal(t, http.StatusNoContent, s.as(t, http.MethodDelete, "/v1/me/sessions", third.Access, nil).status)
+			before = len(s.auditEvents(t))
+			require.Equal(t, http.StatusNoContent, s.as(t, http.MethodDelete, "/v1/me/sessions", third.Access, nil).status)
+			assert.Len(t, s.auditEvents(t), before, "ending the others again ends nothing and writes nothing")
 			require.Equal(t, http.StatusNoContent, s.as(t, http.MethodPost, "/v1/auth/logout", "", map[string]string{"refresh_token": third.Refresh}).status)
 			require.Equal(t, http.StatusNoContent, s.as(t, http.MethodPost, "/v1/auth/logout", "", map[string]string{"refresh_token": third.Refresh}).status)
 			ended := ofType(s.auditEvents(t), identity.AuditSessionEnded, me.User.ID)
 			require.Len(t, ended, 3, "one, the others, the logout; the second logout ended nothing")
 			assert.Equal(t, "logout", ended[0].Details["reason"])
 			assert.Equal(t, "logout_others", ended[1].Details["reason"])
+			assert.Equal(t, "2", ended[1].Details["count"], "the sign-up's session and the fifth")
 			assert.Equal(t, fourthID, ended[2].Details["session_id"])
 
 			// Password change: refused (wrong current password) writes a

@@ -32,11 +32,17 @@ type UserAdmin interface {
 	// keeps its first time), or enables it when at is nil; ErrNotFound when
 	// there is no such user.
 	SetUserDisabled(ctx context.Context, userID string, at *time.Time) error
+	// PendingEmailChanges returns the (lower-cased) new addresses of the
+	// user's unused email-change tokens: confirmations may still be queued
+	// for them.
+	PendingEmailChanges(ctx context.Context, userID string) ([]string, error)
 	// DeleteUser removes the user and everything tied to it, in the caller's
-	// transaction: profile, sessions, mail tokens and imported Better-Auth
-	// sessions (by foreign key), outbox mails to email, and the throttle
-	// counters named. ErrNotFound when there is no such user.
-	DeleteUser(ctx context.Context, userID, email string, throttles []ThrottleCounter) error
+	// transaction: profile, sessions and mail tokens (by foreign key),
+	// imported Better-Auth sessions (explicitly, before the user row), outbox
+	// mails to email, email-change confirmations (KindConfirmEmailChange) to
+	// changeEmails, and the throttle counters named. ErrNotFound when there
+	// is no such user.
+	DeleteUser(ctx context.Context, userID, email string, changeEmails []string, throttles []ThrottleCounter) error
 }
 
 // UserSearch selects users for an operator.
@@ -142,7 +148,9 @@ func decodeCursor(prefix, cursor string) (string, bool) {
 		return "", false
 	}
 	position := string(b[len(prefix):])
-	return position, position != ""
+	// Positions this server issues are ids and addresses: never a control
+	// character (PostgreSQL refuses a NUL in text outright).
+	return position, position != "" && !strings.ContainsFunc(position, invisible)
 }
 
 // AdminListUsers finds users by normalised email prefix, a page at a time.
@@ -156,6 +164,10 @@ func (s *Service) AdminListUsers(ctx context.Context, emailPrefix, cursor string
 		return UserPage{}, invalidCursor()
 	}
 	prefix := strings.ToLower(strings.TrimSpace(emailPrefix))
+	if strings.ContainsFunc(prefix, invisible) || !utf8.ValidString(prefix) {
+		return UserPage{}, &Error{Code: CodeValidation, Message: "the email prefix has a control or invisible character",
+			Fields: []FieldError{{Field: "email_prefix", Message: "no control or invisible characters"}}}
+	}
 	users, err := s.store.SearchUsers(ctx, UserSearch{EmailPrefix: prefix, After: after, Limit: limit + 1})
 	if err != nil {
 		return UserPage{}, internal(err)
@@ -203,7 +215,8 @@ func (s *Service) AdminDisableUser(ctx context.Context, by Admin, userID string)
 		if err := tx.SetUserDisabled(ctx, userID, &now); err != nil {
 			return err
 		}
-		return tx.EndAllSessions(ctx, userID, "disabled", now)
+		_, err := tx.EndAllSessions(ctx, userID, "disabled", now)
+		return err
 	})
 }
 
@@ -215,27 +228,49 @@ func (s *Service) AdminEnableUser(ctx context.Context, by Admin, userID string) 
 	})
 }
 
-// AdminEndSessions ends every session of the user (reason "admin").
+// AdminEndSessions ends every session of the user (reason "admin"). The
+// session_ended event (with the count) is written only when a session
+// ended: a call that ends nothing changes nothing and records nothing.
 func (s *Service) AdminEndSessions(ctx context.Context, by Admin, userID string) error {
+	if !adminUserID(userID) {
+		return noSuchUser()
+	}
 	now := s.sessionTime()
-	return s.adminChange(ctx, by, userID, AuditSessionEnded, map[string]string{"reason": "admin"}, func(tx Tx) error {
+	err := s.store.Atomically(ctx, func(tx Tx) error {
 		if _, err := tx.UserByID(ctx, userID); err != nil {
 			return err
 		}
-		return tx.EndAllSessions(ctx, userID, "admin", now)
+		n, err := tx.EndAllSessions(ctx, userID, "admin", now)
+		if err != nil || n == 0 {
+			return err
+		}
+		return tx.AppendAudit(ctx, by.event(AuditSessionEnded, userID, now,
+			map[string]string{"reason": "admin", "count": strconv.FormatInt(n, 10)}))
 	})
+	return adminError(err)
 }
 
 // AdminDeleteUser removes the user and everything tied to it (UserAdmin's
 // DeleteUser, with the throttle counters keyed by its id or address) in one
-// transaction. Audit events keep the user id.
+// transaction. A pending email change goes too: its confirmation mail to the
+// new address and that address's mail_to counter. Audit events keep the
+// user id.
 func (s *Service) AdminDeleteUser(ctx context.Context, by Admin, userID string) error {
 	return s.adminChange(ctx, by, userID, AuditUserDeleted, nil, func(tx Tx) error {
 		user, err := tx.UserByID(ctx, userID)
 		if err != nil {
 			return err
 		}
-		return tx.DeleteUser(ctx, userID, user.Email, s.accountCounters(user))
+		// Read before the user row (and its mail tokens with it) goes.
+		changes, err := tx.PendingEmailChanges(ctx, userID)
+		if err != nil {
+			return err
+		}
+		counters := s.accountCounters(user)
+		for _, e := range changes {
+			counters = append(counters, ThrottleCounter{Scope: ScopeMailTo, Key: s.counterKey(ScopeMailTo, strings.ToLower(e))})
+		}
+		return tx.DeleteUser(ctx, userID, user.Email, changes, counters)
 	})
 }
 

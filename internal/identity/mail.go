@@ -369,7 +369,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, next string, client 
 		if err := tx.SwapPasswordHash(ctx, user.ID, newHash, hash, now); err != nil {
 			return err
 		}
-		if err := tx.EndAllSessions(ctx, user.ID, "password_change", now); err != nil {
+		if _, err := tx.EndAllSessions(ctx, user.ID, "password_change", now); err != nil {
 			return err
 		}
 		if err := tx.MarkEmailVerified(ctx, user.ID, user.Email, now); err != nil {

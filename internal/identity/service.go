@@ -288,6 +288,9 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if user.DisabledAt != nil {
 		try.succeeded(ctx)
 		s.authEvent(ctx, slog.LevelInfo, "login_disabled", user.ID, client, "failure")
+		if err := s.audit(ctx, AuditLoginFailed, user.ID, client, map[string]string{"reason": "account_disabled"}); err != nil {
+			return Tokens{}, err
+		}
 		return Tokens{}, accountDisabled()
 	}
 	// Only someone who knows the password learns the address is unproved,
@@ -341,6 +344,9 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 		// No session is opened for a user disabled meanwhile (the statement
 		// checks that too), nor when the password kept changing.
 		if u, err := s.store.UserByID(ctx, user.ID); err == nil && u.DisabledAt != nil {
+			if err := s.audit(ctx, AuditLoginFailed, user.ID, client, map[string]string{"reason": "account_disabled"}); err != nil {
+				return Tokens{}, err
+			}
 			return Tokens{}, accountDisabled()
 		}
 		return Tokens{}, invalidLogin()

@@ -71,15 +71,17 @@ func (s *Service) EndSession(ctx context.Context, claims AccessClaims, client Cl
 	return nil
 }
 
-// EndOtherSessions ends every session of the caller but the current one.
+// EndOtherSessions ends every session of the caller but the current one,
+// recording session_ended (with the count) only when it ended any.
 func (s *Service) EndOtherSessions(ctx context.Context, claims AccessClaims, client Client) error {
 	now := s.sessionTime()
 	err := s.store.Atomically(ctx, func(tx Tx) error {
-		if err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", now); err != nil {
-			return err
+		n, err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "logout_others", now)
+		if err != nil || n == 0 {
+			return err // nothing ended: nothing to record
 		}
 		return tx.AppendAudit(ctx, auditOf(AuditSessionEnded, claims.Subject, client, now, map[string]string{
-			"reason": "logout_others", "scope": "others", "kept_session_id": claims.SessionID}))
+			"reason": "logout_others", "scope": "others", "kept_session_id": claims.SessionID, "count": strconv.FormatInt(n, 10)}))
 	})
 	if err != nil {
 		return internal(err)
@@ -132,7 +134,7 @@ func (s *Service) ChangePassword(ctx context.Context, claims AccessClaims, clien
 		if expiresAt, err = tx.ReplaceSessionSecret(ctx, claims.Subject, claims.SessionID, tok.secretHash(), now); err != nil {
 			return err
 		}
-		if err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now); err != nil {
+		if _, err := tx.EndOtherSessions(ctx, claims.Subject, claims.SessionID, "password_change", now); err != nil {
 			return err
 		}
 		if user, err = tx.UserByID(ctx, claims.Subject); err != nil {

@@ -92,11 +92,12 @@ type Sessions interface {
 	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
 	// EndOtherSessions ends every live session of the user but keepSessionID,
 	// imported Better-Auth sessions included (they can no longer be
-	// exchanged).
-	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error
+	// exchanged). It returns how many sessions it ended (not counting the
+	// Better-Auth sessions).
+	EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) (int64, error)
 	// EndAllSessions ends every live session of the user, imported
-	// Better-Auth sessions included.
-	EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error
+	// Better-Auth sessions included, and returns how many sessions it ended.
+	EndAllSessions(ctx context.Context, userID, reason string, at time.Time) (int64, error)
 	// PurgeSessions deletes up to batch sessions that can never be used again:
 	// past their absolute end (now), idle before idleCutoff, or revoked before
 	// revokedBefore. Safe to run on every replica at once.

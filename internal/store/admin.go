@@ -68,9 +68,29 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID string, at *time.Tim
 	return s.execOne(ctx, identity.ErrNotFound, `UPDATE lanyard.users SET disabled_at = COALESCE(disabled_at, ?) WHERE id = ?`, *at, userID)
 }
 
-// DeleteUser implements identity.UserAdmin. Profiles, sessions, mail
-// tokens and Better-Auth sessions go with the user row (ON DELETE CASCADE).
-func (s *Store) DeleteUser(ctx context.Context, userID, email string, throttles []identity.ThrottleCounter) error {
+// PendingEmailChanges implements identity.UserAdmin.
+func (s *Store) PendingEmailChanges(ctx context.Context, userID string) ([]string, error) {
+	if !validUserID(userID) {
+		return nil, nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var emails []string
+	err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT lower(email) FROM lanyard.mail_tokens
+WHERE user_id = ? AND purpose = ? AND used_at IS NULL ORDER BY 1`, userID, identity.PurposeChangeEmail).Scan(&emails).Error
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return emails, nil
+}
+
+// DeleteUser implements identity.UserAdmin. Profiles, sessions and mail
+// tokens go with the user row (ON DELETE CASCADE). Better-Auth sessions are
+// deleted explicitly before it, in the order a Better-Auth exchange locks
+// them (its session row, then a key-share lock on the user row): left to
+// the cascade, the delete would hold the user row while waiting for the
+// exchange's session row, and the two would deadlock.
+func (s *Store) DeleteUser(ctx context.Context, userID, email string, changeEmails []string, throttles []identity.ThrottleCounter) error {
 	if !validUserID(userID) {
 		return identity.ErrNotFound
 	}
@@ -80,11 +100,24 @@ func (s *Store) DeleteUser(ctx context.Context, userID, email string, throttles 
 	if err := db.Exec(`DELETE FROM lanyard.outbox WHERE lower(recipient) = lower(?)`, email).Error; err != nil {
 		return s.fail(err)
 	}
+	if len(changeEmails) > 0 {
+		lowered := make([]string, len(changeEmails))
+		for i, e := range changeEmails {
+			lowered[i] = strings.ToLower(e)
+		}
+		if err := db.Exec(`DELETE FROM lanyard.outbox WHERE kind = ? AND lower(recipient) IN ?`,
+			identity.KindConfirmEmailChange, lowered).Error; err != nil {
+			return s.fail(err)
+		}
+	}
 	if len(throttles) > 0 {
 		where, args := countersWhere(throttles)
 		if _, err := db.Statement.ConnPool.ExecContext(ctx, s.numberedParams(`DELETE FROM lanyard.throttles WHERE `+where), args...); err != nil {
 			return s.fail(err)
 		}
+	}
+	if err := db.Exec(`DELETE FROM lanyard.better_auth_sessions WHERE user_id = ?`, userID).Error; err != nil {
+		return s.fail(err)
 	}
 	res := db.Exec(`DELETE FROM lanyard.users WHERE id = ?`, userID)
 	if res.Error != nil {

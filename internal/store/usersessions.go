@@ -100,22 +100,23 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 }
 
 // EndOtherSessions implements identity.Sessions.
-func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
+func (s *Store) EndOtherSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) (int64, error) {
 	return s.endSessions(ctx, userID, keepSessionID, reason, at)
 }
 
 // EndAllSessions implements identity.Sessions.
-func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) error {
+func (s *Store) EndAllSessions(ctx context.Context, userID, reason string, at time.Time) (int64, error) {
 	return s.endSessions(ctx, userID, "", reason, at)
 }
 
 // endSessions ends every live session of the user but keepSessionID ("":
 // none). The user's imported Better-Auth sessions end too, marked exchanged
 // rather than deleted, so a later re-run of the import finds them spent and
-// does not bring them back.
-func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) error {
+// does not bring them back. It returns how many sessions it ended (the
+// Better-Auth sessions it marked exchanged not counted).
+func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason string, at time.Time) (int64, error) {
 	if !validUserID(userID) {
-		return nil
+		return 0, nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -128,9 +129,13 @@ func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason s
 	// until it commits, and the sessions UPDATE after it then sees (and
 	// ends) the session the exchange opened.
 	if err := db.Exec(`UPDATE lanyard.better_auth_sessions SET exchanged_at = ? WHERE user_id = ? AND exchanged_at IS NULL`, at, userID).Error; err != nil {
-		return s.fail(err)
+		return 0, s.fail(err)
 	}
-	return s.fail(db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...).Error)
+	res := db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE user_id = ?`+keep+` AND revoked_at IS NULL`, args...)
+	if res.Error != nil {
+		return 0, s.fail(res.Error)
+	}
+	return res.RowsAffected, nil
 }
 
 // PurgeSessions deletes up to batch sessions that can never be used again:

@@ -883,7 +883,9 @@ type SecurityEvent struct {
 	// Type `signup`, `login_succeeded`, `login_failed`, `throttled`,
 	// `refresh_reuse_detected`, `password_changed`, `password_reset`,
 	// `email_verified`, `email_changed`, `session_ended`,
-	// `user_disabled`, `user_enabled`, `user_viewed`; more may be added.
+	// `user_disabled`, `user_enabled`, `user_deleted`, `user_viewed`,
+	// `key_rotated`, `key_revoked` (the last two name no user, so a
+	// user's own events never include them); more may be added.
 	Type string `json:"type"`
 
 	// UserAgent The client's User-Agent (sanitised; "" when none).
@@ -1310,7 +1312,9 @@ type AdminListAuditParams struct {
 
 // AdminListUsersParams defines parameters for AdminListUsers.
 type AdminListUsersParams struct {
-	// EmailPrefix The start of the address (case-insensitive).
+	// EmailPrefix The start of the address (case-insensitive). A control or
+	// invisible character in it (e.g. `%00`) is refused: 400
+	// `validation_failed`.
 	EmailPrefix *string `form:"email_prefix,omitempty" json:"email_prefix,omitempty"`
 
 	// Cursor The `next_cursor` of the previous page, as given (opaque); anything
@@ -1653,7 +1657,9 @@ type ClientInterface interface {
 	//
 	// Every session of the user ends at once (imported Better-Auth sessions
 	// included); the user can log in again. Recorded as `session_ended`
-	// with `reason: admin`.
+	// with `reason: admin` and `count` (the sessions ended); a call that
+	// ends nothing (no live session) still answers 204 and records
+	// nothing.
 	//
 	// Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
 	AdminEndUserSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2414,7 +2420,9 @@ func (c *Client) AdminEnableUser(ctx context.Context, id AdminUserID, reqEditors
 //
 // Every session of the user ends at once (imported Better-Auth sessions
 // included); the user can log in again. Recorded as `session_ended`
-// with `reason: admin`.
+// with `reason: admin` and `count` (the sessions ended); a call that
+// ends nothing (no live session) still answers 204 and records
+// nothing.
 //
 // Corresponds with DELETE /v1/admin/users/{id}/sessions (the `AdminEndUserSessions` operationId).
 func (c *Client) AdminEndUserSessions(ctx context.Context, id AdminUserID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4723,7 +4731,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Every session of the user ends at once (imported Better-Auth sessions
 	// included); the user can log in again. Recorded as `session_ended`
-	// with `reason: admin`.
+	// with `reason: admin` and `count` (the sessions ended); a call that
+	// ends nothing (no live session) still answers 204 and records
+	// nothing.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8128,7 +8138,9 @@ func (c *ClientWithResponses) AdminEnableUserWithResponse(ctx context.Context, i
 //
 // Every session of the user ends at once (imported Better-Auth sessions
 // included); the user can log in again. Recorded as `session_ended`
-// with `reason: admin`.
+// with `reason: admin` and `count` (the sessions ended); a call that
+// ends nothing (no live session) still answers 204 and records
+// nothing.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -87,8 +87,13 @@ func testUserAdmin(t *testing.T, s Store) {
 		require.NoError(t, err)
 		assert.True(t, st.UserDisabled)
 
-		require.NoError(t, s.EndAllSessions(ctx, f.user.ID, "disabled", at))
+		n, err := s.EndAllSessions(ctx, f.user.ID, "disabled", at)
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n, "it reports the sessions it ended")
 		assert.Equal(t, "disabled", revokeReason(t, s, f.session))
+		n, err = s.EndAllSessions(ctx, f.user.ID, "disabled", at)
+		require.NoError(t, err)
+		assert.Zero(t, n, "nothing left to end")
 
 		require.NoError(t, s.SetUserDisabled(ctx, f.user.ID, nil))
 		u, err = s.UserByID(ctx, f.user.ID)
@@ -118,9 +123,25 @@ func testUserAdmin(t *testing.T, s Store) {
 		require.NoError(t, s.EnqueueMail(ctx, outboxMail(other.user.Email, t0)))
 		_, err = s.UpsertProfile(ctx, f.user.ID, identity.Profile{PythonProficiency: "advanced", DeveloperRole: "researcher"}, t0)
 		require.NoError(t, err)
+		// A pending email change: its token names the new address, and its
+		// confirmation waits in the outbox next to another kind of mail to
+		// the same address (which stays).
+		require.NoError(t, s.CreateMailToken(ctx, mailToken(f.user.ID, "adm-new@example.com", identity.PurposeChangeEmail, t0, time.Hour)))
+		require.NoError(t, s.CreateMailToken(ctx, mailToken(other.user.ID, "zed-new@example.com", identity.PurposeChangeEmail, t0, time.Hour)))
+		confirm := outboxMail("adm-new@example.com", t0)
+		confirm.Kind = identity.KindConfirmEmailChange
+		require.NoError(t, s.EnqueueMail(ctx, confirm))
+		require.NoError(t, s.EnqueueMail(ctx, outboxMail("adm-new@example.com", t0)))
+		changes, err := s.PendingEmailChanges(ctx, f.user.ID)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"adm-new@example.com"}, changes, "the user's pending change, no one else's")
 
 		require.NoError(t, s.Atomically(ctx, func(tx identity.Tx) error {
-			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, []identity.ThrottleCounter{mine})
+			changes, err := tx.PendingEmailChanges(ctx, f.user.ID)
+			if err != nil {
+				return err
+			}
+			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, changes, []identity.ThrottleCounter{mine})
 		}))
 		_, err = s.UserByID(ctx, f.user.ID)
 		assert.ErrorIs(t, err, identity.ErrNotFound)
@@ -131,12 +152,18 @@ func testUserAdmin(t *testing.T, s Store) {
 		assert.False(t, blocks[1].IsZero(), "another's stays")
 		claimed, err := s.ClaimMail(ctx, "claim", t0.Add(time.Minute), time.Minute, 100)
 		require.NoError(t, err)
+		kept := 0
 		for _, m := range claimed {
 			assert.NotEqual(t, f.user.Email, m.Recipient, "the user's mail is gone")
+			assert.NotEqual(t, identity.KindConfirmEmailChange, m.Kind, "the pending change's confirmation is gone")
+			if m.Recipient == "adm-new@example.com" {
+				kept++
+			}
 		}
+		assert.Equal(t, 1, kept, "other kinds of mail to the new address stay")
 		assert.NotEmpty(t, claimed, "other mail stays")
 		assert.ErrorIs(t, s.Atomically(ctx, func(tx identity.Tx) error {
-			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, nil)
+			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, nil, nil)
 		}), identity.ErrNotFound)
 		_, err = s.UserByID(ctx, other.user.ID)
 		assert.NoError(t, err, "nobody else is touched")

@@ -57,7 +57,9 @@ func testEmailOwnership(t *testing.T, s Store) {
 
 	// EndAllSessions ends every session of that user and no other's.
 	extra := addSession(t, s, f.user.ID, t0)
-	require.NoError(t, s.EndAllSessions(ctx, f.user.ID, "password_change", t0.Add(time.Minute)))
+	ended, err := s.EndAllSessions(ctx, f.user.ID, "password_change", t0.Add(time.Minute))
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, ended, "it counts the sessions it ended")
 	assert.Equal(t, "password_change", revokeReason(t, s, f.session))
 	assert.Equal(t, "password_change", revokeReason(t, s, extra))
 	assert.Empty(t, revokeReason(t, s, g.session))

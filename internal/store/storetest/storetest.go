@@ -630,7 +630,12 @@ func testUserSessions(t *testing.T, s Store) {
 	assert.False(t, live(a2, a.user.ID))
 
 	a3 := addSession(t, s, a.user.ID, t0.Add(2*time.Minute))
-	require.NoError(t, s.EndOtherSessions(ctx, a.user.ID, a3.ID, "logout_others", now))
+	ended, err := s.EndOtherSessions(ctx, a.user.ID, a3.ID, "logout_others", now)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, ended, "a2 had ended already; a3 is kept")
+	ended, err = s.EndOtherSessions(ctx, a.user.ID, a3.ID, "logout_others", now)
+	require.NoError(t, err)
+	assert.Zero(t, ended, "nothing left to end")
 	list, err = s.ListSessions(ctx, a.user.ID, now, idle)
 	require.NoError(t, err)
 	require.Len(t, list, 1)
@@ -721,7 +726,8 @@ func testRacingSwaps(t *testing.T, s Store) {
 			if _, err := tx.ReplaceSessionSecret(ctx, f.user.ID, f.session.ID, secrets[i], t0); err != nil {
 				return err
 			}
-			return tx.EndOtherSessions(ctx, f.user.ID, f.session.ID, "password_change", t0)
+			_, err := tx.EndOtherSessions(ctx, f.user.ID, f.session.ID, "password_change", t0)
+			return err
 		})
 	})
 	won := -1
