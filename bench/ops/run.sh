@@ -103,7 +103,12 @@ login() {
   "$tmp/loginflood" -bin "$bin" -db "$(dburl "$db")" -clients "$login_clients" -duration "${duration}s" >"$tmp/flood.txt" 2>&1 ||
     { cat "$tmp/flood.txt" >&2; return 1; }
   cat "$tmp/flood.txt" >>"$out/loginflood-raw.txt"
-  echo "target=$name logins_per_s=$(sed -nE 's/^logins ok=[0-9]+ \(([0-9.]+)\/s\).*/\1/p' "$tmp/flood.txt") cpu_ms_per_login=$(sed -nE 's/.* ([0-9.]+) ms per successful login.*/\1/p' "$tmp/flood.txt") " |
+  audit=""
+  if [[ $name == audit ]]; then
+    # What the trail costs on disk: rows written by the flood and bytes per row (heap, indexes, TOAST).
+    audit=$(psql "$(dburl "$db")" -AtXc "SELECT 'audit_rows=' || count(*) || ' audit_bytes_per_row=' || (pg_total_relation_size('lanyard.audit_events') / greatest(count(*), 1)) FROM lanyard.audit_events")
+  fi
+  echo "target=$name logins_per_s=$(sed -nE 's/^logins ok=[0-9]+ \(([0-9.]+)\/s\).*/\1/p' "$tmp/flood.txt") cpu_ms_per_login=$(sed -nE 's/.* ([0-9.]+) ms per successful login.*/\1/p' "$tmp/flood.txt") $audit" |
     tee -a "$out/login-$name.txt"
 }
 for r in $(seq "$rounds"); do
