@@ -56,8 +56,9 @@ func (s *Service) ListSessions(ctx context.Context, claims AccessClaims) ([]Sess
 func (s *Service) EndSession(ctx context.Context, claims AccessClaims, client Client, sessionID string) error {
 	now := s.sessionTime()
 	err := s.store.Atomically(ctx, func(tx Tx) error {
-		if err := tx.EndSession(ctx, claims.Subject, sessionID, "logout", now); err != nil {
-			return err
+		ended, err := tx.EndSession(ctx, claims.Subject, sessionID, "logout", now)
+		if err != nil || !ended {
+			return err // ending an ended session changes nothing and records nothing
 		}
 		return tx.AppendAudit(ctx, auditOf(AuditSessionEnded, claims.Subject, client, now, map[string]string{
 			"reason": "logout", "session_id": sessionID, "current": strconv.FormatBool(sessionID == claims.SessionID)}))

@@ -89,7 +89,7 @@ type Sessions interface {
 	ListSessions(ctx context.Context, userID string, now, idleCutoff time.Time) ([]SessionInfo, error)
 	// EndSession ends one of the user's sessions; ErrNotFound when the user
 	// has none with that id. Ending an ended session is not an error.
-	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error
+	EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) (ended bool, err error)
 	// EndOtherSessions ends every live session of the user but keepSessionID,
 	// imported Better-Auth sessions included (they can no longer be
 	// exchanged). It returns how many sessions it ended (not counting the

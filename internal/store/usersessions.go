@@ -77,9 +77,9 @@ func (s *Store) ListSessions(ctx context.Context, userID string, now, idleCutoff
 
 // EndSession ends one session of a user. ErrNotFound when the user has no
 // session with that id (another user's session is "not found" too).
-func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) error {
+func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string, at time.Time) (bool, error) {
 	if !(validUUIDs(sessionID) && validUserID(userID)) {
-		return identity.ErrNotFound
+		return false, identity.ErrNotFound
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -87,16 +87,16 @@ func (s *Store) EndSession(ctx context.Context, userID, sessionID, reason string
 	res := db.Exec(`UPDATE lanyard.sessions SET revoked_at = ?, revoke_reason = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL`,
 		at, reason, sessionID, userID)
 	if res.Error != nil || res.RowsAffected == 1 {
-		return s.fail(res.Error)
+		return res.Error == nil, s.fail(res.Error)
 	}
 	var n int64 // already ended is fine; someone else's or unknown is not found
 	if err := db.Raw(`SELECT count(*) FROM lanyard.sessions WHERE id = ? AND user_id = ?`, sessionID, userID).Scan(&n).Error; err != nil {
-		return s.fail(err)
+		return false, s.fail(err)
 	}
 	if n == 0 {
-		return identity.ErrNotFound
+		return false, identity.ErrNotFound
 	}
-	return nil
+	return false, nil
 }
 
 // EndOtherSessions implements identity.Sessions.
