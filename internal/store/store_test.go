@@ -30,14 +30,16 @@ func TestConformance(t *testing.T) {
 	}
 	// Through a pooler in transaction mode, as on Neon's pooled endpoint:
 	// migrations, locks and every statement.
-	t.Run("postgres-pgbouncer", func(t *testing.T) {
-		t.Parallel()
-		storetest.Run(t, func(t *testing.T) storetest.Store {
-			s := testdb.OpenPooled(t)
-			require.False(t, s.ServerTimeouts(), "the pooler refused the startup parameters and the store went on without them")
-			return s
+	for _, mode := range []string{"exec", "simple_protocol"} { // the two modes docs/operations.md names
+		t.Run("postgres-pgbouncer-"+mode, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) storetest.Store {
+				s := testdb.OpenPooledMode(t, mode)
+				require.False(t, s.ServerTimeouts(), "the pooler refused the startup parameters and the store went on without them")
+				return s
+			})
 		})
-	})
+	}
 }
 
 // signUp stores a user with its first session.

@@ -139,12 +139,17 @@ func OpenWith(t testing.TB, opts store.Options) *store.Store {
 // needs: default_query_exec_mode=exec (docs/neon.md).
 func PooledURL(t testing.TB, directURL string) string {
 	t.Helper()
+	return pooledURL(t, directURL, "exec")
+}
+
+func pooledURL(t testing.TB, directURL, mode string) string {
+	t.Helper()
 	u, err := url.Parse(StartPgBouncer(t, directURL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := u.Query()
-	q.Set("default_query_exec_mode", "exec")
+	q.Set("default_query_exec_mode", mode)
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -153,8 +158,15 @@ func PooledURL(t testing.TB, directURL string) string {
 // through PooledURL; SQL inspects it directly.
 func OpenPooled(t testing.TB) *store.Store {
 	t.Helper()
+	return OpenPooledMode(t, "exec")
+}
+
+// OpenPooledMode is OpenPooled with another pgx query execution mode
+// (simple_protocol, say) in the URL.
+func OpenPooledMode(t testing.TB, mode string) *store.Store {
+	t.Helper()
 	direct := PostgresURL(t)
-	s := open(t, store.Options{MaxOpenConns: 40, PostgresURL: PooledURL(t, direct)})
+	s := open(t, store.Options{MaxOpenConns: 40, PostgresURL: pooledURL(t, direct, mode)})
 	v, _ := raw.Load(s)
 	v.(*rawHandle).inspectURL = direct
 	return s
