@@ -305,6 +305,16 @@ func assertSecretRefs(t *testing.T, c container) {
 	t.Helper()
 	var tmpl secret
 	only(t, documents(t), "Secret").decode(t, &tmpl)
+	settings := settingNames(t)
+	for _, e := range c.Env {
+		assert.True(t, settings[e.Name], "%s: %s is not a setting config.Load reads", c.Name, e.Name)
+		if e.Name == "LANYARD_ADMIN_TOKEN" {
+			assert.Nil(t, e.Value, "%s: the admin token is never inline", c.Name)
+			require.NotNil(t, e.ValueFrom)
+			require.NotNil(t, e.ValueFrom.SecretKeyRef)
+			assert.Contains(t, tmpl.StringData, e.ValueFrom.SecretKeyRef.Key)
+		}
+	}
 	for _, name := range []string{"LANYARD_SECRET", "LANYARD_DATABASE_URL"} {
 		e, ok := env(c, name)
 		require.True(t, ok, "%s: %s", c.Name, name)
@@ -406,6 +416,7 @@ func TestSecretTemplate(t *testing.T) {
 		assert.False(t, tokenLike.MatchString(v), "%s: %q looks like a real secret", k, v)
 	}
 	assert.Less(t, len(s.StringData["LANYARD_SECRET"]), 32)
+	require.Contains(t, s.StringData, "LANYARD_ADMIN_TOKEN")
 	assert.Less(t, len(s.StringData["LANYARD_ADMIN_TOKEN"]), 32, "a placeholder admin token is refused at start")
 	assert.Regexp(t, `^postgres://[^:]+:CHANGE-ME@`, s.StringData["LANYARD_DATABASE_URL"], "the password is the placeholder")
 }

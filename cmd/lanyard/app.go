@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -85,22 +84,19 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 		for _, m := range applied {
 			log.Info("migration applied", "file", m)
 		}
-		if slices.Contains(applied, emailRulesMigration) {
-			findings, err := checkStoredEmails(ctx, a.store)
-			if err != nil {
-				return nil, fmt.Errorf("check stored email addresses: %w", err)
-			}
-			for _, f := range findings {
-				log.Warn("stored email address breaks the email rules; it keeps working, review the account", "user_id", f.UserID, "rule", f.Reason)
-			}
+		findings, err := storedEmailFindings(ctx, a.store, applied)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range findings {
+			log.Warn("stored email address breaks the email rules; it keeps working, review the account", "user_id", f.UserID, "rule", f.Reason)
 		}
 	}
 	// Session decisions follow the database's clock, so replicas whose own
 	// clocks disagree still agree; without a first measurement there is
 	// nothing to correct by, so a database that does not answer stops start-up.
-	a.clock = identity.NewDatabaseClock(a.store, identity.Now)
-	if err := a.clock.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("read the database clock: %w", err)
+	if a.clock, err = syncedClock(ctx, a.store); err != nil {
+		return nil, err
 	}
 	// With the embedded default this fills in the generated secret.
 	if a.ring, a.sealer, err = loadKeys(ctx, &cfg, a.store, log); err != nil {
@@ -198,6 +194,15 @@ func storeOptions(cfg config.Config) store.Options {
 		PostgresURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(), Schema: cfg.DatabaseSchema,
 		MaxOpenConns: cfg.DBMaxConns, Timeout: cfg.DBTimeout,
 	}
+}
+
+// syncedClock is the database's clock, measured once.
+func syncedClock(ctx context.Context, st *store.Store) (*identity.DatabaseClock, error) {
+	clock := identity.NewDatabaseClock(st, identity.Now)
+	if err := clock.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("read the database clock: %w", err)
+	}
+	return clock, nil
 }
 
 // run serves until ctx ends (SIGTERM) or the listener fails, with the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
 
 	"github.com/lanyard-id/lanyard/internal/emailaddr"
 	"github.com/lanyard-id/lanyard/internal/store"
@@ -19,6 +21,20 @@ const emailRulesMigration = "00007_mail.sql"
 type emailFinding struct {
 	UserID string
 	Reason string
+}
+
+// storedEmailFindings checks the stored addresses once the migration that
+// brought the email rules (emailRulesMigration) is among applied; nothing
+// otherwise.
+func storedEmailFindings(ctx context.Context, st *store.Store, applied []string) ([]emailFinding, error) {
+	if !slices.Contains(applied, emailRulesMigration) {
+		return nil, nil
+	}
+	findings, err := checkStoredEmails(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("check stored email addresses: %w", err)
+	}
+	return findings, nil
 }
 
 // checkStoredEmails reports every stored address that emailaddr.Normalize

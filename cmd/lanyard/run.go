@@ -12,12 +12,9 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/identity"
@@ -183,21 +180,16 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 		if cfg.Embedded() {
 			where = "the embedded database " + cfg.SQLitePath()
 		}
-		var pgErr *pgconn.PgError
-		pgCode := ""
-		if errors.As(err, &pgErr) {
-			pgCode = pgErr.Code
-		}
 		switch {
-		case pgCode == "42P01":
+		case store.IsMissingTable(err) && !cfg.Embedded():
 			if err := st.CheckDeployment(ctx); err != nil {
 				return cfg, nil, err
 			}
 			return cfg, nil, fmt.Errorf("%s has no Lanyard tables in schema %s (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first",
 				where, cfg.DatabaseSchema)
-		case strings.Contains(err.Error(), "no such table"):
+		case store.IsMissingTable(err):
 			return cfg, nil, fmt.Errorf("%s has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", where)
-		case pgCode == "42703" || strings.Contains(err.Error(), "no such column"):
+		case store.IsMissingColumn(err):
 			return cfg, nil, fmt.Errorf("%s was migrated by an older lanyard: run lanyard migrate first", where)
 		}
 		return cfg, nil, err
@@ -284,15 +276,13 @@ func openMigrated(ctx context.Context, cfg config.Config, opts store.Options, ou
 	for _, m := range applied {
 		fmt.Fprintln(out, "applied", m)
 	}
-	if slices.Contains(applied, emailRulesMigration) {
-		findings, err := checkStoredEmails(ctx, st)
-		if err != nil {
-			release()
-			return nil, nil, fmt.Errorf("check stored email addresses: %w", err)
-		}
-		for _, f := range findings {
-			fmt.Fprintf(out, "user %s: stored email address breaks the email rules (%s); it keeps working, review the account\n", f.UserID, f.Reason)
-		}
+	findings, err := storedEmailFindings(ctx, st, applied)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	for _, f := range findings {
+		fmt.Fprintf(out, "user %s: stored email address breaks the email rules (%s); it keeps working, review the account\n", f.UserID, f.Reason)
 	}
 	return st, release, nil
 }

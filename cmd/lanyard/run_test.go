@@ -610,3 +610,27 @@ func TestSecretRotation(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditRetentionJob: the server purges audit events older than
+// LANYARD_AUDIT_RETENTION in its cleanup loop and keeps younger ones.
+func TestAuditRetentionJob(t *testing.T) {
+	dbURL := testdb.PostgresURL(t)
+	start(t, map[string]string{
+		"LANYARD_DATABASE_URL": dbURL, "LANYARD_SECRET": strings.Repeat("a", 40),
+		"LANYARD_CLEANUP_INTERVAL": "20ms", "LANYARD_AUDIT_RETENTION": "24h",
+	})
+	conn := testdb.Connect(t, dbURL)
+	ctx := context.Background()
+	var old, young int64
+	insert := `INSERT INTO audit_events (at, type, actor, details) VALUES (now() - $1::interval, 'login_failed', 'user', '{}') RETURNING id`
+	require.NoError(t, conn.QueryRow(ctx, insert, "25 hours").Scan(&old))
+	require.NoError(t, conn.QueryRow(ctx, insert, "23 hours").Scan(&young))
+	exists := func(id int64) bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE id = $1`, id).Scan(&n))
+		return n == 1
+	}
+	require.True(t, pollUntil(30*time.Second, 10*time.Millisecond, func() bool { return !exists(old) }),
+		"the cleanup loop never purged the event past retention")
+	assert.True(t, exists(young), "an event within retention stays")
+}

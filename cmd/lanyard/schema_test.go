@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -41,7 +43,19 @@ func TestSchemaMoveCLI(t *testing.T) {
 		require.Error(t, err, args)
 		assert.Contains(t, err.Error(), "set LANYARD_DATABASE_SCHEMA=public to keep them there, or move them once with `lanyard migrate --move-from public`", args)
 	}
-	err, _ := runAdmin(t, []string{"migrate", "--move-from", "pg_catalog"}, vars)
+	// serve refuses the same way, at start (bounded, so a regression fails
+	// rather than serving an empty schema until the test times out).
+	serveVars := map[string]string{"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_ADMIN_ADDR": "off"}
+	for k, v := range vars {
+		serveVars[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := run(ctx, []string{"serve"}, env(serveVars), io.Discard, io.Discard)
+	cancel()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "lanyard migrate --move-from public")
+
+	err, _ = runAdmin(t, []string{"migrate", "--move-from", "pg_catalog"}, vars)
 	assert.Error(t, err, "only Lanyard deployments move, and only between plain schemas")
 
 	err, out := runAdmin(t, []string{"migrate", "--move-from", "public"}, vars)

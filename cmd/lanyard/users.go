@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/lanyard-id/lanyard/api"
 	"github.com/lanyard-id/lanyard/internal/config"
+	"github.com/lanyard-id/lanyard/internal/httpapi"
 	"github.com/lanyard-id/lanyard/internal/identity"
 	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/keys"
@@ -65,10 +65,10 @@ func adminService(ctx context.Context, getenv func(string) string) (*identity.Se
 		st.Close()
 		return nil, nil, err
 	}
-	clock := identity.NewDatabaseClock(st, identity.Now)
-	if err := clock.Sync(ctx); err != nil {
+	clock, err := syncedClock(ctx, st)
+	if err != nil {
 		st.Close()
-		return nil, nil, fmt.Errorf("read the database clock: %w", err)
+		return nil, nil, err
 	}
 	svc.SetSessionClock(clock.Now)
 	return svc, func() { st.Close() }, nil
@@ -114,6 +114,15 @@ func proveSecret(ctx context.Context, cfg config.Config, st *store.Store) error 
 	}
 	if _, err := sealer.Open(key.KID, alg, key.Sealed); err != nil {
 		return errForeignSecret
+	}
+	return nil
+}
+
+// checkLimit refuses a --limit outside a page's bounds before any
+// database is opened.
+func checkLimit(limit int) error {
+	if limit < 1 || limit > identity.MaxPageLimit {
+		return fmt.Errorf("--limit must be between 1 and %d", identity.MaxPageLimit)
 	}
 	return nil
 }
@@ -207,8 +216,8 @@ func usersCommand(ctx context.Context, args []string, getenv func(string) string
 	defer done()
 	switch sub {
 	case "list":
-		if limit < 1 || limit > identity.MaxPageLimit {
-			return fmt.Errorf("--limit must be between 1 and %d", identity.MaxPageLimit)
+		if err := checkLimit(limit); err != nil {
+			return err
 		}
 		page, err := svc.AdminListUsers(ctx, prefix, cursor, limit)
 		if err != nil {
@@ -261,8 +270,8 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	if err != nil || len(rest) > 0 {
 		return fmt.Errorf("usage: lanyard audit [--user ID] [--type T] [--limit N] [--cursor C] [--json]")
 	}
-	if *limit < 1 || *limit > identity.MaxPageLimit {
-		return fmt.Errorf("--limit must be between 1 and %d", identity.MaxPageLimit)
+	if err := checkLimit(*limit); err != nil {
+		return err
 	}
 	svc, done, err := adminService(ctx, getenv)
 	if err != nil {
@@ -274,7 +283,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 		return commandError(err, "")
 	}
 	if *asJSON {
-		return writeJSON(stdout, auditJSON(page))
+		return writeJSON(stdout, httpapi.AuditEventList(page))
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tAT\tTYPE\tUSER\tACTOR\tIP\tDETAILS")
@@ -324,11 +333,7 @@ func writeJSON(w io.Writer, v any) error {
 
 func printUsers(w io.Writer, page identity.UserPage, asJSON bool) error {
 	if asJSON {
-		out := api.AdminUserList{Users: make([]api.AdminUser, len(page.Users)), NextCursor: optional(page.NextCursor)}
-		for i, u := range page.Users {
-			out.Users[i] = adminUserJSON(u)
-		}
-		return writeJSON(w, out)
+		return writeJSON(w, httpapi.AdminUserList(page))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tEMAIL\tVERIFIED\tDISABLED\tCREATED")
@@ -344,12 +349,7 @@ func printUsers(w io.Writer, page identity.UserPage, asJSON bool) error {
 
 func printUser(w io.Writer, u identity.AdminUser, asJSON bool) error {
 	if asJSON {
-		a := adminUserJSON(u.User)
-		return writeJSON(w, api.AdminUserDetail{
-			Id: a.Id, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt, EmailVerified: a.EmailVerified,
-			ProfileComplete: a.ProfileComplete, Profile: a.Profile, Disabled: a.Disabled, DisabledAt: a.DisabledAt,
-			LiveSessions: u.LiveSessions, LastLoginAt: u.LastLoginAt,
-		})
+		return writeJSON(w, httpapi.AdminUserDetail(u))
 	}
 	name := "-"
 	if u.Name != nil {
@@ -369,38 +369,4 @@ func printUser(w io.Writer, u identity.AdminUser, asJSON bool) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
 	}
 	return tw.Flush()
-}
-
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// adminUserJSON is the admin API's shape of a user, for --json.
-func adminUserJSON(u identity.User) api.AdminUser {
-	out := api.AdminUser{
-		Id: u.ID, Email: u.Email, Name: u.Name, CreatedAt: u.CreatedAt, EmailVerified: u.EmailVerified,
-		ProfileComplete: u.ProfileComplete(), Disabled: u.DisabledAt != nil, DisabledAt: u.DisabledAt,
-	}
-	if p := u.Profile; p != nil && p.Complete() { // as the API shows it: null until onboarding is done
-		out.Profile = &api.Profile{CompletedAt: p.CompletedAt,
-			PythonProficiency: api.PythonProficiency(p.PythonProficiency), DeveloperRole: api.DeveloperRole(p.DeveloperRole)}
-	}
-	return out
-}
-
-// auditJSON is the admin API's shape of an audit page, for --json.
-func auditJSON(page identity.AuditPage) api.AuditEventList {
-	out := api.AuditEventList{Events: make([]api.AuditEvent, len(page.Events)), NextCursor: optional(page.NextCursor)}
-	for i, e := range page.Events {
-		d := e.Details
-		if d == nil {
-			d = map[string]string{}
-		}
-		out.Events[i] = api.AuditEvent{Id: e.ID, At: e.At, Type: e.Type, UserId: optional(e.UserID), Actor: api.AuditEventActor(e.Actor),
-			Ip: e.IP, UserAgent: e.UserAgent, Details: d}
-	}
-	return out
 }

@@ -478,11 +478,13 @@ func TestUsersCommandsProveTheSecret(t *testing.T) {
 			require.NoError(t, err)
 			var list api.AuditEventList
 			require.NoError(t, json.Unmarshal([]byte(out), &list), out)
+			var adminTypes []string
 			for _, e := range list.Events {
 				if e.Actor == "admin" {
-					assert.Equal(t, "user_viewed", e.Type, "only the show above, with the right secret")
+					adminTypes = append(adminTypes, e.Type)
 				}
 			}
+			assert.Equal(t, []string{"user_viewed"}, adminTypes, "only the show above, with the right secret")
 		})
 	}
 }

@@ -250,6 +250,7 @@ func TestAdminUsers(t *testing.T) {
 				res := s.adminCall(t, method, "/v1/admin/users/no-such-user"+p, testAdminToken)
 				assert.Equal(t, http.StatusNotFound, res.status, p)
 			}
+			assert.Empty(t, s.admin200(t, "/v1/admin/audit?user_id=no-such-user")["events"], "a refused admin action records nothing")
 		})
 
 		t.Run("disable and enable", func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,15 +21,14 @@ import (
 // digests in constant time, so neither their bytes nor their length leak
 // through timing.
 func (s *Server) requireAdminToken(c *gin.Context) {
-	if len(s.deps.AdminToken) == 0 {
+	if s.adminDigest == nil {
 		s.fail(c, identity.CodeNotFound, "no such endpoint")
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	want := sha256.Sum256(s.deps.AdminToken)
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !ok || !strings.EqualFold(scheme, "Bearer") {
+	token, ok := bearerToken(c)
+	got := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(s.adminDigest, got[:]) != 1 || !ok {
 		s.fail(c, identity.CodeUnauthorized, "a valid admin token is required")
 	}
 }
@@ -50,6 +48,45 @@ func adminUserResponse(u identity.User) api.AdminUser {
 	}
 }
 
+// AdminUserList is the admin API's shape of a page of users (`lanyard
+// users list --json` prints the same).
+func AdminUserList(page identity.UserPage) api.AdminUserList {
+	out := api.AdminUserList{Users: make([]api.AdminUser, len(page.Users)), NextCursor: cursorResponse(page.NextCursor)}
+	for i, u := range page.Users {
+		out.Users[i] = adminUserResponse(u)
+	}
+	return out
+}
+
+// AdminUserDetail is the admin API's shape of one user with its activity.
+func AdminUserDetail(u identity.AdminUser) api.AdminUserDetail {
+	a := adminUserResponse(u.User)
+	return api.AdminUserDetail{
+		Id: a.Id, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt, EmailVerified: a.EmailVerified,
+		ProfileComplete: a.ProfileComplete, Profile: a.Profile, Disabled: a.Disabled, DisabledAt: a.DisabledAt,
+		LiveSessions: u.LiveSessions, LastLoginAt: u.LastLoginAt,
+	}
+}
+
+// AuditEventList is the admin API's shape of a page of audit events.
+func AuditEventList(page identity.AuditPage) api.AuditEventList {
+	out := api.AuditEventList{Events: make([]api.AuditEvent, len(page.Events)), NextCursor: cursorResponse(page.NextCursor)}
+	for i, e := range page.Events {
+		out.Events[i] = api.AuditEvent{Id: e.ID, At: e.At, Type: e.Type, UserId: cursorResponse(e.UserID), Actor: api.AuditEventActor(e.Actor),
+			Ip: e.IP, UserAgent: e.UserAgent, Details: orEmpty(e.Details)}
+	}
+	return out
+}
+
+// orEmpty is details as the API shows them: {} rather than null.
+func orEmpty(details map[string]string) map[string]string {
+	if details == nil {
+		return map[string]string{}
+	}
+	return details
+}
+
+// cursorResponse is an optional string: nil when empty.
 func cursorResponse(c string) *string {
 	if c == "" {
 		return nil
@@ -71,11 +108,7 @@ func (h *handlers) AdminListUsers(ctx context.Context, req api.AdminListUsersReq
 	if err != nil {
 		return nil, err
 	}
-	out := api.AdminListUsers200JSONResponse{Users: make([]api.AdminUser, len(page.Users)), NextCursor: cursorResponse(page.NextCursor)}
-	for i, u := range page.Users {
-		out.Users[i] = adminUserResponse(u)
-	}
-	return out, nil
+	return api.AdminListUsers200JSONResponse(AdminUserList(page)), nil
 }
 
 func (h *handlers) AdminGetUser(ctx context.Context, req api.AdminGetUserRequestObject) (api.AdminGetUserResponseObject, error) {
@@ -83,12 +116,7 @@ func (h *handlers) AdminGetUser(ctx context.Context, req api.AdminGetUserRequest
 	if err != nil {
 		return nil, err
 	}
-	a := adminUserResponse(u.User)
-	return api.AdminGetUser200JSONResponse{
-		Id: a.Id, Email: a.Email, Name: a.Name, CreatedAt: a.CreatedAt, EmailVerified: a.EmailVerified,
-		ProfileComplete: a.ProfileComplete, Profile: a.Profile, Disabled: a.Disabled, DisabledAt: a.DisabledAt,
-		LiveSessions: u.LiveSessions, LastLoginAt: u.LastLoginAt,
-	}, nil
+	return api.AdminGetUser200JSONResponse(AdminUserDetail(u)), nil
 }
 
 func (h *handlers) AdminDisableUser(ctx context.Context, req api.AdminDisableUserRequestObject) (api.AdminDisableUserResponseObject, error) {
@@ -125,18 +153,5 @@ func (h *handlers) AdminListAudit(ctx context.Context, req api.AdminListAuditReq
 	if err != nil {
 		return nil, err
 	}
-	out := api.AdminListAudit200JSONResponse{Events: make([]api.AuditEvent, len(page.Events)), NextCursor: cursorResponse(page.NextCursor)}
-	for i, e := range page.Events {
-		details := e.Details
-		if details == nil {
-			details = map[string]string{}
-		}
-		var userID *string
-		if e.UserID != "" {
-			userID = &e.UserID
-		}
-		out.Events[i] = api.AuditEvent{Id: e.ID, At: e.At, Type: e.Type, UserId: userID, Actor: api.AuditEventActor(e.Actor),
-			Ip: e.IP, UserAgent: e.UserAgent, Details: details}
-	}
-	return out, nil
+	return api.AdminListAudit200JSONResponse(AuditEventList(page)), nil
 }

@@ -20,10 +20,7 @@ func (h *handlers) ListMyEvents(ctx context.Context, _ api.ListMyEventsRequestOb
 	for i, e := range events {
 		ev := api.SecurityEvent{
 			Id: e.ID, Type: e.Type, At: e.At, Actor: api.SecurityEventActor(e.Actor),
-			Details: e.Details,
-		}
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
+			Details: orEmpty(e.Details),
 		}
 		if e.Actor == identity.ActorUser {
 			ev.Ip, ev.UserAgent = e.IP, e.UserAgent

@@ -237,6 +237,13 @@ func (s *Server) preflight(c *gin.Context) {
 	c.AbortWithStatus(http.StatusNoContent)
 }
 
+// bearerToken is the token of an `Authorization: Bearer <token>` header;
+// ok is false when the header is missing or names another scheme.
+func bearerToken(c *gin.Context) (token string, ok bool) {
+	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
+	return strings.TrimSpace(token), ok && strings.EqualFold(scheme, "Bearer")
+}
+
 // requireBearer authenticates the operations whose spec requires a bearer
 // token and leaves the claims in the request's scope.
 func (s *Server) requireBearer(c *gin.Context) {
@@ -248,13 +255,13 @@ func (s *Server) requireBearer(c *gin.Context) {
 	if op == nil || !op.bearer {
 		return
 	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+	token, ok := bearerToken(c)
+	if !ok || token == "" {
 		s.fail(c, identity.CodeUnauthorized, "a valid access token is required")
 		return
 	}
 	sc := scopeOf(c.Request.Context())
-	claims, err := s.deps.Service.AuthenticateSession(sc.work, strings.TrimSpace(token))
+	claims, err := s.deps.Service.AuthenticateSession(sc.work, token)
 	if err != nil {
 		s.writeProblem(c, err)
 		return

@@ -11,6 +11,7 @@ package httpapi
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,9 @@ type Server struct {
 	ready     atomic.Bool
 	discovery *discoveryCache
 	ops       map[routeKey]*operation
+	// adminDigest is the SHA-256 of LANYARD_ADMIN_TOKEN, computed once;
+	// nil when the admin API is off.
+	adminDigest []byte
 }
 
 // New builds the engine with every route in one place.
@@ -71,6 +75,10 @@ func New(deps Deps) (*Server, error) {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{deps: deps, metrics: newMetrics(deps.HashesInFlight)}
+	if len(deps.AdminToken) > 0 {
+		digest := sha256.Sum256(deps.AdminToken)
+		s.adminDigest = digest[:]
+	}
 	s.discovery = &discoveryCache{issuer: deps.Issuer}
 
 	doc, err := api.GetSwagger()
@@ -135,7 +143,7 @@ func (s *Server) newEngine(strict api.ServerInterface, admin bool) (*gin.Engine,
 	e.NoRoute(func(c *gin.Context) { s.fail(c, identity.CodeNotFound, "no such endpoint") })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, codeMethodNotAllowed, "this endpoint does not take that method") })
 
-	api.RegisterHandlersWithOptions(listenerRoutes{IRouter: e, ops: s.ops, admin: admin, adminAPI: len(s.deps.AdminToken) > 0}, strict, api.GinServerOptions{
+	api.RegisterHandlersWithOptions(listenerRoutes{IRouter: e, ops: s.ops, admin: admin, adminAPI: s.adminDigest != nil}, strict, api.GinServerOptions{
 		// Only reachable if a parameter passed the validator but not the
 		// generated binding; keep it a client error without detail.
 		ErrorHandler: func(c *gin.Context, err error, status int) {

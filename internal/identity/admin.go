@@ -268,7 +268,7 @@ func (s *Service) AdminDeleteUser(ctx context.Context, by Admin, userID string) 
 		}
 		counters := s.accountCounters(user)
 		for _, e := range changes {
-			counters = append(counters, ThrottleCounter{Scope: ScopeMailTo, Key: s.counterKey(ScopeMailTo, strings.ToLower(e))})
+			counters = append(counters, s.counterOf(ScopeMailTo, strings.ToLower(e)))
 		}
 		return tx.DeleteUser(ctx, userID, user.Email, changes, counters)
 	})
@@ -280,19 +280,14 @@ func (s *Service) AdminDeleteUser(ctx context.Context, by Admin, userID string) 
 // recomputed without the address; they hold only an HMAC and expire.
 func (s *Service) accountCounters(u User) []ThrottleCounter {
 	email := strings.ToLower(u.Email)
-	keys := [][]string{
-		{ScopeLoginAccount, accountOf(u.ID, "")},
-		{ScopeLoginAccount, accountOf("", email)},
-		{ScopeForgotEmail, email},
-		{ScopeMailResend, u.ID},
-		{ScopeMailResend, "email-change", u.ID},
-		{ScopeMailTo, email},
+	return []ThrottleCounter{
+		s.counterOf(ScopeLoginAccount, accountOf(u.ID, "")),
+		s.counterOf(ScopeLoginAccount, accountOf("", email)),
+		s.counterOf(ScopeForgotEmail, email),
+		s.counterOf(ScopeMailResend, u.ID),
+		s.counterOf(ScopeMailResend, emailChangeResend, u.ID),
+		s.counterOf(ScopeMailTo, email),
 	}
-	out := make([]ThrottleCounter, len(keys))
-	for i, parts := range keys {
-		out[i] = ThrottleCounter{Scope: parts[0], Key: s.counterKey(parts...)}
-	}
-	return out
 }
 
 // adminChange runs change and records its audit event in one transaction.
@@ -315,8 +310,9 @@ func (by Admin) event(eventType, userID string, at time.Time, details map[string
 	for k, v := range details {
 		d[k] = v
 	}
-	return AuditEvent{At: at, Type: eventType, UserID: userID, Actor: ActorAdmin, IP: by.IP,
-		UserAgent: printable(by.UserAgent, 512), Details: d}
+	e := auditOf(eventType, userID, Client{IP: by.IP, UserAgent: by.UserAgent}, at, d)
+	e.Actor = ActorAdmin
+	return e
 }
 
 func adminError(err error) error {

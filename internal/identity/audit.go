@@ -93,9 +93,6 @@ const (
 	MaxAuditRetention     = 10 * 365 * 24 * time.Hour
 )
 
-// auditPurgeBatch bounds one DELETE of expired events.
-const auditPurgeBatch = 1000
-
 // PurgeAudit deletes the events older than retention, in bounded batches,
 // and reports how many went. Safe to run on every replica at once.
 func (s *Service) PurgeAudit(ctx context.Context, retention time.Duration) (int64, error) {
@@ -105,9 +102,9 @@ func (s *Service) PurgeAudit(ctx context.Context, retention time.Duration) (int6
 	before := s.sessionTime().Add(-retention)
 	var total int64
 	for {
-		n, err := s.store.PurgeAudit(ctx, before, auditPurgeBatch)
+		n, err := s.store.PurgeAudit(ctx, before, purgeBatch)
 		total += n
-		if err != nil || n < auditPurgeBatch || ctx.Err() != nil {
+		if err != nil || n < purgeBatch || ctx.Err() != nil {
 			return total, err
 		}
 	}

@@ -244,9 +244,11 @@ func (s *Service) redeem(ctx context.Context, tx Tx, token, purpose string, now 
 	if err != nil {
 		return MailToken{}, User{}, "", err
 	}
-	hash, err := tx.PasswordHashByID(ctx, rec.UserID)
-	if err != nil {
-		return MailToken{}, User{}, "", err
+	var hash string // a verification token's state does not bind the password
+	if purpose != PurposeVerifyEmail {
+		if hash, err = tx.PasswordHashByID(ctx, rec.UserID); err != nil {
+			return MailToken{}, User{}, "", err
+		}
 	}
 	if subtle.ConstantTimeCompare(rec.State, tokenState(purpose, hash, user.Email)) != 1 {
 		return MailToken{}, User{}, "", invalidMailToken()
@@ -417,7 +419,7 @@ func (s *Service) RequestEmailChange(ctx context.Context, claims AccessClaims, c
 		return err
 	}
 	rule := s.cfg.RateLimits.MailResend
-	counters := append(s.counter(ScopeMailResend, rule, "email-change", claims.Subject), s.counter(ScopeMailTo, rule, normalised)...)
+	counters := append(s.counter(ScopeMailResend, rule, emailChangeResend, claims.Subject), s.counter(ScopeMailTo, rule, normalised)...)
 	if err := s.charge(ctx, counters, claims.Subject, client); err != nil {
 		return err
 	}

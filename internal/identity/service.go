@@ -408,6 +408,10 @@ func (s *Service) rehash(ctx context.Context, userID, password, oldHash string, 
 	return hash
 }
 
+// reuseDetails are the details of every refresh_reuse_detected event; the
+// store copies them before adding its own, so one map serves every refresh.
+var reuseDetails = map[string]string{"reason": "reuse"}
+
 // Refresh rotates a refresh token presented by client. The success path is
 // one store statement.
 func (s *Service) Refresh(ctx context.Context, presented string, client Client) (Tokens, error) {
@@ -432,7 +436,7 @@ func (s *Service) Refresh(ctx context.Context, presented string, client Client) 
 	}
 	// Written by the rotation statement itself, and only if it revokes the
 	// session for reuse: a refresh writes no audit row otherwise.
-	req.Reuse = auditOf(AuditRefreshReuse, "", client, now, map[string]string{"reason": "reuse"})
+	req.Reuse = auditOf(AuditRefreshReuse, "", client, now, reuseDetails)
 	if s.sessionNow != nil && s.cfg.DBTimeout > 0 {
 		// Only a reading of the database's clock can bound what the database
 		// does; with the process clock alone there is no guard.

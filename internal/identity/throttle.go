@@ -157,8 +157,20 @@ func (s *Service) counter(scope string, rule RateLimit, parts ...string) []Throt
 	if rule.Max <= 0 {
 		return nil
 	}
-	return []ThrottleCounter{{Scope: scope, Key: s.counterKey(append([]string{scope}, parts...)...), Limit: int64(rule.Max), Window: rule.Window}}
+	c := s.counterOf(scope, parts...)
+	c.Limit, c.Window = int64(rule.Max), rule.Window
+	return []ThrottleCounter{c}
 }
+
+// counterOf names the counter of scope for the given parts (what deleting
+// an account removes), whatever its rule.
+func (s *Service) counterOf(scope string, parts ...string) ThrottleCounter {
+	return ThrottleCounter{Scope: scope, Key: s.counterKey(append([]string{scope}, parts...)...)}
+}
+
+// emailChangeResend tells the email-change mails' per-account counter from
+// the verification resend's in ScopeMailResend.
+const emailChangeResend = "email-change"
 
 // loginCounters are the counters of a password check of account (a user
 // id, or an email nobody has) from client.

@@ -93,10 +93,6 @@ func inFlagSequence(rs []rune, i int) bool {
 		end < len(rs) && rs[end] == cancelTag
 }
 
-// normaliseName trims a display name and refuses one that is too long or
-// holds invisible characters outside their legitimate places: a name is
-// shown to other people, so it is refused with a reason rather than
-// silently changed into something its owner did not type.
 // NormaliseName applies the display-name rules of sign-up (trim; at most
 // 200 characters; no invisible characters outside their legitimate places)
 // for callers outside the service, such as the Better-Auth import. ok is
@@ -112,6 +108,10 @@ func NormaliseName(raw string) (name string, ok bool) {
 	return *n, true
 }
 
+// normaliseName trims a display name and refuses one that is too long or
+// holds invisible characters outside their legitimate places: a name is
+// shown to other people, so it is refused with a reason rather than
+// silently changed into something its owner did not type.
 func normaliseName(raw *string) (*string, *FieldError) {
 	if raw == nil {
 		return nil, nil

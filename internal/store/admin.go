@@ -14,8 +14,10 @@ import (
 // it matches only itself, and appends the one wildcard that makes it a
 // prefix.
 func likePrefix(p string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p) + "%"
+	return likeEscaper.Replace(p) + "%"
 }
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // SearchUsers implements identity.UserAdmin.
 func (s *Store) SearchUsers(ctx context.Context, q identity.UserSearch) ([]identity.User, error) {
@@ -112,8 +114,8 @@ func (s *Store) DeleteUser(ctx context.Context, userID, email string, changeEmai
 	}
 	if len(throttles) > 0 {
 		where, args := countersWhere(throttles)
-		if _, err := db.Statement.ConnPool.ExecContext(ctx, s.numberedParams(`DELETE FROM lanyard.throttles WHERE `+where), args...); err != nil {
-			return s.fail(err)
+		if err := s.execNumbered(ctx, `DELETE FROM lanyard.throttles WHERE `+where, args); err != nil {
+			return err
 		}
 	}
 	if err := db.Exec(`DELETE FROM lanyard.better_auth_sessions WHERE user_id = ?`, userID).Error; err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
 )
@@ -20,8 +19,8 @@ import (
 const (
 	auditMaxIP        = 64
 	auditMaxUserAgent = 512
-	// MaxAuditList bounds one ListAudit page.
-	MaxAuditList = 1000
+	// maxAuditList bounds one ListAudit page.
+	maxAuditList = 1000
 )
 
 // auditDetails encodes the details as a JSON object ({} when there are none).
@@ -39,11 +38,7 @@ func auditDetails(d map[string]string) (string, error) {
 // clip shortens s to at most n characters (the CHECK constraints count
 // characters), keeping it valid UTF-8.
 func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
+	return truncate(strings.ToValidUTF8(s, "\uFFFD"), n)
 }
 
 // auditArgs are the values of an event's row, in the column order of
@@ -73,19 +68,8 @@ func (s *Store) AppendAudit(ctx context.Context, e identity.AuditEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	_, err = s.db.Statement.ConnPool.ExecContext(ctx, s.numbered(`INSERT INTO lanyard.audit_events (`+auditColumns+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`), args...)
-	return s.fail(s.translate(err))
-}
-
-// numbered spells $N parameters as SQLite's ?N.
-func (s *Store) numbered(query string) string {
-	if s.dialect == SQLite {
-		return strings.ReplaceAll(query, "$", "?")
-	}
-	return query
+	return s.execNumbered(ctx, `INSERT INTO lanyard.audit_events (`+auditColumns+`)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, args)
 }
 
 type auditRow struct {
@@ -100,13 +84,13 @@ type auditRow struct {
 }
 
 // ListAudit implements identity.AuditLog: newest first, at most
-// MaxAuditList events (Limit <= 0 means 50).
+// maxAuditList events (Limit <= 0 means 50).
 func (s *Store) ListAudit(ctx context.Context, q identity.AuditQuery) ([]identity.AuditEvent, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	limit = min(limit, MaxAuditList)
+	limit = min(limit, maxAuditList)
 	details := "details"
 	if s.dialect == Postgres {
 		details = "details::text"

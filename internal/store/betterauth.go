@@ -297,7 +297,7 @@ func (s *Store) upsertImportedProfiles(users []betterauth.User, at time.Time) er
 			if u.Profile.Complete() {
 				completedAt = at
 			}
-			args = append(args, u.ID, nullString(u.Profile.PythonProficiency), nullString(u.Profile.DeveloperRole), completedAt, at)
+			args = append(args, u.ID, nullable(u.Profile.PythonProficiency), nullable(u.Profile.DeveloperRole), completedAt, at)
 		}
 		q.WriteString(` ON CONFLICT (user_id) DO UPDATE SET
   python_proficiency = excluded.python_proficiency,
@@ -309,13 +309,6 @@ func (s *Store) upsertImportedProfiles(users []betterauth.User, at time.Time) er
 		}
 	}
 	return nil
-}
-
-func nullString(v string) any {
-	if v == "" {
-		return nil
-	}
-	return v
 }
 
 // upsertImportedSessions adds the sessions not there yet and refreshes the

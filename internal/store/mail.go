@@ -94,10 +94,7 @@ WHERE expires_at <= @before OR used_at <= @before LIMIT @batch`, before, batch)
 func (s *Store) purge(ctx context.Context, deleteIn string, before time.Time, batch int) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	lock := ""
-	if s.dialect == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
+	lock := s.skipLocked()
 	res := s.db.WithContext(ctx).Exec(deleteIn+lock+`)`, map[string]any{"before": before, "batch": batch})
 	return res.RowsAffected, s.fail(res.Error)
 }
@@ -125,10 +122,7 @@ type outboxRow struct {
 func (s *Store) ClaimMail(ctx context.Context, claim string, now time.Time, lease time.Duration, batch int) ([]identity.OutboxMail, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	lock := ""
-	if s.dialect == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
+	lock := s.skipLocked()
 	var rows []outboxRow
 	res := s.db.WithContext(ctx).Raw(`UPDATE lanyard.outbox SET claim = @claim, lease_until = @lease_until, attempts = attempts + 1
 WHERE id IN (SELECT id FROM lanyard.outbox

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -59,22 +60,44 @@ func ValidSchema(name string) error {
 // qualifier rewrites the source schema prefix of table names to target
 // (with the dot; "" for SQLite). GORM writes a model's table name quoted
 // ("lanyard"."users" on Postgres, `lanyard`.`users` on SQLite), the
-// hand-written SQL unquoted: all are rewritten.
-type qualifier struct{ r *strings.Replacer }
+// hand-written SQL unquoted: all are rewritten. The package's statements
+// are a fixed set, so each is rewritten once and remembered: the refresh
+// statement is not copied on every call. Longer ones (the import's
+// multi-row inserts, each of another length) are rewritten every time.
+type qualifier struct {
+	r    *strings.Replacer // nil: nothing to rewrite
+	memo *sync.Map         // query → rewritten query
+}
+
+// memoLimit bounds the statements qualifier remembers.
+const memoLimit = 4096
 
 func newQualifier(target string) qualifier {
-	return qualifier{strings.NewReplacer(
+	if target == sourceSchema+"." {
+		// "lanyard".users and lanyard.users name the same table: the name
+		// is a lowercase identifier.
+		return qualifier{}
+	}
+	return qualifier{r: strings.NewReplacer(
 		`"`+sourceSchema+`".`, target,
 		"`"+sourceSchema+"`.", target,
 		sourceSchema+`.`, target,
-	)}
+	), memo: &sync.Map{}}
 }
 
 func (q qualifier) sql(query string) string {
-	if !strings.Contains(query, sourceSchema) {
+	if q.r == nil || !strings.Contains(query, sourceSchema) {
 		return query
 	}
-	return q.r.Replace(query)
+	if len(query) > memoLimit {
+		return q.r.Replace(query)
+	}
+	if done, ok := q.memo.Load(query); ok {
+		return done.(string)
+	}
+	done := q.r.Replace(query)
+	q.memo.Store(query, done)
+	return done
 }
 
 // schemaPool is the connection pool GORM sees: every statement, the

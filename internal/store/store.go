@@ -191,9 +191,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // be reached to cancel (frozen, gone), the socket deadline ends the wait
 // shortly after.
 func openPostgres(rawURL string, timeout time.Duration) (*sql.DB, *startupParams, error) {
-	cfg, err := pgx.ParseConfig(rawURL)
+	cfg, err := parseURL(rawURL)
 	if err != nil {
-		return nil, nil, errors.New("parse database URL: invalid URL") // never echo it: it may hold a password
+		return nil, nil, err
 	}
 	params := serverTimeouts(cfg, timeout)
 	params.modeSet = execModeSet(rawURL)
@@ -239,15 +239,31 @@ func execModeSet(rawURL string) bool {
 	return err == nil && u.Query().Has("default_query_exec_mode")
 }
 
+// parseURL parses a database URL without ever echoing it: it may hold a
+// password.
+func parseURL(rawURL string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, errors.New("parse database URL: invalid URL")
+	}
+	return cfg, nil
+}
+
+// unnamed reports whether statements go unnamed: a pooler refused the
+// startup parameters, and the URL chose no execution mode.
+func (p *startupParams) unnamed() bool {
+	return p != nil && p.refused.Load() && !p.modeSet
+}
+
 // connConfig is the configuration of a new connection to dbURL for a
 // store whose server showed p: the migrations' own connections follow the
 // pool's choice of execution mode.
 func (p *startupParams) connConfig(dbURL string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(dbURL)
+	cfg, err := parseURL(dbURL)
 	if err != nil {
-		return nil, errors.New("parse database URL: invalid URL")
+		return nil, err
 	}
-	if p != nil && p.refused.Load() && !execModeSet(dbURL) {
+	if p.unnamed() {
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	return cfg, nil
@@ -284,9 +300,9 @@ func (p *startupParams) beforeConnect(_ context.Context, cfg *pgx.ConnConfig) er
 		for _, name := range p.added {
 			delete(cfg.RuntimeParams, name)
 		}
-		if !p.modeSet {
-			cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-		}
+	}
+	if p.unnamed() {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	}
 	return nil
 }
@@ -624,7 +640,7 @@ func (s *Store) CheckDeployment(ctx context.Context) error {
 		if other == s.schema {
 			continue
 		}
-		found, err := s.DeploymentIn(ctx, other)
+		found, err := s.deploymentIn(ctx, other)
 		if err != nil {
 			return err
 		}
@@ -635,10 +651,10 @@ func (s *Store) CheckDeployment(ctx context.Context) error {
 	return nil
 }
 
-// DeploymentIn reports whether schema holds a Lanyard deployment: goose's
+// deploymentIn reports whether schema holds a Lanyard deployment: goose's
 // version table, signing keys, users and sessions, each with a column
 // only Lanyard's has.
-func (s *Store) DeploymentIn(ctx context.Context, schema string) (bool, error) {
+func (s *Store) deploymentIn(ctx context.Context, schema string) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	found, err := s.lanyardTables(ctx, s.sqlDB, schema)
@@ -708,12 +724,12 @@ func (s *Store) MoveSchema(ctx context.Context, from string) ([]string, error) {
 	if from == s.schema {
 		return nil, fmt.Errorf("the tables are in %s already", from)
 	}
-	if found, err := s.DeploymentIn(ctx, from); err != nil {
+	if found, err := s.deploymentIn(ctx, from); err != nil {
 		return nil, err
 	} else if !found {
 		return nil, fmt.Errorf("schema %s holds no Lanyard deployment", from)
 	}
-	if found, err := s.DeploymentIn(ctx, s.schema); err != nil {
+	if found, err := s.deploymentIn(ctx, s.schema); err != nil {
 		return nil, err
 	} else if found {
 		return nil, fmt.Errorf("schema %s holds a Lanyard deployment already; nothing was moved", s.schema)
@@ -760,6 +776,15 @@ func (s *Store) MoveSchema(ctx context.Context, from string) ([]string, error) {
 		return nil, s.fail(err)
 	}
 	return moved, nil
+}
+
+// skipLocked locks the rows a batch claims so that replicas working side
+// by side take different ones (Postgres); SQLite has one writer anyway.
+func (s *Store) skipLocked() string {
+	if s.dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
 }
 
 // translate maps a driver error to GORM's portable sentinels

@@ -26,6 +26,26 @@ func (s *Store) fail(err error) error {
 	return fmt.Errorf("%w: %w", identity.ErrUnavailable, err)
 }
 
+// IsMissingTable reports an error about a table that does not exist (a
+// database never migrated), on either database.
+func IsMissingTable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "42P01" // undefined_table
+	}
+	return err != nil && strings.Contains(err.Error(), "no such table")
+}
+
+// IsMissingColumn reports an error about a column that does not exist (a
+// database migrated by an older build), on either database.
+func IsMissingColumn(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "42703" // undefined_column
+	}
+	return err != nil && strings.Contains(err.Error(), "no such column")
+}
+
 // unavailable reports whether err means the database cannot serve now: a
 // deadline passed or the work was cancelled, the connection failed, the
 // server refused or shut down, a lock or statement timed out, or the

@@ -146,10 +146,7 @@ func (s *Store) endSessions(ctx context.Context, userID, keepSessionID, reason s
 func (s *Store) PurgeSessions(ctx context.Context, now, idleCutoff, revokedBefore time.Time, batch int) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	lock := ""
-	if s.dialect == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
+	lock := s.skipLocked()
 	res := s.db.WithContext(ctx).Exec(`DELETE FROM lanyard.sessions WHERE id IN (SELECT id FROM lanyard.sessions
 WHERE expires_at <= @now OR last_used_at <= @idle_cutoff OR revoked_at <= @revoked_before LIMIT @batch`+lock+`)`,
 		map[string]any{"now": now, "idle_cutoff": idleCutoff, "revoked_before": revokedBefore, "batch": batch})

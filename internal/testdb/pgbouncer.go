@@ -101,8 +101,19 @@ func StartPgBouncerWith(t testing.TB, upstreamURL string, opts PgBouncerOptions)
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if err := chownToUser(dir, "postgres"); err != nil {
+		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// private writes a file of the pooler's, readable by its user only.
+	private := func(path, data string) {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if cred != nil {
+			if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 
@@ -117,15 +128,7 @@ func StartPgBouncerWith(t testing.TB, upstreamURL string, opts PgBouncerOptions)
 	// listed; the password there is also what PgBouncer answers the
 	// server's md5 or SCRAM challenge with.
 	authFile := filepath.Join(dir, "users.txt")
-	auth := fmt.Sprintf("%s %s\n", authFileValue(username), authFileValue(password))
-	if err := os.WriteFile(authFile, []byte(auth), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if cred != nil {
-		if err := chownToUser(authFile, "postgres"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	private(authFile, fmt.Sprintf("%s %s\n", authFileValue(username), authFileValue(password)))
 
 	// The port is free when picked but not reserved: a bind failure picks
 	// again, as StartCluster does.
@@ -150,14 +153,7 @@ ignore_startup_parameters = extra_float_digits
 logfile = %s
 `, server, b.port, authFile, poolSize, b.logFile())
 		iniFile := filepath.Join(dir, "pgbouncer.ini")
-		if err := os.WriteFile(iniFile, []byte(ini), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if cred != nil {
-			if err := chownToUser(iniFile, "postgres"); err != nil {
-				t.Fatal(err)
-			}
-		}
+		private(iniFile, ini)
 		b.start(iniFile, cred)
 
 		through := *up

@@ -133,15 +133,10 @@ func OpenWith(t testing.TB, opts store.Options) *store.Store {
 	return open(t, opts)
 }
 
-// PooledURL returns directURL's database through a PgBouncer of its own in
-// transaction mode (as Neon's pooled endpoint is), with the setting that
-// Debian's PgBouncer 1.18, which has no prepared statements in that mode,
-// needs: default_query_exec_mode=exec (docs/neon.md).
-func PooledURL(t testing.TB, directURL string) string {
-	t.Helper()
-	return pooledURL(t, directURL, "exec")
-}
-
+// pooledURL returns directURL's database through a PgBouncer of its own in
+// transaction mode (as Neon's pooled endpoint is), with pgx's query
+// execution mode set: Debian's PgBouncer 1.18 has no prepared statements in
+// that mode (docs/neon.md).
 func pooledURL(t testing.TB, directURL, mode string) string {
 	t.Helper()
 	u, err := url.Parse(StartPgBouncer(t, directURL))
@@ -155,7 +150,7 @@ func pooledURL(t testing.TB, directURL, mode string) string {
 }
 
 // OpenPooled returns a migrated store on a new database, migrated and used
-// through PooledURL; SQL inspects it directly.
+// through pooledURL in exec mode; SQL inspects it directly.
 func OpenPooled(t testing.TB) *store.Store {
 	t.Helper()
 	return OpenPooledMode(t, "exec")
