@@ -217,6 +217,10 @@ func TestAdminAcrossReplicas(t *testing.T) {
 		forgotKey := throttleKey(t, secret, "forgot_email", email)
 		throttles := `SELECT count(*) FROM lanyard.throttles WHERE (scope = 'login_account' AND key = $1) OR (scope = 'forgot_email' AND key = $2)`
 		require.Equal(t, 2, replicaCount(t, db, throttles, loginKey, forgotKey), "the account's counters exist before")
+		// The account's per-client counters begin with the account's own prefix.
+		perClientPrefix := throttleKey(t, secret, "login_account_ip", "user:"+userID)[:16]
+		perClient := `SELECT count(*) FROM lanyard.throttles WHERE scope = 'login_account_ip' AND substring(key from 1 for 16) = $1`
+		require.Positive(t, replicaCount(t, db, perClient, perClientPrefix), "the account's per-client counters exist before")
 		before := references(t, db, "lanyard", userID, email)
 		for _, col := range []string{"users.id", "users.email", "sessions.user_id", "profiles.user_id", "mail_tokens.user_id",
 			"outbox.recipient", "better_auth_sessions.user_id", "audit_events.user_id"} {
@@ -228,6 +232,7 @@ func TestAdminAcrossReplicas(t *testing.T) {
 
 		assert.Equal(t, []string{"audit_events.user_id"}, references(t, db, "lanyard", userID, email))
 		assert.Zero(t, replicaCount(t, db, throttles, loginKey, forgotKey), "the account's throttle counters are gone")
+		assert.Zero(t, replicaCount(t, db, perClient, perClientPrefix), "the account's per-client counters are gone")
 		assert.Zero(t, replicaCount(t, db, mails, email, newEmail), "no mail to either address remains: the pending confirmation is gone too")
 		assert.Zero(t, replicaCount(t, db, mailTo, mailToKey), "the new address's mail counter is gone")
 		assert.Positive(t, replicaCount(t, db, `SELECT count(*) FROM lanyard.audit_events WHERE user_id = $1 AND type = 'user_deleted' AND actor = 'admin'`, userID))

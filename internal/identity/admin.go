@@ -40,8 +40,9 @@ type UserAdmin interface {
 	// transaction: profile, sessions and mail tokens (by foreign key),
 	// imported Better-Auth sessions (explicitly, before the user row), outbox
 	// mails to email, email-change confirmations (KindConfirmEmailChange) to
-	// changeEmails, and the throttle counters named. ErrNotFound when there
-	// is no such user.
+	// changeEmails, and the throttle counters named (a counter whose Key is
+	// AccountKeyPrefix long names every counter of its scope whose key
+	// starts with it). ErrNotFound when there is no such user.
 	DeleteUser(ctx context.Context, userID, email string, changeEmails []string, throttles []ThrottleCounter) error
 }
 
@@ -274,15 +275,16 @@ func (s *Service) AdminDeleteUser(ctx context.Context, by Admin, userID string) 
 	})
 }
 
-// accountCounters are the throttle counters whose key derives from the
-// user's id or address alone (throttle.go, mail.go). Counters keyed by the
-// account together with a client address (login_account_ip) cannot be
-// recomputed without the address; they hold only an HMAC and expire.
+// accountCounters are the throttle counters of the user's id or address
+// (throttle.go, mail.go): those keyed by it alone, and (by their key's
+// prefix) those keyed by it together with a client address.
 func (s *Service) accountCounters(u User) []ThrottleCounter {
 	email := strings.ToLower(u.Email)
 	return []ThrottleCounter{
 		s.counterOf(ScopeLoginAccount, accountOf(u.ID, "")),
 		s.counterOf(ScopeLoginAccount, accountOf("", email)),
+		s.accountClientCounters(ScopeLoginAccountIP, accountOf(u.ID, "")),
+		s.accountClientCounters(ScopeLoginAccountIP, accountOf("", email)),
 		s.counterOf(ScopeForgotEmail, email),
 		s.counterOf(ScopeMailResend, u.ID),
 		s.counterOf(ScopeMailResend, emailChangeResend, u.ID),

@@ -154,12 +154,36 @@ func clientAddress(ip string) string {
 // counter is the counter of scope for the given account and/or address
 // under rule, or none when the rule is off.
 func (s *Service) counter(scope string, rule RateLimit, parts ...string) []ThrottleCounter {
+	return limited(s.counterOf(scope, parts...), rule)
+}
+
+// limited is c under rule, or none when the rule is off.
+func limited(c ThrottleCounter, rule RateLimit) []ThrottleCounter {
 	if rule.Max <= 0 {
 		return nil
 	}
-	c := s.counterOf(scope, parts...)
 	c.Limit, c.Window = int64(rule.Max), rule.Window
 	return []ThrottleCounter{c}
+}
+
+// AccountKeyPrefix is how many leading bytes of a counter's key that
+// counts one account from one client depend on the account alone. Deleting
+// the account then finds every such counter by that prefix without knowing
+// the clients (a ThrottleCounter whose Key is that short names them all).
+const AccountKeyPrefix = sha256.Size / 2
+
+// accountClientCounter is the counter of scope for account from the client
+// address addr: the account's prefix, then the pair's own HMAC, each cut to
+// 128 bits (still far beyond any chance collision between counters).
+func (s *Service) accountClientCounter(scope, account, addr string) ThrottleCounter {
+	key := append(s.counterKey(scope, account)[:AccountKeyPrefix], s.counterKey(scope, account, addr)[:sha256.Size-AccountKeyPrefix]...)
+	return ThrottleCounter{Scope: scope, Key: key}
+}
+
+// accountClientCounters names every counter of scope for account, whatever
+// the client (what deleting the account removes).
+func (s *Service) accountClientCounters(scope, account string) ThrottleCounter {
+	return ThrottleCounter{Scope: scope, Key: s.counterKey(scope, account)[:AccountKeyPrefix]}
 }
 
 // counterOf names the counter of scope for the given parts (what deleting
@@ -177,7 +201,7 @@ const emailChangeResend = "email-change"
 func (s *Service) loginCounters(account string, client Client) (perClient, others []ThrottleCounter) {
 	addr := clientAddress(client.IP)
 	l := s.cfg.RateLimits
-	perClient = s.counter(ScopeLoginAccountIP, l.LoginAccountIP, account, addr)
+	perClient = limited(s.accountClientCounter(ScopeLoginAccountIP, account, addr), l.LoginAccountIP)
 	others = append(s.counter(ScopeLoginIP, l.LoginIP, addr), s.counter(ScopeLoginAccount, l.LoginAccount, account)...)
 	return perClient, others
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -155,13 +156,26 @@ func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, batch int) (i
 	return res.RowsAffected, s.fail(res.Error)
 }
 
-// countersWhere matches the counters' rows, with numbered parameters.
+// countersWhere matches the counters' rows, with numbered parameters. A key
+// shorter than a full one names every counter of its scope whose key starts
+// with it (identity.AccountKeyPrefix): a
+// range of the primary key, (prefix 00…, prefix ff…), which both databases
+// compare byte by byte.
 func countersWhere(counters []identity.ThrottleCounter) (string, []any) {
 	terms := make([]string, len(counters))
-	args := make([]any, 0, 2*len(counters))
+	var args []any
 	for i, c := range counters {
-		terms[i] = fmt.Sprintf("(scope = $%d AND key = $%d)", 2*i+1, 2*i+2)
-		args = append(args, c.Scope, c.Key)
+		n := len(args)
+		if len(c.Key) >= sha256.Size {
+			terms[i] = fmt.Sprintf("(scope = $%d AND key = $%d)", n+1, n+2)
+			args = append(args, c.Scope, c.Key)
+			continue
+		}
+		pad := sha256.Size - len(c.Key)
+		low := append(slices.Clone(c.Key), make([]byte, pad)...)
+		high := append(slices.Clone(c.Key), bytes.Repeat([]byte{0xff}, pad)...)
+		terms[i] = fmt.Sprintf("(scope = $%d AND key BETWEEN $%d AND $%d)", n+1, n+2, n+3)
+		args = append(args, c.Scope, low, high)
 	}
 	return strings.Join(terms, " OR "), args
 }

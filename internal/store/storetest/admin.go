@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,7 +120,23 @@ func testUserAdmin(t *testing.T, s Store) {
 			return identity.ThrottleCounter{Scope: identity.ScopeLoginAccount, Key: k[:], Limit: 1, Window: time.Hour}
 		}
 		mine, theirs := counter("mine-0123456789-0123456789-0123"), counter("theirs-0123456789-0123456789-01")
-		_, err := s.ChargeThrottles(ctx, []identity.ThrottleCounter{mine, theirs}, t0, time.Hour)
+		// Counters of one account from any client share their key's
+		// prefix; deletion names them by it. The range reaches both ends
+		// of the prefix and nothing past them.
+		prefix := bytes.Repeat([]byte{0x7f}, identity.AccountKeyPrefix)
+		family := func(fill byte, prefix []byte) identity.ThrottleCounter {
+			c := counter("")
+			c.Scope = identity.ScopeLoginAccountIP
+			c.Key = append(slices.Clone(prefix), bytes.Repeat([]byte{fill}, len(c.Key)-len(prefix))...)
+			return c
+		}
+		lowest, highest := family(0x00, prefix), family(0xff, prefix)
+		below := family(0xff, append(bytes.Repeat([]byte{0x7f}, identity.AccountKeyPrefix-1), 0x7e))
+		above := family(0x00, append(bytes.Repeat([]byte{0x7f}, identity.AccountKeyPrefix-1), 0x80))
+		otherScope := family(0x10, prefix)
+		otherScope.Scope = identity.ScopeLoginIP
+		all := []identity.ThrottleCounter{mine, theirs, lowest, highest, below, above, otherScope}
+		_, err := s.ChargeThrottles(ctx, all, t0, time.Hour)
 		require.NoError(t, err)
 		require.NoError(t, s.EnqueueMail(ctx, outboxMail(f.user.Email, t0)))
 		require.NoError(t, s.EnqueueMail(ctx, outboxMail(other.user.Email, t0)))
@@ -142,15 +160,21 @@ func testUserAdmin(t *testing.T, s Store) {
 			if err != nil {
 				return err
 			}
-			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, changes, []identity.ThrottleCounter{mine})
+			return tx.DeleteUser(ctx, f.user.ID, f.user.Email, changes,
+				[]identity.ThrottleCounter{mine, {Scope: identity.ScopeLoginAccountIP, Key: prefix}})
 		}))
 		_, err = s.UserByID(ctx, f.user.ID)
 		assert.ErrorIs(t, err, identity.ErrNotFound)
 		assert.False(t, exists(t, s, f.session), "sessions go with the user")
-		blocks, err := s.ThrottleBlocks(ctx, []identity.ThrottleCounter{mine, theirs})
+		blocks, err := s.ThrottleBlocks(ctx, all)
 		require.NoError(t, err)
 		assert.True(t, blocks[0].IsZero(), "the user's counter is gone")
 		assert.False(t, blocks[1].IsZero(), "another's stays")
+		assert.True(t, blocks[2].IsZero(), "the lowest key of the prefix is gone")
+		assert.True(t, blocks[3].IsZero(), "the highest key of the prefix is gone")
+		assert.False(t, blocks[4].IsZero(), "the prefix just below stays")
+		assert.False(t, blocks[5].IsZero(), "the prefix just above stays")
+		assert.False(t, blocks[6].IsZero(), "the same prefix in another scope stays")
 		claimed, err := s.ClaimMail(ctx, "claim", t0.Add(time.Minute), time.Minute, 100)
 		require.NoError(t, err)
 		kept := 0
