@@ -1,7 +1,7 @@
 // Body mode: the refresh token lives in memory and sessionStorage, never localStorage.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLanyard } from '../src/index.js';
-import { FakeChannel, FakeServer, LANYARD, removeLocks, tick } from './helpers.js';
+import { FakeChannel, FakeServer, LANYARD, removeLocks } from './helpers.js';
 
 const PASSWORD = 'correct horse battery staple';
 const KEY = `lanyard:refresh:${LANYARD}`;
@@ -98,10 +98,10 @@ describe('body mode', () => {
     const b = bodyClient();
     b.subscribe(() => {});
     await a.signIn({ email: 'ada@example.com', password: PASSWORD });
-    await tick(10);
+    await FakeChannel.delivered();
     await b.refresh(); // b presents rt-1 (received from a) and gets rt-2
     expect(JSON.parse(server.requests.at(-1)!.body)).toEqual({ refresh_token: 'rt-1' });
-    await tick(10);
+    await FakeChannel.delivered();
     await a.refresh(); // a must present rt-2, not its spent rt-1
     expect(JSON.parse(server.requests.at(-1)!.body)).toEqual({ refresh_token: 'rt-2' });
     expect(a.session).not.toBeNull();

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createLanyard, LanyardError, type Session } from '../src/index.js';
-import { API, FakeChannel, FakeServer, LANYARD, problem, removeLocks, tick } from './helpers.js';
+import { API, FakeChannel, FakeServer, LANYARD, problem, removeLocks } from './helpers.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -459,9 +459,11 @@ describe('lanyard.fetch', () => {
     const calls = backend({ status: () => 503 });
     const lanyard = client();
     await lanyard.signIn({ email: 'ada@example.com', password: PASSWORD });
+    // Fake timers from here: a retry loop's timers, however long, fire within the advance below.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'Date'] });
     const res = await lanyard.fetch(`${API}/x`);
     expect(res.status).toBe(503);
-    await tick(50); // a retry loop would have sent again by now
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
     expect(calls()).toHaveLength(1);
   });
 });

@@ -158,6 +158,9 @@ export class FakeChannel {
   static registry = new Map<string, Set<FakeChannel>>();
   static delay = 0;
   static sent: unknown[] = [];
+  /** Messages posted and not yet handed to their receiver. */
+  private static pending = 0;
+  private static idle = new Set<() => void>();
   onmessage: ((event: MessageEvent) => void) | null = null;
   private closed = false;
 
@@ -172,10 +175,25 @@ export class FakeChannel {
     FakeChannel.sent.push(copy);
     for (const other of FakeChannel.registry.get(this.name) ?? []) {
       if (other === this) continue;
+      FakeChannel.pending++;
       setTimeout(() => {
-        if (!other.closed) other.onmessage?.({ data: structuredClone(copy) } as MessageEvent);
+        try {
+          if (!other.closed) other.onmessage?.({ data: structuredClone(copy) } as MessageEvent);
+        } finally {
+          // A receiver that posts in turn has raised pending again before this.
+          if (--FakeChannel.pending === 0) {
+            for (const resolve of FakeChannel.idle) resolve();
+            FakeChannel.idle.clear();
+          }
+        }
       }, FakeChannel.delay);
     }
+  }
+
+  /** Resolves once every message posted so far (and any posted while handling them) has been handled. */
+  static delivered(): Promise<void> {
+    if (FakeChannel.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => FakeChannel.idle.add(resolve));
   }
 
   close(): void {
@@ -187,6 +205,8 @@ export class FakeChannel {
     FakeChannel.registry.clear();
     FakeChannel.delay = 0;
     FakeChannel.sent = [];
+    FakeChannel.pending = 0;
+    FakeChannel.idle.clear();
   }
 }
 

@@ -96,7 +96,8 @@ describe('tab broadcast', () => {
     server.cookie = false; // e.g. the new tab raced the cookie; only a tab that had a session broadcasts sign-out
     const c = tab();
     expect(await c.getAccessToken()).toBeNull();
-    await tick(20);
+    await FakeChannel.delivered();
+    expect(FakeChannel.sent.filter((m) => (m as { type: string }).type === 'signed-out')).toEqual([]);
     expect(a.session).not.toBeNull();
   });
 });
