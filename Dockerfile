@@ -1,6 +1,7 @@
 # Lanyard container image.
 #
-#   docker build -t lanyard --build-arg VERSION=$(git describe --tags --always) .
+#   docker build -t lanyard --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg REVISION=$(git rev-parse HEAD) --build-arg BUILD_TIME=$(date -u +%Y-%m-%dT%H:%M:%SZ) .
 #   docker run -p 8080:8080 -v lanyard-data:/data lanyard                      # embedded SQLite
 #   docker run -p 8080:8080 -e LANYARD_DATABASE_URL=… -e LANYARD_SECRET=… lanyard # PostgreSQL
 #
@@ -18,9 +19,13 @@ RUN go mod download
 
 COPY . .
 ARG VERSION=dev
+# .git stays out of the build context (.dockerignore), so Go records no VCS
+# revision: `lanyard version` reports these instead.
+ARG REVISION=""
+ARG BUILD_TIME=""
 # Pure Go (the embedded SQLite driver needs no cgo), so the binary is static
 # and runs on distroless/static.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/lanyard ./cmd/lanyard
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION} -X main.buildTime=${BUILD_TIME}" -o /out/lanyard ./cmd/lanyard
 
 # The data directory for the embedded default, owned by distroless's nonroot
 # user (65532) so the process can write its database and generated secret.

@@ -12,11 +12,16 @@ import (
 // commit's time, not the build's.
 var buildTime = ""
 
+// revision may be set at build time with -ldflags "-X main.revision=…" where
+// the build sees no VCS (a container build whose context leaves out .git);
+// Go's own vcs.revision wins when there is one.
+var revision = ""
+
 // versionInfo is what `lanyard version` prints.
 type versionInfo struct {
 	Version    string // main.version, else the module version Go stamped, else "dev-" and the revision, else "dev"
 	Module     string // the main module's path and version
-	Revision   string // vcs.revision, "" when the build had no VCS information
+	Revision   string // vcs.revision, else main.revision, else ""
 	Modified   bool   // vcs.modified: built from a tree with uncommitted changes
 	CommitTime string // vcs.time
 	BuildTime  string // main.buildTime
@@ -31,6 +36,9 @@ func readVersion(info *debug.BuildInfo, ok bool) versionInfo {
 	v := versionInfo{Version: version, BuildTime: buildTime, GoVersion: runtime.Version()}
 	if ok && info != nil {
 		v.fromBuildInfo(info)
+	}
+	if v.Revision == "" {
+		v.Revision = revision
 	}
 	// The start-up log carries this version too (buildVersion).
 	switch {

@@ -71,6 +71,20 @@ func TestVersionWithoutLdflags(t *testing.T) {
 	assert.Equal(t, "dev-ae45b14c0ffe", readVersion(info, true).Version, "go build without a stamped version: dev and the revision")
 }
 
+// TestVersionRevisionFromLdflags: a build without VCS information (a
+// container build without .git) reports the revision it was given with -X
+// main.revision; Go's own vcs.revision, when there is one, wins.
+func TestVersionRevisionFromLdflags(t *testing.T) {
+	setVersion(t, "1.4.0", "2026-11-30T10:00:00Z")
+	old := revision
+	revision = "0123456789abcdef0123456789abcdef01234567"
+	t.Cleanup(func() { revision = old })
+	info := &debug.BuildInfo{Main: debug.Module{Path: "github.com/lanyard-id/lanyard", Version: "(devel)"}}
+	assert.Contains(t, versionOutput(t, readVersion(info, true)), "revision: 0123456789abcdef0123456789abcdef01234567\n")
+	info.Settings = []debug.BuildSetting{{Key: "vcs.revision", Value: "ae45b14c0ffee0123456789abcdef0123456789a"}}
+	assert.Contains(t, versionOutput(t, readVersion(info, true)), "revision: ae45b14c0ffee0123456789abcdef0123456789a\n")
+}
+
 // TestVersionUnderGoRun: go run and go test builds carry no VCS settings,
 // and a binary may have no build info at all; every missing fact reads
 // "unknown" and nothing fails.
