@@ -109,15 +109,19 @@ func TestPurgeAudit(t *testing.T) {
 			svc := newService(t, st, st, clk.Now, newSecret())
 			retention := 90 * 24 * time.Hour
 			old := clk.Now().Add(-retention - time.Second)
-			require.NoError(t, st.Atomically(ctx, func(tx identity.Tx) error {
-				for i := range 1005 {
-					if err := tx.AppendAudit(ctx, identity.AuditEvent{At: old.Add(-time.Duration(i) * time.Minute), Type: identity.AuditLoginFailed,
-						UserID: "old", Actor: identity.ActorUser}); err != nil {
-						return err
+			// 1005 events, in transactions small enough for the store's
+			// operation deadline on a loaded machine.
+			for batch := range 5 {
+				require.NoError(t, st.Atomically(ctx, func(tx identity.Tx) error {
+					for i := batch * 201; i < (batch+1)*201; i++ {
+						if err := tx.AppendAudit(ctx, identity.AuditEvent{At: old.Add(-time.Duration(i) * time.Minute), Type: identity.AuditLoginFailed,
+							UserID: "old", Actor: identity.ActorUser}); err != nil {
+							return err
+						}
 					}
-				}
-				return nil
-			}))
+					return nil
+				}))
+			}
 			for _, at := range []time.Time{clk.Now().Add(-retention + time.Second), clk.Now()} {
 				require.NoError(t, st.AppendAudit(ctx, identity.AuditEvent{At: at, Type: identity.AuditLoginFailed, UserID: "new", Actor: identity.ActorUser}))
 			}

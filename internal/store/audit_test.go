@@ -2,13 +2,16 @@ package store_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lanyard-id/lanyard/internal/identity"
+	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/internal/testdb"
 )
 
@@ -52,6 +55,44 @@ func TestAuditAppendOnly(t *testing.T) {
 			events, err = s.ListAudit(ctx, identity.AuditQuery{UserID: user})
 			require.NoError(t, err)
 			assert.Empty(t, events)
+		})
+	}
+}
+
+// TestTransactionPastItsDeadline: a transaction that outlives the store's
+// operation deadline is rolled back, keeps none of its writes, and reports
+// the database unavailable (503 and Retry-After upstream), not the "already
+// rolled back" error its next statement gets.
+func TestTransactionPastItsDeadline(t *testing.T) {
+	for _, d := range testdb.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			opts := store.Options{Timeout: 100 * time.Millisecond}
+			if d == store.Postgres {
+				opts.PostgresURL = testdb.PostgresURL(t)
+			} else {
+				opts.SQLitePath = filepath.Join(t.TempDir(), "lanyard.db")
+			}
+			s := testdb.OpenWith(t, opts)
+			ctx := context.Background()
+			user := uuid.NewString()
+			written := 0
+			err := s.Atomically(ctx, func(tx identity.Tx) error {
+				// Writes until the deadline ends the transaction under them.
+				for range 10_000_000 {
+					if err := tx.AppendAudit(ctx, identity.AuditEvent{At: t0, Type: identity.AuditLoginFailed, UserID: user, Actor: identity.ActorUser}); err != nil {
+						return err
+					}
+					written++
+				}
+				return nil
+			})
+			require.Error(t, err)
+			assert.ErrorIs(t, err, identity.ErrUnavailable)
+			assert.Positive(t, written, "some writes ran before the deadline")
+			events, err := s.ListAudit(ctx, identity.AuditQuery{UserID: user})
+			require.NoError(t, err)
+			assert.Empty(t, events, "none of them stays")
 		})
 	}
 }

@@ -375,9 +375,16 @@ func (s *Store) DatabaseNow(ctx context.Context) (time.Time, error) {
 func (s *Store) Atomically(ctx context.Context, fn func(identity.Tx) error) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fail(s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(s.in(tx))
-	}))
+	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// The deadline rolled the transaction back under the statements
+		// still running in it, which then fail with "transaction has
+		// already been committed or rolled back": the cause is the deadline.
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return s.fail(err)
 }
 
 // in returns a Store whose operations run in the transaction tx.
