@@ -74,7 +74,8 @@ func newApp(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *app, e
 	}
 	if !cfg.Embedded() && !a.store.ServerTimeouts() {
 		log.Info("the database does not apply the statement_timeout and lock_timeout startup parameters (a pooler such as PgBouncer refuses them, Neon drops them); "+
-			"LANYARD_DB_TIMEOUT still bounds every statement, cancelling it on the server (through a pooler too)", "schema", a.store.Schema())
+			"LANYARD_DB_TIMEOUT still bounds every statement, cancelling it on the server (through a pooler too); "+
+			"statements go unnamed (pgx exec mode) unless the URL sets default_query_exec_mode", "schema", a.store.Schema())
 	}
 	if cfg.MigrateOnStart {
 		applied, err := a.store.Migrate(ctx)

@@ -173,6 +173,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// Some servers accept the parameters and drop them (Neon's direct
 		// endpoint does): ask once what a connection got.
 		err = params.check(ctx, s)
+		if err == nil && params.unnamed() {
+			// The connections opened so far cache named statements: drop
+			// them (they are idle), so every connection goes unnamed.
+			sqlDB.SetMaxIdleConns(0)
+			sqlDB.SetMaxIdleConns(max(opts.MaxOpenConns, 2))
+		}
 	}
 	if err != nil {
 		sqlDB.Close()
@@ -225,10 +231,16 @@ const cancelGrace = 250 * time.Millisecond
 // never prepared ("prepared statement ... does not exist") or prepared
 // twice. So the connections after a refusal also send every statement
 // unnamed (default_query_exec_mode=exec), unless the URL chose a mode.
+// So do those after a server accepted the parameters and dropped them: a
+// pooler configured to ignore them (ignore_startup_parameters) looks like
+// that, and so does Neon's direct endpoint, which only loses the few
+// per-statement microseconds of a cached plan (a URL that sets a mode keeps
+// it).
 type startupParams struct {
 	added   []string // the names Lanyard set (ones the URL sets are the operator's)
+	value   string   // what it set them to, in milliseconds
 	refused atomic.Bool
-	ignored bool // accepted, yet not in effect
+	ignored bool // accepted, yet not in effect (set while opening, before the pool is shared)
 	modeSet bool // the URL sets default_query_exec_mode
 }
 
@@ -249,10 +261,10 @@ func parseURL(rawURL string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// unnamed reports whether statements go unnamed: a pooler refused the
-// startup parameters, and the URL chose no execution mode.
+// unnamed reports whether statements go unnamed: the server refused or
+// dropped the startup parameters, and the URL chose no execution mode.
 func (p *startupParams) unnamed() bool {
-	return p != nil && p.refused.Load() && !p.modeSet
+	return p != nil && (p.refused.Load() || p.ignored) && !p.modeSet
 }
 
 // connConfig is the configuration of a new connection to dbURL for a
@@ -273,17 +285,19 @@ func (p *startupParams) connConfig(dbURL string) (*pgx.ConnConfig, error) {
 func (p *startupParams) check(ctx context.Context, s *Store) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	// pg_settings gives the value in milliseconds, as it was sent; a role's
+	// or database's own default is not mistaken for it.
 	var got string
-	if err := s.sqlDB.QueryRowContext(ctx, `SELECT current_setting('`+p.added[0]+`')`).Scan(&got); err != nil {
+	if err := s.sqlDB.QueryRowContext(ctx, `SELECT setting FROM pg_catalog.pg_settings WHERE name = $1`, p.added[0]).Scan(&got); err != nil {
 		return s.fail(err)
 	}
-	p.ignored = got == "0"
+	p.ignored = got != p.value
 	return nil
 }
 
 func serverTimeouts(cfg *pgx.ConnConfig, timeout time.Duration) *startupParams {
 	server := strconv.FormatInt(max(timeout-timeout/10, time.Millisecond).Milliseconds(), 10)
-	p := &startupParams{}
+	p := &startupParams{value: server}
 	for _, name := range []string{"statement_timeout", "lock_timeout"} {
 		if _, set := cfg.RuntimeParams[name]; !set {
 			cfg.RuntimeParams[name] = server

@@ -33,6 +33,10 @@ type PgBouncerOptions struct {
 	// user; 0 means 20. 1 makes transaction pooling observable: every client
 	// shares the one server connection between its transactions.
 	PoolSize int
+	// IgnoreStartupParameters are startup parameters PgBouncer accepts and
+	// drops, besides extra_float_digits: a pooler configured to ignore
+	// Lanyard's statement_timeout and lock_timeout instead of refusing them.
+	IgnoreStartupParameters []string
 }
 
 // StartPgBouncer starts a PgBouncer in transaction mode in front of the
@@ -49,8 +53,9 @@ func StartPgBouncer(t testing.TB, upstreamURL string) string {
 // private temporary directory: pool_mode = transaction, trust
 // authentication of clients, every database of the upstream server
 // reachable under its own name, and no startup parameter ignored but
-// extra_float_digits, so a client's statement_timeout is refused as a
-// pooler refuses it ("unsupported startup parameter"). A password in
+// extra_float_digits (and opts.IgnoreStartupParameters), so a client's
+// statement_timeout is refused as a pooler refuses it ("unsupported startup
+// parameter"). A password in
 // upstreamURL is what PgBouncer logs in to the server with.
 //
 // It returns once a real connection through the pooler to upstreamURL's
@@ -149,9 +154,9 @@ pool_mode = transaction
 default_pool_size = %d
 max_client_conn = 500
 server_reset_query = DISCARD ALL
-ignore_startup_parameters = extra_float_digits
+ignore_startup_parameters = %s
 logfile = %s
-`, server, b.port, authFile, poolSize, b.logFile())
+`, server, b.port, authFile, poolSize, strings.Join(append([]string{"extra_float_digits"}, opts.IgnoreStartupParameters...), ","), b.logFile())
 		iniFile := filepath.Join(dir, "pgbouncer.ini")
 		private(iniFile, ini)
 		b.start(iniFile, cred)
