@@ -4,7 +4,10 @@
 #   1. refresh through PgBouncer (transaction mode, default_query_exec_mode=exec,
 #      as on Neon's pooled endpoint) against PostgreSQL directly;
 #   2. refresh and login with the audit trail against a build without it
-#      (BASE, a git revision before the audit trail).
+#      (BASE, a git revision before the audit trail);
+#   3. refresh directly with default_query_exec_mode=exec (unnamed statements,
+#      what Lanyard picks when the server drops its startup timeouts, as
+#      Neon's direct endpoint does) against pgx's default, cached statements.
 # Usage: bench/ops/run.sh [rounds] [BASE]   (defaults: 3, d4190a8)
 # Environment: CLIENTS (32), DURATION (seconds, 10), WARMUP (seconds, 2),
 #   LOGIN_CLIENTS (16), LANYARD_TEST_POSTGRES_URL (admin URL).
@@ -70,7 +73,9 @@ as_pg=()
 if [[ $(id -u) == 0 ]]; then chown postgres "$tmp/pgbouncer.ini" "$tmp/users.txt"; touch "$tmp/pgbouncer.log"; chown postgres "$tmp/pgbouncer.log"; as_pg=(runuser -u postgres --); fi
 "${as_pg[@]}" /usr/sbin/pgbouncer "$tmp/pgbouncer.ini" >/dev/null 2>&1 &
 pids+=("$!")
-pooled() { printf '%s' "$(dburl "$1")" | sed -E "s#@[^/]+/#@127.0.0.1:$pgb_port/#; s#\?#?default_query_exec_mode=exec\&#"; }
+# exec_mode URL: URL with pgx's default_query_exec_mode=exec.
+exec_mode() { case $1 in *\?*) printf '%s' "${1/\?/?default_query_exec_mode=exec\&}" ;; *) printf '%s?default_query_exec_mode=exec' "$1" ;; esac; }
+pooled() { exec_mode "$(dburl "$1" | sed -E "s#@[^/]+/#@127.0.0.1:$pgb_port/#")"; }
 
 # start NAME BINARY DB_URL: a Lanyard on its own port; sets port_NAME, pid_NAME.
 start() {
@@ -85,10 +90,11 @@ start() {
   printf -v "pid_$name" %s "$!"
   wait_http "http://127.0.0.1:$p/readyz" "$out/$name.log" "$!"
 }
-newdb "${tag}_direct"; newdb "${tag}_pooled"; newdb "${tag}_base"
+newdb "${tag}_direct"; newdb "${tag}_pooled"; newdb "${tag}_base"; newdb "${tag}_directexec"
 start direct "$tmp/lanyard" "$(dburl "${tag}_direct")"
 start pooled "$tmp/lanyard" "$(pooled "${tag}_pooled")"
 start base "$tmp/lanyard-base" "$(dburl "${tag}_base")"
+start directexec "$tmp/lanyard" "$(exec_mode "$(dburl "${tag}_directexec")")"
 
 refresh() {
   local name=$1 port pid
@@ -113,8 +119,8 @@ login() {
 }
 for r in $(seq "$rounds"); do
   echo "== round $r/$rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  if ((r % 2)); then refresh direct; refresh pooled; refresh base; login audit "$tmp/lanyard"; login base "$tmp/lanyard-base"
-  else refresh base; refresh pooled; refresh direct; login base "$tmp/lanyard-base"; login audit "$tmp/lanyard"; fi
+  if ((r % 2)); then refresh direct; refresh directexec; refresh pooled; refresh base; login audit "$tmp/lanyard"; login base "$tmp/lanyard-base"
+  else refresh base; refresh pooled; refresh directexec; refresh direct; login base "$tmp/lanyard-base"; login audit "$tmp/lanyard"; fi
 done
 
 field() { sed -nE "s/.* $2=([^ ]+).*/\1/p" "$out/$1.txt"; }
@@ -123,12 +129,13 @@ ratios() { paste -d' ' <(field "$1" "$3") <(field "$2" "$3") | awk '{ printf "%.
 {
   echo
   echo "== medians over $rounds rounds"
-  for s in refresh-direct refresh-pooled refresh-base; do
+  for s in refresh-direct refresh-directexec refresh-pooled refresh-base; do
     printf '%-16s req/s %9.1f  p50_ms %6.2f  p99_ms %6.2f  errors %s\n' "$s" "$(field $s req_per_s | median)" \
       "$(field $s p50_ms | median)" "$(field $s p99_ms | median)" "$(field $s errors | awk '{ s += $1 } END { print s + 0 }')"
   done
   cat "$out/login-audit.txt" "$out/login-base.txt"
   printf 'refresh pooled / direct       = %.3f; per round: %s\n' "$(ratios refresh-pooled refresh-direct req_per_s | median)" "$(ratios refresh-pooled refresh-direct req_per_s | tr '\n' ' ')"
   printf 'refresh audit (work tree) / base = %.3f; per round: %s\n' "$(ratios refresh-direct refresh-base req_per_s | median)" "$(ratios refresh-direct refresh-base req_per_s | tr '\n' ' ')"
+  printf 'refresh direct exec / cached  = %.3f; per round: %s\n' "$(ratios refresh-directexec refresh-direct req_per_s | median)" "$(ratios refresh-directexec refresh-direct req_per_s | tr '\n' ' ')"
   printf 'login audit / base            = %.3f; per round: %s\n' "$(ratios login-audit login-base logins_per_s | median)" "$(ratios login-audit login-base logins_per_s | tr '\n' ' ')"
 } | tee "$out/summary.txt"

@@ -233,8 +233,8 @@ const cancelGrace = 250 * time.Millisecond
 // unnamed (default_query_exec_mode=exec), unless the URL chose a mode.
 // So do those after a server accepted the parameters and dropped them: a
 // pooler configured to ignore them (ignore_startup_parameters) looks like
-// that, and so does Neon's direct endpoint, which then only loses what a
-// cached statement saves (a URL that sets a mode keeps it).
+// that, and so does Neon's direct endpoint, which then parses and plans
+// every statement again (docs/neon.md: a URL that sets a mode keeps it).
 type startupParams struct {
 	added   []string // the names Lanyard set (ones the URL sets are the operator's)
 	value   string   // what it set them to, in milliseconds
