@@ -158,9 +158,9 @@ func (s *Store) PurgeThrottles(ctx context.Context, now time.Time, batch int) (i
 
 // countersWhere matches the counters' rows, with numbered parameters. A key
 // shorter than a full one names every counter of its scope whose key starts
-// with it (identity.AccountKeyPrefix): a
-// range of the primary key, (prefix 00…, prefix ff…), which both databases
-// compare byte by byte.
+// with it (identity.AccountKeyPrefix): a range of the primary key, from the
+// prefix padded with 00 bytes to the prefix padded with ff bytes, which both
+// databases compare byte by byte.
 func countersWhere(counters []identity.ThrottleCounter) (string, []any) {
 	terms := make([]string, len(counters))
 	var args []any
