@@ -620,12 +620,13 @@ func interpolate(t *testing.T, s string, vars map[string]string) string {
 func settingNames(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	_, _ = config.Load(func(name string) string {
+	// Load stops reading at the first error; the empty environment has
+	// none, so every name was asked for.
+	_, err := config.Load(func(name string) string {
 		names[name] = true
 		return ""
 	})
-	// Load stops reading at the first error; the empty environment has
-	// none, so every name was asked for.
+	require.NoError(t, err)
 	require.Contains(t, names, "LANYARD_DATABASE_URL")
 	require.Contains(t, names, "LANYARD_MIGRATE")
 	return names
@@ -729,6 +730,7 @@ func TestCompose(t *testing.T) {
 
 		_, port, err := net.SplitHostPort(svc.Environment["LANYARD_ADDR"])
 		require.NoError(t, err, "%s: LANYARD_ADDR", name)
+		require.NotEmpty(t, svc.Ports, "%s publishes its port", name)
 		for _, published := range svc.Ports {
 			assert.True(t, strings.HasSuffix(published, ":"+port), "%s publishes LANYARD_ADDR's port: %s", name, published)
 			assert.True(t, strings.HasPrefix(published, "127.0.0.1:"), "%s publishes on loopback only: %s", name, published)

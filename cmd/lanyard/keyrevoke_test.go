@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lanyard-id/lanyard/internal/testdb"
 	"github.com/lanyard-id/lanyard/verifier"
 )
 
@@ -28,14 +27,12 @@ import (
 // and the Go verifier, once it refetches, rejects A's token too. On Postgres
 // two replicas share the database; on SQLite one server owns its data dir.
 func TestKeyRevocation(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
 			const issuer = "http://lanyard.test"
-			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_ISSUER": issuer, "LANYARD_KEY_CHECK_INTERVAL": "1s"}
+			vars := onDatabase(t, name, strings.Repeat("k", 40), map[string]string{"LANYARD_ISSUER": issuer, "LANYARD_KEY_CHECK_INTERVAL": "1s"})
 			replicas := 1
 			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-				vars["LANYARD_SECRET"] = strings.Repeat("k", 40)
 				replicas = 2
 			}
 			var servers []*lanyard

@@ -151,30 +151,32 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 // LANYARD_DATA_DIR already holds one (never creating a directory or an
 // empty database), and a database without Lanyard's tables is refused with
 // the command that makes them rather than a "no such table" error.
-func openStore(ctx context.Context, getenv func(string) string) (config.Config, *store.Store, error) {
+func openStore(ctx context.Context, getenv func(string) string) (config.Config, *store.Store, []identity.SigningKeyRecord, error) {
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
 	if cfg.Embedded() {
 		info, err := os.Stat(cfg.SQLitePath())
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return cfg, nil, fmt.Errorf("no database: LANYARD_DATABASE_URL is unset and LANYARD_DATA_DIR (%s) holds no embedded database (lanyard.db); "+
+			return cfg, nil, nil, fmt.Errorf("no database: LANYARD_DATABASE_URL is unset and LANYARD_DATA_DIR (%s) holds no embedded database (lanyard.db); "+
 				"set LANYARD_DATABASE_URL, or LANYARD_DATA_DIR to the server's data directory", cfg.DataDir)
 		case err != nil:
-			return cfg, nil, fmt.Errorf("embedded database: %w", err)
+			return cfg, nil, nil, fmt.Errorf("embedded database: %w", err)
 		case !info.Mode().IsRegular():
-			return cfg, nil, fmt.Errorf("embedded database %s is not a regular file", cfg.SQLitePath())
+			return cfg, nil, nil, fmt.Errorf("embedded database %s is not a regular file", cfg.SQLitePath())
 		}
 	}
 	st, err := store.Open(ctx, storeOptions(cfg))
 	if err != nil {
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
-	// Every admin command reads the signing keys: probe that table, so a
-	// database that was never migrated says so in one line.
-	if _, err := st.SigningKeys(ctx); err != nil {
+	// Every admin command reads the signing keys: reading them first also
+	// probes the tables, so a database that was never migrated says so in
+	// one line.
+	records, err := st.SigningKeys(ctx)
+	if err != nil {
 		defer st.Close()
 		where := "the database at LANYARD_DATABASE_URL"
 		if cfg.Embedded() {
@@ -183,18 +185,18 @@ func openStore(ctx context.Context, getenv func(string) string) (config.Config, 
 		switch {
 		case store.IsMissingTable(err) && !cfg.Embedded():
 			if err := st.CheckDeployment(ctx); err != nil {
-				return cfg, nil, err
+				return cfg, nil, nil, err
 			}
-			return cfg, nil, fmt.Errorf("%s has no Lanyard tables in schema %s (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first",
+			return cfg, nil, nil, fmt.Errorf("%s has no Lanyard tables in schema %s (LANYARD_DATABASE_SCHEMA) yet: run lanyard migrate (or start the server, which migrates) first",
 				where, cfg.DatabaseSchema)
 		case store.IsMissingTable(err):
-			return cfg, nil, fmt.Errorf("%s has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", where)
+			return cfg, nil, nil, fmt.Errorf("%s has no Lanyard tables yet: run lanyard migrate (or start the server, which migrates) first", where)
 		case store.IsMissingColumn(err):
-			return cfg, nil, fmt.Errorf("%s was migrated by an older lanyard: run lanyard migrate first", where)
+			return cfg, nil, nil, fmt.Errorf("%s was migrated by an older lanyard: run lanyard migrate first", where)
 		}
-		return cfg, nil, err
+		return cfg, nil, nil, err
 	}
-	return cfg, st, nil
+	return cfg, st, records, nil
 }
 
 // migrate applies pending migrations. On the embedded database it takes the
@@ -288,15 +290,11 @@ func openMigrated(ctx context.Context, cfg config.Config, opts store.Options, ou
 }
 
 func listKeys(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	_, st, err := openStore(ctx, getenv)
+	_, st, records, err := openStore(ctx, getenv)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	records, err := st.SigningKeys(ctx)
-	if err != nil {
-		return err
-	}
+	st.Close()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tACTIVATED\tRETIRED\tREMOVED\tREVOKED")
 	for _, r := range records {
@@ -339,7 +337,7 @@ func rotateKeys(ctx context.Context, args []string, getenv func(string) string, 
 			return fmt.Errorf("unknown flag %q\n%s", a, rotateUsage)
 		}
 	}
-	cfg, st, err := openStore(ctx, getenv)
+	cfg, st, _, err := openStore(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -386,7 +384,7 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("name exactly one key to revoke\n%s", revokeUsage)
 	}
 	kid := args[0]
-	cfg, st, err := openStore(ctx, getenv)
+	cfg, st, _, err := openStore(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -413,7 +411,7 @@ func revokeKey(ctx context.Context, args []string, getenv func(string) string, s
 // resealKeys re-encrypts every stored signing key under LANYARD_SECRET,
 // opening them with it or LANYARD_SECRET_PREVIOUS.
 func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	cfg, st, err := openStore(ctx, getenv)
+	cfg, st, records, err := openStore(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -422,10 +420,6 @@ func resealKeys(ctx context.Context, getenv func(string) string, stdout io.Write
 		return err
 	}
 	sealer, err := newSealer(cfg)
-	if err != nil {
-		return err
-	}
-	records, err := st.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}

@@ -113,6 +113,27 @@ func env(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
 }
 
+// programDatabases are the databases the program's own tests run on.
+var programDatabases = []string{"sqlite", "postgres"}
+
+// onDatabase points vars at the database name and returns them: a fresh
+// LANYARD_DATA_DIR (the embedded default lives there) unless vars names
+// one, and on "postgres" a fresh database with secret as LANYARD_SECRET
+// ("" sets none).
+func onDatabase(t *testing.T, name, secret string, vars map[string]string) map[string]string {
+	t.Helper()
+	if _, ok := vars["LANYARD_DATA_DIR"]; !ok {
+		vars["LANYARD_DATA_DIR"] = t.TempDir()
+	}
+	if name == "postgres" {
+		vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
+		if secret != "" {
+			vars["LANYARD_SECRET"] = secret
+		}
+	}
+	return vars
+}
+
 // start runs `lanyard serve` and waits for its "listening" log line.
 func start(t *testing.T, vars map[string]string) *lanyard {
 	t.Helper()
@@ -218,13 +239,9 @@ func (l *lanyard) call(t *testing.T, method, path, bearer string, body any) (int
 // refresh, logout, restart (the key and secret persist), and offline
 // verification by Debian's PyJWT against the served JWKS.
 func TestFullFlow(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
-			vars := map[string]string{"LANYARD_ISSUER": "http://lanyard.test", "LANYARD_DATA_DIR": t.TempDir()}
-			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-				vars["LANYARD_SECRET"] = strings.Repeat("s3cr3t-", 6)
-			}
+			vars := onDatabase(t, name, strings.Repeat("s3cr3t-", 6), map[string]string{"LANYARD_ISSUER": "http://lanyard.test"})
 			l := start(t, vars)
 			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "flow@example.com", "password": "correct horse battery staple"})
 			require.Equal(t, http.StatusCreated, status, body)
@@ -343,13 +360,9 @@ func TestConfigErrors(t *testing.T) {
 
 // TestCommands covers migrate, keys list, version and help on both databases.
 func TestCommands(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
-			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir()}
-			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-				vars["LANYARD_SECRET"] = strings.Repeat("k", 32)
-			}
+			vars := onDatabase(t, name, strings.Repeat("k", 32), map[string]string{})
 			var out bytes.Buffer
 			require.NoError(t, run(context.Background(), []string{"migrate"}, env(vars), &out, io.Discard))
 			assert.Contains(t, out.String(), "applied 00001_init.sql")
@@ -515,13 +528,9 @@ func TestCleanupJob(t *testing.T) {
 // swaps at once; a running server picks the change up by itself, and a token
 // signed before the rotation still verifies in PyJWT against the served JWKS.
 func TestKeyRotationCLI(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
-			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_ISSUER": "http://lanyard.test", "LANYARD_KEY_CHECK_INTERVAL": "1s"}
-			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-				vars["LANYARD_SECRET"] = strings.Repeat("r", 40)
-			}
+			vars := onDatabase(t, name, strings.Repeat("r", 40), map[string]string{"LANYARD_ISSUER": "http://lanyard.test", "LANYARD_KEY_CHECK_INTERVAL": "1s"})
 			l := start(t, vars)
 			first := l.listeningField("kid")
 			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "rotate@example.com", "password": "correct horse battery staple"})
@@ -573,13 +582,10 @@ func TestKeyRotationCLI(t *testing.T) {
 // the new secret and the old one in LANYARD_SECRET_PREVIOUS, reseal, then
 // drop the old one; sessions and the signing key survive throughout.
 func TestSecretRotation(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
 			oldSecret, newSecret := strings.Repeat("o", 40), strings.Repeat("n", 40)
-			vars := map[string]string{"LANYARD_DATA_DIR": t.TempDir(), "LANYARD_SECRET": oldSecret}
-			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-			}
+			vars := onDatabase(t, name, "", map[string]string{"LANYARD_SECRET": oldSecret})
 			l := start(t, vars)
 			kid := l.listeningField("kid")
 			status, body := l.post(t, "/v1/auth/signup", map[string]any{"email": "secret@example.com", "password": "correct horse battery staple"})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -33,10 +34,7 @@ func TestSchemaMoveCLI(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, body)
 	l.stop(t)
 
-	vars := map[string]string{}
-	for k, v := range old {
-		vars[k] = v
-	}
+	vars := maps.Clone(old)
 	delete(vars, "LANYARD_DATABASE_SCHEMA") // the new default, lanyard
 	for _, args := range [][]string{{"migrate"}, {"keys", "list"}} {
 		err, _ := runAdmin(t, args, vars)
@@ -46,9 +44,7 @@ func TestSchemaMoveCLI(t *testing.T) {
 	// serve refuses the same way, at start (bounded, so a regression fails
 	// rather than serving an empty schema until the test times out).
 	serveVars := map[string]string{"LANYARD_ADDR": "127.0.0.1:0", "LANYARD_ADMIN_ADDR": "off"}
-	for k, v := range vars {
-		serveVars[k] = v
-	}
+	maps.Copy(serveVars, vars)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := run(ctx, []string{"serve"}, env(serveVars), io.Discard, io.Discard)
 	cancel()

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/lanyard-id/lanyard/internal/testdb"
 )
 
 // TestNoSecretsInLogs runs a full flow through the real program at debug
@@ -27,17 +25,13 @@ import (
 // token and refresh token it saw and for LANYARD_SECRET in any common
 // encoding. Nor may any JWT-shaped string appear, whoever issued it.
 func TestNoSecretsInLogs(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
+	for _, name := range programDatabases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			vars := map[string]string{
+			vars := onDatabase(t, name, "pg-secret/+with=base64+chars/"+strings.Repeat("x", 16), map[string]string{
 				"LANYARD_DATA_DIR": dir, "LANYARD_ADDR": "127.0.0.1:0", "LANYARD_ADMIN_ADDR": "127.0.0.1:0",
 				"LANYARD_SHUTDOWN_DRAIN": "0s", "LANYARD_LOG_LEVEL": "debug",
-			}
-			if name == "postgres" {
-				vars["LANYARD_DATABASE_URL"] = testdb.PostgresURL(t)
-				vars["LANYARD_SECRET"] = "pg-secret/+with=base64+chars/" + strings.Repeat("x", 16)
-			}
+			})
 			out := &printed{listening: make(chan string, 1)}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)

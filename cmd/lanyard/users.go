@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"github.com/lanyard-id/lanyard/internal/config"
 	"github.com/lanyard-id/lanyard/internal/httpapi"
 	"github.com/lanyard-id/lanyard/internal/identity"
-	"github.com/lanyard-id/lanyard/internal/store"
 	"github.com/lanyard-id/lanyard/keys"
 )
 
@@ -48,7 +48,7 @@ var cliAdmin = identity.Admin{Via: "cli", UserAgent: "lanyard-cli"}
 // and builds the use cases on it, on the database's clock, with the
 // server's secret (throttle counters are keyed with it).
 func adminService(ctx context.Context, getenv func(string) string) (*identity.Service, func(), error) {
-	cfg, st, err := openStore(ctx, getenv)
+	cfg, st, records, err := openStore(ctx, getenv)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -56,7 +56,7 @@ func adminService(ctx context.Context, getenv func(string) string) (*identity.Se
 		st.Close()
 		return nil, nil, err
 	}
-	if err := proveSecret(ctx, cfg, st); err != nil {
+	if err := proveSecret(cfg, records); err != nil {
 		st.Close()
 		return nil, nil, err
 	}
@@ -79,31 +79,23 @@ func adminService(ctx context.Context, getenv func(string) string) (*identity.Se
 var errForeignSecret = errors.New("LANYARD_SECRET does not open the stored signing keys: it is not the server's secret")
 
 // proveSecret checks that LANYARD_SECRET is the server's, as `lanyard keys
-// reseal` does: the signing key in use (current, else next) must open with
+// reseal` does: of the stored records, the signing key in use (current, else next) must open with
 // it (or with LANYARD_SECRET_PREVIOUS). Throttle counters are keyed by an
 // HMAC under the secret, so with another secret `users delete` would
 // report success and leave the user's counters behind. A database with no
 // such key has nothing to prove the secret against.
-func proveSecret(ctx context.Context, cfg config.Config, st *store.Store) error {
-	records, err := st.SigningKeys(ctx)
-	if err != nil {
-		return err
+func proveSecret(cfg config.Config, records []identity.SigningKeyRecord) error {
+	inState := func(state string) func(identity.SigningKeyRecord) bool {
+		return func(r identity.SigningKeyRecord) bool { return r.State == state }
 	}
-	var key *identity.SigningKeyRecord
-	for _, state := range []string{identity.KeyStateCurrent, identity.KeyStateNext} {
-		for i := range records {
-			if records[i].State == state {
-				key = &records[i]
-				break
-			}
-		}
-		if key != nil {
-			break
-		}
+	i := slices.IndexFunc(records, inState(identity.KeyStateCurrent))
+	if i < 0 {
+		i = slices.IndexFunc(records, inState(identity.KeyStateNext))
 	}
-	if key == nil {
+	if i < 0 {
 		return nil
 	}
+	key := records[i]
 	sealer, err := newSealer(cfg)
 	if err != nil {
 		return err
@@ -206,6 +198,11 @@ func usersCommand(ctx context.Context, args []string, getenv func(string) string
 	case sub != "list":
 		id = rest[0]
 	}
+	if sub == "list" {
+		if err := checkLimit(limit); err != nil {
+			return err
+		}
+	}
 	if sub == "delete" && !yes {
 		return fmt.Errorf("refusing to delete user %q without --yes: deletion removes the account, its sessions and its profile, and cannot be undone", id)
 	}
@@ -216,9 +213,6 @@ func usersCommand(ctx context.Context, args []string, getenv func(string) string
 	defer done()
 	switch sub {
 	case "list":
-		if err := checkLimit(limit); err != nil {
-			return err
-		}
 		page, err := svc.AdminListUsers(ctx, prefix, cursor, limit)
 		if err != nil {
 			return commandError(err, "")

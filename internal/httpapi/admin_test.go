@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,8 +183,6 @@ func TestAdminUsers(t *testing.T) {
 			}
 			assert.Len(t, seen, 5)
 			assert.Equal(t, []string{"a%d@example.com", "a.e@example.com", "a_c@example.com", "ab@example.com", "axe@example.com"}, seen)
-			assert.True(t, slices.IsSorted(seen), "ordered by address: %v", seen)
-			assert.Len(t, slices.Compact(slices.Clone(seen)), 5, "no user twice")
 		})
 
 		t.Run("bad page parameters", func(t *testing.T) {

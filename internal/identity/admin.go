@@ -211,8 +211,7 @@ func (s *Service) AdminGetUser(ctx context.Context, by Admin, userID string) (Ad
 // (reason "disabled"), imported Better-Auth sessions included. Disabling a
 // disabled user changes nothing but is recorded again.
 func (s *Service) AdminDisableUser(ctx context.Context, by Admin, userID string) error {
-	now := s.sessionTime()
-	return s.adminChange(ctx, by, userID, AuditUserDisabled, nil, func(tx Tx) error {
+	return s.adminChange(ctx, by, userID, AuditUserDisabled, func(tx Tx, now time.Time) error {
 		if err := tx.SetUserDisabled(ctx, userID, &now); err != nil {
 			return err
 		}
@@ -224,7 +223,7 @@ func (s *Service) AdminDisableUser(ctx context.Context, by Admin, userID string)
 // AdminEnableUser lets a disabled user log in again; the sessions that
 // disabling ended stay ended.
 func (s *Service) AdminEnableUser(ctx context.Context, by Admin, userID string) error {
-	return s.adminChange(ctx, by, userID, AuditUserEnabled, nil, func(tx Tx) error {
+	return s.adminChange(ctx, by, userID, AuditUserEnabled, func(tx Tx, _ time.Time) error {
 		return tx.SetUserDisabled(ctx, userID, nil)
 	})
 }
@@ -257,7 +256,7 @@ func (s *Service) AdminEndSessions(ctx context.Context, by Admin, userID string)
 // new address and that address's mail_to counter. Audit events keep the
 // user id.
 func (s *Service) AdminDeleteUser(ctx context.Context, by Admin, userID string) error {
-	return s.adminChange(ctx, by, userID, AuditUserDeleted, nil, func(tx Tx) error {
+	return s.adminChange(ctx, by, userID, AuditUserDeleted, func(tx Tx, _ time.Time) error {
 		user, err := tx.UserByID(ctx, userID)
 		if err != nil {
 			return err
@@ -292,17 +291,18 @@ func (s *Service) accountCounters(u User) []ThrottleCounter {
 	}
 }
 
-// adminChange runs change and records its audit event in one transaction.
-func (s *Service) adminChange(ctx context.Context, by Admin, userID, eventType string, details map[string]string, change func(Tx) error) error {
+// adminChange runs change and records its audit event in one transaction,
+// both at one reading of the session clock.
+func (s *Service) adminChange(ctx context.Context, by Admin, userID, eventType string, change func(tx Tx, now time.Time) error) error {
 	if !adminUserID(userID) {
 		return noSuchUser()
 	}
 	now := s.sessionTime()
 	err := s.store.Atomically(ctx, func(tx Tx) error {
-		if err := change(tx); err != nil {
+		if err := change(tx, now); err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, by.event(eventType, userID, now, details))
+		return tx.AppendAudit(ctx, by.event(eventType, userID, now, nil))
 	})
 	return adminError(err)
 }

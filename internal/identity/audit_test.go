@@ -1,7 +1,9 @@
 package identity_test
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,13 +26,7 @@ func keyEvents(t *testing.T, st identity.AuditLog) []identity.AuditEvent {
 		out = append(out, events...)
 	}
 	// Oldest first, by id.
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j].ID < out[i].ID {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
+	slices.SortFunc(out, func(a, b identity.AuditEvent) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -327,9 +327,9 @@ func (s *Service) LogIn(ctx context.Context, email, pw string, client Client) (T
 	if err != nil {
 		return Tokens{}, internal(err)
 	}
+	loggedIn := auditOf(AuditLoginSucceeded, user.ID, client, now, map[string]string{"method": "password", "session_id": session.ID})
 	for tries := 1; ; tries++ {
-		err = s.store.CreateSessionIfPassword(ctx, session, hash,
-			auditOf(AuditLoginSucceeded, user.ID, client, now, map[string]string{"method": "password", "session_id": session.ID}))
+		err = s.store.CreateSessionIfPassword(ctx, session, hash, loggedIn)
 		if !errors.Is(err, ErrStaleCredentials) || tries == staleCredentialRetries {
 			break
 		}

@@ -154,14 +154,14 @@ func clientAddress(ip string) string {
 // counter is the counter of scope for the given account and/or address
 // under rule, or none when the rule is off.
 func (s *Service) counter(scope string, rule RateLimit, parts ...string) []ThrottleCounter {
+	if rule.Max <= 0 {
+		return nil // nothing hashed for a rule that is off
+	}
 	return limited(s.counterOf(scope, parts...), rule)
 }
 
-// limited is c under rule, or none when the rule is off.
+// limited is c under rule (which is on).
 func limited(c ThrottleCounter, rule RateLimit) []ThrottleCounter {
-	if rule.Max <= 0 {
-		return nil
-	}
 	c.Limit, c.Window = int64(rule.Max), rule.Window
 	return []ThrottleCounter{c}
 }
@@ -176,7 +176,7 @@ const AccountKeyPrefix = sha256.Size / 2
 // address addr: the account's prefix, then the pair's own HMAC, each cut to
 // 128 bits (still far beyond any chance collision between counters).
 func (s *Service) accountClientCounter(scope, account, addr string) ThrottleCounter {
-	key := append(s.counterKey(scope, account)[:AccountKeyPrefix], s.counterKey(scope, account, addr)[:sha256.Size-AccountKeyPrefix]...)
+	key := append(s.accountClientCounters(scope, account).Key, s.counterKey(scope, account, addr)[:sha256.Size-AccountKeyPrefix]...)
 	return ThrottleCounter{Scope: scope, Key: key}
 }
 
@@ -201,7 +201,9 @@ const emailChangeResend = "email-change"
 func (s *Service) loginCounters(account string, client Client) (perClient, others []ThrottleCounter) {
 	addr := clientAddress(client.IP)
 	l := s.cfg.RateLimits
-	perClient = limited(s.accountClientCounter(ScopeLoginAccountIP, account, addr), l.LoginAccountIP)
+	if l.LoginAccountIP.Max > 0 {
+		perClient = limited(s.accountClientCounter(ScopeLoginAccountIP, account, addr), l.LoginAccountIP)
+	}
 	others = append(s.counter(ScopeLoginIP, l.LoginIP, addr), s.counter(ScopeLoginAccount, l.LoginAccount, account)...)
 	return perClient, others
 }
@@ -323,11 +325,7 @@ func (s *Service) charge(ctx context.Context, counters []ThrottleCounter, userID
 	// the first refusal of a block is recorded (per replica): a flood of
 	// refused requests must not flood the audit trail, nor push a user's
 	// real events out of their last 50.
-	var blockEnd time.Time
-	if longest < len(ends) {
-		blockEnd = ends[longest]
-	}
-	if !s.throttled.first(blocked[longest], blockEnd) {
+	if !s.throttled.first(blocked[longest], ends[longest]) {
 		s.settle(ctx, nil, refund)
 		return &Error{Code: CodeRateLimited, Message: "too many attempts; retry later", cause: t}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"strings"
 	"time"
 
@@ -146,13 +147,13 @@ const graceParent = `generation = $1 + 1 AND rotated_at > $3 AND ($7 IS NULL OR 
 // returned revoke_reason is the new one; every matched row had none), so the
 // event and the revocation commit together and the hot path stays one
 // statement. $9 to $12 are the event's type, actor, IP and user agent, $13
-// its details (session_id included).
+// its details, to which the statement adds the session_id.
 const rotateSessionPostgres = `
 WITH s AS (UPDATE lanyard.sessions SET` + rotateSet + `
   AND ($8::timestamptz IS NULL OR clock_timestamp() < $8)
   RETURNING generation, revoke_reason, expires_at, user_id),
 a AS (INSERT INTO lanyard.audit_events (` + auditColumns + `)
-  SELECT $2, $9::text, s.user_id, $10::text, $11::text, $12::text, $13::jsonb FROM s WHERE s.revoke_reason = 'reuse')
+  SELECT $2, $9::text, s.user_id, $10::text, $11::text, $12::text, $13::jsonb || jsonb_build_object('session_id', $5::text) FROM s WHERE s.revoke_reason = 'reuse')
 SELECT s.generation, s.revoke_reason, s.expires_at, s.user_id, u.email, u.name, u.created_at, u.email_verified_at,
        p.python_proficiency, p.developer_role, p.completed_at
 FROM s JOIN lanyard.users u ON u.id = s.user_id LEFT JOIN lanyard.profiles p ON p.user_id = s.user_id`
@@ -177,6 +178,8 @@ RETURNING generation, revoke_reason, expires_at, user_id,
 // statement, so a rotation that waited too long rolls back rather than
 // committing after its caller has answered 503.
 func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (identity.Rotation, error) {
+	// The event's session_id is added only where the event is written (on
+	// reuse), so a refresh copies no map for it.
 	reuse := r.Reuse
 	reuse.At, reuse.UserID = r.Now, ""
 	if reuse.Type == "" {
@@ -185,11 +188,6 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 	if reuse.Actor == "" {
 		reuse.Actor = identity.ActorUser
 	}
-	reuse.Details = make(map[string]string, len(r.Reuse.Details)+1)
-	for k, v := range r.Reuse.Details {
-		reuse.Details[k] = v
-	}
-	reuse.Details["session_id"] = r.SessionID
 	audit, err := auditArgs(reuse)
 	if err != nil {
 		return identity.Rotation{}, err
@@ -233,6 +231,11 @@ func (s *Store) RotateSession(ctx context.Context, r identity.RotateRequest) (id
 				return nil
 			}
 			reuse.UserID = row.ID
+			reuse.Details = maps.Clone(reuse.Details)
+			if reuse.Details == nil {
+				reuse.Details = map[string]string{}
+			}
+			reuse.Details["session_id"] = r.SessionID
 			return in.AppendAudit(ctx, reuse)
 		})
 	}

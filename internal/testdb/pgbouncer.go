@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -99,12 +98,10 @@ func StartPgBouncerWith(t testing.TB, upstreamURL string, opts PgBouncerOptions)
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		// pgbouncer refuses root: "PgBouncer should not run as root".
-		u, err := user.Lookup("postgres")
+		uid, gid, err := osUser("postgres")
 		if err != nil {
 			t.Fatalf("pgbouncer refuses to run as root and runs as the postgres OS user here: %v", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
 		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)

@@ -456,11 +456,20 @@ func freePort() (int, error) {
 }
 
 func chownToUser(path, name string) error {
-	u, err := user.Lookup(name)
+	uid, gid, err := osUser(name)
 	if err != nil {
 		return fmt.Errorf("the %s OS user runs the throwaway cluster: %w", name, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	return os.Chown(path, uid, gid)
+}
+
+// osUser returns the uid and gid of the OS user name.
+func osUser(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
 }
